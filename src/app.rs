@@ -1,0 +1,406 @@
+//! `App`: the one shared handle (config, store, PKCS#11 module and tokens, the world, clock).
+//!
+//! The world (clusters, HSMs, users, key stores, keys, aliases, orphans) lives in memory
+//! behind a `std::sync::RwLock` held only for short, non-async sections. Mutations are
+//! serialised by `writer` (a `tokio::sync::Mutex`, held across HSM and store awaits: in a
+//! simulator, determinism beats throughput) and go through [`App::commit`]: one SQLite
+//! transaction first, memory second, so nothing acknowledged is lost and nothing half-done is
+//! visible. Data-plane calls copy what they need under the read lock, drop it, then call the
+//! HSM (D9).
+
+use crate::cluster::model::{Backup, Cluster, Hsm, User};
+use crate::config::{Config, ProvisionerKind};
+use crate::hsm::{HsmError, Module, PinTemplate, Provisioner, Token};
+use crate::kms::model::{Alias, Key, KeyStore, Orphan};
+use crate::store::{Batch, Store, StoreError, Table};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Everything the simulator knows, in memory.
+#[derive(Debug, Default, Clone)]
+pub struct World {
+    /// Clusters by ID.
+    pub clusters: BTreeMap<String, Cluster>,
+    /// HSMs by ID.
+    pub hsms: BTreeMap<String, Hsm>,
+    /// Users by `<cluster>/<name>`.
+    pub users: BTreeMap<String, User>,
+    /// Backups by ID.
+    pub backups: BTreeMap<String, Backup>,
+    /// Key stores by ID.
+    pub stores: BTreeMap<String, KeyStore>,
+    /// Keys by key ID.
+    pub keys: BTreeMap<String, Key>,
+    /// Aliases by name.
+    pub aliases: BTreeMap<String, Alias>,
+    /// Orphans by sequence (zero-padded).
+    pub orphans: BTreeMap<String, Orphan>,
+    /// Clock offset in seconds.
+    pub clock_offset: f64,
+}
+
+/// One change to the world, applied to SQLite and then to memory.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub enum Change {
+    Cluster(Cluster),
+    DelCluster(String),
+    Hsm(Hsm),
+    DelHsm(String),
+    User(User),
+    DelUser(String),
+    Backup(Backup),
+    Store(KeyStore),
+    DelStore(String),
+    Key(Key),
+    DelKey(String),
+    Alias(Alias),
+    DelAlias(String),
+    Orphan(Orphan),
+    ClockOffset(f64),
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClockDoc {
+    offset_seconds: f64,
+}
+
+fn orphan_id(seq: u64) -> String {
+    format!("{seq:012}")
+}
+
+impl World {
+    fn apply(&mut self, c: Change) {
+        match c {
+            Change::Cluster(x) => {
+                self.clusters.insert(x.id.clone(), x);
+            }
+            Change::DelCluster(id) => {
+                self.clusters.remove(&id);
+            }
+            Change::Hsm(x) => {
+                self.hsms.insert(x.id.clone(), x);
+            }
+            Change::DelHsm(id) => {
+                self.hsms.remove(&id);
+            }
+            Change::User(x) => {
+                self.users.insert(x.key(), x);
+            }
+            Change::DelUser(id) => {
+                self.users.remove(&id);
+            }
+            Change::Backup(x) => {
+                self.backups.insert(x.id.clone(), x);
+            }
+            Change::Store(x) => {
+                self.stores.insert(x.id.clone(), x);
+            }
+            Change::DelStore(id) => {
+                self.stores.remove(&id);
+            }
+            Change::Key(x) => {
+                self.keys.insert(x.id.clone(), x);
+            }
+            Change::DelKey(id) => {
+                self.keys.remove(&id);
+            }
+            Change::Alias(x) => {
+                self.aliases.insert(x.name.clone(), x);
+            }
+            Change::DelAlias(id) => {
+                self.aliases.remove(&id);
+            }
+            Change::Orphan(x) => {
+                self.orphans.insert(orphan_id(x.seq), x);
+            }
+            Change::ClockOffset(o) => self.clock_offset = o,
+        }
+    }
+
+    /// Active HSMs of a cluster.
+    pub fn active_hsms(&self, cluster_id: &str) -> Vec<&Hsm> {
+        self.hsms
+            .values()
+            .filter(|h| h.cluster_id == cluster_id && h.state == crate::cluster::model::HsmState::Active)
+            .collect()
+    }
+
+    /// HSMs of a cluster (any state).
+    pub fn cluster_hsms(&self, cluster_id: &str) -> Vec<&Hsm> {
+        self.hsms.values().filter(|h| h.cluster_id == cluster_id).collect()
+    }
+
+    /// Users of a cluster.
+    pub fn cluster_users(&self, cluster_id: &str) -> Vec<&User> {
+        self.users.values().filter(|u| u.cluster_id == cluster_id).collect()
+    }
+}
+
+fn batch_of(changes: &[Change]) -> Batch {
+    let mut b = Batch::new();
+    for c in changes {
+        match c {
+            Change::Cluster(x) => b.put(Table::Clusters, x.id.clone(), x),
+            Change::DelCluster(id) => b.delete(Table::Clusters, id.clone()),
+            Change::Hsm(x) => b.put(Table::Hsms, x.id.clone(), x),
+            Change::DelHsm(id) => b.delete(Table::Hsms, id.clone()),
+            Change::User(x) => b.put(Table::Users, x.key(), x),
+            Change::DelUser(id) => b.delete(Table::Users, id.clone()),
+            Change::Backup(x) => b.put(Table::Backups, x.id.clone(), x),
+            Change::Store(x) => b.put(Table::KeyStores, x.id.clone(), x),
+            Change::DelStore(id) => b.delete(Table::KeyStores, id.clone()),
+            Change::Key(x) => b.put(Table::Keys, x.id.clone(), x),
+            Change::DelKey(id) => b.delete(Table::Keys, id.clone()),
+            Change::Alias(x) => b.put(Table::Aliases, x.name.clone(), x),
+            Change::DelAlias(id) => b.delete(Table::Aliases, id.clone()),
+            Change::Orphan(x) => b.put(Table::Orphans, orphan_id(x.seq), x),
+            Change::ClockOffset(o) => b.put(Table::Meta, "clock", &ClockDoc { offset_seconds: *o }),
+        };
+    }
+    b
+}
+
+/// Runtime-adjustable simulation settings.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Settings {
+    /// Delay before an asynchronous connect completes.
+    pub connect_delay_ms: u64,
+    /// Delay before an asynchronous disconnect completes.
+    pub disconnect_delay_ms: u64,
+    /// Hold connect attempts in `CONNECTING` until released.
+    pub hold_connections: bool,
+}
+
+/// The one shared handle.
+#[derive(Debug)]
+pub struct App {
+    /// The configuration.
+    pub config: Config,
+    store: Arc<Store>,
+    module: Module,
+    provisioner: Provisioner,
+    pin_template: PinTemplate,
+    tokens: RwLock<HashMap<String, Arc<Token>>>,
+    world: RwLock<World>,
+    /// Serialises every mutation of the world.
+    pub writer: tokio::sync::Mutex<()>,
+    settings: Mutex<Settings>,
+    /// Wakes held connection attempts.
+    pub release: tokio::sync::Notify,
+    internal_pin: String,
+}
+
+/// A start-up failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// HSM.
+    #[error(transparent)]
+    Hsm(#[from] HsmError),
+    /// Files.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl App {
+    /// Open the data dir, the store and the module; load the world. Blocking: call from
+    /// `spawn_blocking` or before the runtime serves requests.
+    pub fn open(config: Config) -> Result<Arc<Self>, StartError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError::Io(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+        let store = Arc::new(Store::open(&config.db_path())?);
+        let path = crate::hsm::module::locate(config.module.as_deref())?;
+        let module = Module::load(&path)?;
+        let provisioner = match config.provisioner {
+            ProvisionerKind::SoftToken => Provisioner::SoftToken,
+            ProvisionerKind::None => Provisioner::None,
+        };
+        let internal_pin = match &config.internal_token_pin {
+            Some(p) => p.clone(),
+            None => read_or_create_secret(&config.data_dir.join("internal-token-pin"))?,
+        };
+        let mut world = World::default();
+        for (_, c) in store.load::<Cluster>(Table::Clusters)? {
+            world.apply(Change::Cluster(c));
+        }
+        for (_, x) in store.load::<Hsm>(Table::Hsms)? {
+            world.apply(Change::Hsm(x));
+        }
+        for (_, x) in store.load::<User>(Table::Users)? {
+            world.apply(Change::User(x));
+        }
+        for (_, x) in store.load::<Backup>(Table::Backups)? {
+            world.apply(Change::Backup(x));
+        }
+        for (_, x) in store.load::<KeyStore>(Table::KeyStores)? {
+            world.apply(Change::Store(x));
+        }
+        for (_, x) in store.load::<Key>(Table::Keys)? {
+            world.apply(Change::Key(x));
+        }
+        for (_, x) in store.load::<Alias>(Table::Aliases)? {
+            world.apply(Change::Alias(x));
+        }
+        for (_, x) in store.load::<Orphan>(Table::Orphans)? {
+            world.apply(Change::Orphan(x));
+        }
+        if let Some(c) = store.get::<ClockDoc>(Table::Meta, "clock")? {
+            world.clock_offset = c.offset_seconds;
+        }
+        let settings = Settings {
+            connect_delay_ms: config.connect_delay_ms,
+            disconnect_delay_ms: config.disconnect_delay_ms,
+            hold_connections: false,
+        };
+        Ok(Arc::new(App {
+            pin_template: PinTemplate(config.pin_template.clone()),
+            config,
+            store,
+            module,
+            provisioner,
+            tokens: RwLock::new(HashMap::new()),
+            world: RwLock::new(world),
+            writer: tokio::sync::Mutex::new(()),
+            settings: Mutex::new(settings),
+            release: tokio::sync::Notify::new(),
+            internal_pin,
+        }))
+    }
+
+    /// Read access to the world (short sections only; never across an await).
+    pub fn world(&self) -> RwLockReadGuard<'_, World> {
+        match self.world.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Commit `changes`: one SQLite transaction, then memory. Call with `writer` held.
+    pub async fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let batch = batch_of(&changes);
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.apply(&batch))
+            .await
+            .map_err(|_| StoreError::Poisoned)??;
+        let mut w = match self.world.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        for c in changes {
+            w.apply(c);
+        }
+        Ok(())
+    }
+
+    /// Now, in seconds since the epoch, on the simulated clock (wall clock + offset, D10).
+    pub fn now(&self) -> f64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        // Millisecond precision, as KMS reports.
+        ((wall + self.world().clock_offset) * 1000.0).round() / 1000.0
+    }
+
+    /// Current settings.
+    pub fn settings(&self) -> Settings {
+        match self.settings.lock() {
+            Ok(s) => *s,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    /// Replace the settings.
+    pub fn set_settings(&self, s: Settings) {
+        if let Ok(mut g) = self.settings.lock() {
+            *g = s;
+        }
+        if !s.hold_connections {
+            self.release.notify_waiters();
+        }
+    }
+
+    /// The PKCS#11 module.
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    /// The token provisioner.
+    pub fn provisioner(&self) -> Provisioner {
+        self.provisioner
+    }
+
+    /// Render a token PIN for `user`/`password` with the configured template.
+    pub fn pin(&self, user: &str, password: &str) -> String {
+        self.pin_template.render(user, password)
+    }
+
+    /// The token with `label`, opened on first use (slot found by label).
+    pub async fn token(&self, label: &str) -> Result<Arc<Token>, HsmError> {
+        if let Some(t) = self.tokens.read().ok().and_then(|m| m.get(label).cloned()) {
+            return Ok(t);
+        }
+        let module = self.module.clone();
+        let l = label.to_string();
+        let max = self.config.max_sessions;
+        let t = tokio::task::spawn_blocking(move || Token::open(&module, &l, max))
+            .await
+            .map_err(|e| HsmError::Worker(e.to_string()))??;
+        let t = Arc::new(t);
+        let mut m = self
+            .tokens
+            .write()
+            .map_err(|e| HsmError::Worker(e.to_string()))?;
+        Ok(Arc::clone(m.entry(label.to_string()).or_insert(t)))
+    }
+
+    /// Create a token for a cluster (soft tokens only). Blocking work runs off the runtime.
+    pub async fn provision_token(&self, label: &str, so_pin: &str, user_pin: &str) -> Result<(), HsmError> {
+        let (module, prov) = (self.module.clone(), self.provisioner);
+        let (l, so, up) = (label.to_string(), so_pin.to_string(), user_pin.to_string());
+        tokio::task::spawn_blocking(move || prov.ensure_token(&module, &l, &so, &up))
+            .await
+            .map_err(|e| HsmError::Worker(e.to_string()))?
+    }
+
+    /// The internal token of AWS_KMS keys, logged in.
+    pub async fn internal_token(&self) -> Result<Arc<Token>, HsmError> {
+        let label = self.config.internal_token_label.clone();
+        let t = self.token(&label).await?;
+        if !t.is_logged_in() {
+            t.login(&self.pin("kms", &self.internal_pin)).await?;
+        }
+        Ok(t)
+    }
+
+    /// Prepare the internal token at start-up.
+    pub async fn start_internal_token(&self) -> Result<(), HsmError> {
+        let label = self.config.internal_token_label.clone();
+        if self.provisioner == Provisioner::SoftToken {
+            let so = crate::ids::secret(24);
+            self.provision_token(&label, &so, &self.internal_pin.clone()).await?;
+        }
+        self.internal_token().await.map(|_| ())
+    }
+}
+
+fn read_or_create_secret(path: &std::path::Path) -> Result<String, StartError> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        let s = s.trim().to_string();
+        if !s.is_empty() {
+            return Ok(s);
+        }
+    }
+    let s = crate::ids::secret(24);
+    std::fs::write(path, format!("{s}\n"))
+        .map_err(|e| StartError::Io(format!("cannot write {}: {e}", path.display())))?;
+    Ok(s)
+}

@@ -1,0 +1,4 @@
+//! The simulated CloudHSM side: clusters, HSMs, certificates, users, faults and the
+//! cloudhsmv2 API.
+
+pub mod model;

@@ -1,0 +1,344 @@
+//! `Config`: from a TOML file, then environment, then command-line flags; validated once.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("config file {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the parser said (names the key).
+        reason: String,
+    },
+    /// A field has a bad value.
+    #[error("config field `{field}`: {reason}")]
+    Invalid {
+        /// The field, e.g. `server.listen`.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The file format (every field optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// `[server]`
+    pub server: ServerSection,
+    /// `[identity]`
+    pub identity: IdentitySection,
+    /// `[hsm]`
+    pub hsm: HsmSection,
+    /// `[simulation]`
+    pub simulation: SimulationSection,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Listen address.
+    pub listen: Option<String>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Largest accepted request body.
+    pub max_body_bytes: Option<usize>,
+}
+
+/// `[identity]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentitySection {
+    /// 12-digit account.
+    pub account: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+}
+
+/// `[hsm]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HsmSection {
+    /// PKCS#11 module path.
+    pub module: Option<PathBuf>,
+    /// `softhsm` (default: create a token per cluster) or `none` (tokens exist already).
+    pub provisioner: Option<String>,
+    /// SoftHSM2 configuration file; default `<data-dir>/softhsm2.conf`.
+    pub softhsm_conf: Option<PathBuf>,
+    /// PIN template; `{user}` and `{password}` are replaced.
+    pub pin_template: Option<String>,
+    /// Sessions per token.
+    pub max_sessions: Option<usize>,
+    /// Label of the token holding AWS_KMS-origin keys.
+    pub internal_token_label: Option<String>,
+    /// PIN of that token (provisioned with it on a soft token).
+    pub internal_token_pin: Option<String>,
+}
+
+/// `[simulation]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulationSection {
+    /// Delay before an asynchronous connect completes, in milliseconds.
+    pub connect_delay_ms: Option<u64>,
+    /// Delay before an asynchronous disconnect completes, in milliseconds.
+    pub disconnect_delay_ms: Option<u64>,
+    /// A seed file applied at start-up.
+    pub seed: Option<PathBuf>,
+    /// Whether to create the default cluster on first start (default true).
+    pub default_seed: Option<bool>,
+}
+
+/// Overrides from the command line (and environment, through clap's `env`).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`
+    pub config_file: Option<PathBuf>,
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--module` / `CKS_SIM_PKCS11_MODULE`
+    pub module: Option<PathBuf>,
+    /// `--seed`
+    pub seed: Option<PathBuf>,
+    /// `--connect-delay-ms`
+    pub connect_delay_ms: Option<u64>,
+    /// `--no-default-seed`
+    pub no_default_seed: bool,
+}
+
+/// Which token provisioner to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProvisionerKind {
+    /// SoftHSM2 or kryoptic.
+    SoftToken,
+    /// Real HSM: no provisioning.
+    None,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Account ID.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Explicit module path (else SoftHSM2's usual places).
+    pub module: Option<PathBuf>,
+    /// Provisioner.
+    pub provisioner: ProvisionerKind,
+    /// SoftHSM2 config file to use (None for non-SoftHSM modules).
+    pub softhsm_conf: Option<PathBuf>,
+    /// PIN template.
+    pub pin_template: String,
+    /// Sessions per token.
+    pub max_sessions: usize,
+    /// Internal token label.
+    pub internal_token_label: String,
+    /// Internal token PIN (None: generated and kept in the data dir).
+    pub internal_token_pin: Option<String>,
+    /// Connect delay.
+    pub connect_delay_ms: u64,
+    /// Disconnect delay.
+    pub disconnect_delay_ms: u64,
+    /// Seed file.
+    pub seed: Option<PathBuf>,
+    /// Create the default cluster on first start.
+    pub default_seed: bool,
+}
+
+impl Config {
+    /// Build from an optional file plus overrides.
+    pub fn load(ov: &Overrides) -> Result<Self, ConfigError> {
+        let file = match &ov.config_file {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        Self::from_parts(file, ov)
+    }
+
+    /// Validate `file` with `ov` applied on top.
+    pub fn from_parts(file: FileConfig, ov: &Overrides) -> Result<Self, ConfigError> {
+        let listen_s = ov
+            .listen
+            .clone()
+            .or(file.server.listen)
+            .unwrap_or_else(|| "127.0.0.1:4599".into());
+        let listen: SocketAddr = listen_s.parse().map_err(|e| ConfigError::Invalid {
+            field: "server.listen",
+            reason: format!("{listen_s:?} is not an address like 127.0.0.1:4599 ({e})"),
+        })?;
+        let data_dir = ov
+            .data_dir
+            .clone()
+            .or(file.server.data_dir)
+            .unwrap_or_else(|| PathBuf::from(".cks-sim"));
+        let max_body_bytes = file.server.max_body_bytes.unwrap_or(1 << 20);
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                field: "server.max_body_bytes",
+                reason: "must be at least 1024".into(),
+            });
+        }
+        let account = file.identity.account.unwrap_or_else(|| "111122223333".into());
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Invalid {
+                field: "identity.account",
+                reason: format!("{account:?} is not a 12-digit AWS account ID"),
+            });
+        }
+        let region = file.identity.region.unwrap_or_else(|| "us-east-1".into());
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(ConfigError::Invalid {
+                field: "identity.region",
+                reason: format!("{region:?} is not a region name like us-east-1"),
+            });
+        }
+        let module = ov.module.clone().or(file.hsm.module);
+        let provisioner = match file.hsm.provisioner.as_deref() {
+            None | Some("softhsm") | Some("soft") | Some("kryoptic") => ProvisionerKind::SoftToken,
+            Some("none") => ProvisionerKind::None,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    field: "hsm.provisioner",
+                    reason: format!("{other:?}: use \"softhsm\" (soft tokens) or \"none\" (a real HSM)"),
+                });
+            }
+        };
+        let is_softhsm = module
+            .as_deref()
+            .is_none_or(|m| m.to_string_lossy().contains("softhsm"));
+        let softhsm_conf = match file.hsm.softhsm_conf {
+            Some(p) => Some(p),
+            None if is_softhsm => Some(data_dir.join("softhsm2.conf")),
+            None => None,
+        };
+        let pin_template = file.hsm.pin_template.unwrap_or_else(|| "{password}".into());
+        if !pin_template.contains("{password}") {
+            return Err(ConfigError::Invalid {
+                field: "hsm.pin_template",
+                reason: "must contain {password} (e.g. \"{password}\" or \"{user}:{password}\")".into(),
+            });
+        }
+        let max_sessions = file.hsm.max_sessions.unwrap_or(4);
+        if !(1..=1024).contains(&max_sessions) {
+            return Err(ConfigError::Invalid {
+                field: "hsm.max_sessions",
+                reason: "must be between 1 and 1024".into(),
+            });
+        }
+        let internal_token_label = file
+            .hsm
+            .internal_token_label
+            .unwrap_or_else(|| "kms-internal".into());
+        if internal_token_label.is_empty() || internal_token_label.len() > 32 {
+            return Err(ConfigError::Invalid {
+                field: "hsm.internal_token_label",
+                reason: "must be 1 to 32 characters (a PKCS#11 token label)".into(),
+            });
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            max_body_bytes,
+            account,
+            region,
+            module,
+            provisioner,
+            softhsm_conf,
+            pin_template,
+            max_sessions,
+            internal_token_label,
+            internal_token_pin: file.hsm.internal_token_pin,
+            connect_delay_ms: ov
+                .connect_delay_ms
+                .or(file.simulation.connect_delay_ms)
+                .unwrap_or(100),
+            disconnect_delay_ms: file.simulation.disconnect_delay_ms.unwrap_or(50),
+            seed: ov.seed.clone().or(file.simulation.seed),
+            default_seed: !ov.no_default_seed && file.simulation.default_seed.unwrap_or(true),
+        })
+    }
+
+    /// The SQLite file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("cks-sim.sqlite")
+    }
+
+    /// The token directory for SoftHSM2.
+    pub fn token_dir(&self) -> PathBuf {
+        self.data_dir.join("tokens")
+    }
+}
+
+fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The text of a SoftHSM2 config whose tokens live in `token_dir`.
+pub fn softhsm_conf_text(token_dir: &Path) -> String {
+    format!(
+        "# Written by cks-sim: tokens of this simulator live in its data directory.\n\
+         directories.tokendir = {}\n\
+         objectstore.backend = file\n\
+         log.level = ERROR\n\
+         slots.removable = false\n",
+        token_dir.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_parts(FileConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:4599");
+        assert_eq!(c.account, "111122223333");
+        assert!(c.softhsm_conf.is_some());
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let f: FileConfig = toml::from_str("[identity]\naccount = \"12\"").unwrap();
+        let e = Config::from_parts(f, &Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("identity.account"), "{e}");
+        let ov = Overrides {
+            listen: Some("nope".into()),
+            ..Default::default()
+        };
+        let e = Config::from_parts(FileConfig::default(), &ov).unwrap_err().to_string();
+        assert!(e.contains("server.listen"), "{e}");
+        let e = toml::from_str::<FileConfig>("[server]\nlisten_addr = 1").unwrap_err().to_string();
+        assert!(e.contains("listen_addr"), "{e}");
+    }
+}

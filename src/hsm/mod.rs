@@ -1,0 +1,20 @@
+//! The PKCS#11 layer: the only code that uses `cryptoki`.
+//!
+//! - [`module`]: find, load and initialize the module once per process;
+//! - [`token`]: one token in domain words (AES-256 keys, AES-GCM, random, inspection);
+//! - [`pool`]: the session pool that keeps every call on a blocking thread (D7);
+//! - [`provision`]: token creation and PINs for soft tokens (SoftHSM2, kryoptic);
+//! - [`error`]: `HsmError`, the one classification of PKCS#11 return values.
+//!
+//! Nothing here knows about KMS, clusters, HTTP or SQL.
+
+pub mod error;
+pub mod module;
+pub mod pool;
+pub mod provision;
+pub mod token;
+
+pub use error::{HsmError, HsmOp};
+pub use module::Module;
+pub use provision::Provisioner;
+pub use token::{ObjectId, ObjectInfo, PinTemplate, Sealed, Token};

@@ -1,0 +1,122 @@
+//! Finding, loading and initializing the PKCS#11 module, once per process.
+
+use super::error::{HsmError, HsmOp};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::slot::Slot;
+use std::path::{Path, PathBuf};
+
+/// The usual places SoftHSM2 installs its module, tried in order when nothing is configured.
+pub const SOFTHSM_CANDIDATES: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+    "/usr/lib64/pkcs11/libsofthsm2.so",
+    "/opt/homebrew/lib/softhsm/libsofthsm2.so",
+    "/usr/local/opt/softhsm/lib/softhsm/libsofthsm2.so",
+];
+
+/// Resolve the module path: an explicit path wins (and must exist), else the first SoftHSM2
+/// candidate that exists.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, HsmError> {
+    if let Some(p) = explicit {
+        if p.is_file() {
+            return Ok(p.to_path_buf());
+        }
+        return Err(HsmError::ModuleNotFound {
+            looked: p.display().to_string(),
+        });
+    }
+    SOFTHSM_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| HsmError::ModuleNotFound {
+            looked: SOFTHSM_CANDIDATES.join(", "),
+        })
+}
+
+/// A loaded, initialized PKCS#11 module. Cheap to clone (cryptoki's `Pkcs11` is an `Arc`).
+#[derive(Clone, Debug)]
+pub struct Module {
+    ctx: Pkcs11,
+    path: PathBuf,
+}
+
+impl Module {
+    /// Load the module at `path` and call `C_Initialize` with `CKF_OS_LOCKING_OK`.
+    /// `CKR_CRYPTOKI_ALREADY_INITIALIZED` counts as success (another handle in this process
+    /// initialized it first). Blocking: call it from start-up code or a blocking thread.
+    pub fn load(path: &Path) -> Result<Self, HsmError> {
+        let load_err = |reason: String| HsmError::ModuleLoad {
+            path: path.display().to_string(),
+            reason,
+        };
+        let ctx = Pkcs11::new(path).map_err(|e| load_err(e.to_string()))?;
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(load_err(e.to_string())),
+        }
+        Ok(Module {
+            ctx,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The cryptoki context (for the rest of `hsm/` only).
+    pub(crate) fn ctx(&self) -> &Pkcs11 {
+        &self.ctx
+    }
+
+    /// The module's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The library description the module reports (e.g. "Implementation of PKCS11").
+    pub fn description(&self) -> String {
+        self.ctx
+            .get_library_info()
+            .map(|i| format!("{} {}", i.manufacturer_id(), i.library_description()))
+            .unwrap_or_default()
+    }
+
+    /// Find the slot whose token carries `label`. Slots are found by label, never by number:
+    /// SoftHSM2 renumbers slots after `C_InitToken`. Blocking.
+    pub fn find_token(&self, label: &str) -> Result<Slot, HsmError> {
+        let slots = self
+            .ctx
+            .get_slots_with_initialized_token()
+            .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+        for slot in slots {
+            let info = self
+                .ctx
+                .get_token_info(slot)
+                .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+            if info.label().trim_end() == label {
+                return Ok(slot);
+            }
+        }
+        Err(HsmError::TokenNotFound {
+            label: label.to_string(),
+        })
+    }
+
+    /// Labels of every initialized token. Blocking.
+    pub fn token_labels(&self) -> Result<Vec<String>, HsmError> {
+        let slots = self
+            .ctx
+            .get_slots_with_initialized_token()
+            .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+        slots
+            .into_iter()
+            .map(|s| {
+                self.ctx
+                    .get_token_info(s)
+                    .map(|i| i.label().trim_end().to_string())
+                    .map_err(|e| HsmError::classify(HsmOp::Inspect, e))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,574 @@
+//! One PKCS#11 token in domain words: AES-256 key objects, AES-GCM, random bytes, inspection.
+//!
+//! A `Token` owns a session pool on its slot, the key-id → handle index of D5 (built by one
+//! scan when the simulator logs in, maintained on create/destroy, never searched on a request)
+//! and a login count (PKCS#11 login state is per application and token, so the first holder
+//! logs in and the last one logs out).
+
+use super::error::{HsmError, HsmOp};
+use super::module::Module;
+use super::pool::{CallStats, SessionPool};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The `CKA_ID` of a key object: the KMS key ID's 16 bytes (D4).
+pub type ObjectId = [u8; 16];
+
+/// Length of the GCM IV we draw, in bytes.
+pub const GCM_IV_LEN: usize = 12;
+/// Length of the GCM tag, in bytes.
+pub const GCM_TAG_LEN: usize = 16;
+
+/// The IV used only for the known-answer fingerprint encryption (never for data).
+const FINGERPRINT_IV: [u8; GCM_IV_LEN] = *b"cks-sim-fp\0\0";
+const FINGERPRINT_AAD: &[u8] = b"cks-sim material fingerprint v1";
+
+/// The result of an AES-GCM encryption.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// The IV, read back from the mechanism parameter after the call (the CloudHSM library
+    /// chooses the IV itself and writes it there).
+    pub iv: Vec<u8>,
+    /// Ciphertext followed by the 16-byte tag.
+    pub ciphertext: Vec<u8>,
+}
+
+/// What an independent look at a token object shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// `CKA_CLASS`, e.g. "SECRET_KEY".
+    pub class: String,
+    /// `CKA_LABEL` as text (lossy).
+    pub label: String,
+    /// `CKA_ID` as lowercase hex.
+    pub id: String,
+    /// `CKA_KEY_TYPE`, e.g. "AES", when the object is a key.
+    pub key_type: Option<String>,
+    /// Fingerprint of the key material (AES secret keys only), see [`Token::fingerprint`].
+    pub fingerprint: Option<String>,
+    /// `CKA_EXTRACTABLE`, when the object has it.
+    pub extractable: Option<bool>,
+}
+
+/// How the user PIN is presented to `C_Login`: `{password}` for SoftHSM2 and kryoptic,
+/// `{user}:{password}` for the AWS CloudHSM library.
+#[derive(Debug, Clone)]
+pub struct PinTemplate(pub String);
+
+impl PinTemplate {
+    /// Render the PIN for `user` with `password`.
+    pub fn render(&self, user: &str, password: &str) -> String {
+        self.0.replace("{user}", user).replace("{password}", password)
+    }
+}
+
+impl Default for PinTemplate {
+    fn default() -> Self {
+        PinTemplate("{password}".into())
+    }
+}
+
+/// One token, found by label.
+#[derive(Debug)]
+pub struct Token {
+    label: String,
+    module: Module,
+    slot: cryptoki::slot::Slot,
+    pool: Arc<SessionPool>,
+    index: RwLock<HashMap<ObjectId, ObjectHandle>>,
+    login: Mutex<LoginState>,
+}
+
+#[derive(Debug, Default)]
+struct LoginState {
+    holders: u32,
+    /// A session kept open while logged in: PKCS#11 ends the login when an application's last
+    /// session on the token closes, and the pool may drop its sessions after a failure.
+    anchor: Option<Session>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn pin(p: &str) -> AuthPin {
+    AuthPin::from(p.to_string())
+}
+
+impl Token {
+    /// Open the token labelled `label` on `module`. Blocking (slot lookup).
+    pub fn open(module: &Module, label: &str, max_sessions: usize) -> Result<Self, HsmError> {
+        let slot = module.find_token(label)?;
+        Ok(Token {
+            label: label.to_string(),
+            module: module.clone(),
+            slot,
+            pool: Arc::new(SessionPool::new(module.clone(), slot, max_sessions)),
+            index: RwLock::new(HashMap::new()),
+            login: Mutex::new(LoginState::default()),
+        })
+    }
+
+    /// The token label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Call counters of this token (every PKCS#11 call the simulator made on it).
+    pub fn stats(&self) -> &CallStats {
+        self.pool.stats()
+    }
+
+    /// Fault injection: make the token fail every call, or heal it.
+    pub fn set_failing(&self, failing: bool) {
+        self.pool.set_failing(failing);
+    }
+
+    /// Whether the token is made to fail.
+    pub fn is_failing(&self) -> bool {
+        self.pool.is_failing()
+    }
+
+    /// Whether the simulator is logged in as the token user.
+    pub fn is_logged_in(&self) -> bool {
+        self.login.lock().map(|l| l.holders > 0).unwrap_or(false)
+    }
+
+    /// Log in as the token user with `user_pin` (one more holder), then build the key index if
+    /// this was the first login. `CKR_USER_ALREADY_LOGGED_IN` is tolerated.
+    pub async fn login(self: &Arc<Self>, user_pin: &str) -> Result<(), HsmError> {
+        let me = Arc::clone(self);
+        let p = user_pin.to_string();
+        self.blocking(move || me.login_blocking(&p)).await
+    }
+
+    fn login_blocking(&self, user_pin: &str) -> Result<(), HsmError> {
+        if self.pool.is_failing() {
+            return Err(HsmError::InjectedFault);
+        }
+        let mut st = self
+            .login
+            .lock()
+            .map_err(|e| HsmError::Worker(e.to_string()))?;
+        if st.holders > 0 {
+            st.holders += 1;
+            return Ok(());
+        }
+        self.pool.stats().record(2);
+        let anchor = self
+            .module
+            .ctx()
+            .open_rw_session(self.slot)
+            .map_err(|e| HsmError::classify(HsmOp::OpenSession, e))?;
+        match anchor.login(UserType::User, Some(&pin(user_pin))) {
+            Ok(()) => {}
+            Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => {}
+            Err(e) => return Err(HsmError::classify(HsmOp::Login, e)),
+        }
+        st.anchor = Some(anchor);
+        st.holders = 1;
+        drop(st);
+        if let Err(e) = self.rebuild_index_blocking() {
+            let _ = self.logout_blocking();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Give up one login; the last holder logs out (`C_Logout`) and closes the anchor session.
+    pub async fn logout(self: &Arc<Self>) -> Result<(), HsmError> {
+        let me = Arc::clone(self);
+        self.blocking(move || me.logout_blocking()).await
+    }
+
+    fn logout_blocking(&self) -> Result<(), HsmError> {
+        let mut st = self
+            .login
+            .lock()
+            .map_err(|e| HsmError::Worker(e.to_string()))?;
+        match st.holders {
+            0 => Ok(()),
+            1 => {
+                st.holders = 0;
+                let anchor = st.anchor.take();
+                drop(st);
+                if let Ok(mut idx) = self.index.write() {
+                    idx.clear();
+                }
+                if let Some(anchor) = anchor {
+                    self.pool.stats().record(2);
+                    let res = anchor.logout();
+                    drop(anchor);
+                    // Sessions opened while logged in stay "user" sessions until the app logs
+                    // out; after C_Logout they are public sessions and may be reused.
+                    match res {
+                        Ok(())
+                        | Err(cryptoki::error::Error::Pkcs11(
+                            cryptoki::error::RvError::UserNotLoggedIn,
+                            _,
+                        )) => Ok(()),
+                        Err(e) => Err(HsmError::classify(HsmOp::Logout, e)),
+                    }
+                } else {
+                    Ok(())
+                }
+            }
+            _ => {
+                st.holders -= 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Run `f` with a temporary login (for inspection while nobody else holds one).
+    pub async fn with_login<T, F, Fut>(self: &Arc<Self>, user_pin: &str, f: F) -> Result<T, HsmError>
+    where
+        F: FnOnce(Arc<Self>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, HsmError>>,
+    {
+        self.login(user_pin).await?;
+        let out = f(Arc::clone(self)).await;
+        let lo = self.logout().await;
+        let v = out?;
+        lo?;
+        Ok(v)
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, HsmError>
+    where
+        F: FnOnce() -> Result<T, HsmError> + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| HsmError::Worker(e.to_string()))?
+    }
+
+    /// Re-scan the token's AES secret keys into the index (one `C_FindObjects` pass).
+    fn rebuild_index_blocking(&self) -> Result<(), HsmError> {
+        let found = self.pool.run_blocking(HsmOp::Inspect, 2, |s| {
+            let handles = s
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::Token(true),
+                ])
+                .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+            let mut out = Vec::with_capacity(handles.len());
+            for h in handles {
+                let attrs = s
+                    .get_attributes(h, &[AttributeType::Id])
+                    .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+                for a in attrs {
+                    if let Attribute::Id(id) = a
+                        && let Ok(id) = <ObjectId>::try_from(id.as_slice())
+                    {
+                        out.push((id, h));
+                    }
+                }
+            }
+            Ok(out)
+        })?;
+        let mut idx = self
+            .index
+            .write()
+            .map_err(|e| HsmError::Worker(e.to_string()))?;
+        idx.clear();
+        idx.extend(found);
+        Ok(())
+    }
+
+    /// Number of key objects in the index.
+    pub fn indexed_keys(&self) -> usize {
+        self.index.read().map(|i| i.len()).unwrap_or(0)
+    }
+
+    /// Whether the index knows a key object with this id.
+    pub fn has_key(&self, id: &ObjectId) -> bool {
+        self.index.read().map(|i| i.contains_key(id)).unwrap_or(false)
+    }
+
+    fn handle(&self, id: &ObjectId) -> Option<ObjectHandle> {
+        self.index.read().ok().and_then(|i| i.get(id).copied())
+    }
+
+    /// Generate an AES-256 key object with the D4 template: token, private, sensitive,
+    /// non-extractable, encrypt/decrypt, `CKA_LABEL` = `label`, `CKA_ID` = `id`.
+    pub async fn generate_aes_key(self: &Arc<Self>, label: &str, id: ObjectId) -> Result<(), HsmError> {
+        let template = vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+        ];
+        let handle = self
+            .pool
+            .run(HsmOp::GenerateKey, 1, move |s| {
+                s.generate_key(&Mechanism::AesKeyGen, &template)
+                    .map_err(|e| HsmError::classify(HsmOp::GenerateKey, e))
+            })
+            .await?;
+        if let Ok(mut idx) = self.index.write() {
+            idx.insert(id, handle);
+        }
+        Ok(())
+    }
+
+    /// Resolve a handle, re-resolving once by `CKA_ID` when the index has none (someone
+    /// created it outside, or it was removed and re-created).
+    async fn resolve(self: &Arc<Self>, id: &ObjectId) -> Result<ObjectHandle, HsmError> {
+        if let Some(h) = self.handle(id) {
+            return Ok(h);
+        }
+        let idv = id.to_vec();
+        let found = self
+            .pool
+            .run(HsmOp::Inspect, 1, move |s| {
+                s.find_objects(&[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::Id(idv),
+                ])
+                .map_err(|e| HsmError::classify(HsmOp::Inspect, e))
+            })
+            .await?;
+        match found.as_slice() {
+            [h] => {
+                if let Ok(mut idx) = self.index.write() {
+                    idx.insert(*id, *h);
+                }
+                Ok(*h)
+            }
+            _ => Err(HsmError::KeyNotFound { id: hex(id) }),
+        }
+    }
+
+    /// Forget an index entry whose handle proved stale.
+    fn forget(&self, id: &ObjectId) {
+        if let Ok(mut idx) = self.index.write() {
+            idx.remove(id);
+        }
+    }
+
+    /// AES-256-GCM encrypt with `aad`, under a fresh 12-byte IV from `C_GenerateRandom`
+    /// (SoftHSM2 cannot generate GCM IVs itself).
+    pub async fn encrypt(
+        self: &Arc<Self>,
+        id: ObjectId,
+        aad: Vec<u8>,
+        plaintext: Vec<u8>,
+    ) -> Result<Sealed, HsmError> {
+        let h = self.resolve(&id).await?;
+        let res = self
+            .pool
+            .run(HsmOp::Encrypt, 2, move |s| {
+                let mut iv = s
+                    .generate_random_vec(GCM_IV_LEN as u32)
+                    .map_err(|e| HsmError::classify(HsmOp::Random, e))?;
+                let ct = {
+                    let params = GcmParams::new(&mut iv, &aad, (GCM_TAG_LEN as u64 * 8).into())
+                        .map_err(|e| HsmError::classify(HsmOp::Encrypt, e))?;
+                    s.encrypt(&Mechanism::AesGcm(params), h, &plaintext)
+                        .map_err(|e| HsmError::classify(HsmOp::Encrypt, e))?
+                };
+                Ok(Sealed { iv, ciphertext: ct })
+            })
+            .await;
+        if let Err(HsmError::KeyNotFound { .. }) = res {
+            self.forget(&id);
+            return Err(HsmError::KeyNotFound { id: hex(&id) });
+        }
+        res
+    }
+
+    /// AES-256-GCM decrypt; any authentication failure is `CiphertextRejected`.
+    pub async fn decrypt(
+        self: &Arc<Self>,
+        id: ObjectId,
+        mut iv: Vec<u8>,
+        aad: Vec<u8>,
+        ciphertext: Vec<u8>,
+    ) -> Result<Vec<u8>, HsmError> {
+        let h = self.resolve(&id).await?;
+        let res = self
+            .pool
+            .run(HsmOp::Decrypt, 1, move |s| {
+                let params = GcmParams::new(&mut iv, &aad, (GCM_TAG_LEN as u64 * 8).into())
+                    .map_err(|e| HsmError::classify(HsmOp::Decrypt, e))?;
+                s.decrypt(&Mechanism::AesGcm(params), h, &ciphertext)
+                    .map_err(|e| HsmError::classify(HsmOp::Decrypt, e))
+            })
+            .await;
+        if let Err(HsmError::KeyNotFound { .. }) = res {
+            self.forget(&id);
+            return Err(HsmError::KeyNotFound { id: hex(&id) });
+        }
+        res
+    }
+
+    /// `n` random bytes from `C_GenerateRandom`.
+    pub async fn random(self: &Arc<Self>, n: usize) -> Result<Vec<u8>, HsmError> {
+        let n = u32::try_from(n).map_err(|_| HsmError::Pkcs11 {
+            op: HsmOp::Random,
+            detail: "length too large".into(),
+        })?;
+        self.pool
+            .run(HsmOp::Random, 1, move |s| {
+                s.generate_random_vec(n)
+                    .map_err(|e| HsmError::classify(HsmOp::Random, e))
+            })
+            .await
+    }
+
+    /// Destroy the key object with this id.
+    pub async fn destroy(self: &Arc<Self>, id: ObjectId) -> Result<(), HsmError> {
+        let h = self.resolve(&id).await?;
+        self.pool
+            .run(HsmOp::Destroy, 1, move |s| {
+                s.destroy_object(h)
+                    .map_err(|e| HsmError::classify(HsmOp::Destroy, e))
+            })
+            .await?;
+        self.forget(&id);
+        Ok(())
+    }
+
+    /// Fingerprint of a key object's material, computed through the token: hex of the tag of
+    /// a known-answer AES-GCM encryption (fixed IV and AAD, empty plaintext). It is equal for
+    /// the same material over time and differs for different material; it needs no
+    /// `CKA_CHECK_VALUE` (which some tokens lack) and reveals nothing about the key.
+    pub async fn fingerprint(self: &Arc<Self>, id: ObjectId) -> Result<String, HsmError> {
+        let h = self.resolve(&id).await?;
+        self.pool
+            .run(HsmOp::Inspect, 1, move |s| fingerprint_of(s, h))
+            .await
+    }
+
+    /// Every object visible to the current login, with labels, ids and fingerprints.
+    pub async fn list_objects(self: &Arc<Self>) -> Result<Vec<ObjectInfo>, HsmError> {
+        self.pool
+            .run(HsmOp::Inspect, 1, |s| {
+                let handles = s
+                    .find_objects(&[])
+                    .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+                let mut out = Vec::with_capacity(handles.len());
+                for h in handles {
+                    out.push(describe_object(s, h)?);
+                }
+                out.sort_by(|a, b| (&a.label, &a.id).cmp(&(&b.label, &b.id)));
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Change the token user's PIN from `old` to `new` with `C_SetPIN` in a session that is
+    /// not logged in as SO (a logged-in or public read-write session changes the user PIN).
+    pub async fn set_user_pin(self: &Arc<Self>, old: &str, new: &str) -> Result<(), HsmError> {
+        let (old, new) = (pin(old), pin(new));
+        self.pool
+            .run(HsmOp::Provision, 1, move |s| {
+                s.set_pin(&old, &new)
+                    .map_err(|e| HsmError::classify(HsmOp::Provision, e))
+            })
+            .await
+    }
+
+    /// Check a user PIN without keeping a login: `C_Login` then `C_Logout` on a fresh session.
+    /// Only valid while nobody holds a login (PKCS#11 login state is per application).
+    pub async fn check_user_pin(self: &Arc<Self>, user_pin: &str) -> Result<(), HsmError> {
+        let me = Arc::clone(self);
+        let p = user_pin.to_string();
+        self.blocking(move || {
+            me.login_blocking(&p)?;
+            me.logout_blocking()
+        })
+        .await
+    }
+}
+
+fn fingerprint_of(s: &Session, h: ObjectHandle) -> Result<String, HsmError> {
+    let mut iv = FINGERPRINT_IV;
+    let params = GcmParams::new(&mut iv, FINGERPRINT_AAD, (GCM_TAG_LEN as u64 * 8).into())
+        .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+    match s.encrypt(&Mechanism::AesGcm(params), h, &[]) {
+        Ok(tag) => Ok(hex(&tag)),
+        // A token that insists on choosing the GCM IV (the CloudHSM library) refuses a fixed
+        // one: fall back to the standard CKA_CHECK_VALUE.
+        Err(_) => {
+            let attrs = s
+                .get_attributes(h, &[AttributeType::CheckValue])
+                .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+            attrs
+                .into_iter()
+                .find_map(|a| match a {
+                    Attribute::CheckValue(v) => Some(format!("kcv:{}", hex(&v))),
+                    _ => None,
+                })
+                .ok_or_else(|| HsmError::Pkcs11 {
+                    op: HsmOp::Inspect,
+                    detail: "token offers neither a fixed-IV GCM nor CKA_CHECK_VALUE".into(),
+                })
+        }
+    }
+}
+
+fn describe_object(s: &Session, h: ObjectHandle) -> Result<ObjectInfo, HsmError> {
+    let attrs = s
+        .get_attributes(
+            h,
+            &[
+                AttributeType::Class,
+                AttributeType::Label,
+                AttributeType::Id,
+                AttributeType::KeyType,
+                AttributeType::Extractable,
+            ],
+        )
+        .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+    let mut info = ObjectInfo {
+        class: String::new(),
+        label: String::new(),
+        id: String::new(),
+        key_type: None,
+        fingerprint: None,
+        extractable: None,
+    };
+    let mut is_aes_secret = (false, false);
+    for a in attrs {
+        match a {
+            Attribute::Class(c) => {
+                is_aes_secret.0 = c == ObjectClass::SECRET_KEY;
+                info.class = format!("{c}");
+            }
+            Attribute::Label(l) => info.label = String::from_utf8_lossy(&l).into_owned(),
+            Attribute::Id(i) => info.id = hex(&i),
+            Attribute::KeyType(k) => {
+                is_aes_secret.1 = k == KeyType::AES;
+                info.key_type = Some(format!("{k}"));
+            }
+            Attribute::Extractable(e) => info.extractable = Some(e),
+            _ => {}
+        }
+    }
+    if is_aes_secret == (true, true) {
+        info.fingerprint = fingerprint_of(s, h).ok();
+    }
+    Ok(info)
+}

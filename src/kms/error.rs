@@ -1,0 +1,194 @@
+//! `KmsError`: one variant per KMS exception we emit; the only place that names KMS `__type`
+//! strings and HTTP statuses.
+
+use std::fmt;
+
+/// A KMS exception, with a message a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsError {
+    /// Which exception.
+    pub kind: KmsErrorKind,
+    /// The message sent as `message`.
+    pub message: String,
+}
+
+/// The KMS exceptions (names from the KMS service model), plus the generic awsJson1_1 ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum KmsErrorKind {
+    AlreadyExists,
+    CloudHsmClusterInUse,
+    CloudHsmClusterInvalidConfiguration,
+    CloudHsmClusterNotActive,
+    CloudHsmClusterNotFound,
+    CloudHsmClusterNotRelated,
+    CustomKeyStoreHasCmks,
+    CustomKeyStoreInvalidState,
+    CustomKeyStoreNameInUse,
+    CustomKeyStoreNotFound,
+    DependencyTimeout,
+    Disabled,
+    DryRunOperation,
+    IncorrectKey,
+    IncorrectTrustAnchor,
+    InvalidAliasName,
+    InvalidArn,
+    InvalidCiphertext,
+    InvalidKeyUsage,
+    InvalidMarker,
+    KmsInternal,
+    KmsInvalidState,
+    LimitExceeded,
+    MalformedPolicyDocument,
+    NotFound,
+    Tag,
+    UnsupportedOperation,
+    Validation,
+    Serialization,
+    UnknownOperation,
+    AccessDenied,
+}
+
+impl KmsErrorKind {
+    /// The wire `__type` (the model's shape name).
+    pub fn type_name(self) -> &'static str {
+        use KmsErrorKind::*;
+        match self {
+            AlreadyExists => "AlreadyExistsException",
+            CloudHsmClusterInUse => "CloudHsmClusterInUseException",
+            CloudHsmClusterInvalidConfiguration => "CloudHsmClusterInvalidConfigurationException",
+            CloudHsmClusterNotActive => "CloudHsmClusterNotActiveException",
+            CloudHsmClusterNotFound => "CloudHsmClusterNotFoundException",
+            CloudHsmClusterNotRelated => "CloudHsmClusterNotRelatedException",
+            CustomKeyStoreHasCmks => "CustomKeyStoreHasCMKsException",
+            CustomKeyStoreInvalidState => "CustomKeyStoreInvalidStateException",
+            CustomKeyStoreNameInUse => "CustomKeyStoreNameInUseException",
+            CustomKeyStoreNotFound => "CustomKeyStoreNotFoundException",
+            DependencyTimeout => "DependencyTimeoutException",
+            Disabled => "DisabledException",
+            DryRunOperation => "DryRunOperationException",
+            IncorrectKey => "IncorrectKeyException",
+            IncorrectTrustAnchor => "IncorrectTrustAnchorException",
+            InvalidAliasName => "InvalidAliasNameException",
+            InvalidArn => "InvalidArnException",
+            InvalidCiphertext => "InvalidCiphertextException",
+            InvalidKeyUsage => "InvalidKeyUsageException",
+            InvalidMarker => "InvalidMarkerException",
+            KmsInternal => "KMSInternalException",
+            KmsInvalidState => "KMSInvalidStateException",
+            LimitExceeded => "LimitExceededException",
+            MalformedPolicyDocument => "MalformedPolicyDocumentException",
+            NotFound => "NotFoundException",
+            Tag => "TagException",
+            UnsupportedOperation => "UnsupportedOperationException",
+            Validation => "ValidationException",
+            Serialization => "SerializationException",
+            UnknownOperation => "UnknownOperationException",
+            AccessDenied => "AccessDeniedException",
+        }
+    }
+
+    /// The HTTP status: real KMS answers client errors with 400 (the Smithy model's 404/409
+    /// annotations are not what the service sends); internal failures 500, timeouts 503.
+    pub fn status(self) -> u16 {
+        match self {
+            KmsErrorKind::KmsInternal => 500,
+            KmsErrorKind::DependencyTimeout => 503,
+            KmsErrorKind::DryRunOperation => 412,
+            _ => 400,
+        }
+    }
+}
+
+impl KmsError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: KmsErrorKind, message: impl Into<String>) -> Self {
+        KmsError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The wire `__type`.
+    pub fn type_name(&self) -> &'static str {
+        self.kind.type_name()
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// `ValidationException` in AWS's generic form.
+    pub fn validation(member: &str, value: impl fmt::Display, rule: &str) -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            format!(
+                "1 validation error detected: Value '{value}' at '{}' failed to satisfy constraint: {rule}",
+                camel(member)
+            ),
+        )
+    }
+
+    /// `ValidationException` for a missing required member.
+    pub fn missing(member: &str) -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            format!(
+                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+                camel(member)
+            ),
+        )
+    }
+
+    /// `KMSInternalException` for an unexpected failure; the detail is logged, not sent.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        tracing::error!(%detail, "internal failure");
+        KmsError::new(
+            KmsErrorKind::KmsInternal,
+            "The request failed because of an internal error in the simulator; see its log.",
+        )
+    }
+}
+
+fn camel(member: &str) -> String {
+    let mut c = member.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+impl fmt::Display for KmsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.type_name(), self.message)
+    }
+}
+
+impl std::error::Error for KmsError {}
+
+/// `kms_err!(Kind, "fmt", args…)` builds a `KmsError`.
+#[macro_export]
+macro_rules! kms_err {
+    ($kind:ident, $($arg:tt)*) => {
+        $crate::kms::error::KmsError::new($crate::kms::error::KmsErrorKind::$kind, format!($($arg)*))
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_statuses() {
+        assert_eq!(
+            KmsErrorKind::CustomKeyStoreHasCmks.type_name(),
+            "CustomKeyStoreHasCMKsException"
+        );
+        assert_eq!(KmsErrorKind::KmsInternal.type_name(), "KMSInternalException");
+        assert_eq!(KmsErrorKind::NotFound.status(), 400);
+        assert_eq!(KmsErrorKind::KmsInternal.status(), 500);
+        let e = KmsError::validation("CustomKeyStoreName", "x", "Member must have length less than or equal to 256");
+        assert!(e.message.contains("at 'customKeyStoreName'"), "{}", e.message);
+    }
+}

@@ -1,0 +1,185 @@
+//! KMS records: custom key stores, keys, aliases and the orphan log (plain data).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `ConnectionStateType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum ConnectionState {
+    Connected,
+    Connecting,
+    Failed,
+    Disconnected,
+    Disconnecting,
+}
+
+impl ConnectionState {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionState::Connected => "CONNECTED",
+            ConnectionState::Connecting => "CONNECTING",
+            ConnectionState::Failed => "FAILED",
+            ConnectionState::Disconnected => "DISCONNECTED",
+            ConnectionState::Disconnecting => "DISCONNECTING",
+        }
+    }
+}
+
+/// `ConnectionErrorCodeType` values a CloudHSM key store can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum ConnectionErrorCode {
+    ClusterNotFound,
+    SubnetNotFound,
+    InsufficientFreeAddressesInSubnet,
+    InsufficientCloudhsmHsms,
+    NetworkErrors,
+    UserNotFound,
+    UserLockedOut,
+    UserLoggedIn,
+    InvalidCredentials,
+    InternalError,
+}
+
+impl ConnectionErrorCode {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionErrorCode::ClusterNotFound => "CLUSTER_NOT_FOUND",
+            ConnectionErrorCode::SubnetNotFound => "SUBNET_NOT_FOUND",
+            ConnectionErrorCode::InsufficientFreeAddressesInSubnet => {
+                "INSUFFICIENT_FREE_ADDRESSES_IN_SUBNET"
+            }
+            ConnectionErrorCode::InsufficientCloudhsmHsms => "INSUFFICIENT_CLOUDHSM_HSMS",
+            ConnectionErrorCode::NetworkErrors => "NETWORK_ERRORS",
+            ConnectionErrorCode::UserNotFound => "USER_NOT_FOUND",
+            ConnectionErrorCode::UserLockedOut => "USER_LOCKED_OUT",
+            ConnectionErrorCode::UserLoggedIn => "USER_LOGGED_IN",
+            ConnectionErrorCode::InvalidCredentials => "INVALID_CREDENTIALS",
+            ConnectionErrorCode::InternalError => "INTERNAL_ERROR",
+        }
+    }
+}
+
+/// A CloudHSM key store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyStore {
+    /// `cks-…`.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// The associated cluster.
+    pub cluster_id: String,
+    /// The trust anchor exactly as supplied.
+    pub trust_anchor: String,
+    /// The `kmsuser` password KMS knows (write-only on the wire; rotated on each connect).
+    pub password: String,
+    /// Seconds since the epoch.
+    pub creation_date: f64,
+    /// Connection state.
+    pub state: ConnectionState,
+    /// Set only while `FAILED`.
+    pub error_code: Option<ConnectionErrorCode>,
+    /// The last error code, kept for diagnostics after leaving `FAILED`.
+    #[serde(default)]
+    pub last_error_code: Option<ConnectionErrorCode>,
+    /// Whether KMS's `kmsuser` session is still good for deleting material (false once the
+    /// password was changed behind KMS's back while connected).
+    #[serde(default)]
+    pub session_valid: bool,
+    /// Bumped on every connect/disconnect request, so a stale background task can tell.
+    #[serde(default)]
+    pub generation: u64,
+}
+
+/// The underlying key state (§3.2); the visible state adds `Unavailable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum KeyStateU {
+    Enabled,
+    Disabled,
+    PendingDeletion,
+}
+
+/// Where a key's material lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Origin {
+    /// On KMS's own HSMs (here: the `kms-internal` token).
+    AwsKms,
+    /// In a CloudHSM key store's cluster.
+    AwsCloudhsm,
+}
+
+impl Origin {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::AwsKms => "AWS_KMS",
+            Origin::AwsCloudhsm => "AWS_CLOUDHSM",
+        }
+    }
+}
+
+/// A KMS key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Key {
+    /// UUID.
+    pub id: String,
+    /// Key ARN.
+    pub arn: String,
+    /// Seconds since the epoch.
+    pub creation_date: f64,
+    /// Description.
+    pub description: String,
+    /// Origin.
+    pub origin: Origin,
+    /// The key store (CloudHSM keys).
+    pub store_id: Option<String>,
+    /// The token label holding the material (a cluster ID, or `kms-internal`).
+    pub token_label: String,
+    /// Underlying state.
+    pub state: KeyStateU,
+    /// When the deletion completes (PendingDeletion only).
+    pub deletion_date: Option<f64>,
+    /// The waiting period asked for.
+    pub pending_window_days: Option<u32>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// The key policy.
+    pub policy: String,
+}
+
+/// An alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alias {
+    /// `alias/…`.
+    pub name: String,
+    /// The target key ID.
+    pub target_key_id: String,
+    /// Seconds since the epoch.
+    pub creation_date: f64,
+    /// Seconds since the epoch.
+    pub last_updated_date: f64,
+}
+
+/// Key material left on a cluster's token after its KMS key was deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Orphan {
+    /// Sequence number (store ID).
+    pub seq: u64,
+    /// The deleted key's ARN (= the object's label).
+    pub key_arn: String,
+    /// The cluster.
+    pub cluster_id: String,
+    /// The object's `CKA_ID`, hex.
+    pub object_id: String,
+    /// When the KMS key was deleted.
+    pub time: f64,
+    /// Why the material was not destroyed.
+    pub reason: String,
+}

@@ -1,0 +1,20 @@
+//! cks-sim: a simulator of AWS KMS *AWS CloudHSM key stores* with key material on a real
+//! PKCS#11 token.
+//!
+//! Layers, one direction (architecture §2):
+//!
+//! - [`server`] (axum) and [`protocol`] (awsJson1_1 / rpc-v2-cbor framing) call
+//! - [`kms`] (key stores, keys, aliases, key states, crypto, deletion sweeper), which calls
+//! - [`cluster`] (clusters, HSMs, certificates, users, faults, the cloudhsmv2 API), which calls
+//! - [`hsm`] (the only `cryptoki` user) and [`store`] (the only SQL).
+//!
+//! [`app::App`] is the one shared handle, built once from a [`config::Config`];
+//! [`control`] is the `/_sim` door used by the `cks-sim` CLI and tests.
+
+pub mod app;
+pub mod cluster;
+pub mod config;
+pub mod hsm;
+pub mod ids;
+pub mod kms;
+pub mod store;
