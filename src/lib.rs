@@ -17,4 +17,5 @@ pub mod config;
 pub mod hsm;
 pub mod ids;
 pub mod kms;
+pub mod protocol;
 pub mod store;

@@ -1,0 +1,266 @@
+//! The PKCS#11 layer against a real SoftHSM2 token, in process.
+
+mod common;
+
+use cks_sim::hsm::{HsmError, Token};
+use common::{TestResult, fresh_token, module};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::object::{Attribute, AttributeType};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use std::sync::Arc;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// An independent cryptoki handle (its own sessions), for checks that must not go through
+/// the layer under test.
+fn raw() -> Pkcs11 {
+    let p = Pkcs11::new(common::module_path()).expect("load module");
+    let _ = p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    p
+}
+
+fn open(label: &str) -> Arc<Token> {
+    Arc::new(Token::open(module(), label, 4).expect("open token"))
+}
+
+#[test]
+fn keys_survive_a_fresh_token_handle_and_are_found_through_the_index() -> TestResult {
+    let label = fresh_token("persist", "user-pin-1");
+    rt().block_on(async {
+        let t = open(&label);
+        t.login("user-pin-1").await?;
+        let id = *uuid::Uuid::new_v4().as_bytes();
+        t.generate_aes_key("arn:aws:kms:us-east-1:111122223333:key/x", id).await?;
+        let before = t.fingerprint(id).await?;
+        t.logout().await?;
+        drop(t);
+
+        // A new handle starts with an empty index; the login scan fills it.
+        let t = open(&label);
+        assert_eq!(t.indexed_keys(), 0);
+        t.login("user-pin-1").await?;
+        assert!(t.has_key(&id), "the login scan must find the key");
+        let calls = t.stats().calls();
+        let sealed = t.encrypt(id, b"aad".to_vec(), b"hello".to_vec()).await?;
+        // One job: C_GenerateRandom + C_Encrypt, no C_FindObjects on the request path.
+        assert_eq!(t.stats().calls() - calls, 2, "encrypt must not search the token");
+        let pt = t.decrypt(id, sealed.iv, b"aad".to_vec(), sealed.ciphertext).await?;
+        assert_eq!(pt, b"hello");
+        assert_eq!(t.fingerprint(id).await?, before, "material unchanged across handles");
+        t.logout().await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn key_objects_follow_the_d4_template_and_never_reveal_their_value() -> TestResult {
+    let label = fresh_token("template", "user-pin-2");
+    let arn = format!("arn:aws:kms:us-east-1:111122223333:key/{}", uuid::Uuid::new_v4());
+    let id = *uuid::Uuid::new_v4().as_bytes();
+    rt().block_on(async {
+        let t = open(&label);
+        t.login("user-pin-2").await?;
+        t.generate_aes_key(&arn, id).await?;
+        // Keep the login: the raw handle shares this process's login state.
+        let p = raw();
+        let slot = p
+            .get_slots_with_initialized_token()?
+            .into_iter()
+            .find(|s| p.get_token_info(*s).map(|i| i.label().trim_end() == label).unwrap_or(false))
+            .expect("slot by label");
+        let s = p.open_ro_session(slot)?;
+        let found = s.find_objects(&[Attribute::Label(arn.clone().into_bytes())])?;
+        assert_eq!(found.len(), 1);
+        let attrs = s.get_attributes(
+            found[0],
+            &[
+                AttributeType::Extractable,
+                AttributeType::Sensitive,
+                AttributeType::Token,
+                AttributeType::Id,
+                AttributeType::ValueLen,
+            ],
+        )?;
+        assert!(attrs.contains(&Attribute::Extractable(false)));
+        assert!(attrs.contains(&Attribute::Sensitive(true)));
+        assert!(attrs.contains(&Attribute::Token(true)));
+        assert!(attrs.contains(&Attribute::Id(id.to_vec())));
+        assert!(attrs.contains(&Attribute::ValueLen(32.into())));
+        // Reading CKA_VALUE of a sensitive key fails (cryptoki skips unavailable attributes,
+        // so the value never appears).
+        let v = s.get_attributes(found[0], &[AttributeType::Value]);
+        assert!(
+            !matches!(v, Ok(ref a) if a.iter().any(|x| matches!(x, Attribute::Value(_)))),
+            "CKA_VALUE must not be readable: {v:?}"
+        );
+        drop(s);
+        t.logout().await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn aes_gcm_round_trip_and_every_tamper_is_rejected() -> TestResult {
+    let label = fresh_token("gcm", "user-pin-3");
+    rt().block_on(async {
+        let t = open(&label);
+        t.login("user-pin-3").await?;
+        let (a, b) = (*uuid::Uuid::new_v4().as_bytes(), *uuid::Uuid::new_v4().as_bytes());
+        t.generate_aes_key("key-a", a).await?;
+        t.generate_aes_key("key-b", b).await?;
+        let s1 = t.encrypt(a, b"ctx".to_vec(), b"same plaintext".to_vec()).await?;
+        let s2 = t.encrypt(a, b"ctx".to_vec(), b"same plaintext".to_vec()).await?;
+        assert_eq!(s1.iv.len(), 12);
+        assert_ne!(s1.iv, s2.iv, "fresh IV per encryption");
+        assert_ne!(s1.ciphertext, s2.ciphertext);
+        assert_eq!(
+            t.decrypt(a, s1.iv.clone(), b"ctx".to_vec(), s1.ciphertext.clone()).await?,
+            b"same plaintext"
+        );
+        let wrong_aad = t.decrypt(a, s1.iv.clone(), b"other".to_vec(), s1.ciphertext.clone()).await;
+        assert!(matches!(wrong_aad, Err(HsmError::CiphertextRejected { .. })), "{wrong_aad:?}");
+        let wrong_key = t.decrypt(b, s1.iv.clone(), b"ctx".to_vec(), s1.ciphertext.clone()).await;
+        assert!(matches!(wrong_key, Err(HsmError::CiphertextRejected { .. })), "{wrong_key:?}");
+        let mut flipped = s1.ciphertext.clone();
+        flipped[0] ^= 1;
+        let bad = t.decrypt(a, s1.iv.clone(), b"ctx".to_vec(), flipped).await;
+        assert!(matches!(bad, Err(HsmError::CiphertextRejected { .. })), "{bad:?}");
+        // The session survives a rejected ciphertext: the next call works.
+        assert_eq!(t.random(32).await?.len(), 32);
+        t.logout().await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn another_process_sees_the_objects_with_their_labels() -> TestResult {
+    let label = fresh_token("pkcs11tool", "user-pin-4");
+    let arn = format!("arn:aws:kms:us-east-1:111122223333:key/{}", uuid::Uuid::new_v4());
+    rt().block_on(async {
+        let t = open(&label);
+        t.login("user-pin-4").await?;
+        t.generate_aes_key(&arn, *uuid::Uuid::new_v4().as_bytes()).await?;
+        t.logout().await?;
+        Ok::<_, HsmError>(())
+    })?;
+    let out = std::process::Command::new("pkcs11-tool")
+        .args(["--module"])
+        .arg(common::module_path())
+        .args(["--token-label", &label, "--login", "--pin", "user-pin-4", "--list-objects"])
+        .output()
+        .map_err(|e| format!("pkcs11-tool (package opensc) is needed: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pkcs11-tool failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&arn), "pkcs11-tool output lacks the label {arn}:\n{text}");
+    assert!(text.contains("Secret Key"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn concurrent_encryptions_all_succeed_and_never_run_on_the_async_worker() -> TestResult {
+    let label = fresh_token("pool", "user-pin-5");
+    let rt = rt();
+    let worker = std::thread::current().id();
+    rt.block_on(async {
+        let t = open(&label);
+        t.login("user-pin-5").await?;
+        let id = *uuid::Uuid::new_v4().as_bytes();
+        t.generate_aes_key("pool-key", id).await?;
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..200u32 {
+            let t = Arc::clone(&t);
+            set.spawn(async move {
+                let pt = i.to_be_bytes().to_vec();
+                let s = t.encrypt(id, vec![], pt.clone()).await?;
+                let back = t.decrypt(id, s.iv, vec![], s.ciphertext).await?;
+                assert_eq!(back, pt);
+                Ok::<_, HsmError>(())
+            });
+        }
+        let mut ok = 0;
+        while let Some(r) = set.join_next().await {
+            r.expect("task")?;
+            ok += 1;
+        }
+        assert_eq!(ok, 200);
+        let threads = t.stats().threads();
+        assert!(!threads.is_empty());
+        assert!(
+            !threads.contains(&worker),
+            "a PKCS#11 call ran on the async worker thread"
+        );
+        t.logout().await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn fingerprints_are_stable_per_object_and_differ_between_keys() -> TestResult {
+    let label = fresh_token("fp", "user-pin-6");
+    rt().block_on(async {
+        let t = open(&label);
+        t.login("user-pin-6").await?;
+        let (a, b) = (*uuid::Uuid::new_v4().as_bytes(), *uuid::Uuid::new_v4().as_bytes());
+        t.generate_aes_key("fp-a", a).await?;
+        t.generate_aes_key("fp-b", b).await?;
+        let fa = t.fingerprint(a).await?;
+        assert_eq!(fa, t.fingerprint(a).await?);
+        assert_ne!(fa, t.fingerprint(b).await?);
+        let objects = t.list_objects().await?;
+        let oa = objects.iter().find(|o| o.label == "fp-a").expect("fp-a listed");
+        assert_eq!(oa.fingerprint.as_deref(), Some(fa.as_str()));
+        assert_eq!(oa.class, "CKO_SECRET_KEY");
+        t.destroy(a).await?;
+        assert!(!t.has_key(&a));
+        assert!(matches!(t.fingerprint(a).await, Err(HsmError::KeyNotFound { .. })));
+        t.logout().await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn user_pin_changes_take_effect_on_the_token() -> TestResult {
+    let label = fresh_token("pin", "first-pin");
+    rt().block_on(async {
+        let t = open(&label);
+        t.set_user_pin("first-pin", "second-pin").await?;
+        assert!(matches!(
+            t.check_user_pin("first-pin").await,
+            Err(HsmError::LoginRejected { .. })
+        ));
+        t.check_user_pin("second-pin").await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn a_failing_token_refuses_every_call_until_healed() -> TestResult {
+    let label = fresh_token("fault", "pin-7777");
+    rt().block_on(async {
+        let t = open(&label);
+        t.login("pin-7777").await?;
+        t.set_failing(true);
+        let calls = t.stats().calls();
+        assert!(matches!(t.random(8).await, Err(HsmError::InjectedFault)));
+        assert_eq!(t.stats().calls(), calls, "no PKCS#11 call while failing");
+        t.set_failing(false);
+        assert_eq!(t.random(8).await?.len(), 8);
+        t.logout().await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn missing_module_is_a_clear_error() {
+    let e = cks_sim::hsm::module::locate(Some(std::path::Path::new("/nonexistent/libpkcs11.so")))
+        .expect_err("must fail");
+    let msg = e.to_string();
+    assert!(msg.contains("apt-get install softhsm2") && msg.contains("CKS_SIM_PKCS11_MODULE"), "{msg}");
+    let _ = (UserType::User, AuthPin::from(String::new()));
+}
