@@ -191,6 +191,8 @@ pub struct App {
     /// Wakes held connection attempts.
     pub release: tokio::sync::Notify,
     internal_pin: String,
+    /// Key stores whose kmsuser session this process holds (a token login each).
+    kms_sessions: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A start-up failure.
@@ -269,6 +271,7 @@ impl App {
             settings: Mutex::new(settings),
             release: tokio::sync::Notify::new(),
             internal_pin,
+            kms_sessions: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 
@@ -326,6 +329,21 @@ impl App {
         if !s.hold_connections {
             self.release.notify_waiters();
         }
+    }
+
+    /// Record that key store `id` holds (`on`) or gave up (`!on`) its kmsuser login; returns
+    /// whether it held one before.
+    pub fn kms_login(&self, id: &str, on: bool) -> bool {
+        let mut g = match self.kms_sessions.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if on { !g.insert(id.to_string()) } else { g.remove(id) }
+    }
+
+    /// Whether key store `id` holds a kmsuser login in this process.
+    pub fn has_kms_login(&self, id: &str) -> bool {
+        self.kms_sessions.lock().map(|g| g.contains(id)).unwrap_or(false)
     }
 
     /// The PKCS#11 module.

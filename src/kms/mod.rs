@@ -1,4 +1,263 @@
-//! The KMS domain: custom key stores, keys, aliases, key states, cryptography.
+//! The KMS domain: custom key stores, keys, aliases, key states, cryptography and the
+//! deletion sweeper. [`handle`] dispatches one `TrentService.<Op>` to its operation.
 
+pub mod crypto;
 pub mod error;
+pub mod key;
+pub mod key_store;
 pub mod model;
+pub mod sweep;
+
+use crate::app::{App, World};
+use crate::protocol::input::{Input, InputError};
+use crate::kms_err;
+use error::{KmsError, KmsErrorKind};
+use model::{ConnectionState, Key, KeyStateU};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Run one KMS operation. `Ok(None)` means the operation is unknown to this door.
+pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Value>, KmsError> {
+    // Every request sees deletions that fell due as completed (D10): results never depend on
+    // the sweeper's timing.
+    sweep::sweep_if_due(app).await;
+    let v = match op {
+        "CreateCustomKeyStore" => key_store::create(app, &input).await?,
+        "ConnectCustomKeyStore" => key_store::connect(app, &input).await?,
+        "DisconnectCustomKeyStore" => key_store::disconnect(app, &input).await?,
+        "DeleteCustomKeyStore" => key_store::delete(app, &input).await?,
+        "DescribeCustomKeyStores" => key_store::describe(app, &input)?,
+        "UpdateCustomKeyStore" => key_store::update(app, &input).await?,
+        "CreateKey" => key::create_key(app, &input).await?,
+        "DescribeKey" => key::describe_key(app, &input)?,
+        "ListKeys" => key::list_keys(app, &input)?,
+        "EnableKey" => key::set_enabled(app, &input, true).await?,
+        "DisableKey" => key::set_enabled(app, &input, false).await?,
+        "ScheduleKeyDeletion" => key::schedule_deletion(app, &input).await?,
+        "CancelKeyDeletion" => key::cancel_deletion(app, &input).await?,
+        "UpdateKeyDescription" => key::update_description(app, &input).await?,
+        "TagResource" => key::tag_resource(app, &input).await?,
+        "UntagResource" => key::untag_resource(app, &input).await?,
+        "ListResourceTags" => key::list_resource_tags(app, &input)?,
+        "CreateAlias" => key::create_alias(app, &input).await?,
+        "UpdateAlias" => key::update_alias(app, &input).await?,
+        "DeleteAlias" => key::delete_alias(app, &input).await?,
+        "ListAliases" => key::list_aliases(app, &input)?,
+        "GetKeyPolicy" => key::get_key_policy(app, &input)?,
+        "PutKeyPolicy" => key::put_key_policy(app, &input).await?,
+        "ListKeyPolicies" => key::list_key_policies(app, &input)?,
+        "GetKeyRotationStatus" | "EnableKeyRotation" | "DisableKeyRotation"
+        | "RotateKeyOnDemand" | "ListKeyRotations" | "GetParametersForImport"
+        | "ImportKeyMaterial" | "DeleteImportedKeyMaterial" | "ReplicateKey"
+        | "UpdatePrimaryRegion" => key::unsupported_for_key(app, op, &input)?,
+        "GenerateDataKeyPair" | "GenerateDataKeyPairWithoutPlaintext" => {
+            key::unsupported_for_key(app, op, &input)?
+        }
+        "Sign" | "Verify" | "GenerateMac" | "VerifyMac" | "GetPublicKey" | "DeriveSharedSecret" => {
+            key::wrong_usage(app, op, &input)?
+        }
+        "Encrypt" => crypto::encrypt(app, &input).await?,
+        "Decrypt" => crypto::decrypt(app, &input).await?,
+        "GenerateDataKey" => crypto::generate_data_key(app, &input, true).await?,
+        "GenerateDataKeyWithoutPlaintext" => crypto::generate_data_key(app, &input, false).await?,
+        "ReEncrypt" => crypto::re_encrypt(app, &input).await?,
+        "GenerateRandom" => crypto::generate_random(app, &input).await?,
+        _ => return Ok(None),
+    };
+    Ok(Some(v))
+}
+
+/// Map an input problem to KMS's exceptions: wrong types are `SerializationException`,
+/// missing or out-of-range members `ValidationException`.
+pub fn input_err(e: InputError) -> KmsError {
+    match e {
+        InputError::Malformed(m) => KmsError::new(KmsErrorKind::Serialization, m),
+        InputError::Type { member, expected } => KmsError::new(
+            KmsErrorKind::Serialization,
+            format!("Cannot deserialize member '{member}': it must be {expected}."),
+        ),
+        InputError::Missing { member } => KmsError::missing(&member),
+        InputError::Constraint { member, value, rule } => KmsError::validation(&member, value, &rule),
+    }
+}
+
+/// The ARN of key `id`.
+pub fn key_arn(app: &App, id: &str) -> String {
+    format!("arn:aws:kms:{}:{}:key/{id}", app.config.region, app.config.account)
+}
+
+/// The ARN of alias `name` (`alias/…`).
+pub fn alias_arn(app: &App, name: &str) -> String {
+    format!("arn:aws:kms:{}:{}:{name}", app.config.region, app.config.account)
+}
+
+/// The visible `KeyState` of a key (§3.2): `PendingDeletion` wins, then `Unavailable` while the
+/// key's store is not `CONNECTED`, else the underlying state.
+pub fn visible_state(w: &World, k: &Key) -> &'static str {
+    match k.state {
+        KeyStateU::PendingDeletion => "PendingDeletion",
+        _ if k
+            .store_id
+            .as_ref()
+            .is_some_and(|s| w.stores.get(s).is_none_or(|s| s.state != ConnectionState::Connected)) =>
+        {
+            "Unavailable"
+        }
+        KeyStateU::Enabled => "Enabled",
+        KeyStateU::Disabled => "Disabled",
+    }
+}
+
+/// How a key may be named in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRef {
+    /// Key ID or key ARN only.
+    IdOrArn,
+    /// Also alias name or alias ARN.
+    AnyName,
+}
+
+fn not_found(app: &App, id: &str) -> KmsError {
+    kms_err!(NotFound, "Key '{}' does not exist", key_arn(app, id))
+}
+
+/// Resolve a `KeyId`-style member to a key (cloned). Validates format and length (1–2048).
+pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Key, KmsError> {
+    if raw.is_empty() || raw.chars().count() > 2048 {
+        return Err(KmsError::validation(
+            "KeyId",
+            crate::protocol::input::shown(raw),
+            "Member must have length between 1 and 2048",
+        ));
+    }
+    let prefix = format!("arn:aws:kms:{}:{}:", app.config.region, app.config.account);
+    let (name, is_arn) = if let Some(rest) = raw.strip_prefix("arn:") {
+        let Some(tail) = raw.strip_prefix(&prefix) else {
+            // Another partition, region or account: well-formed ARNs are simply not found here.
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            if parts.len() == 5 && parts[1] == "kms" && (parts[4].starts_with("key/") || parts[4].starts_with("alias/")) {
+                return Err(kms_err!(NotFound, "Key '{raw}' does not exist"));
+            }
+            return Err(kms_err!(InvalidArn, "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."));
+        };
+        (tail, true)
+    } else {
+        (raw, false)
+    };
+    if let Some(id) = name.strip_prefix("key/") {
+        if !is_arn {
+            return Err(not_found_plain(raw));
+        }
+        return w.keys.get(id).cloned().ok_or_else(|| not_found(app, id));
+    }
+    if name.starts_with("alias/") {
+        if how == KeyRef::IdOrArn {
+            return Err(kms_err!(
+                NotFound,
+                "Key '{raw}' does not exist: this operation takes a key ID or key ARN, not an alias"
+            ));
+        }
+        let alias = w
+            .aliases
+            .get(name)
+            .ok_or_else(|| kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, name)))?;
+        return w
+            .keys
+            .get(&alias.target_key_id)
+            .cloned()
+            .ok_or_else(|| not_found(app, &alias.target_key_id));
+    }
+    if is_arn {
+        return Err(kms_err!(InvalidArn, "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."));
+    }
+    w.keys.get(name).cloned().ok_or_else(|| not_found(app, name))
+}
+
+fn not_found_plain(raw: &str) -> KmsError {
+    kms_err!(NotFound, "Key '{raw}' does not exist")
+}
+
+/// Encode a pagination marker for "after `last`".
+pub fn marker_for(kind: &str, last: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}\0{last}"))
+}
+
+/// Decode a marker made by [`marker_for`] with the same `kind`.
+pub fn parse_marker(kind: &str, marker: &str) -> Result<String, KmsError> {
+    use base64::Engine;
+    let bad = || kms_err!(InvalidMarker, "The marker '{}' is not valid: pass the NextMarker of the previous response unchanged.", crate::protocol::input::shown(marker));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(marker)
+        .map_err(|_| bad())?;
+    let s = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (k, last) = s.split_once('\0').ok_or_else(bad)?;
+    if k != kind {
+        return Err(bad());
+    }
+    Ok(last.to_string())
+}
+
+/// Page through `items` (already sorted by their key) after `marker`, `limit` at a time.
+/// Returns the page and the next marker when truncated.
+pub fn paginate<'a, T>(
+    items: impl Iterator<Item = (&'a String, T)>,
+    kind: &str,
+    marker: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<T>, Option<String>), KmsError> {
+    let after = marker.map(|m| parse_marker(kind, m)).transpose()?;
+    let mut page = Vec::new();
+    let mut last_key: Option<&String> = None;
+    let mut more = false;
+    for (k, v) in items {
+        if after.as_ref().is_some_and(|a| k <= a) {
+            continue;
+        }
+        if page.len() == limit {
+            more = true;
+            break;
+        }
+        last_key = Some(k);
+        page.push(v);
+    }
+    let next = if more { last_key.map(|k| marker_for(kind, k)) } else { None };
+    Ok((page, next))
+}
+
+/// Add `NextMarker`/`Truncated` to a list response (`Truncated` ⇔ `NextMarker`).
+pub fn with_page(mut body: serde_json::Map<String, Value>, next: Option<String>) -> Value {
+    body.insert("Truncated".into(), Value::Bool(next.is_some()));
+    if let Some(n) = next {
+        body.insert("NextMarker".into(), Value::String(n));
+    }
+    Value::Object(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip_and_reject_foreign_ones() {
+        let m = marker_for("keys", "abc");
+        assert_eq!(parse_marker("keys", &m).unwrap(), "abc");
+        assert_eq!(parse_marker("aliases", &m).unwrap_err().kind, KmsErrorKind::InvalidMarker);
+        assert_eq!(parse_marker("keys", "!!").unwrap_err().kind, KmsErrorKind::InvalidMarker);
+    }
+
+    #[test]
+    fn pagination_is_exact() {
+        let keys: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+        let (p1, n1) = paginate(keys.iter().map(|k| (k, k.clone())), "t", None, 2).unwrap();
+        assert_eq!(p1, vec!["k0", "k1"]);
+        let (p2, n2) = paginate(keys.iter().map(|k| (k, k.clone())), "t", n1.as_deref(), 2).unwrap();
+        assert_eq!(p2, vec!["k2", "k3"]);
+        let (p3, n3) = paginate(keys.iter().map(|k| (k, k.clone())), "t", n2.as_deref(), 2).unwrap();
+        assert_eq!(p3, vec!["k4"]);
+        assert!(n3.is_none());
+        let (p, n) = paginate(keys.iter().map(|k| (k, k.clone())), "t", None, 5).unwrap();
+        assert_eq!(p.len(), 5);
+        assert!(n.is_none(), "an exactly full last page is not truncated");
+    }
+}

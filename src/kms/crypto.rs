@@ -1,0 +1,408 @@
+//! Cryptography on the token (D6): the ciphertext blob format and Encrypt, Decrypt,
+//! GenerateDataKey(WithoutPlaintext), ReEncrypt and GenerateRandom.
+//!
+//! Blob: `version (1) | key id (16) | iv (12) | tag (16) | ciphertext`. AAD:
+//! `version | key id | canonical encryption context` (pairs sorted by key, each string
+//! length-prefixed), so a blob is bound to the KMS key that made it and to its context.
+
+use super::error::{KmsError, KmsErrorKind};
+use super::model::{ConnectionState, Key, KeyStateU, Origin};
+use super::{KeyRef, input_err, key_arn, resolve_key, visible_state};
+use crate::app::App;
+use crate::hsm::{HsmError, Token};
+use crate::kms_err;
+use crate::protocol::input::Input;
+use base64::Engine;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Blob format version.
+pub const BLOB_VERSION: u8 = 1;
+const HEADER: usize = 1 + 16 + 12 + 16;
+
+/// A parsed ciphertext blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// The KMS key ID's bytes.
+    pub key_id: [u8; 16],
+    /// GCM IV.
+    pub iv: Vec<u8>,
+    /// GCM tag.
+    pub tag: [u8; 16],
+    /// Ciphertext without the tag.
+    pub ciphertext: Vec<u8>,
+}
+
+impl Blob {
+    /// Serialize.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(HEADER + self.ciphertext.len());
+        v.push(BLOB_VERSION);
+        v.extend_from_slice(&self.key_id);
+        v.extend_from_slice(&self.iv);
+        v.extend_from_slice(&self.tag);
+        v.extend_from_slice(&self.ciphertext);
+        v
+    }
+
+    /// Parse; `None` if this is not one of our blobs.
+    pub fn decode(b: &[u8]) -> Option<Blob> {
+        if b.len() < HEADER || b[0] != BLOB_VERSION {
+            return None;
+        }
+        Some(Blob {
+            key_id: b[1..17].try_into().ok()?,
+            iv: b[17..29].to_vec(),
+            tag: b[29..45].try_into().ok()?,
+            ciphertext: b[45..].to_vec(),
+        })
+    }
+}
+
+/// The AAD binding a blob to its key and encryption context.
+pub fn aad(key_id: &[u8; 16], context: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut a = vec![BLOB_VERSION];
+    a.extend_from_slice(key_id);
+    for (k, v) in context {
+        for s in [k, v] {
+            a.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
+            a.extend_from_slice(s.as_bytes());
+        }
+    }
+    a
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn key_uuid(k: &Key) -> Result<[u8; 16], KmsError> {
+    uuid::Uuid::parse_str(&k.id)
+        .map(|u| *u.as_bytes())
+        .map_err(|e| KmsError::internal(format!("key id {} is not a UUID: {e}", k.id)))
+}
+
+fn algorithm(input: &Input, m: &str) -> Result<(), KmsError> {
+    match input.opt_str(m).map_err(input_err)? {
+        None | Some("SYMMETRIC_DEFAULT") => Ok(()),
+        Some(a @ ("RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE")) => Err(kms_err!(
+            InvalidKeyUsage,
+            "{a} is not valid for a symmetric encryption key: use SYMMETRIC_DEFAULT."
+        )),
+        Some(other) => Err(KmsError::validation(
+            m,
+            other,
+            "Member must satisfy enum value set: [SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256, SM2PKE]",
+        )),
+    }
+}
+
+fn context(input: &Input, m: &str) -> Result<BTreeMap<String, String>, KmsError> {
+    Ok(input.opt_string_map(m).map_err(input_err)?.unwrap_or_default())
+}
+
+/// Check that `k` may be used for cryptography now and return the token holding it.
+async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsError> {
+    {
+        let w = app.world();
+        match visible_state(&w, k) {
+            "Disabled" => return Err(kms_err!(Disabled, "{} is disabled.", k.arn)),
+            "PendingDeletion" => return Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn)),
+            "Unavailable" => return Err(kms_err!(KmsInvalidState, "{} is unavailable.", k.arn)),
+            _ => {}
+        }
+        if k.origin == Origin::AwsCloudhsm {
+            let store = k.store_id.as_ref().and_then(|s| w.stores.get(s));
+            let cluster = store.map(|s| s.cluster_id.clone()).unwrap_or_default();
+            super::key::reachable(&w, &cluster)?;
+        }
+    }
+    match k.origin {
+        Origin::AwsKms => app.internal_token().await.map_err(KmsError::internal),
+        Origin::AwsCloudhsm => {
+            let cluster = {
+                let w = app.world();
+                k.store_id
+                    .as_ref()
+                    .and_then(|s| w.stores.get(s))
+                    .filter(|s| s.state == ConnectionState::Connected)
+                    .map(|s| s.cluster_id.clone())
+            };
+            let cluster = cluster.ok_or_else(|| kms_err!(KmsInvalidState, "{} is unavailable.", k.arn))?;
+            app.token(&cluster).await.map_err(|e| cannot_reach(&cluster, e))
+        }
+    }
+}
+
+fn cannot_reach(cluster: &str, e: HsmError) -> KmsError {
+    tracing::warn!(cluster, error = %e, "cluster token failure");
+    kms_err!(KmsInvalidState, "KMS cannot communicate with your CloudHSM cluster {cluster}.")
+}
+
+/// Map an HSM failure during encryption-side work.
+fn hsm_err(k: &Key, e: HsmError) -> KmsError {
+    match (&e, k.origin) {
+        (HsmError::KeyNotFound { .. }, Origin::AwsCloudhsm) => kms_err!(
+            KmsInvalidState,
+            "KMS cannot communicate with your CloudHSM cluster: the key material of {} is missing from the cluster.",
+            k.arn
+        ),
+        (_, Origin::AwsCloudhsm) => cannot_reach(&k.token_label, e),
+        _ => KmsError::internal(e),
+    }
+}
+
+fn dry_run(input: &Input) -> Result<bool, KmsError> {
+    Ok(input.opt_bool("DryRun").map_err(input_err)?.unwrap_or(false))
+}
+
+fn dry_run_ok() -> KmsError {
+    kms_err!(DryRunOperation, "The request would have succeeded, but the DryRun option is set.")
+}
+
+async fn seal(app: &Arc<App>, k: &Key, ctx: &BTreeMap<String, String>, pt: Vec<u8>) -> Result<Vec<u8>, KmsError> {
+    let id = key_uuid(k)?;
+    let token = usable(app, k).await?;
+    let sealed = token.encrypt(id, aad(&id, ctx), pt).await.map_err(|e| hsm_err(k, e))?;
+    let split = sealed.ciphertext.len().saturating_sub(16);
+    let (ct, tag) = sealed.ciphertext.split_at(split);
+    Ok(Blob {
+        key_id: id,
+        iv: sealed.iv,
+        tag: tag.try_into().map_err(|_| KmsError::internal("short GCM output"))?,
+        ciphertext: ct.to_vec(),
+    }
+    .encode())
+}
+
+fn invalid_ciphertext() -> KmsError {
+    KmsError::new(
+        KmsErrorKind::InvalidCiphertext,
+        "The ciphertext is invalid, was not made by this KMS, or its encryption context does not match.",
+    )
+}
+
+/// Decrypt `blob`; `expected` is the key the caller named, if any.
+async fn open(
+    app: &Arc<App>,
+    blob: &[u8],
+    ctx: &BTreeMap<String, String>,
+    expected: Option<&str>,
+    dry: bool,
+) -> Result<(Key, Vec<u8>), KmsError> {
+    let b = Blob::decode(blob).ok_or_else(invalid_ciphertext)?;
+    let key_id = uuid::Uuid::from_bytes(b.key_id).to_string();
+    let k = {
+        let w = app.world();
+        let k = w
+            .keys
+            .get(&key_id)
+            .cloned()
+            .ok_or_else(|| kms_err!(NotFound, "Key '{}' does not exist", key_arn(app, &key_id)))?;
+        if let Some(raw) = expected {
+            let named = resolve_key(app, &w, raw, KeyRef::AnyName)?;
+            if named.id != k.id {
+                return Err(kms_err!(
+                    IncorrectKey,
+                    "The key ID in the request does not identify the KMS key that encrypted the ciphertext."
+                ));
+            }
+        }
+        k
+    };
+    let token = usable(app, &k).await?;
+    if dry {
+        return Err(dry_run_ok());
+    }
+    let mut ct = b.ciphertext.clone();
+    ct.extend_from_slice(&b.tag);
+    let pt = token
+        .decrypt(b.key_id, b.iv.clone(), aad(&b.key_id, ctx), ct)
+        .await
+        .map_err(|e| match e {
+            HsmError::CiphertextRejected { .. } => invalid_ciphertext(),
+            other => hsm_err(&k, other),
+        })?;
+    Ok((k, pt))
+}
+
+/// `Encrypt`.
+pub async fn encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = input.opt_str("KeyId").map_err(input_err)?.ok_or_else(|| KmsError::missing("KeyId"))?;
+    let pt = input
+        .opt_blob("Plaintext", 1, 4096)
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing("Plaintext"))?;
+    let ctx = context(input, "EncryptionContext")?;
+    algorithm(input, "EncryptionAlgorithm")?;
+    let dry = dry_run(input)?;
+    let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
+    if dry {
+        usable(app, &k).await?;
+        return Err(dry_run_ok());
+    }
+    let blob = seal(app, &k, &ctx, pt).await?;
+    Ok(json!({ "CiphertextBlob": b64(&blob), "KeyId": k.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT" }))
+}
+
+/// `Decrypt` (with or without `KeyId`).
+pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let dry = dry_run(input)?;
+    let blob = input
+        .opt_blob("CiphertextBlob", 1, 6144)
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing("CiphertextBlob"))?;
+    let ctx = context(input, "EncryptionContext")?;
+    algorithm(input, "EncryptionAlgorithm")?;
+    if input.has("Recipient") {
+        return Err(kms_err!(UnsupportedOperation, "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."));
+    }
+    let expected = input.opt_str("KeyId").map_err(input_err)?;
+    let (k, pt) = open(app, &blob, &ctx, expected, dry).await?;
+    Ok(json!({ "KeyId": k.arn, "Plaintext": b64(&pt), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT" }))
+}
+
+/// `GenerateDataKey` and `GenerateDataKeyWithoutPlaintext`.
+pub async fn generate_data_key(app: &Arc<App>, input: &Input, with_plaintext: bool) -> Result<Value, KmsError> {
+    let raw = input.opt_str("KeyId").map_err(input_err)?.ok_or_else(|| KmsError::missing("KeyId"))?;
+    let n = input.opt_int("NumberOfBytes", 1, 1024).map_err(input_err)?;
+    let spec = input.opt_str("KeySpec").map_err(input_err)?;
+    let len = match (n, spec) {
+        (Some(n), None) => usize::try_from(n).unwrap_or(32),
+        (None, Some("AES_256")) => 32,
+        (None, Some("AES_128")) => 16,
+        (None, Some(other)) => {
+            return Err(KmsError::validation("KeySpec", other, "Member must satisfy enum value set: [AES_256, AES_128]"));
+        }
+        (Some(_), Some(_)) => return Err(kms_err!(Validation, "Specify NumberOfBytes or KeySpec, not both.")),
+        (None, None) => return Err(kms_err!(Validation, "Specify either NumberOfBytes or KeySpec.")),
+    };
+    let ctx = context(input, "EncryptionContext")?;
+    let dry = dry_run(input)?;
+    if input.has("Recipient") {
+        return Err(kms_err!(UnsupportedOperation, "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."));
+    }
+    let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
+    let token = usable(app, &k).await?;
+    if dry {
+        return Err(dry_run_ok());
+    }
+    let dk = token.random(len).await.map_err(|e| hsm_err(&k, e))?;
+    let blob = seal(app, &k, &ctx, dk.clone()).await?;
+    let mut out = json!({ "CiphertextBlob": b64(&blob), "KeyId": k.arn });
+    if with_plaintext {
+        out["Plaintext"] = json!(b64(&dk));
+    }
+    Ok(out)
+}
+
+/// `ReEncrypt`.
+pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let blob = input
+        .opt_blob("CiphertextBlob", 1, 6144)
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing("CiphertextBlob"))?;
+    let dest = input
+        .opt_str("DestinationKeyId")
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing("DestinationKeyId"))?;
+    let src_ctx = context(input, "SourceEncryptionContext")?;
+    let dst_ctx = context(input, "DestinationEncryptionContext")?;
+    algorithm(input, "SourceEncryptionAlgorithm")?;
+    algorithm(input, "DestinationEncryptionAlgorithm")?;
+    let dry = dry_run(input)?;
+    let src = input.opt_str("SourceKeyId").map_err(input_err)?;
+    let dk = resolve_key(app, &app.world(), dest, KeyRef::AnyName)?;
+    usable(app, &dk).await?;
+    let (sk, pt) = open(app, &blob, &src_ctx, src, dry).await?;
+    let out = seal(app, &dk, &dst_ctx, pt).await?;
+    Ok(json!({
+        "CiphertextBlob": b64(&out),
+        "SourceKeyId": sk.arn,
+        "KeyId": dk.arn,
+        "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+    }))
+}
+
+/// `GenerateRandom` (on a store's cluster with `CustomKeyStoreId`).
+pub async fn generate_random(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let n = input
+        .opt_int("NumberOfBytes", 1, 1024)
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing("NumberOfBytes"))?;
+    if input.has("Recipient") {
+        return Err(kms_err!(UnsupportedOperation, "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."));
+    }
+    let n = usize::try_from(n).unwrap_or(1);
+    let token = match input.str_len("CustomKeyStoreId", 1, 64).map_err(input_err)? {
+        Some(sid) => {
+            let cluster = {
+                let w = app.world();
+                let s = w
+                    .stores
+                    .get(sid)
+                    .ok_or_else(|| kms_err!(CustomKeyStoreNotFound, "Custom key store '{sid}' does not exist."))?;
+                if s.state != ConnectionState::Connected {
+                    return Err(kms_err!(
+                        CustomKeyStoreInvalidState,
+                        "Custom key store {sid} is {}: connect it first.",
+                        s.state.as_str()
+                    ));
+                }
+                super::key::reachable(&w, &s.cluster_id)?;
+                s.cluster_id.clone()
+            };
+            app.token(&cluster).await.map_err(|e| cannot_reach(&cluster, e))?
+        }
+        None => app.internal_token().await.map_err(KmsError::internal)?,
+    };
+    let label = token.label().to_string();
+    let bytes = token.random(n).await.map_err(|e| cannot_reach(&label, e))?;
+    Ok(json!({ "Plaintext": b64(&bytes) }))
+}
+
+/// Whether a key is usable in principle (for callers that only need the state check).
+pub fn is_enabled(k: &Key) -> bool {
+    k.state == KeyStateU::Enabled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_round_trip_and_rejects_foreign_bytes() {
+        let b = Blob {
+            key_id: [7; 16],
+            iv: vec![1; 12],
+            tag: [2; 16],
+            ciphertext: vec![3, 4, 5],
+        };
+        let e = b.encode();
+        assert_eq!(e.len(), 45 + 3);
+        assert_eq!(Blob::decode(&e), Some(b));
+        assert_eq!(Blob::decode(&e[..44]), None);
+        let mut v2 = e.clone();
+        v2[0] = 2;
+        assert_eq!(Blob::decode(&v2), None);
+    }
+
+    #[test]
+    fn aad_is_canonical_and_unambiguous() {
+        let mut a = BTreeMap::new();
+        a.insert("b".to_string(), "2".to_string());
+        a.insert("a".to_string(), "1".to_string());
+        let mut b = BTreeMap::new();
+        b.insert("a".to_string(), "1".to_string());
+        b.insert("b".to_string(), "2".to_string());
+        assert_eq!(aad(&[0; 16], &a), aad(&[0; 16], &b));
+        let mut c = BTreeMap::new();
+        c.insert("a1".to_string(), String::new());
+        let mut d = BTreeMap::new();
+        d.insert("a".to_string(), "1".to_string());
+        assert_ne!(aad(&[0; 16], &c), aad(&[0; 16], &d), "length prefixes keep pairs apart");
+        assert_ne!(aad(&[0; 16], &a), aad(&[1; 16], &a));
+    }
+}

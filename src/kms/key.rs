@@ -1,0 +1,620 @@
+//! KMS keys: CreateKey (AWS_KMS and AWS_CLOUDHSM origins), DescribeKey, ListKeys, key states,
+//! scheduled deletion, descriptions, tags, aliases and key policies (spec §2.7–§2.15, §3).
+
+use super::error::KmsError;
+use super::model::{Alias, ConnectionState, Key, KeyStateU, Origin};
+use super::{KeyRef, alias_arn, input_err, key_arn, paginate, resolve_key, visible_state, with_page};
+use crate::app::{App, Change, World};
+use crate::kms_err;
+use crate::protocol::input::Input;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Customer managed keys per account and Region.
+pub const MAX_KEYS: usize = 100_000;
+/// Aliases per key.
+pub const MAX_ALIASES_PER_KEY: usize = 50;
+/// Tags per key.
+pub const MAX_TAGS: usize = 50;
+
+/// The default key policy, as KMS writes it.
+pub fn default_policy(account: &str) -> String {
+    serde_json::to_string_pretty(&json!({
+        "Version": "2012-10-17",
+        "Id": "key-default-1",
+        "Statement": [{
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+            "Action": "kms:*",
+            "Resource": "*"
+        }]
+    }))
+    .unwrap_or_default()
+}
+
+fn check_policy(p: &str) -> Result<(), KmsError> {
+    match serde_json::from_str::<Value>(p) {
+        Ok(Value::Object(o)) if o.contains_key("Statement") => Ok(()),
+        _ => Err(kms_err!(
+            MalformedPolicyDocument,
+            "The key policy is not a JSON policy document with a Statement."
+        )),
+    }
+}
+
+fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 128 {
+            return Err(KmsError::validation("TagKey", k, "Member must have length between 1 and 128"));
+        }
+        if v.chars().count() > 256 {
+            return Err(KmsError::validation("TagValue", v, "Member must have length less than or equal to 256"));
+        }
+        if k.starts_with("aws:") {
+            return Err(kms_err!(Tag, "Tag keys beginning with 'aws:' are reserved for AWS use."));
+        }
+    }
+    Ok(())
+}
+
+fn not_pending(app: &App, k: &Key) -> Result<(), KmsError> {
+    if k.state == KeyStateU::PendingDeletion {
+        return Err(kms_err!(KmsInvalidState, "{} is pending deletion.", key_arn(app, &k.id)));
+    }
+    Ok(())
+}
+
+/// The `KeyMetadata` of a key.
+pub fn metadata(app: &App, w: &World, k: &Key) -> Value {
+    let state = visible_state(w, k);
+    let mut m = Map::new();
+    m.insert("AWSAccountId".into(), json!(app.config.account));
+    m.insert("KeyId".into(), json!(k.id));
+    m.insert("Arn".into(), json!(k.arn));
+    m.insert("CreationDate".into(), json!(k.creation_date));
+    m.insert("Enabled".into(), json!(state == "Enabled"));
+    m.insert("Description".into(), json!(k.description));
+    m.insert("KeyUsage".into(), json!("ENCRYPT_DECRYPT"));
+    m.insert("KeyState".into(), json!(state));
+    if k.state == KeyStateU::PendingDeletion
+        && let Some(d) = k.deletion_date
+    {
+        m.insert("DeletionDate".into(), json!(d));
+    }
+    m.insert("Origin".into(), json!(k.origin.as_str()));
+    if let Some(s) = &k.store_id {
+        m.insert("CustomKeyStoreId".into(), json!(s));
+        // The store's current cluster (after a related-cluster swap, the new one).
+        let cluster = w.stores.get(s).map(|s| s.cluster_id.clone()).unwrap_or_else(|| k.token_label.clone());
+        m.insert("CloudHsmClusterId".into(), json!(cluster));
+    }
+    m.insert("KeyManager".into(), json!("CUSTOMER"));
+    m.insert("CustomerMasterKeySpec".into(), json!("SYMMETRIC_DEFAULT"));
+    m.insert("KeySpec".into(), json!("SYMMETRIC_DEFAULT"));
+    m.insert("EncryptionAlgorithms".into(), json!(["SYMMETRIC_DEFAULT"]));
+    m.insert("MultiRegion".into(), json!(false));
+    Value::Object(m)
+}
+
+const KEY_SPECS: &[&str] = &[
+    "RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
+    "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512",
+    "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519",
+];
+const KEY_USAGES: &[&str] = &[
+    "SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT",
+];
+const ORIGINS: &[&str] = &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"];
+
+fn enum_member<'a>(input: &'a Input, m: &str, allowed: &[&str]) -> Result<Option<&'a str>, KmsError> {
+    let Some(v) = input.opt_str(m).map_err(input_err)? else {
+        return Ok(None);
+    };
+    if !allowed.contains(&v) {
+        return Err(KmsError::validation(
+            m,
+            v,
+            &format!("Member must satisfy enum value set: [{}]", allowed.join(", ")),
+        ));
+    }
+    Ok(Some(v))
+}
+
+/// `CreateKey`.
+pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let policy = input.str_len("Policy", 1, 131_072).map_err(input_err)?.map(str::to_string);
+    if let Some(p) = &policy {
+        if p.len() > 32 * 1024 {
+            return Err(kms_err!(LimitExceeded, "The key policy exceeds the 32 KB limit."));
+        }
+        check_policy(p)?;
+    }
+    let description = input.str_len("Description", 0, 8192).map_err(input_err)?.unwrap_or("").to_string();
+    let usage = enum_member(input, "KeyUsage", KEY_USAGES)?.unwrap_or("ENCRYPT_DECRYPT");
+    let spec = enum_member(input, "KeySpec", KEY_SPECS)?;
+    let cmk_spec = enum_member(input, "CustomerMasterKeySpec", KEY_SPECS)?;
+    if spec.is_some() && cmk_spec.is_some() {
+        return Err(kms_err!(Validation, "Specify KeySpec or CustomerMasterKeySpec, not both."));
+    }
+    let spec = spec.or(cmk_spec).unwrap_or("SYMMETRIC_DEFAULT");
+    let origin = enum_member(input, "Origin", ORIGINS)?.unwrap_or("AWS_KMS");
+    let store_id = input.str_len("CustomKeyStoreId", 1, 64).map_err(input_err)?.map(str::to_string);
+    let multi = input.opt_bool("MultiRegion").map_err(input_err)?.unwrap_or(false);
+    let _bypass = input.opt_bool("BypassPolicyLockoutSafetyCheck").map_err(input_err)?;
+    if input.has("XksKeyId") {
+        return Err(kms_err!(UnsupportedOperation, "XksKeyId applies only to external key stores, which cks-sim does not support."));
+    }
+    let tags = input.opt_tags("Tags", "TagKey", "TagValue").map_err(input_err)?.unwrap_or_default();
+    check_tags(&tags)?;
+    if tags.len() > MAX_TAGS {
+        return Err(kms_err!(Tag, "A key can have at most {MAX_TAGS} tags."));
+    }
+    match origin {
+        "EXTERNAL" => {
+            return Err(kms_err!(UnsupportedOperation, "cks-sim does not simulate imported key material (Origin EXTERNAL)."));
+        }
+        "EXTERNAL_KEY_STORE" => {
+            return Err(kms_err!(UnsupportedOperation, "cks-sim does not simulate external key stores (Origin EXTERNAL_KEY_STORE)."));
+        }
+        _ => {}
+    }
+    let cloudhsm = origin == "AWS_CLOUDHSM";
+    if cloudhsm && store_id.is_none() {
+        return Err(kms_err!(UnsupportedOperation, "Origin AWS_CLOUDHSM requires a CustomKeyStoreId."));
+    }
+    if !cloudhsm && store_id.is_some() {
+        return Err(kms_err!(UnsupportedOperation, "A CustomKeyStoreId requires Origin AWS_CLOUDHSM."));
+    }
+    if spec != "SYMMETRIC_DEFAULT" || usage != "ENCRYPT_DECRYPT" {
+        return Err(if cloudhsm {
+            kms_err!(UnsupportedOperation, "KMS keys in an AWS CloudHSM key store must be symmetric encryption keys (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT).")
+        } else {
+            kms_err!(UnsupportedOperation, "cks-sim simulates symmetric encryption keys only (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT).")
+        });
+    }
+    if multi {
+        return Err(if cloudhsm {
+            kms_err!(UnsupportedOperation, "Multi-Region keys cannot be created in a custom key store.")
+        } else {
+            kms_err!(UnsupportedOperation, "cks-sim does not simulate multi-Region keys.")
+        });
+    }
+
+    let _w = app.writer.lock().await;
+    let id = uuid::Uuid::new_v4();
+    let arn = key_arn(app, &id.to_string());
+    let token_label = {
+        let w = app.world();
+        if w.keys.len() >= MAX_KEYS {
+            return Err(kms_err!(LimitExceeded, "This account has {MAX_KEYS} KMS keys in this Region, the maximum."));
+        }
+        match &store_id {
+            Some(sid) => {
+                let s = w
+                    .stores
+                    .get(sid)
+                    .ok_or_else(|| kms_err!(CustomKeyStoreNotFound, "Custom key store '{sid}' does not exist."))?;
+                if s.state != ConnectionState::Connected {
+                    return Err(kms_err!(
+                        CustomKeyStoreInvalidState,
+                        "Custom key store {sid} is {}: connect it before creating KMS keys in it.",
+                        s.state.as_str()
+                    ));
+                }
+                super::key_store::cluster_usable(&w, &s.cluster_id, true).map_err(|e| {
+                    if e.kind == super::error::KmsErrorKind::CloudHsmClusterInvalidConfiguration {
+                        e
+                    } else {
+                        kms_err!(KmsInvalidState, "KMS cannot communicate with your CloudHSM cluster: {}", e.message)
+                    }
+                })?;
+                reachable(&w, &s.cluster_id)?;
+                s.cluster_id.clone()
+            }
+            None => app.config.internal_token_label.clone(),
+        }
+    };
+    let token = if cloudhsm { app.token(&token_label).await } else { app.internal_token().await }
+        .map_err(|e| kms_err!(KmsInvalidState, "KMS cannot communicate with your CloudHSM cluster: {e}"))?;
+    token
+        .generate_aes_key(&arn, *id.as_bytes())
+        .await
+        .map_err(|e| {
+            if cloudhsm {
+                kms_err!(KmsInvalidState, "KMS cannot communicate with your CloudHSM cluster: {e}")
+            } else {
+                KmsError::internal(e)
+            }
+        })?;
+    let key = Key {
+        id: id.to_string(),
+        arn,
+        creation_date: app.now(),
+        description,
+        origin: if cloudhsm { Origin::AwsCloudhsm } else { Origin::AwsKms },
+        store_id,
+        token_label,
+        state: KeyStateU::Enabled,
+        deletion_date: None,
+        pending_window_days: None,
+        tags: tags.into_iter().collect(),
+        policy: policy.unwrap_or_else(|| default_policy(&app.config.account)),
+    };
+    if let Err(e) = app.commit(vec![Change::Key(key.clone())]).await {
+        // Nothing half-done: the material of a key that was never acknowledged goes too.
+        let _ = token.destroy(*id.as_bytes()).await;
+        return Err(KmsError::internal(e));
+    }
+    let w = app.world();
+    Ok(json!({ "KeyMetadata": metadata(app, &w, &key) }))
+}
+
+/// Whether a connected store's cluster can be reached for cryptography (spec §2.11): the
+/// cluster exists, has an active HSM, the network is up and the token works.
+pub(crate) fn reachable(w: &World, cluster_id: &str) -> Result<(), KmsError> {
+    let cannot = || kms_err!(KmsInvalidState, "KMS cannot communicate with your CloudHSM cluster {cluster_id}.");
+    let c = w.clusters.get(cluster_id).ok_or_else(cannot)?;
+    if c.faults.cluster_deleted
+        || c.state == crate::cluster::model::ClusterState::Deleted
+        || c.faults.network_down
+        || c.faults.token_failing
+        || w.active_hsms(cluster_id).is_empty()
+    {
+        return Err(cannot());
+    }
+    Ok(())
+}
+
+fn key_id_member<'a>(input: &'a Input, m: &str) -> Result<&'a str, KmsError> {
+    input.opt_str(m).map_err(input_err)?.ok_or_else(|| KmsError::missing(m))
+}
+
+/// `DescribeKey`.
+pub fn describe_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    let w = app.world();
+    let k = resolve_key(app, &w, raw, KeyRef::AnyName)?;
+    Ok(json!({ "KeyMetadata": metadata(app, &w, &k) }))
+}
+
+/// `ListKeys`.
+pub fn list_keys(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let limit = input.opt_int("Limit", 1, 1000).map_err(input_err)?.unwrap_or(100);
+    let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
+    let w = app.world();
+    let (page, next) = paginate(
+        w.keys.iter().map(|(id, k)| (id, json!({"KeyId": id, "KeyArn": k.arn}))),
+        "keys",
+        marker,
+        usize::try_from(limit).unwrap_or(100),
+    )?;
+    let mut body = Map::new();
+    body.insert("Keys".into(), Value::Array(page));
+    Ok(with_page(body, next))
+}
+
+async fn mutate_key(
+    app: &Arc<App>,
+    raw: &str,
+    how: KeyRef,
+    f: impl FnOnce(&mut Key, &World) -> Result<Vec<Change>, KmsError>,
+) -> Result<Key, KmsError> {
+    let _w = app.writer.lock().await;
+    let (key, changes) = {
+        let w = app.world();
+        let mut k = resolve_key(app, &w, raw, how)?;
+        let mut changes = f(&mut k, &w)?;
+        changes.insert(0, Change::Key(k.clone()));
+        (k, changes)
+    };
+    app.commit(changes).await.map_err(KmsError::internal)?;
+    Ok(key)
+}
+
+/// `EnableKey` / `DisableKey`: also accepted while `Unavailable`, applied on reconnect.
+pub async fn set_enabled(app: &Arc<App>, input: &Input, enabled: bool) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+        not_pending(app, k)?;
+        k.state = if enabled { KeyStateU::Enabled } else { KeyStateU::Disabled };
+        Ok(vec![])
+    })
+    .await?;
+    Ok(json!({}))
+}
+
+/// `ScheduleKeyDeletion` (7–30 days, default 30; allowed while the store is disconnected).
+pub async fn schedule_deletion(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    let days = input
+        .opt_int("PendingWindowInDays", i64::MIN, i64::MAX)
+        .map_err(input_err)?
+        .unwrap_or(30);
+    if !(7..=30).contains(&days) {
+        return Err(kms_err!(Validation, "PendingWindowInDays must be between 7 and 30"));
+    }
+    let now = app.now();
+    let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+        not_pending(app, k)?;
+        k.state = KeyStateU::PendingDeletion;
+        k.deletion_date = Some(now + days as f64 * 86_400.0);
+        k.pending_window_days = u32::try_from(days).ok();
+        Ok(vec![])
+    })
+    .await?;
+    Ok(json!({
+        "KeyId": k.arn,
+        "DeletionDate": k.deletion_date,
+        "KeyState": "PendingDeletion",
+        "PendingWindowInDays": days,
+    }))
+}
+
+/// `CancelKeyDeletion`: the key ends up `Disabled`.
+pub async fn cancel_deletion(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+        if k.state != KeyStateU::PendingDeletion {
+            return Err(kms_err!(KmsInvalidState, "{} is not pending deletion.", k.arn));
+        }
+        k.state = KeyStateU::Disabled;
+        k.deletion_date = None;
+        k.pending_window_days = None;
+        Ok(vec![])
+    })
+    .await?;
+    Ok(json!({ "KeyId": k.arn }))
+}
+
+/// `UpdateKeyDescription`.
+pub async fn update_description(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    let d = input
+        .str_len("Description", 0, 8192)
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing("Description"))?
+        .to_string();
+    mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+        not_pending(app, k)?;
+        k.description = d;
+        Ok(vec![])
+    })
+    .await?;
+    Ok(json!({}))
+}
+
+/// `TagResource`.
+pub async fn tag_resource(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    let tags = input
+        .opt_tags("Tags", "TagKey", "TagValue")
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing("Tags"))?;
+    check_tags(&tags)?;
+    mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+        not_pending(app, k)?;
+        for (t, v) in tags {
+            k.tags.insert(t, v);
+        }
+        if k.tags.len() > MAX_TAGS {
+            return Err(kms_err!(LimitExceeded, "A KMS key can have at most {MAX_TAGS} tags."));
+        }
+        Ok(vec![])
+    })
+    .await?;
+    Ok(json!({}))
+}
+
+/// `UntagResource` (absent keys are ignored).
+pub async fn untag_resource(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    let keys = input
+        .opt_str_list("TagKeys")
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing("TagKeys"))?;
+    mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+        not_pending(app, k)?;
+        for t in keys {
+            k.tags.remove(&t);
+        }
+        Ok(vec![])
+    })
+    .await?;
+    Ok(json!({}))
+}
+
+/// `ListResourceTags`.
+pub fn list_resource_tags(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    let limit = input.opt_int("Limit", 1, 50).map_err(input_err)?.unwrap_or(50);
+    let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
+    let w = app.world();
+    let k = resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
+    let (page, next) = paginate(
+        k.tags.iter().map(|(t, v)| (t, json!({"TagKey": t, "TagValue": v}))),
+        "tags",
+        marker,
+        usize::try_from(limit).unwrap_or(50),
+    )?;
+    let mut body = Map::new();
+    body.insert("Tags".into(), Value::Array(page));
+    Ok(with_page(body, next))
+}
+
+fn alias_name(input: &Input) -> Result<String, KmsError> {
+    let n = input.req_str("AliasName", 1, 256).map_err(input_err)?;
+    if !n.starts_with("alias/") || n.len() == "alias/".len() {
+        return Err(kms_err!(InvalidAliasName, "Alias must start with the prefix \"alias/\" followed by a name."));
+    }
+    if !n.bytes().all(|b| b.is_ascii_alphanumeric() || b":/_-".contains(&b)) {
+        return Err(KmsError::validation("AliasName", n, "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$"));
+    }
+    Ok(n.to_string())
+}
+
+fn target_key(app: &App, w: &World, input: &Input) -> Result<Key, KmsError> {
+    let raw = key_id_member(input, "TargetKeyId")?;
+    let k = resolve_key(app, w, raw, KeyRef::IdOrArn)?;
+    not_pending(app, &k)?;
+    Ok(k)
+}
+
+/// `CreateAlias`.
+pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let name = alias_name(input)?;
+    if name.starts_with("alias/aws/") {
+        return Err(kms_err!(InvalidAliasName, "Aliases beginning with alias/aws/ are reserved for AWS managed keys."));
+    }
+    let _w = app.writer.lock().await;
+    let alias = {
+        let w = app.world();
+        let k = target_key(app, &w, input)?;
+        if w.aliases.contains_key(&name) {
+            return Err(kms_err!(AlreadyExists, "An alias with the name {} already exists", alias_arn(app, &name)));
+        }
+        if w.aliases.values().filter(|a| a.target_key_id == k.id).count() >= MAX_ALIASES_PER_KEY {
+            return Err(kms_err!(LimitExceeded, "A KMS key can have at most {MAX_ALIASES_PER_KEY} aliases."));
+        }
+        let now = app.now();
+        Alias {
+            name,
+            target_key_id: k.id,
+            creation_date: now,
+            last_updated_date: now,
+        }
+    };
+    app.commit(vec![Change::Alias(alias)]).await.map_err(KmsError::internal)?;
+    Ok(json!({}))
+}
+
+/// `UpdateAlias`: fails only if the new target is pending deletion.
+pub async fn update_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let name = alias_name(input)?;
+    let _w = app.writer.lock().await;
+    let alias = {
+        let w = app.world();
+        let mut a = w
+            .aliases
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, &name)))?;
+        let k = target_key(app, &w, input)?;
+        a.target_key_id = k.id;
+        a.last_updated_date = app.now();
+        a
+    };
+    app.commit(vec![Change::Alias(alias)]).await.map_err(KmsError::internal)?;
+    Ok(json!({}))
+}
+
+/// `DeleteAlias`.
+pub async fn delete_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let name = alias_name(input)?;
+    let _w = app.writer.lock().await;
+    if !app.world().aliases.contains_key(&name) {
+        return Err(kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, &name)));
+    }
+    app.commit(vec![Change::DelAlias(name)]).await.map_err(KmsError::internal)?;
+    Ok(json!({}))
+}
+
+/// `ListAliases`.
+pub fn list_aliases(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let limit = input.opt_int("Limit", 1, 100).map_err(input_err)?.unwrap_or(50);
+    let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
+    let w = app.world();
+    let filter = match input.opt_str("KeyId").map_err(input_err)? {
+        Some(raw) => Some(resolve_key(app, &w, raw, KeyRef::IdOrArn)?.id),
+        None => None,
+    };
+    let (page, next) = paginate(
+        w.aliases
+            .iter()
+            .filter(|(_, a)| filter.as_ref().is_none_or(|f| &a.target_key_id == f))
+            .map(|(n, a)| {
+                (
+                    n,
+                    json!({
+                        "AliasName": a.name,
+                        "AliasArn": alias_arn(app, &a.name),
+                        "TargetKeyId": a.target_key_id,
+                        "CreationDate": a.creation_date,
+                        "LastUpdatedDate": a.last_updated_date,
+                    }),
+                )
+            }),
+        "aliases",
+        marker,
+        usize::try_from(limit).unwrap_or(50),
+    )?;
+    let mut body = Map::new();
+    body.insert("Aliases".into(), Value::Array(page));
+    Ok(with_page(body, next))
+}
+
+fn policy_name(input: &Input) -> Result<(), KmsError> {
+    match input.str_len("PolicyName", 1, 128).map_err(input_err)? {
+        None | Some("default") => Ok(()),
+        Some(other) => Err(kms_err!(NotFound, "Policy '{other}' does not exist: the only key policy name is 'default'.")),
+    }
+}
+
+/// `GetKeyPolicy`.
+pub fn get_key_policy(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    policy_name(input)?;
+    let w = app.world();
+    let k = resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
+    Ok(json!({ "Policy": k.policy, "PolicyName": "default" }))
+}
+
+/// `PutKeyPolicy`.
+pub async fn put_key_policy(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    policy_name(input)?;
+    let p = input.req_str("Policy", 1, 131_072).map_err(input_err)?.to_string();
+    if p.len() > 32 * 1024 {
+        return Err(kms_err!(LimitExceeded, "The key policy exceeds the 32 KB limit."));
+    }
+    check_policy(&p)?;
+    mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+        k.policy = p;
+        Ok(vec![])
+    })
+    .await?;
+    Ok(json!({}))
+}
+
+/// `ListKeyPolicies`.
+pub fn list_key_policies(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    let w = app.world();
+    resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
+    Ok(json!({ "PolicyNames": ["default"], "Truncated": false }))
+}
+
+/// Rotation, import, replication and data key pairs: not for keys in a custom key store (and
+/// not simulated for AWS_KMS keys either).
+pub fn unsupported_for_key(app: &Arc<App>, op: &str, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    let w = app.world();
+    let k = resolve_key(app, &w, raw, KeyRef::AnyName)?;
+    Err(if k.store_id.is_some() {
+        kms_err!(UnsupportedOperation, "{op} is not supported for KMS keys in a custom key store ({}).", k.arn)
+    } else {
+        kms_err!(UnsupportedOperation, "cks-sim does not simulate {op}.")
+    })
+}
+
+/// Asymmetric and HMAC operations on a symmetric encryption key.
+pub fn wrong_usage(app: &Arc<App>, op: &str, input: &Input) -> Result<Value, KmsError> {
+    let raw = key_id_member(input, "KeyId")?;
+    let w = app.world();
+    let k = resolve_key(app, &w, raw, KeyRef::AnyName)?;
+    Err(kms_err!(
+        InvalidKeyUsage,
+        "{op} is not valid for {}: it is a symmetric encryption key (KeyUsage ENCRYPT_DECRYPT).",
+        k.arn
+    ))
+}

@@ -1,0 +1,653 @@
+//! CloudHSM key stores: Create, Connect (asynchronous, D11), Disconnect, Delete, Describe and
+//! Update, with every precondition of spec §2.1–§2.6.
+
+use super::error::KmsError;
+use super::model::{ConnectionErrorCode, ConnectionState, KeyStore};
+use super::{input_err, paginate, with_page};
+use crate::app::{App, Change, World};
+use crate::cluster::certs;
+use crate::cluster::model::{ClusterState, KMSUSER, Role};
+use crate::kms_err;
+use crate::protocol::input::Input;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Custom key stores per account and Region (not adjustable).
+pub const MAX_STORES: usize = 10;
+
+const XKS_MEMBERS: &[&str] = &[
+    "XksProxyUriEndpoint",
+    "XksProxyUriPath",
+    "XksProxyVpcEndpointServiceName",
+    "XksProxyVpcEndpointServiceOwner",
+    "XksProxyAuthenticationCredential",
+    "XksProxyConnectivity",
+];
+
+fn store_not_found(id: &str) -> KmsError {
+    kms_err!(CustomKeyStoreNotFound, "Custom key store '{id}' does not exist.")
+}
+
+fn cluster_id_member(input: &Input, member: &str) -> Result<Option<String>, KmsError> {
+    let Some(c) = input.str_len(member, 19, 24).map_err(input_err)? else {
+        return Ok(None);
+    };
+    if !crate::ids::is_cluster_id(c) {
+        return Err(KmsError::validation(
+            member,
+            c,
+            "Member must satisfy regular expression pattern: cluster-[2-7a-zA-Z]{11,16}",
+        ));
+    }
+    Ok(Some(c.to_string()))
+}
+
+/// Why a cluster cannot back a store: not found, not active, or badly configured.
+/// `need_two` asks for two active HSMs in different AZs (create, update, CreateKey).
+pub(crate) fn cluster_usable(w: &World, cluster_id: &str, need_two: bool) -> Result<(), KmsError> {
+    let c = w
+        .clusters
+        .get(cluster_id)
+        .filter(|c| c.state != ClusterState::Deleted && !c.faults.cluster_deleted)
+        .ok_or_else(|| kms_err!(CloudHsmClusterNotFound, "AWS CloudHSM cluster '{cluster_id}' does not exist."))?;
+    if c.state != ClusterState::Active {
+        return Err(kms_err!(
+            CloudHsmClusterNotActive,
+            "AWS CloudHSM cluster '{cluster_id}' is {}, not ACTIVE: initialize and activate it first.",
+            c.state.as_str()
+        ));
+    }
+    config_ok(w, cluster_id, need_two)
+}
+
+fn config_ok(w: &World, cluster_id: &str, need_two: bool) -> Result<(), KmsError> {
+    let Some(c) = w.clusters.get(cluster_id) else {
+        return Ok(());
+    };
+    let azs: BTreeSet<&String> = c
+        .subnet_mapping
+        .iter()
+        .filter(|(_, s)| !c.faults.deleted_subnets.contains(s))
+        .map(|(az, _)| az)
+        .collect();
+    let hsm_azs: BTreeSet<&String> = w.active_hsms(cluster_id).iter().map(|h| &h.availability_zone).collect();
+    if need_two {
+        if azs.len() < 2 {
+            return Err(kms_err!(
+                CloudHsmClusterInvalidConfiguration,
+                "AWS CloudHSM cluster '{cluster_id}' must have private subnets in at least two Availability Zones."
+            ));
+        }
+        if hsm_azs.len() < 2 {
+            return Err(kms_err!(
+                CloudHsmClusterInvalidConfiguration,
+                "AWS CloudHSM cluster '{cluster_id}' must contain at least two active HSMs in different Availability Zones."
+            ));
+        }
+    } else if hsm_azs.is_empty() {
+        return Err(kms_err!(
+            CloudHsmClusterInvalidConfiguration,
+            "AWS CloudHSM cluster '{cluster_id}' has no active HSM: add an HSM before connecting."
+        ));
+    }
+    Ok(())
+}
+
+/// `CreateCustomKeyStore`.
+pub async fn create(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let name = input.req_str("CustomKeyStoreName", 1, 256).map_err(input_err)?.to_string();
+    let kind = input.opt_str("CustomKeyStoreType").map_err(input_err)?;
+    match kind {
+        None | Some("AWS_CLOUDHSM") => {}
+        Some("EXTERNAL_KEY_STORE") => {
+            return Err(kms_err!(
+                UnsupportedOperation,
+                "cks-sim simulates AWS CloudHSM key stores only; external key stores (EXTERNAL_KEY_STORE) are not supported."
+            ));
+        }
+        Some(other) => {
+            return Err(KmsError::validation(
+                "CustomKeyStoreType",
+                other,
+                "Member must satisfy enum value set: [AWS_CLOUDHSM, EXTERNAL_KEY_STORE]",
+            ));
+        }
+    }
+    if let Some(m) = XKS_MEMBERS.iter().find(|m| input.has(m)) {
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "{m} applies only to external key stores, which cks-sim does not support; omit it for an AWS CloudHSM key store."
+        ));
+    }
+    let cluster_id = cluster_id_member(input, "CloudHsmClusterId")?
+        .ok_or_else(|| KmsError::missing("CloudHsmClusterId"))?;
+    let anchor = input
+        .req_str("TrustAnchorCertificate", 1, 5000)
+        .map_err(input_err)?
+        .to_string();
+    let password = input.req_str("KeyStorePassword", 7, 32).map_err(input_err)?.to_string();
+
+    let _w = app.writer.lock().await;
+    let now = app.now();
+    let store = {
+        let w = app.world();
+        // A retry of an identical create answers the existing store's ID (DG, three times).
+        if let Some(s) = w.stores.values().find(|s| {
+            s.name == name
+                && s.cluster_id == cluster_id
+                && (s.trust_anchor == anchor || certs::same_certificate(&s.trust_anchor, &anchor))
+                && s.password == password
+                && s.state == ConnectionState::Disconnected
+        }) {
+            return Ok(json!({ "CustomKeyStoreId": s.id }));
+        }
+        if w.stores.values().any(|s| s.name == name) {
+            return Err(kms_err!(
+                CustomKeyStoreNameInUse,
+                "The custom key store name '{name}' is already used by another custom key store in this account and Region."
+            ));
+        }
+        if w.stores.len() >= MAX_STORES {
+            return Err(kms_err!(
+                LimitExceeded,
+                "This account already has {MAX_STORES} custom key stores in this Region, the maximum: delete one first."
+            ));
+        }
+        let c = w
+            .clusters
+            .get(&cluster_id)
+            .filter(|c| c.state != ClusterState::Deleted && !c.faults.cluster_deleted)
+            .ok_or_else(|| kms_err!(CloudHsmClusterNotFound, "AWS CloudHSM cluster '{cluster_id}' does not exist."))?;
+        if let Some(s) = w.stores.values().find(|s| {
+            s.cluster_id == cluster_id
+                || w.clusters.get(&s.cluster_id).is_some_and(|o| o.lineage == c.lineage)
+        }) {
+            return Err(kms_err!(
+                CloudHsmClusterInUse,
+                "AWS CloudHSM cluster '{cluster_id}' (or a cluster that shares its backup history) is already associated with custom key store {}.",
+                s.id
+            ));
+        }
+        if c.state != ClusterState::Active {
+            return Err(kms_err!(
+                CloudHsmClusterNotActive,
+                "AWS CloudHSM cluster '{cluster_id}' is {}, not ACTIVE: initialize and activate it first.",
+                c.state.as_str()
+            ));
+        }
+        let ok = c.trust_anchor.as_deref().is_some_and(|t| certs::same_certificate(t, &anchor));
+        if !ok {
+            return Err(kms_err!(
+                IncorrectTrustAnchor,
+                "The trust anchor certificate does not match the trust anchor of AWS CloudHSM cluster '{cluster_id}' (the customerCA.crt used to initialize it)."
+            ));
+        }
+        config_ok(&w, &cluster_id, true)?;
+        KeyStore {
+            id: crate::ids::key_store_id(),
+            name,
+            cluster_id,
+            trust_anchor: anchor,
+            password,
+            creation_date: now,
+            state: ConnectionState::Disconnected,
+            error_code: None,
+            last_error_code: None,
+            session_valid: false,
+            generation: 0,
+        }
+    };
+    let id = store.id.clone();
+    app.commit(vec![Change::Store(store)]).await.map_err(KmsError::internal)?;
+    Ok(json!({ "CustomKeyStoreId": id }))
+}
+
+fn store_id_member(input: &Input) -> Result<String, KmsError> {
+    Ok(input.req_str("CustomKeyStoreId", 1, 64).map_err(input_err)?.to_string())
+}
+
+/// `ConnectCustomKeyStore`: returns at once; a task finishes the connection (D11).
+pub async fn connect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let id = store_id_member(input)?;
+    let _w = app.writer.lock().await;
+    let mut store = app.world().stores.get(&id).cloned().ok_or_else(|| store_not_found(&id))?;
+    match store.state {
+        ConnectionState::Connected | ConnectionState::Connecting => return Ok(json!({})),
+        ConnectionState::Failed => {
+            return Err(kms_err!(
+                CustomKeyStoreInvalidState,
+                "Custom key store {id} is FAILED: disconnect it (DisconnectCustomKeyStore) before connecting again."
+            ));
+        }
+        ConnectionState::Disconnecting => {
+            return Err(kms_err!(
+                CustomKeyStoreInvalidState,
+                "Custom key store {id} is DISCONNECTING: wait until it is DISCONNECTED."
+            ));
+        }
+        ConnectionState::Disconnected => {}
+    }
+    {
+        // Fast failures for easily detected cluster problems; a missing cluster is reported
+        // asynchronously (CLUSTER_NOT_FOUND), as the model lists no not-found error here.
+        let w = app.world();
+        if let Some(c) = w
+            .clusters
+            .get(&store.cluster_id)
+            .filter(|c| c.state != ClusterState::Deleted && !c.faults.cluster_deleted)
+        {
+            if c.state != ClusterState::Active {
+                return Err(kms_err!(
+                    CloudHsmClusterNotActive,
+                    "AWS CloudHSM cluster '{}' is {}, not ACTIVE.",
+                    c.id,
+                    c.state.as_str()
+                ));
+            }
+            config_ok(&w, &store.cluster_id, false)?;
+        }
+    }
+    store.state = ConnectionState::Connecting;
+    store.error_code = None;
+    store.generation += 1;
+    let generation = store.generation;
+    app.commit(vec![Change::Store(store)]).await.map_err(KmsError::internal)?;
+    spawn_connect(app, id, generation, true);
+    Ok(json!({}))
+}
+
+/// Start the background half of a connection attempt.
+pub fn spawn_connect(app: &Arc<App>, id: String, generation: u64, rotate: bool) {
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        let delay = app.settings().connect_delay_ms;
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        loop {
+            let released = app.release.notified();
+            if !app.settings().hold_connections {
+                break;
+            }
+            released.await;
+        }
+        finish_connect(&app, &id, generation, rotate).await;
+    });
+}
+
+/// The asynchronous connection: checks in D11's order, then a real `C_Login` as kmsuser and
+/// a password rotation (token PIN with it), or `FAILED` with the matching code.
+async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool) {
+    let _w = app.writer.lock().await;
+    let Some(mut store) = app.world().stores.get(id).cloned() else {
+        return;
+    };
+    if store.state != ConnectionState::Connecting || store.generation != generation {
+        return; // cancelled by a disconnect, or superseded
+    }
+    let mut changes = Vec::new();
+    let outcome = check_connect(app, &store, &mut changes);
+    let result = match outcome {
+        Err(code) => Err(code),
+        Ok(()) => login_and_rotate(app, &mut store, &mut changes, rotate).await,
+    };
+    match result {
+        Ok(()) => {
+            store.state = ConnectionState::Connected;
+            store.error_code = None;
+            store.session_valid = true;
+            app.kms_login(id, true);
+        }
+        Err(code) => {
+            tracing::info!(store = id, code = code.as_str(), "connection attempt failed");
+            store.state = ConnectionState::Failed;
+            store.error_code = Some(code);
+            store.last_error_code = Some(code);
+            store.session_valid = false;
+        }
+    }
+    changes.push(Change::Store(store));
+    if let Err(e) = app.commit(changes).await {
+        tracing::error!(error = %e, "cannot record the connection outcome");
+    }
+}
+
+fn check_connect(app: &App, store: &KeyStore, changes: &mut Vec<Change>) -> Result<(), ConnectionErrorCode> {
+    use ConnectionErrorCode as E;
+    let w = app.world();
+    let Some(c) = w
+        .clusters
+        .get(&store.cluster_id)
+        .filter(|c| c.state != ClusterState::Deleted && !c.faults.cluster_deleted)
+    else {
+        return Err(E::ClusterNotFound);
+    };
+    if c.faults.internal_error || c.faults.token_failing {
+        return Err(E::InternalError);
+    }
+    if c.subnet_mapping.values().any(|s| c.faults.deleted_subnets.contains(s)) {
+        return Err(E::SubnetNotFound);
+    }
+    if c.subnet_mapping.values().any(|s| c.faults.exhausted_subnets.contains(s)) {
+        return Err(E::InsufficientFreeAddressesInSubnet);
+    }
+    if w.active_hsms(&c.id).is_empty() {
+        return Err(E::InsufficientCloudhsmHsms);
+    }
+    if c.faults.network_down {
+        return Err(E::NetworkErrors);
+    }
+    let Some(user) = w
+        .users
+        .get(&crate::cluster::model::user_key(&c.id, KMSUSER))
+        .filter(|u| u.role == Role::CryptoUser && u.coverage_full)
+    else {
+        return Err(E::UserNotFound);
+    };
+    if user.locked {
+        return Err(E::UserLockedOut);
+    }
+    if user.sessions > 0 {
+        return Err(E::UserLoggedIn);
+    }
+    if user.mfa || !user.password_matches(&store.password) {
+        let mut u = user.clone();
+        u.fail_login();
+        let locked = u.locked;
+        changes.push(Change::User(u));
+        return Err(if locked { E::UserLockedOut } else { E::InvalidCredentials });
+    }
+    if !c.has_token {
+        return Err(E::InternalError);
+    }
+    Ok(())
+}
+
+async fn login_and_rotate(
+    app: &Arc<App>,
+    store: &mut KeyStore,
+    changes: &mut Vec<Change>,
+    rotate: bool,
+) -> Result<(), ConnectionErrorCode> {
+    let internal = |e: crate::hsm::HsmError| {
+        tracing::warn!(error = %e, "PKCS#11 failure while connecting");
+        ConnectionErrorCode::InternalError
+    };
+    let (mut cluster, mut user) = {
+        let w = app.world();
+        let c = w.clusters.get(&store.cluster_id).cloned();
+        let u = w.users.get(&crate::cluster::model::user_key(&store.cluster_id, KMSUSER)).cloned();
+        match (c, u) {
+            (Some(c), Some(u)) => (c, u),
+            _ => return Err(ConnectionErrorCode::InternalError),
+        }
+    };
+    let token = app.token(&cluster.id).await.map_err(internal)?;
+    token
+        .login(&app.pin(KMSUSER, &cluster.token_user_pin))
+        .await
+        .map_err(internal)?;
+    user.failed_logins = 0;
+    if rotate {
+        let fresh = crate::ids::secret(24);
+        if let Err(e) = token
+            .set_user_pin(&app.pin(KMSUSER, &cluster.token_user_pin), &app.pin(KMSUSER, &fresh))
+            .await
+        {
+            let _ = token.logout().await;
+            return Err(internal(e));
+        }
+        user.set_password(&fresh);
+        cluster.token_user_pin = fresh.clone();
+        store.password = fresh;
+        changes.push(Change::Cluster(cluster));
+    }
+    changes.push(Change::User(user));
+    Ok(())
+}
+
+/// `DisconnectCustomKeyStore`.
+pub async fn disconnect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let id = store_id_member(input)?;
+    let _w = app.writer.lock().await;
+    let mut store = app.world().stores.get(&id).cloned().ok_or_else(|| store_not_found(&id))?;
+    if matches!(store.state, ConnectionState::Disconnected | ConnectionState::Disconnecting) {
+        return Err(kms_err!(
+            CustomKeyStoreInvalidState,
+            "Custom key store {id} is {}: there is no connection to end.",
+            store.state.as_str()
+        ));
+    }
+    store.state = ConnectionState::Disconnecting;
+    store.error_code = None;
+    store.generation += 1;
+    let generation = store.generation;
+    app.commit(vec![Change::Store(store)]).await.map_err(KmsError::internal)?;
+    spawn_disconnect(app, id, generation);
+    Ok(json!({}))
+}
+
+/// Start the background half of a disconnect.
+pub fn spawn_disconnect(app: &Arc<App>, id: String, generation: u64) {
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        let delay = app.settings().disconnect_delay_ms;
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        finish_disconnect(&app, &id, generation).await;
+    });
+}
+
+async fn finish_disconnect(app: &Arc<App>, id: &str, generation: u64) {
+    let _w = app.writer.lock().await;
+    let Some(mut store) = app.world().stores.get(id).cloned() else {
+        return;
+    };
+    if store.state != ConnectionState::Disconnecting || store.generation != generation {
+        return;
+    }
+    // End KMS's kmsuser session: the only effect on the cluster.
+    if app.kms_login(id, false) {
+        match app.token(&store.cluster_id).await {
+            Ok(t) => {
+                if let Err(e) = t.logout().await {
+                    tracing::warn!(error = %e, "logout failed while disconnecting");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "token unavailable while disconnecting"),
+        }
+    }
+    store.state = ConnectionState::Disconnected;
+    store.session_valid = false;
+    if let Err(e) = app.commit(vec![Change::Store(store)]).await {
+        tracing::error!(error = %e, "cannot record the disconnect");
+    }
+}
+
+/// `DeleteCustomKeyStore`: KMS metadata only. It makes no PKCS#11 call and does not consult
+/// the cluster at all (it succeeds even if the cluster is gone).
+pub async fn delete(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let id = store_id_member(input)?;
+    let _w = app.writer.lock().await;
+    {
+        let w = app.world();
+        let store = w.stores.get(&id).ok_or_else(|| store_not_found(&id))?;
+        if store.state != ConnectionState::Disconnected {
+            return Err(kms_err!(
+                CustomKeyStoreInvalidState,
+                "Custom key store {id} is {}: disconnect it (DisconnectCustomKeyStore) before deleting it.",
+                store.state.as_str()
+            ));
+        }
+        let n = w.keys.values().filter(|k| k.store_id.as_deref() == Some(id.as_str())).count();
+        if n > 0 {
+            return Err(kms_err!(
+                CustomKeyStoreHasCmks,
+                "Custom key store {id} still holds {n} KMS key(s), counting keys pending deletion: schedule their deletion and wait until the waiting period ends."
+            ));
+        }
+    }
+    app.commit(vec![Change::DelStore(id)]).await.map_err(KmsError::internal)?;
+    Ok(json!({}))
+}
+
+fn entry(s: &KeyStore) -> Value {
+    let mut m = Map::new();
+    m.insert("CustomKeyStoreId".into(), json!(s.id));
+    m.insert("CustomKeyStoreName".into(), json!(s.name));
+    m.insert("CustomKeyStoreType".into(), json!("AWS_CLOUDHSM"));
+    m.insert("CloudHsmClusterId".into(), json!(s.cluster_id));
+    m.insert("TrustAnchorCertificate".into(), json!(s.trust_anchor));
+    m.insert("ConnectionState".into(), json!(s.state.as_str()));
+    if s.state == ConnectionState::Failed
+        && let Some(c) = s.error_code
+    {
+        m.insert("ConnectionErrorCode".into(), json!(c.as_str()));
+    }
+    m.insert("CreationDate".into(), json!(s.creation_date));
+    Value::Object(m)
+}
+
+/// `DescribeCustomKeyStores`.
+pub fn describe(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let id = input.str_len("CustomKeyStoreId", 1, 64).map_err(input_err)?;
+    let name = input.str_len("CustomKeyStoreName", 1, 256).map_err(input_err)?;
+    let limit = input.opt_int("Limit", 1, 1000).map_err(input_err)?.unwrap_or(1000);
+    let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
+    if id.is_some() && name.is_some() {
+        return Err(kms_err!(
+            Validation,
+            "Specify either CustomKeyStoreId or CustomKeyStoreName, not both."
+        ));
+    }
+    let w = app.world();
+    let selected: Vec<(&String, &KeyStore)> = match (id, name) {
+        (Some(id), _) => {
+            let (k, s) = w.stores.get_key_value(id).ok_or_else(|| store_not_found(id))?;
+            vec![(k, s)]
+        }
+        (_, Some(n)) => {
+            let found = w.stores.iter().find(|(_, s)| s.name == n).ok_or_else(|| {
+                kms_err!(CustomKeyStoreNotFound, "No custom key store is named '{n}'.")
+            })?;
+            vec![found]
+        }
+        _ => w.stores.iter().collect(),
+    };
+    let (page, next) = paginate(selected.into_iter(), "stores", marker, usize::try_from(limit).unwrap_or(1000))?;
+    let mut body = Map::new();
+    body.insert("CustomKeyStores".into(), Value::Array(page.into_iter().map(entry).collect()));
+    Ok(with_page(body, next))
+}
+
+/// `UpdateCustomKeyStore`.
+pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    let id = store_id_member(input)?;
+    let new_name = input
+        .str_len("NewCustomKeyStoreName", 1, 256)
+        .map_err(input_err)?
+        .map(str::to_string);
+    let password = input.str_len("KeyStorePassword", 7, 32).map_err(input_err)?.map(str::to_string);
+    let cluster_id = cluster_id_member(input, "CloudHsmClusterId")?;
+    if let Some(m) = XKS_MEMBERS.iter().find(|m| input.has(m)) {
+        return Err(kms_err!(
+            Validation,
+            "{m} applies only to external key stores; {id} is an AWS CloudHSM key store."
+        ));
+    }
+    let _w = app.writer.lock().await;
+    let mut store = {
+        let w = app.world();
+        let store = w.stores.get(&id).cloned().ok_or_else(|| store_not_found(&id))?;
+        if password.is_some() || cluster_id.is_some() {
+            if store.state != ConnectionState::Disconnected {
+                return Err(kms_err!(
+                    CustomKeyStoreInvalidState,
+                    "Custom key store {id} is {}: disconnect it before changing its password or cluster.",
+                    store.state.as_str()
+                ));
+            }
+        } else if new_name.is_some()
+            && !matches!(store.state, ConnectionState::Connected | ConnectionState::Disconnected)
+        {
+            return Err(kms_err!(
+                CustomKeyStoreInvalidState,
+                "Custom key store {id} is {}: it can be renamed only while CONNECTED or DISCONNECTED.",
+                store.state.as_str()
+            ));
+        }
+        if let Some(n) = &new_name
+            && w.stores.values().any(|s| s.id != id && &s.name == n)
+        {
+            return Err(kms_err!(
+                CustomKeyStoreNameInUse,
+                "The custom key store name '{n}' is already used by another custom key store."
+            ));
+        }
+        if let Some(c) = &cluster_id {
+            let new = w
+                .clusters
+                .get(c)
+                .filter(|x| x.state != ClusterState::Deleted && !x.faults.cluster_deleted)
+                .ok_or_else(|| kms_err!(CloudHsmClusterNotFound, "AWS CloudHSM cluster '{c}' does not exist."))?;
+            let related = w
+                .clusters
+                .get(&store.cluster_id)
+                .map(|old| old.lineage == new.lineage)
+                .unwrap_or(false)
+                || *c == store.cluster_id;
+            if !related {
+                return Err(kms_err!(
+                    CloudHsmClusterNotRelated,
+                    "AWS CloudHSM cluster '{c}' does not share a backup history (cluster certificate) with '{}'.",
+                    store.cluster_id
+                ));
+            }
+            cluster_usable(&w, c, true)?;
+        }
+        store
+    };
+    if let Some(n) = new_name {
+        store.name = n;
+    }
+    if let Some(p) = password {
+        store.password = p;
+    }
+    if let Some(c) = cluster_id {
+        store.cluster_id = c;
+    }
+    app.commit(vec![Change::Store(store)]).await.map_err(KmsError::internal)?;
+    Ok(json!({}))
+}
+
+/// Resume key stores after a restart: `CONNECTED` and `CONNECTING` stores connect again (a
+/// `CONNECTED` one without rotating the password), `DISCONNECTING` ones finish.
+pub async fn resume(app: &Arc<App>) {
+    let stores: Vec<KeyStore> = app.world().stores.values().cloned().collect();
+    for s in stores {
+        match s.state {
+            ConnectionState::Connected | ConnectionState::Connecting => {
+                let rotate = s.state == ConnectionState::Connecting;
+                let mut s2 = s.clone();
+                s2.state = ConnectionState::Connecting;
+                s2.generation += 1;
+                let g = s2.generation;
+                {
+                    let _w = app.writer.lock().await;
+                    if let Err(e) = app.commit(vec![Change::Store(s2)]).await {
+                        tracing::error!(error = %e, "cannot resume key store");
+                        continue;
+                    }
+                }
+                finish_connect(app, &s.id, g, rotate).await;
+            }
+            ConnectionState::Disconnecting => {
+                finish_disconnect(app, &s.id, s.generation).await;
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Completing scheduled deletions (spec §2.10, D10).
+//!
+//! When a key's `DeletionDate` passes, the KMS key and its aliases disappear whatever the
+//! store's state. Its material is destroyed on the token only if the store is `CONNECTED`
+//! with a valid kmsuser session at that moment; otherwise it stays and an orphan record is
+//! kept. Every request calls [`sweep_if_due`] first, so results never depend on the
+//! background sweeper's timing.
+
+use super::model::{ConnectionState, Key, KeyStateU, Orphan, Origin};
+use crate::app::{App, Change};
+use std::sync::Arc;
+
+fn due(app: &App, now: f64) -> Vec<Key> {
+    app.world()
+        .keys
+        .values()
+        .filter(|k| k.state == KeyStateU::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now))
+        .cloned()
+        .collect()
+}
+
+/// Complete every deletion that is due. Cheap when none is.
+pub async fn sweep_if_due(app: &Arc<App>) {
+    if due(app, app.now()).is_empty() {
+        return;
+    }
+    let _w = app.writer.lock().await;
+    let now = app.now();
+    for k in due(app, now) {
+        complete_deletion(app, &k, now).await;
+    }
+}
+
+async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
+    let id: [u8; 16] = match uuid::Uuid::parse_str(&k.id) {
+        Ok(u) => *u.as_bytes(),
+        Err(_) => [0; 16],
+    };
+    let mut changes = vec![Change::DelKey(k.id.clone())];
+    let (aliases, store, next_seq) = {
+        let w = app.world();
+        let aliases: Vec<String> = w
+            .aliases
+            .values()
+            .filter(|a| a.target_key_id == k.id)
+            .map(|a| a.name.clone())
+            .collect();
+        let store = k.store_id.as_ref().and_then(|s| w.stores.get(s)).cloned();
+        let seq = w.orphans.values().map(|o| o.seq).max().unwrap_or(0) + 1;
+        (aliases, store, seq)
+    };
+    changes.extend(aliases.into_iter().map(Change::DelAlias));
+    let destroyed_or_reason: Result<(), String> = match k.origin {
+        Origin::AwsKms => match app.internal_token().await {
+            Ok(t) => t.destroy(id).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Origin::AwsCloudhsm => match &store {
+            Some(s) if s.state == ConnectionState::Connected && s.session_valid && app.has_kms_login(&s.id) => {
+                let reachable = super::key::reachable(&app.world(), &s.cluster_id).is_ok();
+                if reachable {
+                    match app.token(&s.cluster_id).await {
+                        Ok(t) => t.destroy(id).await.map_err(|e| format!("destroying the backing key failed: {e}")),
+                        Err(e) => Err(format!("the cluster token is unavailable: {e}")),
+                    }
+                } else {
+                    Err("KMS could not reach the cluster".into())
+                }
+            }
+            Some(s) if s.state == ConnectionState::Connected => {
+                Err("the kmsuser password was changed behind KMS's back".into())
+            }
+            Some(s) => Err(format!("the custom key store was {}", s.state.as_str())),
+            None => Err("the custom key store no longer exists".into()),
+        },
+    };
+    if let Err(reason) = destroyed_or_reason {
+        tracing::info!(key = %k.arn, %reason, "key deleted; material left on the token");
+        if k.origin == Origin::AwsCloudhsm {
+            changes.push(Change::Orphan(Orphan {
+                seq: next_seq,
+                key_arn: k.arn.clone(),
+                cluster_id: store.as_ref().map(|s| s.cluster_id.clone()).unwrap_or_else(|| k.token_label.clone()),
+                object_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+                time: now,
+                reason,
+            }));
+        }
+    }
+    if let Err(e) = app.commit(changes).await {
+        tracing::error!(error = %e, key = %k.arn, "cannot record a completed deletion");
+    }
+}
+
+/// Sweep every second in the background (reads sweep too, so this only keeps the token tidy
+/// while nobody asks).
+pub fn spawn_sweeper(app: &Arc<App>) {
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            sweep_if_due(&app).await;
+        }
+    });
+}
