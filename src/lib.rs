@@ -19,3 +19,25 @@ pub mod ids;
 pub mod kms;
 pub mod protocol;
 pub mod store;
+pub mod client;
+pub mod control;
+pub mod server;
+
+use std::sync::Arc;
+
+/// Bring a freshly opened app to life: the internal token, persisted token faults, seeds,
+/// key stores that were connected, due deletions and the background sweeper.
+pub async fn start(app: &Arc<app::App>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    app.start_internal_token().await?;
+    cluster::faults::reapply_token_faults(app).await?;
+    if app.config.default_seed {
+        cluster::seed::apply_default(app).await?;
+    }
+    if let Some(seed) = app.config.seed.clone() {
+        cluster::seed::apply_file(app, &seed).await?;
+    }
+    kms::key_store::resume(app).await;
+    kms::sweep::sweep_if_due(app).await;
+    kms::sweep::spawn_sweeper(app);
+    Ok(())
+}

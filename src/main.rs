@@ -1,1 +1,499 @@
-fn main() {}
+//! The `cks-sim` command: `serve`, and thin clients of the control door.
+
+use cks_sim::app::App;
+use cks_sim::client::{ClientError, ControlClient};
+use cks_sim::config::{Config, Overrides};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// A simulator of AWS KMS CloudHSM key stores, with key material on a real PKCS#11 token.
+#[derive(Parser)]
+#[command(name = "cks-sim", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start the simulator (KMS API, cloudhsmv2 API and the /_sim control door on one port).
+    Serve(ServeArgs),
+    /// Show or move the simulated clock.
+    Clock {
+        #[command(flatten)]
+        c: ClientArgs,
+        #[command(subcommand)]
+        cmd: ClockCmd,
+    },
+    /// Inspect simulated clusters.
+    Cluster {
+        #[command(flatten)]
+        c: ClientArgs,
+        #[command(subcommand)]
+        cmd: ClusterCmd,
+    },
+    /// Manage a cluster's users (what the CloudHSM CLI does).
+    User {
+        #[command(flatten)]
+        c: ClientArgs,
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Inject or clear a cluster fault.
+    Fault {
+        #[command(flatten)]
+        c: ClientArgs,
+        /// The cluster.
+        #[arg(long)]
+        cluster_id: String,
+        /// network-down, subnet-deleted, subnet-exhausted, cluster-deleted, token-failing,
+        /// internal-error, hsm-down, user-mfa, user-partial-coverage.
+        fault: String,
+        /// The subnet, HSM or user the fault applies to.
+        #[arg(long)]
+        target: Option<String>,
+        /// Clear the fault instead of injecting it.
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Look at a cluster's token through the simulator.
+    Token {
+        #[command(flatten)]
+        c: ClientArgs,
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// Read a token directly, in this process, without the server: an independent view
+    /// (labels, ids and material fingerprints of every object).
+    InspectToken(InspectArgs),
+}
+
+#[derive(Args, Clone)]
+struct ClientArgs {
+    /// The simulator's endpoint.
+    #[arg(long, env = "CKS_SIM_ENDPOINT", default_value = "http://127.0.0.1:4599", global = true)]
+    endpoint: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// A TOML configuration file.
+    #[arg(long, env = "CKS_SIM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address (port 0 picks a free port; see --port-file).
+    #[arg(long, env = "CKS_SIM_LISTEN")]
+    listen: Option<String>,
+    /// Data directory: SQLite file, SoftHSM2 config and tokens.
+    #[arg(long, env = "CKS_SIM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// PKCS#11 module path (default: SoftHSM2 from its usual places).
+    #[arg(long, env = "CKS_SIM_PKCS11_MODULE")]
+    module: Option<PathBuf>,
+    /// A seed file (clusters, HSMs, users) applied at start-up.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+    /// Delay of asynchronous connects, in milliseconds.
+    #[arg(long)]
+    connect_delay_ms: Option<u64>,
+    /// Do not create the default cluster on first start.
+    #[arg(long)]
+    no_default_seed: bool,
+    /// Write the bound address (host:port) to this file once listening.
+    #[arg(long)]
+    port_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ClockCmd {
+    /// Show the simulated time.
+    Show,
+    /// Move the clock forward, e.g. `30d`, `12h`, `90m`, `45s`.
+    Advance {
+        /// The duration.
+        by: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// List clusters.
+    List,
+    /// Show one cluster.
+    Show {
+        /// The cluster.
+        cluster_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// List users.
+    List {
+        #[arg(long)]
+        cluster_id: String,
+    },
+    /// Create a user.
+    Create {
+        #[arg(long)]
+        cluster_id: String,
+        #[arg(long)]
+        username: String,
+        /// admin or crypto-user.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// Delete a user.
+    Delete {
+        #[arg(long)]
+        cluster_id: String,
+        #[arg(long)]
+        username: String,
+    },
+    /// Change a password (your own, or anyone's as an admin).
+    ChangePassword {
+        #[arg(long)]
+        cluster_id: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        new_password: String,
+        /// Who authorises the change (the user itself or an admin).
+        #[arg(long)]
+        auth_user: String,
+        #[arg(long)]
+        auth_password: String,
+    },
+    /// Log a user in (a session outside KMS).
+    Login {
+        #[arg(long)]
+        cluster_id: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// Log a user out.
+    Logout {
+        #[arg(long)]
+        cluster_id: String,
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Every object on a cluster's token, marked as a live KMS key's, an orphan, or other.
+    Objects {
+        #[arg(long)]
+        cluster_id: String,
+    },
+    /// Key material left behind by deleted KMS keys.
+    Orphans,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// The simulator's data directory (its SoftHSM2 config is used).
+    #[arg(long, default_value = ".cks-sim")]
+    data_dir: PathBuf,
+    /// PKCS#11 module path.
+    #[arg(long, env = "CKS_SIM_PKCS11_MODULE")]
+    module: Option<PathBuf>,
+    /// The token label (a cluster ID).
+    #[arg(long)]
+    label: String,
+    /// The user PIN (kmsuser's current password).
+    #[arg(long)]
+    pin: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cks-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// SoftHSM2 reads its configuration from `SOFTHSM2_CONF` when the module loads. Changing the
+/// environment of a running process is unsafe, so when it does not already point at `conf`
+/// the process re-executes itself with it set (same PID, same arguments).
+fn ensure_softhsm_env(conf: &Path, token_dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(token_dir).map_err(|e| format!("cannot create {}: {e}", token_dir.display()))?;
+    let text = cks_sim::config::softhsm_conf_text(token_dir);
+    if std::fs::read_to_string(conf).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+    }
+    let want = conf.canonicalize().map_err(|e| format!("{}: {e}", conf.display()))?;
+    let have = std::env::var_os("SOFTHSM2_CONF").map(PathBuf::from);
+    if have.as_deref() == Some(want.as_path()) {
+        return Ok(());
+    }
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("SOFTHSM2_CONF", &want)
+        .exec();
+    Err(format!("cannot re-execute with SOFTHSM2_CONF set: {err}"))
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.cmd {
+        Cmd::Serve(a) => serve(a),
+        Cmd::InspectToken(a) => inspect_token(a),
+        Cmd::Clock { c, cmd } => client(&c, |cl| async move {
+            match cmd {
+                ClockCmd::Show => cl.call("GET", "/_sim/clock", None).await,
+                ClockCmd::Advance { by } => {
+                    let secs = parse_duration(&by).map_err(ClientError::Other)?;
+                    cl.call("POST", "/_sim/clock/advance", Some(json!({"seconds": secs}))).await
+                }
+            }
+        }),
+        Cmd::Cluster { c, cmd } => client(&c, |cl| async move {
+            match cmd {
+                ClusterCmd::List => cl.call("GET", "/_sim/clusters", None).await,
+                ClusterCmd::Show { cluster_id } => cl.call("GET", &format!("/_sim/clusters/{cluster_id}"), None).await,
+            }
+        }),
+        Cmd::User { c, cmd } => client(&c, |cl| async move {
+            match cmd {
+                UserCmd::List { cluster_id } => cl.call("GET", &format!("/_sim/clusters/{cluster_id}/users"), None).await,
+                UserCmd::Create { cluster_id, username, role, password } => {
+                    cl.call(
+                        "POST",
+                        &format!("/_sim/clusters/{cluster_id}/users"),
+                        Some(json!({"username": username, "role": role, "password": password})),
+                    )
+                    .await
+                }
+                UserCmd::Delete { cluster_id, username } => {
+                    cl.call("DELETE", &format!("/_sim/clusters/{cluster_id}/users/{username}"), None).await
+                }
+                UserCmd::ChangePassword { cluster_id, username, new_password, auth_user, auth_password } => {
+                    cl.call(
+                        "POST",
+                        &format!("/_sim/clusters/{cluster_id}/users/{username}/password"),
+                        Some(json!({"new_password": new_password, "auth_user": auth_user, "auth_password": auth_password})),
+                    )
+                    .await
+                }
+                UserCmd::Login { cluster_id, username, password } => {
+                    cl.call(
+                        "POST",
+                        &format!("/_sim/clusters/{cluster_id}/users/{username}/login"),
+                        Some(json!({"password": password})),
+                    )
+                    .await
+                }
+                UserCmd::Logout { cluster_id, username } => {
+                    cl.call("POST", &format!("/_sim/clusters/{cluster_id}/users/{username}/logout"), None).await
+                }
+            }
+        }),
+        Cmd::Fault { c, cluster_id, fault, target, clear } => client(&c, |cl| async move {
+            cl.call(
+                "POST",
+                &format!("/_sim/clusters/{cluster_id}/faults"),
+                Some(json!({"fault": fault, "on": !clear, "target": target})),
+            )
+            .await
+        }),
+        Cmd::Token { c, cmd } => client(&c, |cl| async move {
+            match cmd {
+                TokenCmd::Objects { cluster_id } => cl.call("GET", &format!("/_sim/clusters/{cluster_id}/token"), None).await,
+                TokenCmd::Orphans => cl.call("GET", "/_sim/orphans", None).await,
+            }
+        }),
+    }
+}
+
+fn client<F, Fut>(c: &ClientArgs, f: F) -> Result<(), String>
+where
+    F: FnOnce(ControlClient) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, ClientError>>,
+{
+    let rt = runtime()?;
+    let cl = ControlClient::new(&c.endpoint);
+    let v = rt.block_on(f(cl)).map_err(|e| e.to_string())?;
+    match c.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+        Output::Text => print_text(&v, 0),
+    }
+    Ok(())
+}
+
+fn print_text(v: &Value, indent: usize) {
+    let pad = "  ".repeat(indent);
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match x {
+                    Value::Object(_) | Value::Array(_) => {
+                        println!("{pad}{k}:");
+                        print_text(x, indent + 1);
+                    }
+                    Value::Null => {}
+                    other => println!("{pad}{k}: {}", scalar(other)),
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                match x {
+                    Value::Object(_) | Value::Array(_) => {
+                        println!("{pad}- [{i}]");
+                        print_text(x, indent + 1);
+                    }
+                    other => println!("{pad}- {}", scalar(other)),
+                }
+            }
+        }
+        other => println!("{pad}{}", scalar(other)),
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Parse `30d`, `12h`, `90m`, `45s` or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('d') => (&s[..s.len() - 1], 86_400.0),
+        Some('h') => (&s[..s.len() - 1], 3_600.0),
+        Some('m') => (&s[..s.len() - 1], 60.0),
+        Some('s') => (&s[..s.len() - 1], 1.0),
+        _ => (s, 1.0),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30d, 12h, 90m or 45s"))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("{s:?}: the clock only moves forward"));
+    }
+    Ok(n * mult)
+}
+
+fn serve(a: ServeArgs) -> Result<(), String> {
+    let ov = Overrides {
+        config_file: a.config,
+        listen: a.listen,
+        data_dir: a.data_dir,
+        module: a.module,
+        seed: a.seed,
+        connect_delay_ms: a.connect_delay_ms,
+        no_default_seed: a.no_default_seed,
+    };
+    let config = Config::load(&ov).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
+    if let Some(conf) = &config.softhsm_conf {
+        ensure_softhsm_env(conf, &config.token_dir())?;
+    }
+    init_tracing();
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let listen = config.listen;
+        let port_file = a.port_file;
+        let app = tokio::task::spawn_blocking(move || App::open(config))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        cks_sim::start(&app).await.map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        if let Some(p) = port_file {
+            std::fs::write(&p, addr.to_string()).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        }
+        tracing::info!(%addr, "cks-sim is serving (KMS, cloudhsmv2, /_sim)");
+        eprintln!("cks-sim listening on http://{addr}");
+        cks_sim::server::run(listener, Arc::clone(&app), shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CKS_SIM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn inspect_token(a: InspectArgs) -> Result<(), String> {
+    let conf = a.data_dir.join("softhsm2.conf");
+    let is_softhsm = a.module.as_deref().is_none_or(|m| m.to_string_lossy().contains("softhsm"));
+    if is_softhsm {
+        ensure_softhsm_env(&conf, &a.data_dir.join("tokens"))?;
+    }
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let path = cks_sim::hsm::module::locate(a.module.as_deref()).map_err(|e| e.to_string())?;
+        let module = cks_sim::hsm::Module::load(&path).map_err(|e| e.to_string())?;
+        let label = a.label.clone();
+        let token = tokio::task::spawn_blocking(move || cks_sim::hsm::Token::open(&module, &label, 1))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let token = Arc::new(token);
+        let objects = token
+            .with_login(&a.pin, |t| async move { t.list_objects().await })
+            .await
+            .map_err(|e| e.to_string())?;
+        let list: Vec<Value> = objects
+            .into_iter()
+            .map(|o| json!({"label": o.label, "id": o.id, "class": o.class, "key_type": o.key_type, "fingerprint": o.fingerprint, "extractable": o.extractable}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({"label": a.label, "objects": list})).unwrap_or_default());
+        Ok(())
+    })
+}

@@ -152,10 +152,26 @@ mod tests {
     #[test]
     fn names_and_statuses() {
         let all = [
-            (CloudHsmErrorKind::AccessDenied, "CloudHsmAccessDeniedException", 400),
-            (CloudHsmErrorKind::InternalFailure, "CloudHsmInternalFailureException", 500),
-            (CloudHsmErrorKind::InvalidRequest, "CloudHsmInvalidRequestException", 400),
-            (CloudHsmErrorKind::ResourceNotFound, "CloudHsmResourceNotFoundException", 400),
+            (
+                CloudHsmErrorKind::AccessDenied,
+                "CloudHsmAccessDeniedException",
+                400,
+            ),
+            (
+                CloudHsmErrorKind::InternalFailure,
+                "CloudHsmInternalFailureException",
+                500,
+            ),
+            (
+                CloudHsmErrorKind::InvalidRequest,
+                "CloudHsmInvalidRequestException",
+                400,
+            ),
+            (
+                CloudHsmErrorKind::ResourceNotFound,
+                "CloudHsmResourceNotFoundException",
+                400,
+            ),
             (
                 CloudHsmErrorKind::ResourceLimitExceeded,
                 "CloudHsmResourceLimitExceededException",
@@ -179,6 +195,9 @@ mod tests {
         .into();
         assert_eq!(e.kind, CloudHsmErrorKind::InvalidRequest);
         assert_eq!(e.message, "member ClusterId is required");
-        assert_eq!(e.to_string(), "CloudHsmInvalidRequestException: member ClusterId is required");
+        assert_eq!(
+            e.to_string(),
+            "CloudHsmInvalidRequestException: member ClusterId is required"
+        );
     }
 }

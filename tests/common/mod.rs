@@ -52,3 +52,250 @@ pub fn fresh_token(prefix: &str, user_pin: &str) -> String {
         .expect("provision token");
     label
 }
+
+/// A real `cks-sim serve` child process on `127.0.0.1:0` with its own data dir.
+pub struct Sim {
+    pub dir: tempfile::TempDir,
+    pub child: Option<std::process::Child>,
+    pub endpoint: String,
+    pub extra_args: Vec<String>,
+}
+
+pub fn deadline_poll<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < end, "timed out waiting for {what}");
+        std::thread::yield_now();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+impl Sim {
+    /// Start a simulator on a fresh data dir (with the default seed: one ACTIVE cluster).
+    pub fn start() -> Sim {
+        Self::start_with(&[])
+    }
+
+    /// Start with extra `serve` arguments.
+    pub fn start_with(args: &[&str]) -> Sim {
+        let dir = tempfile::Builder::new().prefix("cks-sim-test-").tempdir().expect("tempdir");
+        let mut sim = Sim {
+            dir,
+            child: None,
+            endpoint: String::new(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        sim.spawn();
+        sim
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let port_file = self.dir.path().join("port");
+        let _ = std::fs::remove_file(&port_file);
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--connect-delay-ms", "0"])
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--port-file")
+            .arg(&port_file)
+            .args(&self.extra_args)
+            .env("CKS_SIM_LOG", std::env::var("CKS_SIM_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn cks-sim serve");
+        self.child = Some(child);
+        let addr = deadline_poll("the server's port file", 60, || {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("cks-sim serve exited early: {status}");
+            }
+            std::fs::read_to_string(&port_file).ok().filter(|s| !s.is_empty())
+        });
+        self.endpoint = format!("http://{addr}");
+    }
+
+    /// Stop with SIGTERM (by PID) and wait.
+    pub fn stop(&mut self) -> std::time::Duration {
+        let mut child = self.child.take().expect("running");
+        let t0 = std::time::Instant::now();
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill -TERM")
+            .success();
+        assert!(ok, "kill -TERM failed");
+        let _ = child.wait();
+        t0.elapsed()
+    }
+
+    /// Kill with SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stop and start again on the same data dir.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Start again after a kill.
+    pub fn respawn(&mut self) {
+        self.spawn();
+    }
+
+    pub fn control(&self) -> cks_sim::client::ControlClient {
+        cks_sim::client::ControlClient::new(&self.endpoint)
+    }
+
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        let conf = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_kms::config::Credentials::new("AKIDTEST", "secret", None, None, "tests"))
+            .endpoint_url(&self.endpoint)
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        aws_sdk_kms::Client::from_conf(conf)
+    }
+
+    pub fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.data_dir().join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"))
+    }
+
+    pub fn kmsuser_password(&self) -> String {
+        self.read("kmsuser-password").trim().to_string()
+    }
+
+    pub fn admin_password(&self) -> String {
+        self.read("admin-password").trim().to_string()
+    }
+
+    pub fn trust_anchor(&self) -> String {
+        self.read("customerCA.crt")
+    }
+
+    /// An independent view of a token: `cks-sim inspect-token` in its own process (its own
+    /// PKCS#11 module instance), not the server's bookkeeping.
+    pub fn inspect_token(&self, label: &str, pin: &str) -> Vec<serde_json::Value> {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
+            .arg("inspect-token")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(["--label", label, "--pin", pin])
+            .output()
+            .expect("run inspect-token");
+        assert!(out.status.success(), "inspect-token failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect-token JSON");
+        v["objects"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The error code of a failed SDK call (panics if the call succeeded).
+pub fn code<T: std::fmt::Debug, E: aws_sdk_kms::error::ProvideErrorMetadata + std::fmt::Debug>(
+    r: Result<T, E>,
+) -> String {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.code().map(str::to_string).unwrap_or_else(|| format!("no code: {e:?}")),
+    }
+}
+
+/// Run a future on a fresh multi-thread runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// The ID of the default seeded cluster.
+pub async fn default_cluster(sim: &Sim) -> String {
+    let v = sim.control().call("GET", "/_sim/clusters", None).await.expect("clusters");
+    v["clusters"][0]["cluster_id"].as_str().expect("a default cluster").to_string()
+}
+
+/// Poll DescribeCustomKeyStores until the store is in `state` (with a deadline).
+pub async fn wait_state(kms: &aws_sdk_kms::Client, id: &str, state: &str) -> aws_sdk_kms::types::CustomKeyStoresListEntry {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = kms
+            .describe_custom_key_stores()
+            .custom_key_store_id(id)
+            .send()
+            .await
+            .expect("describe");
+        let e = out.custom_key_stores()[0].clone();
+        if e.connection_state().map(|s| s.as_str()) == Some(state) {
+            return e;
+        }
+        assert!(std::time::Instant::now() < end, "store {id} never reached {state}; last {e:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Create a store on `cluster` and return its ID.
+pub async fn create_store(sim: &Sim, name: &str, cluster: &str, password: &str) -> String {
+    sim.kms()
+        .create_custom_key_store()
+        .custom_key_store_name(name)
+        .cloud_hsm_cluster_id(cluster)
+        .trust_anchor_certificate(sim.trust_anchor())
+        .key_store_password(password)
+        .send()
+        .await
+        .expect("create store")
+        .custom_key_store_id()
+        .expect("id")
+        .to_string()
+}
+
+/// Create, connect and wait for CONNECTED on the default cluster.
+pub async fn connected_store(sim: &Sim, name: &str) -> (String, String) {
+    let cluster = default_cluster(sim).await;
+    let id = create_store(sim, name, &cluster, &sim.kmsuser_password()).await;
+    sim.kms().connect_custom_key_store().custom_key_store_id(&id).send().await.expect("connect");
+    wait_state(&sim.kms(), &id, "CONNECTED").await;
+    (id, cluster)
+}
+
+/// Disconnect and wait for DISCONNECTED.
+pub async fn disconnect(sim: &Sim, id: &str) {
+    sim.kms().disconnect_custom_key_store().custom_key_store_id(id).send().await.expect("disconnect");
+    wait_state(&sim.kms(), id, "DISCONNECTED").await;
+}
+
+/// Create a key in a store.
+pub async fn cloudhsm_key(sim: &Sim, store: &str) -> String {
+    sim.kms()
+        .create_key()
+        .origin(aws_sdk_kms::types::OriginType::AwsCloudhsm)
+        .custom_key_store_id(store)
+        .send()
+        .await
+        .expect("create key")
+        .key_metadata()
+        .expect("metadata")
+        .key_id()
+        .to_string()
+}

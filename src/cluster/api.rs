@@ -1,0 +1,1657 @@
+//! The cloudhsmv2 control plane (`BaldrApiService`): clusters, HSMs, backups and tags.
+//!
+//! [`handle`] takes an operation name and a decoded request ([`Input`]) and returns the
+//! response document in awsJson1_1 conventions (timestamps are JSON numbers of epoch
+//! seconds; absent members are omitted, never `null`); the doors (awsJson1_1 and rpc-v2-cbor)
+//! only frame it. The typed functions behind it ([`create_cluster`], [`initialize_cluster`],
+//! [`create_hsm`], [`delete_hsm`], [`delete_cluster`]) are public for the seed, the control
+//! door and tests.
+//!
+//! What is *not* here: the CloudHSM CLI's user management (`users.rs`), fault injection
+//! (`faults.rs`), seeding (`seed.rs`), and any HTTP. Names and errors follow the model
+//! `cloudhsmv2-2017-04-28`; the operations are documented at
+//! <https://docs.aws.amazon.com/cloudhsm/latest/APIReference/API_Operations.html>.
+//!
+//! Simplifications: every state change is immediate (no `*_IN_PROGRESS` states); a cluster's
+//! subnet `i` lives in the made-up AZ `<region><a + i>`; `BackupRetentionPolicy` is accepted
+//! but always reported as 90 days; the account's cluster and HSM quotas are not enforced
+//! beyond 28 HSMs per cluster.
+
+use super::certs;
+use super::error::{CloudHsmError, CloudHsmErrorKind};
+use super::model::{Backup, Cluster, ClusterState, Faults, Hsm, HsmState, KMSUSER, User};
+use crate::app::{App, Change, World};
+use crate::ids;
+use crate::protocol::input::{Input, InputError, shown};
+use base64::Engine;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The HSM type of a cluster when `CreateCluster` names none.
+pub const DEFAULT_HSM_TYPE: &str = "hsm2m.medium";
+/// The HSM types the simulator accepts.
+pub const HSM_TYPES: &[&str] = &["hsm1.medium", "hsm2m.medium"];
+/// Most HSMs one cluster can hold.
+pub const MAX_HSMS_PER_CLUSTER: usize = 28;
+/// Most tags on one resource.
+pub const MAX_TAGS: usize = 50;
+/// Most subnets in `CreateCluster` (the model's `SubnetIds` max).
+pub const MAX_SUBNETS: usize = 10;
+/// `BackupState` of a usable backup.
+pub const BACKUP_READY: &str = "READY";
+/// `BackupState` of a backup scheduled for deletion.
+pub const BACKUP_PENDING_DELETION: &str = "PENDING_DELETION";
+
+/// Serve one cloudhsmv2 operation. Returns `Ok(None)` for an operation this simulator does
+/// not serve (the door then answers `UnknownOperationException`).
+///
+/// Served: `CreateCluster`, `DescribeClusters`, `InitializeCluster`, `CreateHsm`,
+/// `DeleteHsm`, `DeleteCluster`, `DescribeBackups`, `DeleteBackup`, `RestoreBackup`,
+/// `TagResource`, `UntagResource`, `ListTags`.
+///
+/// # Errors
+///
+/// `CloudHsmInvalidRequestException` for bad input or a wrong state,
+/// `CloudHsmResourceNotFoundException` for unknown clusters, HSMs and backups,
+/// `CloudHsmResourceLimitExceededException` for too many tags, `CloudHsmTagException` for an
+/// unacceptable tag, `CloudHsmInternalFailureException` when the store or the token fails.
+pub async fn handle(
+    app: &Arc<App>,
+    op: &str,
+    input: Input,
+) -> Result<Option<Value>, CloudHsmError> {
+    let out = match op {
+        "CreateCluster" => op_create_cluster(app, &input).await?,
+        "DescribeClusters" => op_describe_clusters(app, &input)?,
+        "InitializeCluster" => op_initialize_cluster(app, &input).await?,
+        "CreateHsm" => op_create_hsm(app, &input).await?,
+        "DeleteHsm" => op_delete_hsm(app, &input).await?,
+        "DeleteCluster" => op_delete_cluster(app, &input).await?,
+        "DescribeBackups" => op_describe_backups(app, &input)?,
+        "DeleteBackup" => op_set_backup_state(app, &input, false).await?,
+        "RestoreBackup" => op_set_backup_state(app, &input, true).await?,
+        "TagResource" => op_tag_resource(app, &input).await?,
+        "UntagResource" => op_untag_resource(app, &input).await?,
+        "ListTags" => op_list_tags(app, &input)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(out))
+}
+
+// ---------------------------------------------------------------------------------------
+// Typed operations
+// ---------------------------------------------------------------------------------------
+
+/// What `CreateCluster` asks for, already decoded.
+#[derive(Debug, Clone, Default)]
+pub struct NewCluster {
+    /// A fixed cluster ID (seed files only); `None` draws a fresh one.
+    pub id: Option<String>,
+    /// Subnets, one per AZ (1–10); subnet `i` goes to AZ `<region><a + i>`.
+    pub subnet_ids: Vec<String>,
+    /// `hsm1.medium` or `hsm2m.medium` (default `hsm2m.medium`; a restore defaults to the
+    /// backup's type).
+    pub hsm_type: Option<String>,
+    /// `FIPS` (default) or `NON_FIPS`. A restore keeps the backup's mode.
+    pub mode: Option<String>,
+    /// `IPV4` (default) or `DUALSTACK`.
+    pub network_type: Option<String>,
+    /// Restore from this backup (ID or backup ARN).
+    pub source_backup_id: Option<String>,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+}
+
+/// `CreateCluster`: a new `UNINITIALIZED` cluster with a fresh key pair and CSR, or — with
+/// `source_backup_id` — a cluster restored from a backup.
+///
+/// A restored cluster gets the backup's certificate, trust anchor, lineage and users, and a
+/// new token whose user PIN is `kmsuser`'s password at backup time (when `kmsuser` existed).
+/// It is `ACTIVE` (or `INITIALIZED` if the backup holds no admin yet). **Key material is not
+/// restored**: keys on a SoftHSM token are non-extractable, so they cannot be copied from the
+/// source cluster's token and the restored token starts empty.
+///
+/// # Errors
+///
+/// `CloudHsmInvalidRequestException` for bad subnets, HSM type, mode, network type, tags, a
+/// fixed ID in use, or a backup that is not `READY`; `CloudHsmResourceNotFoundException` for
+/// an unknown backup; `CloudHsmTagException` for reserved or malformed tags;
+/// `CloudHsmInternalFailureException` when the store or the token fails.
+pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, CloudHsmError> {
+    check_subnets(&req.subnet_ids)?;
+    let hsm_type = match &req.hsm_type {
+        Some(t) => Some(check_hsm_type(t)?),
+        None => None,
+    };
+    let mode = check_enum("Mode", req.mode.as_deref(), &["FIPS", "NON_FIPS"])?;
+    let network_type = check_enum(
+        "NetworkType",
+        req.network_type.as_deref(),
+        &["IPV4", "DUALSTACK"],
+    )?;
+    check_tags(&req.tags)?;
+    if req.tags.len() > MAX_TAGS {
+        return Err(constraint(
+            "TagList",
+            &format!("{} tags", req.tags.len()),
+            "Member must have length less than or equal to 50",
+        ));
+    }
+    let backup_id = match &req.source_backup_id {
+        Some(s) => Some(parse_backup_ref(s)?),
+        None => None,
+    };
+    if let Some(id) = &req.id
+        && !ids::is_cluster_id(id)
+    {
+        return Err(pattern_err("ClusterId", id, "cluster-[2-7a-zA-Z]{11,16}"));
+    }
+
+    let _w = app.writer.lock().await;
+    let now = app.now();
+    let (id, backup) = {
+        let w = app.world();
+        let id = match &req.id {
+            Some(id) if w.clusters.contains_key(id) => {
+                return Err(CloudHsmError::invalid(format!(
+                    "The cluster {id} already exists"
+                )));
+            }
+            Some(id) => id.clone(),
+            None => loop {
+                let id = ids::cluster_id();
+                if !w.clusters.contains_key(&id) {
+                    break id;
+                }
+            },
+        };
+        let backup = match &backup_id {
+            Some(b) => Some(w.backups.get(b).cloned().ok_or_else(|| {
+                CloudHsmError::not_found(format!("The backup {b} was not found"))
+            })?),
+            None => None,
+        };
+        (id, backup)
+    };
+    let subnet_mapping = subnet_mapping(&app.config.region, &req.subnet_ids);
+    let tags: BTreeMap<String, String> = req.tags.iter().cloned().collect();
+
+    let Some(backup) = backup else {
+        let csr = certs::new_cluster_csr(&id).map_err(CloudHsmError::internal)?;
+        let c = Cluster {
+            id: id.clone(),
+            state: ClusterState::Uninitialized,
+            state_message: None,
+            hsm_type: hsm_type.unwrap_or(DEFAULT_HSM_TYPE).to_string(),
+            mode: mode.unwrap_or("FIPS").to_string(),
+            subnet_mapping,
+            security_group: ids::sg_id(),
+            vpc_id: ids::vpc_id(),
+            network_type: network_type.unwrap_or("IPV4").to_string(),
+            create_timestamp: now,
+            source_backup_id: None,
+            private_key_pem: csr.private_key_pem,
+            csr_pem: csr.csr_pem,
+            cluster_certificate: None,
+            trust_anchor: None,
+            lineage: id,
+            tags,
+            token_user_pin: String::new(),
+            token_so_pin: String::new(),
+            has_token: false,
+            faults: Faults::default(),
+            next_ip: 0,
+        };
+        app.commit(vec![Change::Cluster(c.clone())]).await?;
+        return Ok(c);
+    };
+
+    // Restore from a backup.
+    if backup.state != BACKUP_READY {
+        return Err(CloudHsmError::invalid(format!(
+            "The backup {} is {}; only a READY backup can be restored (RestoreBackup brings back a backup pending deletion)",
+            backup.id, backup.state
+        )));
+    }
+    let snap = &backup.snapshot;
+    let had_kmsuser = backup.users.iter().any(|u| u.name == KMSUSER);
+    // D3: the token's user PIN is kmsuser's password, here the one it had at backup time.
+    let user_pin = if had_kmsuser {
+        snap.token_user_pin.clone()
+    } else {
+        ids::secret(24)
+    };
+    let so_pin = ids::secret(24);
+    new_token(app, &id, &so_pin, &user_pin).await?;
+    let has_admin = backup
+        .users
+        .iter()
+        .any(|u| u.role == super::model::Role::Admin);
+    let c = Cluster {
+        id: id.clone(),
+        state: if has_admin {
+            ClusterState::Active
+        } else {
+            ClusterState::Initialized
+        },
+        state_message: None,
+        hsm_type: hsm_type.map_or_else(|| snap.hsm_type.clone(), str::to_string),
+        mode: snap.mode.clone(),
+        subnet_mapping,
+        security_group: ids::sg_id(),
+        vpc_id: ids::vpc_id(),
+        network_type: network_type.unwrap_or("IPV4").to_string(),
+        create_timestamp: now,
+        source_backup_id: Some(backup.id.clone()),
+        private_key_pem: snap.private_key_pem.clone(),
+        csr_pem: snap.csr_pem.clone(),
+        cluster_certificate: snap.cluster_certificate.clone(),
+        trust_anchor: snap.trust_anchor.clone(),
+        lineage: snap.lineage.clone(),
+        tags,
+        token_user_pin: user_pin,
+        token_so_pin: so_pin,
+        has_token: true,
+        faults: Faults::default(),
+        next_ip: 0,
+    };
+    let mut changes = vec![Change::Cluster(c.clone())];
+    for u in &backup.users {
+        let mut u = u.clone();
+        u.cluster_id = id.clone();
+        u.sessions = 0;
+        changes.push(Change::User(u));
+    }
+    app.commit(changes).await?;
+    Ok(c)
+}
+
+/// `InitializeCluster`: check the customer-signed certificate and trust anchor against the
+/// cluster's CSR, create the cluster's token (D1) and move it to `INITIALIZED`. On any failure
+/// nothing changes.
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster; `CloudHsmInvalidRequestException`
+/// when the cluster is not `UNINITIALIZED` or a certificate check fails (the message says
+/// which); `CloudHsmInternalFailureException` when the token cannot be created.
+pub async fn initialize_cluster(
+    app: &Arc<App>,
+    cluster_id: &str,
+    signed_cert: &str,
+    trust_anchor: &str,
+) -> Result<Cluster, CloudHsmError> {
+    let _w = app.writer.lock().await;
+    let mut c = get_cluster(app, cluster_id)?;
+    require_not_deleted(&c)?;
+    if c.state != ClusterState::Uninitialized {
+        return Err(CloudHsmError::invalid(format!(
+            "The cluster {cluster_id} is {}; InitializeCluster needs an UNINITIALIZED cluster",
+            c.state.as_str()
+        )));
+    }
+    certs::verify_initialization(&c.csr_pem, signed_cert, trust_anchor)
+        .map_err(|e| CloudHsmError::invalid(e.to_string()))?;
+    let lineage =
+        certs::der_fingerprint(signed_cert).map_err(|e| CloudHsmError::invalid(e.to_string()))?;
+    let so_pin = ids::secret(24);
+    let user_pin = ids::secret(24);
+    new_token(app, cluster_id, &so_pin, &user_pin).await?;
+    c.state = ClusterState::Initialized;
+    c.state_message = Some("Cluster is initialized.".into());
+    c.cluster_certificate = Some(signed_cert.to_string());
+    c.trust_anchor = Some(trust_anchor.to_string());
+    c.lineage = lineage;
+    c.token_so_pin = so_pin;
+    c.token_user_pin = user_pin;
+    c.has_token = true;
+    app.commit(vec![Change::Cluster(c.clone())]).await?;
+    Ok(c)
+}
+
+/// `CreateHsm`: a new `ACTIVE` HSM in `availability_zone` (one of the cluster's AZs), with an
+/// ENI and an address `10.0.<AZ index>.<n>` (or `ip` if given). If the cluster is initialized,
+/// a `READY` backup of it is taken too (CloudHSM backs a cluster up when it adds an HSM).
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster; `CloudHsmInvalidRequestException`
+/// for an AZ not of the cluster, a deleted or exhausted subnet (injected faults), a used or
+/// malformed address, a cluster in the wrong state or already holding 28 HSMs.
+pub async fn create_hsm(
+    app: &Arc<App>,
+    cluster_id: &str,
+    availability_zone: &str,
+    ip: Option<&str>,
+) -> Result<Hsm, CloudHsmError> {
+    if let Some(ip) = ip
+        && !is_ipv4(ip)
+    {
+        return Err(pattern_err(
+            "IpAddress",
+            ip,
+            "\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}",
+        ));
+    }
+    let _w = app.writer.lock().await;
+    let now = app.now();
+    let (mut c, existing, users) = {
+        let w = app.world();
+        let c = w
+            .clusters
+            .get(cluster_id)
+            .cloned()
+            .ok_or_else(|| CloudHsmError::cluster_not_found(cluster_id))?;
+        let existing: Vec<Hsm> = w.cluster_hsms(cluster_id).into_iter().cloned().collect();
+        let users: Vec<User> = w.cluster_users(cluster_id).into_iter().cloned().collect();
+        (c, existing, users)
+    };
+    let state = effective_state(&c);
+    if !matches!(
+        state,
+        ClusterState::Uninitialized
+            | ClusterState::Initialized
+            | ClusterState::Active
+            | ClusterState::Degraded
+    ) {
+        return Err(CloudHsmError::invalid(format!(
+            "The cluster {cluster_id} is {}; HSMs can be added only to an UNINITIALIZED, INITIALIZED, ACTIVE or DEGRADED cluster",
+            state.as_str()
+        )));
+    }
+    let Some((az_index, subnet_id)) = c
+        .subnet_mapping
+        .iter()
+        .enumerate()
+        .find(|(_, (az, _))| az.as_str() == availability_zone)
+        .map(|(i, (_, s))| (i, s.clone()))
+    else {
+        let azs: Vec<&str> = c.subnet_mapping.keys().map(String::as_str).collect();
+        return Err(CloudHsmError::invalid(format!(
+            "The availability zone {} is not one of cluster {cluster_id}'s availability zones ({})",
+            shown(availability_zone),
+            azs.join(", ")
+        )));
+    };
+    if c.faults.deleted_subnets.contains(&subnet_id) {
+        return Err(CloudHsmError::invalid(format!(
+            "The subnet {subnet_id} does not exist"
+        )));
+    }
+    if c.faults.exhausted_subnets.contains(&subnet_id) {
+        return Err(CloudHsmError::invalid(format!(
+            "The subnet {subnet_id} has no free IP addresses"
+        )));
+    }
+    if existing.len() >= MAX_HSMS_PER_CLUSTER {
+        return Err(CloudHsmError::invalid(format!(
+            "The cluster {cluster_id} already has {MAX_HSMS_PER_CLUSTER} HSMs, the most a cluster can hold"
+        )));
+    }
+    let used: BTreeSet<&str> = existing.iter().map(|h| h.eni_ip.as_str()).collect();
+    let eni_ip = match ip {
+        Some(ip) if used.contains(ip) => {
+            return Err(CloudHsmError::invalid(format!(
+                "The IP address {ip} is already used by an HSM of cluster {cluster_id}"
+            )));
+        }
+        Some(ip) => ip.to_string(),
+        None => loop {
+            let candidate = hsm_ip(az_index, c.next_ip);
+            c.next_ip = c.next_ip.wrapping_add(1);
+            if !used.contains(candidate.as_str()) {
+                break candidate;
+            }
+        },
+    };
+    let hsm_id = {
+        let w = app.world();
+        loop {
+            let id = ids::hsm_id();
+            if !w.hsms.contains_key(&id) {
+                break id;
+            }
+        }
+    };
+    let h = Hsm {
+        id: hsm_id,
+        cluster_id: cluster_id.to_string(),
+        availability_zone: availability_zone.to_string(),
+        subnet_id,
+        eni_id: ids::eni_id(),
+        eni_ip,
+        state: HsmState::Active,
+        state_message: None,
+    };
+    let mut changes = vec![Change::Cluster(c.clone()), Change::Hsm(h.clone())];
+    if is_initialized(&c) {
+        changes.push(Change::Backup(new_backup(app, now, &c, &users)));
+    }
+    app.commit(changes).await?;
+    Ok(h)
+}
+
+/// Which HSM `DeleteHsm` means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HsmRef {
+    /// By `HsmId`.
+    Id(String),
+    /// By `EniId`.
+    EniId(String),
+    /// By `EniIp`.
+    EniIp(String),
+}
+
+/// `DeleteHsm`: remove one HSM of the cluster; returns its ID. Deleting the last HSM of an
+/// initialized cluster takes a backup first (as CloudHSM does).
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster or HSM.
+pub async fn delete_hsm(
+    app: &Arc<App>,
+    cluster_id: &str,
+    which: &HsmRef,
+) -> Result<String, CloudHsmError> {
+    let _w = app.writer.lock().await;
+    let now = app.now();
+    let (c, hsms, users) = {
+        let w = app.world();
+        let c = w
+            .clusters
+            .get(cluster_id)
+            .cloned()
+            .ok_or_else(|| CloudHsmError::cluster_not_found(cluster_id))?;
+        let hsms: Vec<Hsm> = w.cluster_hsms(cluster_id).into_iter().cloned().collect();
+        let users: Vec<User> = w.cluster_users(cluster_id).into_iter().cloned().collect();
+        (c, hsms, users)
+    };
+    let found = hsms.iter().find(|h| match which {
+        HsmRef::Id(id) => &h.id == id,
+        HsmRef::EniId(e) => &h.eni_id == e,
+        HsmRef::EniIp(ip) => &h.eni_ip == ip,
+    });
+    let Some(h) = found else {
+        let what = match which {
+            HsmRef::Id(id) => format!("The HSM {id}"),
+            HsmRef::EniId(e) => format!("The HSM with ENI {e}"),
+            HsmRef::EniIp(ip) => format!("The HSM with IP address {ip}"),
+        };
+        return Err(CloudHsmError::not_found(format!(
+            "{what} was not found in cluster {cluster_id}"
+        )));
+    };
+    let mut changes = Vec::new();
+    if hsms.len() == 1 && is_initialized(&c) {
+        changes.push(Change::Backup(new_backup(app, now, &c, &users)));
+    }
+    changes.push(Change::DelHsm(h.id.clone()));
+    app.commit(changes).await?;
+    Ok(h.id.clone())
+}
+
+/// `DeleteCluster`: the cluster becomes `DELETED`. Its record, users and token stay (so
+/// `DescribeClusters` still shows it and its backups can be restored).
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster; `CloudHsmInvalidRequestException`
+/// while it still has HSMs or when it is already deleted.
+pub async fn delete_cluster(app: &Arc<App>, cluster_id: &str) -> Result<Cluster, CloudHsmError> {
+    let _w = app.writer.lock().await;
+    let (mut c, n_hsms) = {
+        let w = app.world();
+        let c = w
+            .clusters
+            .get(cluster_id)
+            .cloned()
+            .ok_or_else(|| CloudHsmError::cluster_not_found(cluster_id))?;
+        (c, w.cluster_hsms(cluster_id).len())
+    };
+    require_not_deleted(&c)?;
+    if n_hsms > 0 {
+        return Err(CloudHsmError::invalid(format!(
+            "The cluster {cluster_id} still has {n_hsms} HSM(s); delete them before deleting the cluster"
+        )));
+    }
+    c.state = ClusterState::Deleted;
+    c.state_message = None;
+    app.commit(vec![Change::Cluster(c.clone())]).await?;
+    Ok(c)
+}
+
+// ---------------------------------------------------------------------------------------
+// Request decoding
+// ---------------------------------------------------------------------------------------
+
+async fn op_create_cluster(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
+    let subnet_ids = input
+        .opt_str_list("SubnetIds")?
+        .ok_or_else(|| InputError::Missing {
+            member: "SubnetIds".into(),
+        })?;
+    if let Some(p) = input
+        .0
+        .get("BackupRetentionPolicy")
+        .filter(|v| !v.is_null())
+    {
+        check_retention_policy(p)?;
+    }
+    let req = NewCluster {
+        id: None,
+        subnet_ids,
+        hsm_type: input.str_len("HsmType", 1, 32)?.map(str::to_string),
+        mode: input.opt_str("Mode")?.map(str::to_string),
+        network_type: input.opt_str("NetworkType")?.map(str::to_string),
+        source_backup_id: input.opt_str("SourceBackupId")?.map(str::to_string),
+        tags: opt_tag_list(input)?.unwrap_or_default(),
+    };
+    let c = create_cluster(app, req).await?;
+    let w = app.world();
+    Ok(json!({ "Cluster": cluster_json(&w, &c) }))
+}
+
+fn op_describe_clusters(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
+    let filters = filters(input, &["clusterIds", "states", "vpcIds"])?;
+    let max = input.opt_int("MaxResults", 1, 25)?;
+    let token = input.str_len("NextToken", 0, 256)?;
+    let w = app.world();
+    let items: Vec<(String, &Cluster)> = w
+        .clusters
+        .values()
+        .filter(|c| {
+            matches_filter(&filters, "clusterIds", &c.id)
+                && matches_filter(&filters, "states", effective_state(c).as_str())
+                && matches_filter(&filters, "vpcIds", &c.vpc_id)
+        })
+        .map(|c| (c.id.clone(), c))
+        .collect();
+    let (page, next) = page(items, "clusters", false, token, max_of(max))?;
+    let clusters: Vec<Value> = page.into_iter().map(|c| cluster_json(&w, c)).collect();
+    let mut out = Map::new();
+    out.insert("Clusters".into(), Value::Array(clusters));
+    if let Some(n) = next {
+        out.insert("NextToken".into(), Value::String(n));
+    }
+    Ok(Value::Object(out))
+}
+
+async fn op_initialize_cluster(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
+    let id = req_cluster_id(input)?;
+    let signed = input.req_str("SignedCert", 1, 20000)?;
+    let anchor = input.req_str("TrustAnchor", 1, 20000)?;
+    let c = initialize_cluster(app, &id, signed, anchor).await?;
+    let mut out = Map::new();
+    out.insert("State".into(), json!(c.state.as_str()));
+    if let Some(m) = &c.state_message {
+        out.insert("StateMessage".into(), json!(m));
+    }
+    Ok(Value::Object(out))
+}
+
+async fn op_create_hsm(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
+    let id = req_cluster_id(input)?;
+    let az = input.req_str("AvailabilityZone", 1, 64)?.to_string();
+    let ip = input.opt_str("IpAddress")?.map(str::to_string);
+    let h = create_hsm(app, &id, &az, ip.as_deref()).await?;
+    let w = app.world();
+    let hsm_type = w
+        .clusters
+        .get(&id)
+        .map(|c| c.hsm_type.clone())
+        .unwrap_or_default();
+    Ok(json!({ "Hsm": hsm_json(&hsm_type, &h) }))
+}
+
+async fn op_delete_hsm(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
+    let id = req_cluster_id(input)?;
+    let which = if let Some(h) = input.opt_str("HsmId")? {
+        if !ids::is_b32_id("hsm", h) {
+            return Err(pattern_err("HsmId", h, "hsm-[2-7a-zA-Z]{11,16}"));
+        }
+        HsmRef::Id(h.to_string())
+    } else if let Some(e) = input.opt_str("EniId")? {
+        if !is_hex_id("eni", e) {
+            return Err(pattern_err("EniId", e, "eni-[0-9a-fA-F]{8,17}"));
+        }
+        HsmRef::EniId(e.to_string())
+    } else if let Some(ip) = input.opt_str("EniIp")? {
+        if !is_ipv4(ip) {
+            return Err(pattern_err(
+                "EniIp",
+                ip,
+                "\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}",
+            ));
+        }
+        HsmRef::EniIp(ip.to_string())
+    } else {
+        return Err(CloudHsmError::invalid(
+            "Specify the HSM to delete with one of HsmId, EniId or EniIp",
+        ));
+    };
+    let hsm_id = delete_hsm(app, &id, &which).await?;
+    Ok(json!({ "HsmId": hsm_id }))
+}
+
+async fn op_delete_cluster(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
+    let id = req_cluster_id(input)?;
+    let c = delete_cluster(app, &id).await?;
+    let w = app.world();
+    Ok(json!({ "Cluster": cluster_json(&w, &c) }))
+}
+
+fn op_describe_backups(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
+    let filters = filters(input, &["backupIds", "clusterIds", "states"])?;
+    let max = input.opt_int("MaxResults", 1, 50)?;
+    let token = input.str_len("NextToken", 0, 256)?;
+    let _shared = input.opt_bool("Shared")?;
+    let ascending = input.opt_bool("SortAscending")?.unwrap_or(false);
+    let (region, account) = (app.config.region.clone(), app.config.account.clone());
+    let w = app.world();
+    let items: Vec<(String, &Backup)> = w
+        .backups
+        .values()
+        .filter(|b| {
+            matches_filter(&filters, "backupIds", &b.id)
+                && matches_filter(&filters, "clusterIds", &b.cluster_id)
+                && matches_filter(&filters, "states", &b.state)
+        })
+        .map(|b| (backup_sort_key(b), b))
+        .collect();
+    let kind = if ascending {
+        "backups-asc"
+    } else {
+        "backups-desc"
+    };
+    let (page, next) = page(items, kind, !ascending, token, max_of(max))?;
+    let backups: Vec<Value> = page
+        .into_iter()
+        .map(|b| backup_json(&region, &account, b))
+        .collect();
+    let mut out = Map::new();
+    out.insert("Backups".into(), Value::Array(backups));
+    if let Some(n) = next {
+        out.insert("NextToken".into(), Value::String(n));
+    }
+    Ok(Value::Object(out))
+}
+
+/// `RestoreBackup` (`restore = true`: `PENDING_DELETION` → `READY`) and `DeleteBackup`
+/// (`READY` → `PENDING_DELETION`).
+async fn op_set_backup_state(
+    app: &Arc<App>,
+    input: &Input,
+    restore: bool,
+) -> Result<Value, CloudHsmError> {
+    let id = input.req_str("BackupId", 1, 256)?;
+    if !ids::is_b32_id("backup", id) {
+        return Err(pattern_err("BackupId", id, "backup-[2-7a-zA-Z]{11,16}"));
+    }
+    let _w = app.writer.lock().await;
+    let mut b = app
+        .world()
+        .backups
+        .get(id)
+        .cloned()
+        .ok_or_else(|| CloudHsmError::not_found(format!("The backup {id} was not found")))?;
+    let (from, to) = if restore {
+        (BACKUP_PENDING_DELETION, BACKUP_READY)
+    } else {
+        (BACKUP_READY, BACKUP_PENDING_DELETION)
+    };
+    if b.state != from {
+        return Err(CloudHsmError::invalid(format!(
+            "The backup {id} is {}; {} needs a {from} backup",
+            b.state,
+            if restore {
+                "RestoreBackup"
+            } else {
+                "DeleteBackup"
+            }
+        )));
+    }
+    b.state = to.to_string();
+    app.commit(vec![Change::Backup(b.clone())]).await?;
+    Ok(json!({ "Backup": backup_json(&app.config.region, &app.config.account, &b) }))
+}
+
+/// A resource that carries tags.
+enum Tagged {
+    Cluster(Cluster),
+    Backup(Backup),
+}
+
+impl Tagged {
+    fn tags(&self) -> &BTreeMap<String, String> {
+        match self {
+            Tagged::Cluster(c) => &c.tags,
+            Tagged::Backup(b) => &b.tags,
+        }
+    }
+
+    fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
+        match self {
+            Tagged::Cluster(c) => &mut c.tags,
+            Tagged::Backup(b) => &mut b.tags,
+        }
+    }
+
+    fn into_change(self) -> Change {
+        match self {
+            Tagged::Cluster(c) => Change::Cluster(c),
+            Tagged::Backup(b) => Change::Backup(b),
+        }
+    }
+}
+
+fn req_resource_id(input: &Input) -> Result<String, CloudHsmError> {
+    let id = input.req_str("ResourceId", 1, 256)?;
+    if ids::is_cluster_id(id) || ids::is_b32_id("backup", id) {
+        Ok(id.to_string())
+    } else {
+        Err(pattern_err(
+            "ResourceId",
+            id,
+            "(?:cluster|backup)-[2-7a-zA-Z]{11,16}",
+        ))
+    }
+}
+
+fn find_tagged(w: &World, id: &str) -> Result<Tagged, CloudHsmError> {
+    if id.starts_with("cluster-") {
+        w.clusters
+            .get(id)
+            .cloned()
+            .map(Tagged::Cluster)
+            .ok_or_else(|| CloudHsmError::cluster_not_found(id))
+    } else {
+        w.backups
+            .get(id)
+            .cloned()
+            .map(Tagged::Backup)
+            .ok_or_else(|| CloudHsmError::not_found(format!("The backup {id} was not found")))
+    }
+}
+
+async fn op_tag_resource(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
+    let id = req_resource_id(input)?;
+    let tags = opt_tag_list(input)?.ok_or_else(|| InputError::Missing {
+        member: "TagList".into(),
+    })?;
+    check_tags(&tags)?;
+    let _w = app.writer.lock().await;
+    let mut r = find_tagged(&app.world(), &id)?;
+    for (k, v) in tags {
+        r.tags_mut().insert(k, v);
+    }
+    if r.tags().len() > MAX_TAGS {
+        return Err(CloudHsmError::new(
+            CloudHsmErrorKind::ResourceLimitExceeded,
+            format!(
+                "The resource {id} would have {} tags; the limit is {MAX_TAGS}",
+                r.tags().len()
+            ),
+        ));
+    }
+    app.commit(vec![r.into_change()]).await?;
+    Ok(json!({}))
+}
+
+async fn op_untag_resource(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
+    let id = req_resource_id(input)?;
+    let keys = input
+        .opt_str_list("TagKeyList")?
+        .ok_or_else(|| InputError::Missing {
+            member: "TagKeyList".into(),
+        })?;
+    if keys.is_empty() || keys.len() > MAX_TAGS {
+        return Err(constraint(
+            "TagKeyList",
+            &format!("{} keys", keys.len()),
+            "Member must have length between 1 and 50",
+        ));
+    }
+    for k in &keys {
+        check_tag_key(k)?;
+    }
+    let _w = app.writer.lock().await;
+    let mut r = find_tagged(&app.world(), &id)?;
+    let before = r.tags().len();
+    for k in &keys {
+        r.tags_mut().remove(k);
+    }
+    if r.tags().len() != before {
+        app.commit(vec![r.into_change()]).await?;
+    }
+    Ok(json!({}))
+}
+
+fn op_list_tags(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
+    let id = req_resource_id(input)?;
+    let max = input.opt_int("MaxResults", 1, 100)?;
+    let token = input.str_len("NextToken", 0, 256)?;
+    let r = find_tagged(&app.world(), &id)?;
+    // Tags are few: page by position (zero-padded so the keys sort like the positions).
+    let items: Vec<(String, (&String, &String))> = r
+        .tags()
+        .iter()
+        .enumerate()
+        .map(|(i, kv)| (format!("{i:04}"), kv))
+        .collect();
+    let (page, next) = page(items, &format!("tags/{id}"), false, token, max_of(max))?;
+    let list: Vec<Value> = page
+        .into_iter()
+        .map(|(k, v)| json!({ "Key": k, "Value": v }))
+        .collect();
+    let mut out = Map::new();
+    out.insert("TagList".into(), Value::Array(list));
+    if let Some(n) = next {
+        out.insert("NextToken".into(), Value::String(n));
+    }
+    Ok(Value::Object(out))
+}
+
+// ---------------------------------------------------------------------------------------
+// Rendering (exact model shapes; absent members omitted)
+// ---------------------------------------------------------------------------------------
+
+/// The model's `Cluster` shape for `c`, with its HSMs from `world`.
+pub fn cluster_json(world: &World, c: &Cluster) -> Value {
+    let mut m = Map::new();
+    m.insert("ClusterId".into(), json!(c.id));
+    m.insert("State".into(), json!(effective_state(c).as_str()));
+    if let Some(s) = &c.state_message {
+        m.insert("StateMessage".into(), json!(s));
+    }
+    let hsms: Vec<Value> = world
+        .cluster_hsms(&c.id)
+        .into_iter()
+        .map(|h| hsm_json(&c.hsm_type, h))
+        .collect();
+    m.insert("Hsms".into(), Value::Array(hsms));
+    m.insert("HsmType".into(), json!(c.hsm_type));
+    m.insert("SubnetMapping".into(), json!(c.subnet_mapping));
+    m.insert("SecurityGroup".into(), json!(c.security_group));
+    m.insert("VpcId".into(), json!(c.vpc_id));
+    m.insert("NetworkType".into(), json!(c.network_type));
+    m.insert("Mode".into(), json!(c.mode));
+    m.insert("CreateTimestamp".into(), json!(c.create_timestamp));
+    if let Some(b) = &c.source_backup_id {
+        m.insert("SourceBackupId".into(), json!(b));
+    }
+    let mut certs = Map::new();
+    if c.state == ClusterState::Uninitialized {
+        certs.insert("ClusterCsr".into(), json!(c.csr_pem));
+    }
+    if let Some(cert) = &c.cluster_certificate {
+        certs.insert("ClusterCertificate".into(), json!(cert));
+    }
+    m.insert("Certificates".into(), Value::Object(certs));
+    m.insert("BackupPolicy".into(), json!("DEFAULT"));
+    m.insert(
+        "BackupRetentionPolicy".into(),
+        json!({ "Type": "DAYS", "Value": "90" }),
+    );
+    if !c.tags.is_empty() {
+        m.insert("TagList".into(), tag_list_json(&c.tags));
+    }
+    Value::Object(m)
+}
+
+/// The model's `Hsm` shape (`hsm_type` is the cluster's).
+pub fn hsm_json(hsm_type: &str, h: &Hsm) -> Value {
+    let mut m = Map::new();
+    m.insert("HsmId".into(), json!(h.id));
+    m.insert("ClusterId".into(), json!(h.cluster_id));
+    m.insert("AvailabilityZone".into(), json!(h.availability_zone));
+    m.insert("SubnetId".into(), json!(h.subnet_id));
+    m.insert("EniId".into(), json!(h.eni_id));
+    m.insert("EniIp".into(), json!(h.eni_ip));
+    if !hsm_type.is_empty() {
+        m.insert("HsmType".into(), json!(hsm_type));
+    }
+    m.insert("State".into(), json!(h.state.as_str()));
+    if let Some(s) = &h.state_message {
+        m.insert("StateMessage".into(), json!(s));
+    }
+    Value::Object(m)
+}
+
+/// The model's `Backup` shape.
+pub fn backup_json(region: &str, account: &str, b: &Backup) -> Value {
+    let mut m = Map::new();
+    m.insert("BackupId".into(), json!(b.id));
+    m.insert(
+        "BackupArn".into(),
+        json!(backup_arn(region, account, &b.id)),
+    );
+    m.insert("BackupState".into(), json!(b.state));
+    m.insert("ClusterId".into(), json!(b.cluster_id));
+    m.insert("CreateTimestamp".into(), json!(b.create_timestamp));
+    m.insert("HsmType".into(), json!(b.snapshot.hsm_type));
+    m.insert("Mode".into(), json!(b.snapshot.mode));
+    m.insert("NeverExpires".into(), json!(false));
+    if !b.tags.is_empty() {
+        m.insert("TagList".into(), tag_list_json(&b.tags));
+    }
+    Value::Object(m)
+}
+
+/// `arn:aws:cloudhsm:<region>:<account>:backup/<id>`.
+pub fn backup_arn(region: &str, account: &str, backup_id: &str) -> String {
+    format!("arn:aws:cloudhsm:{region}:{account}:backup/{backup_id}")
+}
+
+fn tag_list_json(tags: &BTreeMap<String, String>) -> Value {
+    Value::Array(
+        tags.iter()
+            .map(|(k, v)| json!({ "Key": k, "Value": v }))
+            .collect(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared helpers (also used by users.rs, faults.rs and seed.rs)
+// ---------------------------------------------------------------------------------------
+
+/// The state the world sees: `DELETED` while the `ClusterDeleted` fault is on.
+pub fn effective_state(c: &Cluster) -> ClusterState {
+    if c.faults.cluster_deleted {
+        ClusterState::Deleted
+    } else {
+        c.state
+    }
+}
+
+/// The made-up AZ of a cluster's subnet number `index`: `<region>a`, `<region>b`, …
+pub fn az_name(region: &str, index: usize) -> String {
+    let letter = b'a' + u8::try_from(index % 26).unwrap_or(0);
+    format!("{region}{}", char::from(letter))
+}
+
+/// AZ → subnet for `subnet_ids` in order.
+pub fn subnet_mapping(region: &str, subnet_ids: &[String]) -> BTreeMap<String, String> {
+    subnet_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (az_name(region, i), s.clone()))
+        .collect()
+}
+
+/// A clone of the cluster, or `CloudHsmResourceNotFoundException`.
+pub(crate) fn get_cluster(app: &App, cluster_id: &str) -> Result<Cluster, CloudHsmError> {
+    app.world()
+        .clusters
+        .get(cluster_id)
+        .cloned()
+        .ok_or_else(|| CloudHsmError::cluster_not_found(cluster_id))
+}
+
+/// Refuse a cluster that is (or looks) deleted.
+pub(crate) fn require_not_deleted(c: &Cluster) -> Result<(), CloudHsmError> {
+    if effective_state(c) == ClusterState::Deleted {
+        Err(CloudHsmError::invalid(format!(
+            "The cluster {} is DELETED",
+            c.id
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether the cluster has been initialized (has its certificate).
+fn is_initialized(c: &Cluster) -> bool {
+    c.cluster_certificate.is_some()
+        && matches!(
+            c.state,
+            ClusterState::Initialized | ClusterState::Active | ClusterState::Degraded
+        )
+}
+
+/// Create the cluster's token with `so_pin` and the token user PIN rendered from
+/// `user_password` (D3), then prove the PIN works (a token left over under the same label
+/// would keep its old PINs).
+async fn new_token(
+    app: &Arc<App>,
+    label: &str,
+    so_pin: &str,
+    user_password: &str,
+) -> Result<(), CloudHsmError> {
+    let user_pin = app.pin(KMSUSER, user_password);
+    app.provision_token(label, so_pin, &user_pin).await?;
+    let token = app.token(label).await?;
+    token.check_user_pin(&user_pin).await.map_err(|e| {
+        tracing::error!(%label, error = %e, "a token with this label refused the new user PIN");
+        CloudHsmError::new(
+            CloudHsmErrorKind::InternalFailure,
+            format!(
+                "A token labelled {label} already exists and refused the new user PIN; delete it \
+                 (softhsm2-util --delete-token --token {label}) or use another data directory"
+            ),
+        )
+    })?;
+    Ok(())
+}
+
+fn new_backup(app: &App, now: f64, c: &Cluster, users: &[User]) -> Backup {
+    let id = {
+        let w = app.world();
+        loop {
+            let id = ids::backup_id();
+            if !w.backups.contains_key(&id) {
+                break id;
+            }
+        }
+    };
+    Backup {
+        id,
+        cluster_id: c.id.clone(),
+        state: BACKUP_READY.to_string(),
+        create_timestamp: now,
+        snapshot: c.clone(),
+        users: users
+            .iter()
+            .map(|u| User {
+                sessions: 0,
+                ..u.clone()
+            })
+            .collect(),
+        tags: BTreeMap::new(),
+    }
+}
+
+fn hsm_ip(az_index: usize, n: u32) -> String {
+    format!("10.0.{}.{}", az_index % 256, 10 + n % 240)
+}
+
+fn backup_sort_key(b: &Backup) -> String {
+    let millis = (b.create_timestamp.max(0.0) * 1000.0).round() as u64;
+    format!("{millis:020}|{}", b.id)
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------
+
+fn constraint(member: &str, value: &str, rule: &str) -> CloudHsmError {
+    InputError::Constraint {
+        member: member.into(),
+        value: shown(value),
+        rule: rule.into(),
+    }
+    .into()
+}
+
+fn pattern_err(member: &str, value: &str, pattern: &str) -> CloudHsmError {
+    constraint(
+        member,
+        value,
+        &format!("Member must satisfy regular expression pattern: {pattern}"),
+    )
+}
+
+fn req_cluster_id(input: &Input) -> Result<String, CloudHsmError> {
+    let id = input.req_str("ClusterId", 1, 256)?;
+    if ids::is_cluster_id(id) {
+        Ok(id.to_string())
+    } else {
+        Err(pattern_err("ClusterId", id, "cluster-[2-7a-zA-Z]{11,16}"))
+    }
+}
+
+/// `<prefix>-[0-9a-fA-F]{8,17}` (subnets, ENIs, security groups).
+fn is_hex_id(prefix: &str, s: &str) -> bool {
+    s.strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|r| (8..=17).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn is_ipv4(s: &str) -> bool {
+    s.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+fn check_subnets(subnets: &[String]) -> Result<(), CloudHsmError> {
+    if subnets.is_empty() || subnets.len() > MAX_SUBNETS {
+        return Err(constraint(
+            "SubnetIds",
+            &format!("{} subnets", subnets.len()),
+            "Member must have length between 1 and 10",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for s in subnets {
+        if !is_hex_id("subnet", s) {
+            return Err(pattern_err("SubnetIds", s, "subnet-[0-9a-fA-F]{8,17}"));
+        }
+        if !seen.insert(s.to_ascii_lowercase()) {
+            return Err(CloudHsmError::invalid(format!(
+                "The subnet {s} is listed twice; give one subnet per availability zone"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_hsm_type(t: &str) -> Result<&'static str, CloudHsmError> {
+    HSM_TYPES.iter().copied().find(|k| *k == t).ok_or_else(|| {
+        CloudHsmError::invalid(format!(
+            "The HSM type {} is not supported; use one of {}",
+            shown(t),
+            HSM_TYPES.join(", ")
+        ))
+    })
+}
+
+fn check_enum<'a>(
+    member: &str,
+    v: Option<&str>,
+    allowed: &[&'a str],
+) -> Result<Option<&'a str>, CloudHsmError> {
+    match v {
+        None => Ok(None),
+        Some(v) => allowed
+            .iter()
+            .copied()
+            .find(|a| *a == v)
+            .map(Some)
+            .ok_or_else(|| {
+                constraint(
+                    member,
+                    v,
+                    &format!(
+                        "Member must satisfy enum value set: [{}]",
+                        allowed.join(", ")
+                    ),
+                )
+            }),
+    }
+}
+
+fn check_retention_policy(p: &Value) -> Result<(), CloudHsmError> {
+    let bad = || InputError::Type {
+        member: "BackupRetentionPolicy".into(),
+        expected: "an object {Type, Value}",
+    };
+    let o = p.as_object().ok_or_else(bad)?;
+    if let Some(t) = o.get("Type").filter(|v| !v.is_null()) {
+        let t = t.as_str().ok_or_else(bad)?;
+        check_enum("BackupRetentionPolicy.Type", Some(t), &["DAYS"])?;
+    }
+    if let Some(v) = o.get("Value").filter(|v| !v.is_null()) {
+        let v = v.as_str().ok_or_else(bad)?;
+        let days: u32 = v
+            .parse()
+            .ok()
+            .filter(|_| (1..=3).contains(&v.len()))
+            .ok_or_else(|| pattern_err("BackupRetentionPolicy.Value", v, "[0-9]+"))?;
+        if !(7..=379).contains(&days) {
+            return Err(CloudHsmError::invalid(format!(
+                "The backup retention period {days} days is out of range; use 7 to 379 days"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn opt_tag_list(input: &Input) -> Result<Option<Vec<(String, String)>>, CloudHsmError> {
+    let Some(tags) = input.opt_tags("TagList", "Key", "Value")? else {
+        return Ok(None);
+    };
+    if tags.is_empty() || tags.len() > MAX_TAGS {
+        return Err(constraint(
+            "TagList",
+            &format!("{} tags", tags.len()),
+            "Member must have length between 1 and 50",
+        ));
+    }
+    Ok(Some(tags))
+}
+
+fn tag_char_ok(c: char) -> bool {
+    c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c)
+}
+
+fn check_tag_key(k: &str) -> Result<(), CloudHsmError> {
+    let n = k.chars().count();
+    if !(1..=128).contains(&n) {
+        return Err(constraint(
+            "TagList.member.Key",
+            k,
+            "Member must have length between 1 and 128",
+        ));
+    }
+    if !k.chars().all(tag_char_ok) {
+        return Err(CloudHsmError::new(
+            CloudHsmErrorKind::Tag,
+            format!(
+                "The tag key '{}' has characters outside letters, digits, spaces and _.:/=+-@",
+                shown(k)
+            ),
+        ));
+    }
+    if k.to_ascii_lowercase().starts_with("aws:") {
+        return Err(CloudHsmError::new(
+            CloudHsmErrorKind::Tag,
+            format!("The tag key '{}' uses the reserved prefix aws:", shown(k)),
+        ));
+    }
+    Ok(())
+}
+
+/// Tag keys and values per the model (`TagKey` 1–128, `TagValue` 0–256, letters, digits,
+/// spaces and `_.:/=+-@`); `aws:` keys are reserved.
+fn check_tags(tags: &[(String, String)]) -> Result<(), CloudHsmError> {
+    for (k, v) in tags {
+        check_tag_key(k)?;
+        if v.chars().count() > 256 {
+            return Err(constraint(
+                "TagList.member.Value",
+                v,
+                "Member must have length less than or equal to 256",
+            ));
+        }
+        if !v.chars().all(tag_char_ok) {
+            return Err(CloudHsmError::new(
+                CloudHsmErrorKind::Tag,
+                format!(
+                    "The value of tag '{}' has characters outside letters, digits, spaces and _.:/=+-@",
+                    shown(k)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A backup ID, from an ID or a backup ARN (the `SourceBackupId` shape is `BackupArn`).
+fn parse_backup_ref(s: &str) -> Result<String, CloudHsmError> {
+    let id = match s.rsplit_once(":backup/") {
+        Some((prefix, id)) if prefix.starts_with("arn:") => id,
+        Some(_) => s,
+        None => s,
+    };
+    if ids::is_b32_id("backup", id) {
+        Ok(id.to_string())
+    } else {
+        Err(pattern_err(
+            "SourceBackupId",
+            s,
+            "(arn:aws:cloudhsm:<region>:<account>:backup/)?backup-[2-7a-zA-Z]{11,16}",
+        ))
+    }
+}
+
+/// The `Filters` member: a map of filter name → list of values, names limited to `allowed`.
+fn filters(
+    input: &Input,
+    allowed: &[&str],
+) -> Result<BTreeMap<String, Vec<String>>, CloudHsmError> {
+    let bad = || InputError::Type {
+        member: "Filters".into(),
+        expected: "a map of filter names to lists of strings",
+    };
+    let obj = match input.0.get("Filters") {
+        None | Some(Value::Null) => return Ok(BTreeMap::new()),
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(bad().into()),
+    };
+    if obj.len() > 30 {
+        return Err(constraint(
+            "Filters",
+            &format!("{} filters", obj.len()),
+            "Member must have length less than or equal to 30",
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in obj {
+        if !allowed.contains(&k.as_str()) {
+            return Err(CloudHsmError::invalid(format!(
+                "Invalid filter key '{}'; valid filter keys are {}",
+                shown(k),
+                allowed.join(", ")
+            )));
+        }
+        let vals = match v {
+            Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map(str::to_string).ok_or_else(bad))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err(bad().into()),
+        };
+        out.insert(k.clone(), vals);
+    }
+    Ok(out)
+}
+
+/// A value passes a filter when the filter is absent or lists it (an empty list matches
+/// nothing).
+fn matches_filter(filters: &BTreeMap<String, Vec<String>>, name: &str, value: &str) -> bool {
+    filters
+        .get(name)
+        .is_none_or(|vals| vals.iter().any(|v| v == value))
+}
+
+fn max_of(max: Option<i64>) -> Option<usize> {
+    max.and_then(|m| usize::try_from(m).ok())
+}
+
+// ---------------------------------------------------------------------------------------
+// Pagination: opaque keyset tokens
+// ---------------------------------------------------------------------------------------
+
+const TOKEN_VERSION: &str = "v1";
+
+/// An opaque `NextToken`: base64url of `v1|<kind>|<last key returned>`.
+fn encode_token(kind: &str, key: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{TOKEN_VERSION}|{kind}|{key}"))
+}
+
+/// The last key returned, from a token made by [`encode_token`] for the same `kind`.
+fn decode_token(kind: &str, token: &str) -> Result<String, CloudHsmError> {
+    let bad = || CloudHsmError::invalid(format!("The NextToken '{}' is not valid", shown(token)));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim())
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let rest = text
+        .strip_prefix(TOKEN_VERSION)
+        .and_then(|r| r.strip_prefix('|'))
+        .and_then(|r| r.strip_prefix(kind))
+        .and_then(|r| r.strip_prefix('|'))
+        .ok_or_else(bad)?;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    Ok(rest.to_string())
+}
+
+/// One page of `items` (keyed by a sort key, sorted here, descending if asked), starting
+/// after the key in `token`, at most `max` long; the token for the next page if more remain.
+/// Keyset paging: items added or removed between calls never cause skips or repeats.
+fn page<T>(
+    mut items: Vec<(String, T)>,
+    kind: &str,
+    descending: bool,
+    token: Option<&str>,
+    max: Option<usize>,
+) -> Result<(Vec<T>, Option<String>), CloudHsmError> {
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    if descending {
+        items.reverse();
+    }
+    let after = match token {
+        None | Some("") => None,
+        Some(t) => Some(decode_token(kind, t)?),
+    };
+    let mut rest: Vec<(String, T)> = items
+        .into_iter()
+        .filter(|(k, _)| match &after {
+            None => true,
+            Some(a) if descending => k < a,
+            Some(a) => k > a,
+        })
+        .collect();
+    let max = max.unwrap_or(usize::MAX).max(1);
+    let next = if rest.len() > max {
+        rest.truncate(max);
+        rest.last().map(|(k, _)| encode_token(kind, k))
+    } else {
+        None
+    };
+    Ok((rest.into_iter().map(|(_, v)| v).collect(), next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyed(keys: &[&str]) -> Vec<(String, String)> {
+        keys.iter()
+            .map(|k| (k.to_string(), k.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn az_mapping_follows_subnet_order() {
+        assert_eq!(az_name("us-east-1", 0), "us-east-1a");
+        assert_eq!(az_name("us-east-1", 1), "us-east-1b");
+        assert_eq!(az_name("eu-west-3", 9), "eu-west-3j");
+        let m = subnet_mapping(
+            "us-west-2",
+            &["subnet-0123456789abcdef0".into(), "subnet-aaaaaaaa".into()],
+        );
+        assert_eq!(
+            m.get("us-west-2a").map(String::as_str),
+            Some("subnet-0123456789abcdef0")
+        );
+        assert_eq!(
+            m.get("us-west-2b").map(String::as_str),
+            Some("subnet-aaaaaaaa")
+        );
+    }
+
+    #[test]
+    fn ids_and_addresses_are_validated() {
+        assert!(is_hex_id("subnet", "subnet-0123abcd"));
+        assert!(is_hex_id("subnet", "subnet-0123456789abcdef0"));
+        assert!(!is_hex_id("subnet", "subnet-0123abc"));
+        assert!(!is_hex_id("subnet", "subnet-0123456789abcdef01"));
+        assert!(!is_hex_id("subnet", "subnet-0123abcg"));
+        assert!(!is_hex_id("eni", "subnet-0123abcd"));
+        assert!(is_ipv4("10.0.1.12"));
+        assert!(!is_ipv4("10.0.1"));
+        assert!(!is_ipv4("300.0.1.1"));
+        assert_eq!(hsm_ip(1, 0), "10.0.1.10");
+        assert!(check_subnets(&[]).is_err());
+        assert!(check_subnets(&["subnet-0123abcd".into(), "subnet-0123ABCD".into()]).is_err());
+        assert!(check_subnets(&["subnet-0123abcd".into(), "subnet-0123abce".into()]).is_ok());
+        let e = check_subnets(&["sub-1".into()]).unwrap_err();
+        assert!(e.message.contains("'SubnetIds'"), "{}", e.message);
+        assert_eq!(check_hsm_type("hsm1.medium").unwrap(), "hsm1.medium");
+        assert!(check_hsm_type("hsm9.huge").is_err());
+        assert_eq!(
+            check_enum("Mode", None, &["FIPS", "NON_FIPS"]).unwrap(),
+            None
+        );
+        assert!(check_enum("Mode", Some("fips"), &["FIPS", "NON_FIPS"]).is_err());
+    }
+
+    #[test]
+    fn backup_refs_accept_ids_and_arns() {
+        assert_eq!(
+            parse_backup_ref("backup-abcdefghijk").unwrap(),
+            "backup-abcdefghijk"
+        );
+        assert_eq!(
+            parse_backup_ref("arn:aws:cloudhsm:us-east-1:111122223333:backup/backup-abcdefghijk")
+                .unwrap(),
+            "backup-abcdefghijk"
+        );
+        assert!(parse_backup_ref("backup-1").is_err());
+        assert!(parse_backup_ref("cluster-abcdefghijk").is_err());
+        assert_eq!(
+            backup_arn("us-east-1", "111122223333", "backup-abcdefghijk"),
+            "arn:aws:cloudhsm:us-east-1:111122223333:backup/backup-abcdefghijk"
+        );
+    }
+
+    #[test]
+    fn tags_are_checked() {
+        assert!(check_tags(&[("Name".into(), "prod db".into())]).is_ok());
+        assert!(check_tags(&[("k".into(), String::new())]).is_ok());
+        let e = check_tags(&[("aws:x".into(), "v".into())]).unwrap_err();
+        assert_eq!(e.kind, CloudHsmErrorKind::Tag);
+        let e = check_tags(&[("a#b".into(), "v".into())]).unwrap_err();
+        assert_eq!(e.kind, CloudHsmErrorKind::Tag);
+        let e = check_tags(&[(String::new(), "v".into())]).unwrap_err();
+        assert_eq!(e.kind, CloudHsmErrorKind::InvalidRequest);
+        assert!(check_tags(&[("k".into(), "v".repeat(257))]).is_err());
+    }
+
+    #[test]
+    fn filters_are_parsed_and_matched() {
+        let i = Input::parse_json(br#"{"Filters":{"states":["ACTIVE"],"clusterIds":[]}}"#).unwrap();
+        let f = filters(&i, &["clusterIds", "states", "vpcIds"]).unwrap();
+        assert!(matches_filter(&f, "states", "ACTIVE"));
+        assert!(!matches_filter(&f, "states", "DELETED"));
+        assert!(
+            !matches_filter(&f, "clusterIds", "cluster-abcdefghijk"),
+            "empty list matches nothing"
+        );
+        assert!(
+            matches_filter(&f, "vpcIds", "vpc-1"),
+            "absent filter matches all"
+        );
+        let i = Input::parse_json(br#"{"Filters":{"color":["red"]}}"#).unwrap();
+        assert!(
+            filters(&i, &["states"])
+                .unwrap_err()
+                .message
+                .contains("color")
+        );
+        let i = Input::parse_json(br#"{"Filters":{"states":"ACTIVE"}}"#).unwrap();
+        assert!(filters(&i, &["states"]).is_err());
+        let i = Input::parse_json(br"{}").unwrap();
+        assert!(filters(&i, &["states"]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn retention_policy_is_checked() {
+        assert!(check_retention_policy(&json!({"Type": "DAYS", "Value": "90"})).is_ok());
+        assert!(check_retention_policy(&json!({"Type": "WEEKS", "Value": "90"})).is_err());
+        assert!(check_retention_policy(&json!({"Type": "DAYS", "Value": "6"})).is_err());
+        assert!(check_retention_policy(&json!({"Type": "DAYS", "Value": "ninety"})).is_err());
+        assert!(check_retention_policy(&json!("DAYS")).is_err());
+    }
+
+    #[test]
+    fn pages_walk_everything_once_in_order() {
+        let items = keyed(&["c", "a", "e", "b", "d"]);
+        let mut seen = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (p, next) = page(items.clone(), "k", false, token.as_deref(), Some(2)).unwrap();
+            assert!(p.len() <= 2);
+            seen.extend(p);
+            match next {
+                Some(n) => token = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+
+        let (p, next) = page(items.clone(), "k", true, None, Some(3)).unwrap();
+        assert_eq!(p, ["e", "d", "c"]);
+        let (p, next) = page(items.clone(), "k", true, next.as_deref(), Some(3)).unwrap();
+        assert_eq!(p, ["b", "a"]);
+        assert!(next.is_none());
+
+        let (p, next) = page(items.clone(), "k", false, None, None).unwrap();
+        assert_eq!(p.len(), 5);
+        assert!(next.is_none());
+        let (p, next) = page(items, "k", false, None, Some(5)).unwrap();
+        assert_eq!(p.len(), 5);
+        assert!(next.is_none(), "no token when nothing remains");
+    }
+
+    #[test]
+    fn pages_survive_removal_of_the_last_key() {
+        let (_, next) = page(keyed(&["a", "b", "c", "d"]), "k", false, None, Some(2)).unwrap();
+        let (p, _) = page(
+            keyed(&["a", "c", "d"]),
+            "k",
+            false,
+            next.as_deref(),
+            Some(2),
+        )
+        .unwrap();
+        assert_eq!(p, ["c", "d"]);
+    }
+
+    #[test]
+    fn bad_tokens_are_invalid_requests() {
+        let items = keyed(&["a", "b"]);
+        for t in [
+            "%%%",
+            "bm9wZQ",
+            &encode_token("other", "a"),
+            &encode_token("k", ""),
+        ] {
+            let e = page(items.clone(), "k", false, Some(t), None).unwrap_err();
+            assert_eq!(e.kind, CloudHsmErrorKind::InvalidRequest, "{t}");
+            assert!(e.message.contains("NextToken"), "{}", e.message);
+        }
+        assert_eq!(decode_token("k", &encode_token("k", "x|y")).unwrap(), "x|y");
+        assert!(encode_token("tags/cluster-abcdefghijklmnop", "0049").len() <= 256);
+    }
+
+    #[test]
+    fn backup_keys_sort_by_time_then_id() {
+        let mut b = Backup {
+            id: "backup-bbbbbbbbbbb".into(),
+            cluster_id: "cluster-abcdefghijk".into(),
+            state: BACKUP_READY.into(),
+            create_timestamp: 100.5,
+            snapshot: test_cluster(),
+            users: vec![],
+            tags: BTreeMap::new(),
+        };
+        let k1 = backup_sort_key(&b);
+        b.create_timestamp = 99.0;
+        b.id = "backup-zzzzzzzzzzz".into();
+        assert!(backup_sort_key(&b) < k1);
+    }
+
+    fn test_cluster() -> Cluster {
+        Cluster {
+            id: "cluster-abcdefghijk".into(),
+            state: ClusterState::Uninitialized,
+            state_message: None,
+            hsm_type: DEFAULT_HSM_TYPE.into(),
+            mode: "FIPS".into(),
+            subnet_mapping: BTreeMap::new(),
+            security_group: "sg-0123abcd".into(),
+            vpc_id: "vpc-0123abcd".into(),
+            network_type: "IPV4".into(),
+            create_timestamp: 1.5,
+            source_backup_id: None,
+            private_key_pem: String::new(),
+            csr_pem: "CSR".into(),
+            cluster_certificate: None,
+            trust_anchor: None,
+            lineage: "cluster-abcdefghijk".into(),
+            tags: BTreeMap::new(),
+            token_user_pin: String::new(),
+            token_so_pin: String::new(),
+            has_token: false,
+            faults: Faults::default(),
+            next_ip: 0,
+        }
+    }
+
+    #[test]
+    fn cluster_json_has_the_model_shape() {
+        let mut c = test_cluster();
+        let w = World::default();
+        let v = cluster_json(&w, &c);
+        assert_eq!(v["State"], "UNINITIALIZED");
+        assert_eq!(v["Certificates"]["ClusterCsr"], "CSR");
+        assert!(v["Certificates"].get("ClusterCertificate").is_none());
+        assert!(v.get("TagList").is_none());
+        assert!(v.get("StateMessage").is_none());
+        assert!(v.get("SourceBackupId").is_none());
+        assert_eq!(v["CreateTimestamp"], 1.5);
+        assert_eq!(v["BackupRetentionPolicy"]["Value"], "90");
+        assert_eq!(v["Hsms"], json!([]));
+        c.state = ClusterState::Active;
+        c.cluster_certificate = Some("CERT".into());
+        c.faults.cluster_deleted = true;
+        c.tags.insert("a".into(), "b".into());
+        let v = cluster_json(&w, &c);
+        assert_eq!(v["State"], "DELETED");
+        assert!(v["Certificates"].get("ClusterCsr").is_none());
+        assert_eq!(v["Certificates"]["ClusterCertificate"], "CERT");
+        assert_eq!(v["TagList"], json!([{"Key": "a", "Value": "b"}]));
+    }
+}

@@ -1,0 +1,546 @@
+//! The CloudHSM CLI's user management (D3): activation, users, passwords, logins, lockout.
+//!
+//! The simulator owns the user table (SoftHSM has one user PIN and never locks it) and
+//! enforces CloudHSM's rules itself: user names of at most 31 characters from `[a-zA-Z0-9_]`,
+//! case-insensitive (kept lower-case); passwords of 7–32 characters; any user may change its
+//! own password and an admin may change anyone's; more than 5 wrong passwords lock a user
+//! until an admin resets its password.
+//!
+//! **The D3 rule**: the cluster token's user PIN always equals `kmsuser`'s current password.
+//! Whenever `kmsuser` is created, gets a new password, or is deleted, the token PIN is changed
+//! first (`C_SetPIN`; a fresh secret on delete), then the user, the cluster's
+//! `token_user_pin` and any affected key store are committed together. If the token refuses,
+//! nothing is committed. A `CONNECTED` key store on the cluster loses its delete-capable
+//! session (`session_valid = false`) when `kmsuser`'s password changes or `kmsuser` goes.
+//!
+//! Every mutating function takes `app.writer` itself: do not call them with it held (use
+//! [`kmsuser_password_changes`] from code that already holds it). Not here: KMS's own
+//! connect-time checks and password rotation (the KMS layer), HTTP.
+
+use super::api::{effective_state, get_cluster};
+use super::error::CloudHsmError;
+use super::model::{Cluster, ClusterState, KMSUSER, Role, User, user_key};
+use crate::app::{App, Change};
+use crate::ids;
+use crate::kms::model::ConnectionState;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Most users one cluster can hold (CloudHSM quota).
+pub const MAX_USERS: usize = 1024;
+/// Longest user name.
+pub const MAX_USER_NAME: usize = 31;
+/// Shortest password.
+pub const MIN_PASSWORD: usize = 7;
+/// Longest password.
+pub const MAX_PASSWORD: usize = 32;
+
+/// One row of `user list`, as the control door shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    /// Lower-case user name.
+    pub username: String,
+    /// `admin`, `crypto-user`, …
+    pub role: String,
+    /// Locked after too many failed logins.
+    pub locked: bool,
+    /// Multi-factor authentication enabled.
+    pub mfa: bool,
+    /// `full` (on every HSM) or `partial`.
+    pub cluster_coverage: String,
+    /// Whether the user has a session open through the control surface.
+    pub logged_in: bool,
+    /// Consecutive failed logins.
+    pub failed_logins: u32,
+}
+
+impl UserView {
+    /// The view of `u`.
+    pub fn of(u: &User) -> Self {
+        UserView {
+            username: u.name.clone(),
+            role: u.role.as_str().to_string(),
+            locked: u.locked,
+            mfa: u.mfa,
+            cluster_coverage: if u.coverage_full { "full" } else { "partial" }.to_string(),
+            logged_in: u.sessions > 0,
+            failed_logins: u.failed_logins,
+        }
+    }
+}
+
+/// Check a user name (≤ 31 characters of `[a-zA-Z0-9_]`); returns it lower-cased.
+///
+/// # Errors
+///
+/// `CloudHsmInvalidRequestException` naming the rule.
+pub fn check_user_name(name: &str) -> Result<String, CloudHsmError> {
+    if name.is_empty() || name.len() > MAX_USER_NAME {
+        return Err(CloudHsmError::invalid(format!(
+            "The user name '{}' must be 1 to {MAX_USER_NAME} characters long",
+            crate::protocol::input::shown(name)
+        )));
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(CloudHsmError::invalid(format!(
+            "The user name '{}' may contain only letters, digits and _",
+            crate::protocol::input::shown(name)
+        )));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// Check a password (7–32 characters).
+///
+/// # Errors
+///
+/// `CloudHsmInvalidRequestException` naming the rule (never the password).
+pub fn check_password(password: &str) -> Result<(), CloudHsmError> {
+    let n = password.chars().count();
+    if (MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        Ok(())
+    } else {
+        Err(CloudHsmError::invalid(format!(
+            "The password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long (it has {n})"
+        )))
+    }
+}
+
+/// User management needs a working cluster: `ACTIVE` (or `DEGRADED`, which still serves).
+fn require_active(c: &Cluster) -> Result<(), CloudHsmError> {
+    match effective_state(c) {
+        ClusterState::Active | ClusterState::Degraded => Ok(()),
+        s => Err(CloudHsmError::invalid(format!(
+            "The cluster {} is {}; users can be managed only in an ACTIVE cluster",
+            c.id,
+            s.as_str()
+        ))),
+    }
+}
+
+fn get_user(app: &App, cluster_id: &str, name: &str) -> Result<User, CloudHsmError> {
+    app.world()
+        .users
+        .get(&user_key(cluster_id, name))
+        .cloned()
+        .ok_or_else(|| {
+            CloudHsmError::not_found(format!(
+                "The user {} was not found in cluster {cluster_id}",
+                name.to_ascii_lowercase()
+            ))
+        })
+}
+
+/// D3: change the token's user PIN from `kmsuser`'s old password (the cluster's
+/// `token_user_pin`) to `new_password`, and record it in `c` (not yet committed).
+async fn set_token_pin(
+    app: &Arc<App>,
+    c: &mut Cluster,
+    new_password: &str,
+) -> Result<(), CloudHsmError> {
+    if c.has_token {
+        let token = app.token(&c.id).await?;
+        token
+            .set_user_pin(
+                &app.pin(KMSUSER, &c.token_user_pin),
+                &app.pin(KMSUSER, new_password),
+            )
+            .await?;
+    }
+    c.token_user_pin = new_password.to_string();
+    Ok(())
+}
+
+/// `CONNECTED` key stores on the cluster, marked as having lost their delete-capable session.
+fn invalidate_kms_sessions(app: &App, cluster_id: &str) -> Vec<Change> {
+    app.world()
+        .stores
+        .values()
+        .filter(|s| {
+            s.cluster_id == cluster_id && s.state == ConnectionState::Connected && s.session_valid
+        })
+        .map(|s| {
+            let mut s = s.clone();
+            s.session_valid = false;
+            Change::Store(s)
+        })
+        .collect()
+}
+
+/// Activate an `INITIALIZED` cluster (`cluster activate` in the CloudHSM CLI): it becomes
+/// `ACTIVE` and gets its first admin, `admin`, with `admin_password`.
+///
+/// # Errors
+///
+/// `CloudHsmInvalidRequestException` for a bad password or a cluster that is not
+/// `INITIALIZED`; `CloudHsmResourceNotFoundException` for an unknown cluster.
+pub async fn activate(
+    app: &Arc<App>,
+    cluster_id: &str,
+    admin_password: &str,
+) -> Result<(), CloudHsmError> {
+    check_password(admin_password)?;
+    let _w = app.writer.lock().await;
+    let mut c = get_cluster(app, cluster_id)?;
+    let state = effective_state(&c);
+    if state != ClusterState::Initialized {
+        return Err(CloudHsmError::invalid(format!(
+            "The cluster {cluster_id} is {}; only an INITIALIZED cluster can be activated",
+            state.as_str()
+        )));
+    }
+    let admin = User::new(cluster_id, "admin", Role::Admin, admin_password);
+    c.state = ClusterState::Active;
+    c.state_message = None;
+    app.commit(vec![Change::Cluster(c), Change::User(admin)])
+        .await?;
+    Ok(())
+}
+
+/// `user create`: a new `admin` or `crypto-user`. Creating `kmsuser` sets the token's user
+/// PIN to its password (D3).
+///
+/// # Errors
+///
+/// `CloudHsmInvalidRequestException` for a bad name, role or password, a duplicate name, or
+/// a cluster that is not `ACTIVE`; `CloudHsmResourceNotFoundException` for an unknown
+/// cluster; `CloudHsmResourceLimitExceededException` past 1,024 users;
+/// `CloudHsmInternalFailureException` if the token refuses the PIN change.
+pub async fn create_user(
+    app: &Arc<App>,
+    cluster_id: &str,
+    name: &str,
+    role: Role,
+    password: &str,
+) -> Result<UserView, CloudHsmError> {
+    let name = check_user_name(name)?;
+    check_password(password)?;
+    if !matches!(role, Role::Admin | Role::CryptoUser) {
+        return Err(CloudHsmError::invalid(format!(
+            "The role {} cannot be given to a new user; use admin or crypto-user",
+            role.as_str()
+        )));
+    }
+    let _w = app.writer.lock().await;
+    let mut c = get_cluster(app, cluster_id)?;
+    require_active(&c)?;
+    let (exists, count) = {
+        let w = app.world();
+        (
+            w.users.contains_key(&user_key(cluster_id, &name)),
+            w.cluster_users(cluster_id).len(),
+        )
+    };
+    if exists {
+        return Err(CloudHsmError::invalid(format!(
+            "The user {name} already exists in cluster {cluster_id}"
+        )));
+    }
+    if count >= MAX_USERS {
+        return Err(CloudHsmError::new(
+            super::error::CloudHsmErrorKind::ResourceLimitExceeded,
+            format!("The cluster {cluster_id} already has {MAX_USERS} users, the most it can hold"),
+        ));
+    }
+    let user = User::new(cluster_id, &name, role, password);
+    let mut changes = Vec::new();
+    if name == KMSUSER {
+        set_token_pin(app, &mut c, password).await?;
+        changes.push(Change::Cluster(c));
+    }
+    let view = UserView::of(&user);
+    changes.push(Change::User(user));
+    app.commit(changes).await?;
+    Ok(view)
+}
+
+/// `user delete`. Deleting `kmsuser` moves the token's user PIN to a fresh secret (D3) and
+/// leaves any `CONNECTED` key store on the cluster without a delete-capable session.
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster or user;
+/// `CloudHsmInvalidRequestException` for the cluster's only admin or a cluster that is not
+/// `ACTIVE`; `CloudHsmInternalFailureException` if the token refuses the PIN change.
+pub async fn delete_user(
+    app: &Arc<App>,
+    cluster_id: &str,
+    name: &str,
+) -> Result<(), CloudHsmError> {
+    let _w = app.writer.lock().await;
+    let mut c = get_cluster(app, cluster_id)?;
+    require_active(&c)?;
+    let user = get_user(app, cluster_id, name)?;
+    if user.role == Role::Admin {
+        let admins = app
+            .world()
+            .cluster_users(cluster_id)
+            .iter()
+            .filter(|u| u.role == Role::Admin)
+            .count();
+        if admins <= 1 {
+            return Err(CloudHsmError::invalid(format!(
+                "The user {} is the only admin of cluster {cluster_id} and cannot be deleted",
+                user.name
+            )));
+        }
+    }
+    let mut changes = Vec::new();
+    if user.name == KMSUSER {
+        set_token_pin(app, &mut c, &ids::secret(24)).await?;
+        changes.push(Change::Cluster(c));
+        changes.extend(invalidate_kms_sessions(app, cluster_id));
+    }
+    changes.push(Change::DelUser(user.key()));
+    app.commit(changes).await?;
+    Ok(())
+}
+
+/// `user list`: every user of the cluster, by name. Read-only and synchronous (it takes
+/// the world's read lock only briefly).
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster.
+pub fn list_users(app: &Arc<App>, cluster_id: &str) -> Result<Vec<UserView>, CloudHsmError> {
+    let w = app.world();
+    if !w.clusters.contains_key(cluster_id) {
+        return Err(CloudHsmError::cluster_not_found(cluster_id));
+    }
+    let mut out: Vec<UserView> = w
+        .cluster_users(cluster_id)
+        .into_iter()
+        .map(UserView::of)
+        .collect();
+    out.sort_by(|a, b| a.username.cmp(&b.username));
+    Ok(out)
+}
+
+/// `user change-password`: `auth_user` (logging in with `auth_password`) sets `target`'s
+/// password to `new_password`. Allowed for the user itself (not locked) or for an admin; an
+/// admin's reset unlocks a locked user. A wrong `auth_password` counts as a failed login of
+/// `auth_user` (more than 5 lock it) and is refused. A new `kmsuser` password becomes the
+/// token's user PIN (D3) and leaves any `CONNECTED` key store on the cluster without a
+/// delete-capable session.
+///
+/// # Errors
+///
+/// `CloudHsmInvalidRequestException` for a bad new password or a cluster that is not
+/// `ACTIVE`; `CloudHsmResourceNotFoundException` for an unknown cluster or user;
+/// `CloudHsmAccessDeniedException` for a locked `auth_user`, a wrong password, or a non-admin
+/// changing someone else's password; `CloudHsmInternalFailureException` if the token refuses
+/// the PIN change.
+pub async fn change_password(
+    app: &Arc<App>,
+    cluster_id: &str,
+    target: &str,
+    new_password: &str,
+    auth_user: &str,
+    auth_password: &str,
+) -> Result<(), CloudHsmError> {
+    check_password(new_password)?;
+    let _w = app.writer.lock().await;
+    let mut c = get_cluster(app, cluster_id)?;
+    require_active(&c)?;
+    let mut auth = get_user(app, cluster_id, auth_user)?;
+    let mut t = get_user(app, cluster_id, target)?;
+    if auth.locked {
+        return Err(CloudHsmError::denied(format!(
+            "The user {} is locked; an admin must reset its password",
+            auth.name
+        )));
+    }
+    if !auth.password_matches(auth_password) {
+        auth.fail_login();
+        let locked = auth.locked;
+        let name = auth.name.clone();
+        app.commit(vec![Change::User(auth)]).await?;
+        return Err(CloudHsmError::denied(if locked {
+            format!("Wrong password for user {name}; the user is now locked")
+        } else {
+            format!("Wrong password for user {name}")
+        }));
+    }
+    let same = auth.name == t.name;
+    if !same && auth.role != Role::Admin {
+        if auth.failed_logins > 0 {
+            auth.failed_logins = 0;
+            app.commit(vec![Change::User(auth.clone())]).await?;
+        }
+        return Err(CloudHsmError::denied(format!(
+            "The user {} is not an admin and cannot change the password of {}",
+            auth.name, t.name
+        )));
+    }
+    let mut changes = Vec::new();
+    if !same && auth.failed_logins > 0 {
+        auth.failed_logins = 0;
+        changes.push(Change::User(auth));
+    }
+    t.set_password(new_password);
+    if t.name == KMSUSER {
+        set_token_pin(app, &mut c, new_password).await?;
+        changes.push(Change::Cluster(c));
+        changes.extend(invalidate_kms_sessions(app, cluster_id));
+    }
+    changes.push(Change::User(t));
+    app.commit(changes).await?;
+    Ok(())
+}
+
+/// `login` (a session outside KMS, through the control surface): on success the failure
+/// count is cleared and the user has one more session.
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster or user;
+/// `CloudHsmInvalidRequestException` for a cluster that is not `ACTIVE`;
+/// `CloudHsmAccessDeniedException` for a locked user ("user is locked"), `kmsuser` while a key
+/// store on the cluster is `CONNECTED` or `CONNECTING` ("kmsuser is logged in by AWS KMS"), or
+/// a wrong password (counted; more than 5 lock the user).
+pub async fn login(
+    app: &Arc<App>,
+    cluster_id: &str,
+    name: &str,
+    password: &str,
+) -> Result<(), CloudHsmError> {
+    let _w = app.writer.lock().await;
+    let c = get_cluster(app, cluster_id)?;
+    require_active(&c)?;
+    let mut u = get_user(app, cluster_id, name)?;
+    if u.locked {
+        return Err(CloudHsmError::denied(format!(
+            "user is locked: an admin must reset the password of {}",
+            u.name
+        )));
+    }
+    if u.name == KMSUSER {
+        let kms_holds_it = app.world().stores.values().any(|s| {
+            s.cluster_id == cluster_id
+                && matches!(
+                    s.state,
+                    ConnectionState::Connected | ConnectionState::Connecting
+                )
+        });
+        if kms_holds_it {
+            return Err(CloudHsmError::denied("kmsuser is logged in by AWS KMS"));
+        }
+    }
+    if !u.password_matches(password) {
+        u.fail_login();
+        let msg = if u.locked {
+            format!("Wrong password for user {}; the user is now locked", u.name)
+        } else {
+            format!("Wrong password for user {}", u.name)
+        };
+        app.commit(vec![Change::User(u)]).await?;
+        return Err(CloudHsmError::denied(msg));
+    }
+    u.failed_logins = 0;
+    u.sessions = u.sessions.saturating_add(1);
+    app.commit(vec![Change::User(u)]).await?;
+    Ok(())
+}
+
+/// `logout`: one session fewer.
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster or user;
+/// `CloudHsmInvalidRequestException` if the user is not logged in.
+pub async fn logout(app: &Arc<App>, cluster_id: &str, name: &str) -> Result<(), CloudHsmError> {
+    let _w = app.writer.lock().await;
+    get_cluster(app, cluster_id)?;
+    let mut u = get_user(app, cluster_id, name)?;
+    if u.sessions == 0 {
+        return Err(CloudHsmError::invalid(format!(
+            "The user {} is not logged in",
+            u.name
+        )));
+    }
+    u.sessions -= 1;
+    app.commit(vec![Change::User(u)]).await?;
+    Ok(())
+}
+
+/// For the KMS layer's connect-time rotation (D11), **with `app.writer` already held**: set
+/// `kmsuser`'s password to `new_password` and the token's user PIN with it (the `C_SetPIN`
+/// happens here), and return the changes (the user with its new password and cleared
+/// failure count, the cluster with its new `token_user_pin`) for the caller to commit
+/// together with its own (e.g. the key store's new password). Does not check the old
+/// password, locks or sessions: the caller has done that. Key stores are not touched.
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster or no `kmsuser`;
+/// `CloudHsmInvalidRequestException` for a bad password; `CloudHsmInternalFailureException`
+/// if the token refuses the PIN change (then nothing has changed).
+pub async fn kmsuser_password_changes(
+    app: &Arc<App>,
+    cluster_id: &str,
+    new_password: &str,
+) -> Result<Vec<Change>, CloudHsmError> {
+    check_password(new_password)?;
+    let mut c = get_cluster(app, cluster_id)?;
+    let mut u = get_user(app, cluster_id, KMSUSER)?;
+    set_token_pin(app, &mut c, new_password).await?;
+    u.set_password(new_password);
+    Ok(vec![Change::Cluster(c), Change::User(u)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_follow_cloudhsm_rules() {
+        assert_eq!(check_user_name("KmsUser").unwrap(), "kmsuser");
+        assert_eq!(check_user_name("crypto_user_1").unwrap(), "crypto_user_1");
+        assert!(check_user_name(&"a".repeat(31)).is_ok());
+        assert!(check_user_name(&"a".repeat(32)).is_err());
+        assert!(check_user_name("").is_err());
+        assert!(check_user_name("bad-name").is_err());
+        assert!(check_user_name("bäd").is_err());
+        assert!(check_user_name("with space").is_err());
+    }
+
+    #[test]
+    fn passwords_are_7_to_32_characters() {
+        assert!(check_password("123456").is_err());
+        assert!(check_password("1234567").is_ok());
+        assert!(check_password(&"p".repeat(32)).is_ok());
+        let e = check_password(&"p".repeat(33)).unwrap_err();
+        assert!(
+            !e.message.contains("ppp"),
+            "never echo the password: {}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn views_show_coverage_and_sessions() {
+        let mut u = User::new(
+            "cluster-abcdefghijk",
+            "KMSUSER",
+            Role::CryptoUser,
+            "password1",
+        );
+        let v = UserView::of(&u);
+        assert_eq!(v.username, "kmsuser");
+        assert_eq!(v.role, "crypto-user");
+        assert_eq!(v.cluster_coverage, "full");
+        assert!(!v.logged_in && !v.locked && !v.mfa);
+        u.coverage_full = false;
+        u.sessions = 1;
+        for _ in 0..6 {
+            u.fail_login();
+        }
+        let v = UserView::of(&u);
+        assert_eq!(v.cluster_coverage, "partial");
+        assert!(v.logged_in && v.locked);
+        assert_eq!(v.failed_logins, 6);
+        let j = serde_json::to_value(&v).unwrap();
+        assert_eq!(j["cluster_coverage"], "partial");
+        assert_eq!(j["logged_in"], true);
+    }
+}

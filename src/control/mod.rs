@@ -1,0 +1,474 @@
+//! The simulator's control door, JSON under `/_sim/`: health, clock, settings, clusters and
+//! their users (the CloudHSM CLI's job), faults, backups, token inspection and orphans. The
+//! `cks-sim` CLI is a thin client of these endpoints.
+
+use crate::app::{App, Change, Settings};
+use crate::cluster::error::CloudHsmError;
+use crate::cluster::faults::Fault;
+use crate::cluster::model::{KMSUSER, Role};
+use crate::hsm::{ObjectInfo, Token};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// A control-door error: `{"__type", "message"}` with a 4xx/5xx status.
+#[derive(Debug)]
+pub struct ControlError {
+    status: u16,
+    type_name: &'static str,
+    message: String,
+}
+
+impl ControlError {
+    fn bad(message: impl Into<String>) -> Self {
+        ControlError {
+            status: 400,
+            type_name: "InvalidRequest",
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        ControlError {
+            status: 404,
+            type_name: "ResourceNotFound",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<CloudHsmError> for ControlError {
+    fn from(e: CloudHsmError) -> Self {
+        ControlError {
+            status: e.status(),
+            type_name: e.type_name(),
+            message: e.message,
+        }
+    }
+}
+
+impl From<crate::hsm::HsmError> for ControlError {
+    fn from(e: crate::hsm::HsmError) -> Self {
+        ControlError {
+            status: 500,
+            type_name: "HsmError",
+            message: e.to_string(),
+        }
+    }
+}
+
+type CResult = Result<Value, ControlError>;
+
+fn respond(r: CResult) -> Response {
+    match r {
+        Ok(v) => crate::server::json_response(200, &v, None),
+        Err(e) => crate::server::json_response(
+            e.status,
+            &json!({"__type": e.type_name, "message": e.message}),
+            Some(e.type_name),
+        ),
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ControlError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    serde_json::from_slice(body).map_err(|e| ControlError::bad(format!("invalid request body: {e}")))
+}
+
+/// The `/_sim` routes.
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/clock", get(clock))
+        .route("/clock/advance", post(clock_advance))
+        .route("/settings", get(get_settings).post(set_settings))
+        .route("/clusters", get(clusters))
+        .route("/clusters/{id}", get(cluster))
+        .route("/clusters/{id}/activate", post(activate))
+        .route("/clusters/{id}/users", get(users).post(create_user))
+        .route("/clusters/{id}/users/{name}", axum::routing::delete(delete_user))
+        .route("/clusters/{id}/users/{name}/password", post(change_password))
+        .route("/clusters/{id}/users/{name}/login", post(login))
+        .route("/clusters/{id}/users/{name}/logout", post(logout))
+        .route("/clusters/{id}/faults", get(faults).post(set_fault))
+        .route("/clusters/{id}/token", get(token_objects))
+        .route("/clusters/{id}/token/stats", get(token_stats))
+        .route("/orphans", get(orphans))
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let w = app.world();
+    respond(Ok(json!({
+        "status": "ok",
+        "module": app.module().path().display().to_string(),
+        "library": app.module().description(),
+        "clusters": w.clusters.len(),
+        "custom_key_stores": w.stores.len(),
+        "keys": w.keys.len(),
+    })))
+}
+
+fn clock_json(app: &App) -> Value {
+    let now = app.now();
+    json!({"now": now, "offset_seconds": app.world().clock_offset, "iso": iso8601(now)})
+}
+
+/// Format epoch seconds as an ISO-8601 UTC timestamp.
+pub fn iso8601(secs: f64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(secs.floor() as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+async fn clock(State(app): State<Arc<App>>) -> Response {
+    respond(Ok(clock_json(&app)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    seconds: Option<f64>,
+    hours: Option<f64>,
+    days: Option<f64>,
+}
+
+async fn clock_advance(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond(
+        async {
+            let a: Advance = parse(&body)?;
+            let secs = a.seconds.unwrap_or(0.0) + a.hours.unwrap_or(0.0) * 3600.0 + a.days.unwrap_or(0.0) * 86_400.0;
+            if !secs.is_finite() || secs < 0.0 {
+                return Err(ControlError::bad("the clock only moves forward: give a non-negative seconds, hours or days"));
+            }
+            {
+                let _w = app.writer.lock().await;
+                let offset = app.world().clock_offset + secs;
+                app.commit(vec![Change::ClockOffset(offset)])
+                    .await
+                    .map_err(|e| ControlError::bad(e.to_string()))?;
+            }
+            crate::kms::sweep::sweep_if_due(&app).await;
+            Ok(clock_json(&app))
+        }
+        .await,
+    )
+}
+
+async fn get_settings(State(app): State<Arc<App>>) -> Response {
+    respond(serde_json::to_value(app.settings()).map_err(|e| ControlError::bad(e.to_string())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsPatch {
+    connect_delay_ms: Option<u64>,
+    disconnect_delay_ms: Option<u64>,
+    hold_connections: Option<bool>,
+}
+
+async fn set_settings(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    respond((|| {
+        let p: SettingsPatch = parse(&body)?;
+        let mut s: Settings = app.settings();
+        if let Some(v) = p.connect_delay_ms {
+            s.connect_delay_ms = v;
+        }
+        if let Some(v) = p.disconnect_delay_ms {
+            s.disconnect_delay_ms = v;
+        }
+        if let Some(v) = p.hold_connections {
+            s.hold_connections = v;
+        }
+        app.set_settings(s);
+        serde_json::to_value(s).map_err(|e| ControlError::bad(e.to_string()))
+    })())
+}
+
+fn cluster_json(app: &App, id: &str) -> CResult {
+    let w = app.world();
+    let c = w
+        .clusters
+        .get(id)
+        .ok_or_else(|| ControlError::not_found(format!("no cluster {id}")))?;
+    let hsms: Vec<Value> = w
+        .cluster_hsms(id)
+        .iter()
+        .map(|h| json!({"hsm_id": h.id, "availability_zone": h.availability_zone, "state": h.state.as_str(), "eni_ip": h.eni_ip}))
+        .collect();
+    let stores: Vec<Value> = w
+        .stores
+        .values()
+        .filter(|s| s.cluster_id == id)
+        .map(|s| json!({"id": s.id, "name": s.name, "state": s.state.as_str()}))
+        .collect();
+    Ok(json!({
+        "cluster_id": c.id,
+        "state": c.state.as_str(),
+        "subnets": c.subnet_mapping,
+        "hsms": hsms,
+        "has_token": c.has_token,
+        "faults": c.faults,
+        "custom_key_stores": stores,
+        "source_backup_id": c.source_backup_id,
+    }))
+}
+
+async fn clusters(State(app): State<Arc<App>>) -> Response {
+    let ids: Vec<String> = app.world().clusters.keys().cloned().collect();
+    respond(ids.iter().map(|id| cluster_json(&app, id)).collect::<Result<Vec<_>, _>>().map(|v| json!({"clusters": v})))
+}
+
+async fn cluster(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    respond(cluster_json(&app, &id))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivateBody {
+    admin_password: String,
+}
+
+async fn activate(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
+    respond(
+        async {
+            let b: ActivateBody = parse(&body)?;
+            crate::cluster::users::activate(&app, &id, &b.admin_password).await?;
+            cluster_json(&app, &id)
+        }
+        .await,
+    )
+}
+
+async fn users(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    respond(
+        crate::cluster::users::list_users(&app, &id)
+            .map_err(ControlError::from)
+            .and_then(|u| serde_json::to_value(u).map_err(|e| ControlError::bad(e.to_string())))
+            .map(|u| json!({"users": u})),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUserBody {
+    username: String,
+    role: String,
+    password: String,
+}
+
+async fn create_user(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
+    respond(
+        async {
+            let b: CreateUserBody = parse(&body)?;
+            let role = Role::parse(&b.role)
+                .ok_or_else(|| ControlError::bad(format!("role {:?}: use \"admin\" or \"crypto-user\"", b.role)))?;
+            crate::cluster::users::create_user(&app, &id, &b.username, role, &b.password).await?;
+            Ok(json!({"username": b.username.to_ascii_lowercase(), "role": role.as_str()}))
+        }
+        .await,
+    )
+}
+
+async fn delete_user(State(app): State<Arc<App>>, Path((id, name)): Path<(String, String)>) -> Response {
+    respond(
+        async {
+            crate::cluster::users::delete_user(&app, &id, &name).await?;
+            Ok(json!({"deleted": name}))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    new_password: String,
+    auth_user: String,
+    auth_password: String,
+}
+
+async fn change_password(State(app): State<Arc<App>>, Path((id, name)): Path<(String, String)>, body: Bytes) -> Response {
+    respond(
+        async {
+            let b: PasswordBody = parse(&body)?;
+            crate::cluster::users::change_password(&app, &id, &name, &b.new_password, &b.auth_user, &b.auth_password)
+                .await?;
+            Ok(json!({"username": name, "changed": true}))
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    password: String,
+}
+
+async fn login(State(app): State<Arc<App>>, Path((id, name)): Path<(String, String)>, body: Bytes) -> Response {
+    respond(
+        async {
+            let b: LoginBody = parse(&body)?;
+            crate::cluster::users::login(&app, &id, &name, &b.password).await?;
+            Ok(json!({"username": name, "logged_in": true}))
+        }
+        .await,
+    )
+}
+
+async fn logout(State(app): State<Arc<App>>, Path((id, name)): Path<(String, String)>) -> Response {
+    respond(
+        async {
+            crate::cluster::users::logout(&app, &id, &name).await?;
+            Ok(json!({"username": name, "logged_in": false}))
+        }
+        .await,
+    )
+}
+
+async fn faults(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    respond(cluster_json(&app, &id).map(|c| c["faults"].clone()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultBody {
+    fault: String,
+    #[serde(default = "yes")]
+    on: bool,
+    target: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Parse a fault name (and its target) as the CLI and the control door spell it.
+pub fn parse_fault(name: &str, target: Option<String>) -> Result<Fault, String> {
+    let need = |t: Option<String>, what: &str| t.ok_or_else(|| format!("fault {name} needs a target ({what})"));
+    Ok(match name {
+        "network-down" | "network_down" => Fault::NetworkDown,
+        "subnet-deleted" | "subnet_deleted" => Fault::SubnetDeleted(need(target, "a subnet ID")?),
+        "subnet-exhausted" | "subnet_exhausted" => Fault::SubnetExhausted(need(target, "a subnet ID")?),
+        "cluster-deleted" | "cluster_deleted" => Fault::ClusterDeleted,
+        "token-failing" | "token_failing" => Fault::TokenFailing,
+        "internal-error" | "internal_error" => Fault::InternalError,
+        "hsm-down" | "hsm_down" => Fault::HsmDown(need(target, "an HSM ID")?),
+        "user-mfa" | "user_mfa" => Fault::UserMfa(need(target, "a user name")?),
+        "user-partial-coverage" | "user_partial_coverage" => Fault::UserPartialCoverage(need(target, "a user name")?),
+        other => {
+            return Err(format!(
+                "unknown fault {other:?}: use network-down, subnet-deleted, subnet-exhausted, cluster-deleted, token-failing, internal-error, hsm-down, user-mfa or user-partial-coverage"
+            ));
+        }
+    })
+}
+
+async fn set_fault(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
+    respond(
+        async {
+            let b: FaultBody = parse(&body)?;
+            let f = parse_fault(&b.fault, b.target).map_err(ControlError::bad)?;
+            crate::cluster::faults::set_fault(&app, &id, f, b.on).await?;
+            cluster_json(&app, &id).map(|c| c["faults"].clone())
+        }
+        .await,
+    )
+}
+
+fn token_pin(app: &App, id: &str) -> Result<String, ControlError> {
+    let w = app.world();
+    let c = w
+        .clusters
+        .get(id)
+        .ok_or_else(|| ControlError::not_found(format!("no cluster {id}")))?;
+    if !c.has_token {
+        return Err(ControlError::bad(format!("cluster {id} has no token yet: initialize it first")));
+    }
+    Ok(app.pin(KMSUSER, &c.token_user_pin))
+}
+
+async fn list_with_login(app: &App, token: &Arc<Token>, pin: &str) -> Result<Vec<ObjectInfo>, ControlError> {
+    let _ = app;
+    Ok(token.with_login(pin, |t| async move { t.list_objects().await }).await?)
+}
+
+async fn token_objects(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    respond(
+        async {
+            let pin = token_pin(&app, &id)?;
+            let token = app.token(&id).await?;
+            let objects = list_with_login(&app, &token, &pin).await?;
+            let w = app.world();
+            let list: Vec<Value> = objects
+                .into_iter()
+                .map(|o| {
+                    let live = w.keys.values().find(|k| k.arn == o.label && k.token_label == id);
+                    let orphan = w.orphans.values().find(|r| r.cluster_id == id && r.object_id == o.id);
+                    let owner = if live.is_some() {
+                        "kms-key"
+                    } else if orphan.is_some() {
+                        "orphan"
+                    } else {
+                        "other"
+                    };
+                    json!({
+                        "label": o.label,
+                        "id": o.id,
+                        "class": o.class,
+                        "key_type": o.key_type,
+                        "fingerprint": o.fingerprint,
+                        "extractable": o.extractable,
+                        "owner": owner,
+                        "key_id": live.map(|k| k.id.clone()),
+                    })
+                })
+                .collect();
+            Ok(json!({"cluster_id": id, "token_label": id, "objects": list}))
+        }
+        .await,
+    )
+}
+
+async fn token_stats(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    respond(
+        async {
+            token_pin(&app, &id)?;
+            let t = app.token(&id).await?;
+            Ok(json!({"cluster_id": id, "calls": t.stats().calls(), "logged_in": t.is_logged_in(), "failing": t.is_failing()}))
+        }
+        .await,
+    )
+}
+
+async fn orphans(State(app): State<Arc<App>>) -> Response {
+    let w = app.world();
+    let list: Vec<Value> = w
+        .orphans
+        .values()
+        .map(|o| {
+            json!({
+                "key_arn": o.key_arn,
+                "cluster_id": o.cluster_id,
+                "object_id": o.object_id,
+                "time": o.time,
+                "iso": iso8601(o.time),
+                "reason": o.reason,
+            })
+        })
+        .collect();
+    respond(Ok(json!({"orphans": list})))
+}

@@ -1,0 +1,192 @@
+//! The HTTP server: one loopback port, four doors (architecture §1).
+//!
+//! - `POST /` with `X-Amz-Target: TrentService.<Op>` → KMS (awsJson1_1);
+//! - `POST /` with `X-Amz-Target: BaldrApiService.<Op>` → cloudhsmv2 (awsJson1_1);
+//! - `POST /service/BaldrApiService/operation/<Op>` → cloudhsmv2 (rpc-v2-cbor);
+//! - `/_sim/…` → the simulator's control door.
+
+use crate::app::App;
+use crate::cluster::error::CloudHsmError;
+use crate::kms::error::{KmsError, KmsErrorKind};
+use crate::protocol::cbor;
+use crate::protocol::input::Input;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+
+const AMZ_JSON: &str = "application/x-amz-json-1.1";
+
+/// Build the router for `app`.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", post(aws_json))
+        .route("/service/BaldrApiService/operation/{op}", post(cbor_op))
+        .nest("/_sim", crate::control::router())
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(app)
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves; connections still open a second
+/// later are dropped.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    let deadline = async move {
+        if rx.await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = serve => r,
+        () = deadline => Ok(()),
+    }
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A JSON response with the awsJson1_1 content type and a request ID.
+pub fn json_response(status: u16, body: &Value, error_type: Option<&str>) -> Response {
+    let mut r = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body.to_string(),
+    )
+        .into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
+    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    if let Some(t) = error_type.and_then(|t| HeaderValue::from_str(t).ok()) {
+        h.insert("x-amzn-ErrorType", t);
+    }
+    r
+}
+
+fn kms_error(e: &KmsError) -> Response {
+    json_response(
+        e.status(),
+        &serde_json::json!({"__type": e.type_name(), "message": e.message}),
+        Some(e.type_name()),
+    )
+}
+
+fn cloudhsm_error_json(e: &CloudHsmError) -> Response {
+    json_response(
+        e.status(),
+        &serde_json::json!({"__type": e.type_name(), "Message": e.message, "message": e.message}),
+        Some(e.type_name()),
+    )
+}
+
+/// Read the body, refusing one larger than the configured limit with a 413.
+async fn read_body(app: &App, body: Body) -> Result<Bytes, KmsError> {
+    let limit = app.config.max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            format!("The request body is larger than {limit} bytes."),
+        )
+    })
+}
+
+fn too_large(e: &KmsError) -> Response {
+    json_response(413, &serde_json::json!({"__type": e.type_name(), "message": e.message}), Some(e.type_name()))
+}
+
+async fn aws_json(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&app, body).await {
+        Ok(b) => b,
+        Err(e) => return too_large(&e),
+    };
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some((service, op)) = target.split_once('.') else {
+        return kms_error(&KmsError::new(
+            KmsErrorKind::UnknownOperation,
+            format!("Missing or malformed X-Amz-Target header {target:?}: expected TrentService.<Operation> or BaldrApiService.<Operation>."),
+        ));
+    };
+    let input = match Input::parse_json(&body) {
+        Ok(i) => i,
+        Err(e) => return kms_error(&crate::kms::input_err(e)),
+    };
+    match service {
+        "TrentService" => match crate::kms::handle(&app, op, input).await {
+            Ok(Some(v)) => json_response(200, &v, None),
+            Ok(None) => kms_error(&unknown(target)),
+            Err(e) => kms_error(&e),
+        },
+        "BaldrApiService" => match crate::cluster::api::handle(&app, op, input).await {
+            Ok(Some(v)) => json_response(200, &v, None),
+            Ok(None) => kms_error(&unknown(target)),
+            Err(e) => cloudhsm_error_json(&e),
+        },
+        _ => kms_error(&unknown(target)),
+    }
+}
+
+fn unknown(target: &str) -> KmsError {
+    KmsError::new(
+        KmsErrorKind::UnknownOperation,
+        format!("cks-sim does not serve the operation {target:?}."),
+    )
+}
+
+fn cbor_response(status: u16, body: Vec<u8>) -> Response {
+    let mut r = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    )
+        .into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/cbor"));
+    h.insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
+    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    r
+}
+
+async fn cbor_op(State(app): State<Arc<App>>, Path(op): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&app, body).await {
+        Ok(b) => b,
+        Err(e) => return cbor_response(413, cbor::encode_error("ValidationException", &e.message)),
+    };
+    if headers.get("smithy-protocol").and_then(|v| v.to_str().ok()) != Some("rpc-v2-cbor") {
+        return cbor_response(
+            400,
+            cbor::encode_error("CloudHsmInvalidRequestException", "rpc-v2-cbor requests must carry the header smithy-protocol: rpc-v2-cbor"),
+        );
+    }
+    let input = match cbor::decode_request(&body).map_err(|e| e.to_string()).and_then(|v| Input::from_value(v).map_err(|e| e.to_string())) {
+        Ok(i) => i,
+        Err(m) => return cbor_response(400, cbor::encode_error("SerializationException", &m)),
+    };
+    match crate::cluster::api::handle(&app, &op, input).await {
+        Ok(Some(v)) => cbor_response(200, cbor::encode_response(&v)),
+        Ok(None) => cbor_response(
+            404,
+            cbor::encode_error("UnknownOperationException", &format!("cks-sim does not serve the cloudhsmv2 operation {op:?}.")),
+        ),
+        Err(e) => cbor_response(e.status(), cbor::encode_error(e.type_name(), &e.message)),
+    }
+}

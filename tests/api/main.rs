@@ -1,0 +1,9 @@
+//! HTTP API tests: a real `cks-sim serve` process on 127.0.0.1:0, a real SoftHSM2 token, a
+//! real SQLite file, driven by `aws-sdk-kms` and raw HTTP.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod framing;
+mod key_stores;
+mod keys;
