@@ -304,7 +304,7 @@ fn quota_of_ten_stores_and_its_release() {
         assert_eq!(code(r), "InvalidMarkerException");
 
         kms.delete_custom_key_store().custom_key_store_id(&ids[0]).send().await.unwrap();
-        create_store(&sim, "eleventh", &cluster, &sim.kmsuser_password()).await;
+        create_store_with(&sim, "eleventh", &cluster, &sim.trust_anchor(), &sim.kmsuser_password()).await;
     });
 }
 
@@ -371,7 +371,7 @@ fn update_rules_and_related_clusters() {
             .unwrap();
         assert_eq!(describe(&sim, &id).await.cloud_hsm_cluster_id(), Some(rid.as_str()));
         // A name used by another store is refused.
-        create_store(&sim, "taken", &unrelated.id, &unrelated.kmsuser_password).await.len();
+        create_store_with(&sim, "taken", &unrelated.id, &unrelated.anchor, &unrelated.kmsuser_password).await;
         let r = kms.update_custom_key_store().custom_key_store_id(&id).new_custom_key_store_name("taken").send().await;
         assert_eq!(code(r), "CustomKeyStoreNameInUseException");
     });
@@ -520,6 +520,9 @@ fn every_connection_error_code_has_a_cause_and_a_cure() {
         c.call("DELETE", &users("kmsuser"), None).await.unwrap();
         expect_failure(&sim, &id, ConnectionErrorCodeType::UserNotFound).await;
         c.call("POST", &format!("/_sim/clusters/{}/users", cl.id), Some(json!({"username": "kmsuser", "role": "crypto-user", "password": "Again12345"}))).await.unwrap();
+        // KMS still holds the password it rotated to; tell it the new user's one.
+        expect_failure(&sim, &id, ConnectionErrorCodeType::InvalidCredentials).await;
+        kms.update_custom_key_store().custom_key_store_id(&id).key_store_password("Again12345").send().await.unwrap();
         expect_success(&sim, &id).await;
     });
 }

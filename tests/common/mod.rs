@@ -231,8 +231,10 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// The ID of the default seeded cluster.
 pub async fn default_cluster(sim: &Sim) -> String {
-    let v = sim.control().call("GET", "/_sim/clusters", None).await.expect("clusters");
-    v["clusters"][0]["cluster_id"].as_str().expect("a default cluster").to_string()
+    let id = sim.read("default-cluster-id").trim().to_string();
+    let v = sim.control().call("GET", &format!("/_sim/clusters/{id}"), None).await.expect("default cluster");
+    assert_eq!(v["state"], "ACTIVE");
+    id
 }
 
 /// Poll DescribeCustomKeyStores until the store is in `state` (with a deadline).
@@ -254,13 +256,18 @@ pub async fn wait_state(kms: &aws_sdk_kms::Client, id: &str, state: &str) -> aws
     }
 }
 
-/// Create a store on `cluster` and return its ID.
+/// Create a store on `cluster` (trust anchor of the default cluster) and return its ID.
 pub async fn create_store(sim: &Sim, name: &str, cluster: &str, password: &str) -> String {
+    create_store_with(sim, name, cluster, &sim.trust_anchor(), password).await
+}
+
+/// Create a store with an explicit trust anchor.
+pub async fn create_store_with(sim: &Sim, name: &str, cluster: &str, anchor: &str, password: &str) -> String {
     sim.kms()
         .create_custom_key_store()
         .custom_key_store_name(name)
         .cloud_hsm_cluster_id(cluster)
-        .trust_anchor_certificate(sim.trust_anchor())
+        .trust_anchor_certificate(anchor)
         .key_store_password(password)
         .send()
         .await
