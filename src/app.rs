@@ -124,18 +124,26 @@ impl World {
     pub fn active_hsms(&self, cluster_id: &str) -> Vec<&Hsm> {
         self.hsms
             .values()
-            .filter(|h| h.cluster_id == cluster_id && h.state == crate::cluster::model::HsmState::Active)
+            .filter(|h| {
+                h.cluster_id == cluster_id && h.state == crate::cluster::model::HsmState::Active
+            })
             .collect()
     }
 
     /// HSMs of a cluster (any state).
     pub fn cluster_hsms(&self, cluster_id: &str) -> Vec<&Hsm> {
-        self.hsms.values().filter(|h| h.cluster_id == cluster_id).collect()
+        self.hsms
+            .values()
+            .filter(|h| h.cluster_id == cluster_id)
+            .collect()
     }
 
     /// Users of a cluster.
     pub fn cluster_users(&self, cluster_id: &str) -> Vec<&User> {
-        self.users.values().filter(|u| u.cluster_id == cluster_id).collect()
+        self.users
+            .values()
+            .filter(|u| u.cluster_id == cluster_id)
+            .collect()
     }
 }
 
@@ -213,8 +221,12 @@ impl App {
     /// Open the data dir, the store and the module; load the world. Blocking: call from
     /// `spawn_blocking` or before the runtime serves requests.
     pub fn open(config: Config) -> Result<Arc<Self>, StartError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| StartError::Io(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StartError::Io(format!(
+                "cannot create data dir {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
         let store = Arc::new(Store::open(&config.db_path())?);
         let path = crate::hsm::module::locate(config.module.as_deref())?;
         let module = Module::load(&path)?;
@@ -338,12 +350,19 @@ impl App {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if on { !g.insert(id.to_string()) } else { g.remove(id) }
+        if on {
+            !g.insert(id.to_string())
+        } else {
+            g.remove(id)
+        }
     }
 
     /// Whether key store `id` holds a kmsuser login in this process.
     pub fn has_kms_login(&self, id: &str) -> bool {
-        self.kms_sessions.lock().map(|g| g.contains(id)).unwrap_or(false)
+        self.kms_sessions
+            .lock()
+            .map(|g| g.contains(id))
+            .unwrap_or(false)
     }
 
     /// The PKCS#11 module.
@@ -381,7 +400,12 @@ impl App {
     }
 
     /// Create a token for a cluster (soft tokens only). Blocking work runs off the runtime.
-    pub async fn provision_token(&self, label: &str, so_pin: &str, user_pin: &str) -> Result<(), HsmError> {
+    pub async fn provision_token(
+        &self,
+        label: &str,
+        so_pin: &str,
+        user_pin: &str,
+    ) -> Result<(), HsmError> {
         let (module, prov) = (self.module.clone(), self.provisioner);
         let (l, so, up) = (label.to_string(), so_pin.to_string(), user_pin.to_string());
         tokio::task::spawn_blocking(move || prov.ensure_token(&module, &l, &so, &up))
@@ -404,7 +428,8 @@ impl App {
         let label = self.config.internal_token_label.clone();
         if self.provisioner == Provisioner::SoftToken {
             let so = crate::ids::secret(24);
-            self.provision_token(&label, &so, &self.internal_pin.clone()).await?;
+            self.provision_token(&label, &so, &self.internal_pin.clone())
+                .await?;
         }
         self.internal_token().await.map(|_| ())
     }

@@ -17,7 +17,9 @@ pub struct ControlClient {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No connection.
-    #[error("cannot reach cks-sim at {endpoint}: {reason} (is `cks-sim serve` running? set --endpoint or CKS_SIM_ENDPOINT)")]
+    #[error(
+        "cannot reach cks-sim at {endpoint}: {reason} (is `cks-sim serve` running? set --endpoint or CKS_SIM_ENDPOINT)"
+    )]
     Connect {
         /// The endpoint.
         endpoint: String,
@@ -66,10 +68,14 @@ impl ControlClient {
         let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Other(e.to_string()))?;
-        let resp = self.http.request(req).await.map_err(|e| ClientError::Connect {
-            endpoint: self.endpoint.clone(),
-            reason: e.to_string(),
-        })?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| ClientError::Connect {
+                endpoint: self.endpoint.clone(),
+                reason: e.to_string(),
+            })?;
         let status = resp.status().as_u16();
         let bytes = resp
             .into_body()
@@ -80,13 +86,19 @@ impl ControlClient {
         let v = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Ok((status, v))
     }
 
     /// A control-door call: 2xx → the JSON body, else `ClientError::Api`.
-    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ClientError> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ClientError> {
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let (status, v) = self
             .raw(method, path, &[("content-type", "application/json")], bytes)
@@ -100,7 +112,10 @@ impl ControlClient {
             .raw(
                 "POST",
                 "/",
-                &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)],
+                &[
+                    ("content-type", "application/x-amz-json-1.1"),
+                    ("x-amz-target", target),
+                ],
                 body.to_string().into_bytes(),
             )
             .await?;

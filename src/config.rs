@@ -201,7 +201,10 @@ impl Config {
                 reason: "must be at least 1024".into(),
             });
         }
-        let account = file.identity.account.unwrap_or_else(|| "111122223333".into());
+        let account = file
+            .identity
+            .account
+            .unwrap_or_else(|| "111122223333".into());
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ConfigError::Invalid {
                 field: "identity.account",
@@ -209,7 +212,11 @@ impl Config {
             });
         }
         let region = file.identity.region.unwrap_or_else(|| "us-east-1".into());
-        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             return Err(ConfigError::Invalid {
                 field: "identity.region",
                 reason: format!("{region:?} is not a region name like us-east-1"),
@@ -222,7 +229,9 @@ impl Config {
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     field: "hsm.provisioner",
-                    reason: format!("{other:?}: use \"softhsm\" (soft tokens) or \"none\" (a real HSM)"),
+                    reason: format!(
+                        "{other:?}: use \"softhsm\" (soft tokens) or \"none\" (a real HSM)"
+                    ),
                 });
             }
         };
@@ -238,7 +247,8 @@ impl Config {
         if !pin_template.contains("{password}") {
             return Err(ConfigError::Invalid {
                 field: "hsm.pin_template",
-                reason: "must contain {password} (e.g. \"{password}\" or \"{user}:{password}\")".into(),
+                reason: "must contain {password} (e.g. \"{password}\" or \"{user}:{password}\")"
+                    .into(),
             });
         }
         let max_sessions = file.hsm.max_sessions.unwrap_or(4);
@@ -330,15 +340,21 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         let f: FileConfig = toml::from_str("[identity]\naccount = \"12\"").unwrap();
-        let e = Config::from_parts(f, &Overrides::default()).unwrap_err().to_string();
+        let e = Config::from_parts(f, &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("identity.account"), "{e}");
         let ov = Overrides {
             listen: Some("nope".into()),
             ..Default::default()
         };
-        let e = Config::from_parts(FileConfig::default(), &ov).unwrap_err().to_string();
+        let e = Config::from_parts(FileConfig::default(), &ov)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("server.listen"), "{e}");
-        let e = toml::from_str::<FileConfig>("[server]\nlisten_addr = 1").unwrap_err().to_string();
+        let e = toml::from_str::<FileConfig>("[server]\nlisten_addr = 1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listen_addr"), "{e}");
     }
 }

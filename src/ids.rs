@@ -80,15 +80,21 @@ pub fn secret(len: usize) -> String {
 /// Whether `s` is a valid cluster ID per the model (`^cluster-[2-7a-zA-Z]{11,16}$`).
 pub fn is_cluster_id(s: &str) -> bool {
     s.strip_prefix("cluster-").is_some_and(|r| {
-        (11..=16).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b))
+        (11..=16).contains(&r.len())
+            && r.bytes()
+                .all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b))
     })
 }
 
 /// Whether `s` matches `^<prefix>-[2-7a-zA-Z]{11,16}$`.
 pub fn is_b32_id(prefix: &str, s: &str) -> bool {
-    s.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')).is_some_and(|r| {
-        (11..=16).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b))
-    })
+    s.strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|r| {
+            (11..=16).contains(&r.len())
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b))
+        })
 }
 
 #[cfg(test)]

@@ -12,16 +12,16 @@
 //! [`control`] is the `/_sim` door used by the `cks-sim` CLI and tests.
 
 pub mod app;
+pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod control;
 pub mod hsm;
 pub mod ids;
 pub mod kms;
 pub mod protocol;
-pub mod store;
-pub mod client;
-pub mod control;
 pub mod server;
+pub mod store;
 
 use std::sync::Arc;
 

@@ -74,7 +74,12 @@ enum Cmd {
 #[derive(Args, Clone)]
 struct ClientArgs {
     /// The simulator's endpoint.
-    #[arg(long, env = "CKS_SIM_ENDPOINT", default_value = "http://127.0.0.1:4599", global = true)]
+    #[arg(
+        long,
+        env = "CKS_SIM_ENDPOINT",
+        default_value = "http://127.0.0.1:4599",
+        global = true
+    )]
     endpoint: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
@@ -244,12 +249,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 /// environment of a running process is unsafe, so when it does not already point at `conf`
 /// the process re-executes itself with it set (same PID, same arguments).
 fn ensure_softhsm_env(conf: &Path, token_dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(token_dir).map_err(|e| format!("cannot create {}: {e}", token_dir.display()))?;
+    std::fs::create_dir_all(token_dir)
+        .map_err(|e| format!("cannot create {}: {e}", token_dir.display()))?;
     let text = cks_sim::config::softhsm_conf_text(token_dir);
     if std::fs::read_to_string(conf).ok().as_deref() != Some(text.as_str()) {
         std::fs::write(conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
     }
-    let want = conf.canonicalize().map_err(|e| format!("{}: {e}", conf.display()))?;
+    let want = conf
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", conf.display()))?;
     let have = std::env::var_os("SOFTHSM2_CONF").map(PathBuf::from);
     if have.as_deref() == Some(want.as_path()) {
         return Ok(());
@@ -272,14 +280,22 @@ fn run(cli: Cli) -> Result<(), String> {
                 ClockCmd::Show => cl.call("GET", "/_sim/clock", None).await,
                 ClockCmd::Advance { by } => {
                     let secs = parse_duration(&by).map_err(ClientError::Other)?;
-                    cl.call("POST", "/_sim/clock/advance", Some(json!({"seconds": secs}))).await
+                    cl.call(
+                        "POST",
+                        "/_sim/clock/advance",
+                        Some(json!({"seconds": secs})),
+                    )
+                    .await
                 }
             }
         }),
         Cmd::Cluster { c, cmd } => client(&c, |cl| async move {
             match cmd {
                 ClusterCmd::List => cl.call("GET", "/_sim/clusters", None).await,
-                ClusterCmd::Show { cluster_id } => cl.call("GET", &format!("/_sim/clusters/{cluster_id}"), None).await,
+                ClusterCmd::Show { cluster_id } => {
+                    cl.call("GET", &format!("/_sim/clusters/{cluster_id}"), None)
+                        .await
+                }
             }
         }),
         Cmd::User { c, cmd } => client(&c, |cl| async move {
@@ -317,7 +333,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
         }),
-        Cmd::Fault { c, cluster_id, fault, target, clear } => client(&c, |cl| async move {
+        Cmd::Fault {
+            c,
+            cluster_id,
+            fault,
+            target,
+            clear,
+        } => client(&c, |cl| async move {
             cl.call(
                 "POST",
                 &format!("/_sim/clusters/{cluster_id}/faults"),
@@ -327,7 +349,10 @@ fn run(cli: Cli) -> Result<(), String> {
         }),
         Cmd::Token { c, cmd } => client(&c, |cl| async move {
             match cmd {
-                TokenCmd::Objects { cluster_id } => cl.call("GET", &format!("/_sim/clusters/{cluster_id}/token"), None).await,
+                TokenCmd::Objects { cluster_id } => {
+                    cl.call("GET", &format!("/_sim/clusters/{cluster_id}/token"), None)
+                        .await
+                }
                 TokenCmd::Orphans => cl.call("GET", "/_sim/orphans", None).await,
             }
         }),
@@ -436,7 +461,8 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         if let Some(p) = port_file {
-            std::fs::write(&p, addr.to_string()).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            std::fs::write(&p, addr.to_string())
+                .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
         }
         tracing::info!(%addr, "cks-sim is serving (KMS, cloudhsmv2, /_sim)");
         eprintln!("cks-sim listening on http://{addr}");
@@ -471,7 +497,10 @@ fn init_tracing() {
 
 fn inspect_token(a: InspectArgs) -> Result<(), String> {
     let conf = a.data_dir.join("softhsm2.conf");
-    let is_softhsm = a.module.as_deref().is_none_or(|m| m.to_string_lossy().contains("softhsm"));
+    let is_softhsm = a
+        .module
+        .as_deref()
+        .is_none_or(|m| m.to_string_lossy().contains("softhsm"));
     if is_softhsm {
         ensure_softhsm_env(&conf, &a.data_dir.join("tokens"))?;
     }

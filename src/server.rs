@@ -107,7 +107,11 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, KmsError> {
 }
 
 fn too_large(e: &KmsError) -> Response {
-    json_response(413, &serde_json::json!({"__type": e.type_name(), "message": e.message}), Some(e.type_name()))
+    json_response(
+        413,
+        &serde_json::json!({"__type": e.type_name(), "message": e.message}),
+        Some(e.type_name()),
+    )
 }
 
 async fn aws_json(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
@@ -122,7 +126,9 @@ async fn aws_json(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -
     let Some((service, op)) = target.split_once('.') else {
         return kms_error(&KmsError::new(
             KmsErrorKind::UnknownOperation,
-            format!("Missing or malformed X-Amz-Target header {target:?}: expected TrentService.<Operation> or BaldrApiService.<Operation>."),
+            format!(
+                "Missing or malformed X-Amz-Target header {target:?}: expected TrentService.<Operation> or BaldrApiService.<Operation>."
+            ),
         ));
     };
     let input = match Input::parse_json(&body) {
@@ -158,7 +164,10 @@ fn cbor_response(status: u16, body: Vec<u8>) -> Response {
     )
         .into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/cbor"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/cbor"),
+    );
     h.insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
     if let Ok(v) = HeaderValue::from_str(&request_id()) {
         h.insert("x-amzn-RequestId", v);
@@ -166,7 +175,12 @@ fn cbor_response(status: u16, body: Vec<u8>) -> Response {
     r
 }
 
-async fn cbor_op(State(app): State<Arc<App>>, Path(op): Path<String>, headers: HeaderMap, body: Body) -> Response {
+async fn cbor_op(
+    State(app): State<Arc<App>>,
+    Path(op): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let body = match read_body(&app, body).await {
         Ok(b) => b,
         Err(e) => return cbor_response(413, cbor::encode_error("ValidationException", &e.message)),
@@ -174,10 +188,16 @@ async fn cbor_op(State(app): State<Arc<App>>, Path(op): Path<String>, headers: H
     if headers.get("smithy-protocol").and_then(|v| v.to_str().ok()) != Some("rpc-v2-cbor") {
         return cbor_response(
             400,
-            cbor::encode_error("CloudHsmInvalidRequestException", "rpc-v2-cbor requests must carry the header smithy-protocol: rpc-v2-cbor"),
+            cbor::encode_error(
+                "CloudHsmInvalidRequestException",
+                "rpc-v2-cbor requests must carry the header smithy-protocol: rpc-v2-cbor",
+            ),
         );
     }
-    let input = match cbor::decode_request(&body).map_err(|e| e.to_string()).and_then(|v| Input::from_value(v).map_err(|e| e.to_string())) {
+    let input = match cbor::decode_request(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|v| Input::from_value(v).map_err(|e| e.to_string()))
+    {
         Ok(i) => i,
         Err(m) => return cbor_response(400, cbor::encode_error("SerializationException", &m)),
     };
@@ -185,7 +205,10 @@ async fn cbor_op(State(app): State<Arc<App>>, Path(op): Path<String>, headers: H
         Ok(Some(v)) => cbor_response(200, cbor::encode_response(&v)),
         Ok(None) => cbor_response(
             404,
-            cbor::encode_error("UnknownOperationException", &format!("cks-sim does not serve the cloudhsmv2 operation {op:?}.")),
+            cbor::encode_error(
+                "UnknownOperationException",
+                &format!("cks-sim does not serve the cloudhsmv2 operation {op:?}."),
+            ),
         ),
         Err(e) => cbor_response(e.status(), cbor::encode_error(e.type_name(), &e.message)),
     }

@@ -36,7 +36,8 @@ fn keys_survive_a_fresh_token_handle_and_are_found_through_the_index() -> TestRe
         let t = open(&label);
         t.login("user-pin-1").await?;
         let id = *uuid::Uuid::new_v4().as_bytes();
-        t.generate_aes_key("arn:aws:kms:us-east-1:111122223333:key/x", id).await?;
+        t.generate_aes_key("arn:aws:kms:us-east-1:111122223333:key/x", id)
+            .await?;
         let before = t.fingerprint(id).await?;
         t.logout().await?;
         drop(t);
@@ -49,10 +50,20 @@ fn keys_survive_a_fresh_token_handle_and_are_found_through_the_index() -> TestRe
         let calls = t.stats().calls();
         let sealed = t.encrypt(id, b"aad".to_vec(), b"hello".to_vec()).await?;
         // One job: C_GenerateRandom + C_Encrypt, no C_FindObjects on the request path.
-        assert_eq!(t.stats().calls() - calls, 2, "encrypt must not search the token");
-        let pt = t.decrypt(id, sealed.iv, b"aad".to_vec(), sealed.ciphertext).await?;
+        assert_eq!(
+            t.stats().calls() - calls,
+            2,
+            "encrypt must not search the token"
+        );
+        let pt = t
+            .decrypt(id, sealed.iv, b"aad".to_vec(), sealed.ciphertext)
+            .await?;
         assert_eq!(pt, b"hello");
-        assert_eq!(t.fingerprint(id).await?, before, "material unchanged across handles");
+        assert_eq!(
+            t.fingerprint(id).await?,
+            before,
+            "material unchanged across handles"
+        );
         t.logout().await?;
         Ok(())
     })
@@ -61,7 +72,10 @@ fn keys_survive_a_fresh_token_handle_and_are_found_through_the_index() -> TestRe
 #[test]
 fn key_objects_follow_the_d4_template_and_never_reveal_their_value() -> TestResult {
     let label = fresh_token("template", "user-pin-2");
-    let arn = format!("arn:aws:kms:us-east-1:111122223333:key/{}", uuid::Uuid::new_v4());
+    let arn = format!(
+        "arn:aws:kms:us-east-1:111122223333:key/{}",
+        uuid::Uuid::new_v4()
+    );
     let id = *uuid::Uuid::new_v4().as_bytes();
     rt().block_on(async {
         let t = open(&label);
@@ -72,7 +86,11 @@ fn key_objects_follow_the_d4_template_and_never_reveal_their_value() -> TestResu
         let slot = p
             .get_slots_with_initialized_token()?
             .into_iter()
-            .find(|s| p.get_token_info(*s).map(|i| i.label().trim_end() == label).unwrap_or(false))
+            .find(|s| {
+                p.get_token_info(*s)
+                    .map(|i| i.label().trim_end() == label)
+                    .unwrap_or(false)
+            })
             .expect("slot by label");
         let s = p.open_ro_session(slot)?;
         let found = s.find_objects(&[Attribute::Label(arn.clone().into_bytes())])?;
@@ -111,26 +129,47 @@ fn aes_gcm_round_trip_and_every_tamper_is_rejected() -> TestResult {
     rt().block_on(async {
         let t = open(&label);
         t.login("user-pin-3").await?;
-        let (a, b) = (*uuid::Uuid::new_v4().as_bytes(), *uuid::Uuid::new_v4().as_bytes());
+        let (a, b) = (
+            *uuid::Uuid::new_v4().as_bytes(),
+            *uuid::Uuid::new_v4().as_bytes(),
+        );
         t.generate_aes_key("key-a", a).await?;
         t.generate_aes_key("key-b", b).await?;
-        let s1 = t.encrypt(a, b"ctx".to_vec(), b"same plaintext".to_vec()).await?;
-        let s2 = t.encrypt(a, b"ctx".to_vec(), b"same plaintext".to_vec()).await?;
+        let s1 = t
+            .encrypt(a, b"ctx".to_vec(), b"same plaintext".to_vec())
+            .await?;
+        let s2 = t
+            .encrypt(a, b"ctx".to_vec(), b"same plaintext".to_vec())
+            .await?;
         assert_eq!(s1.iv.len(), 12);
         assert_ne!(s1.iv, s2.iv, "fresh IV per encryption");
         assert_ne!(s1.ciphertext, s2.ciphertext);
         assert_eq!(
-            t.decrypt(a, s1.iv.clone(), b"ctx".to_vec(), s1.ciphertext.clone()).await?,
+            t.decrypt(a, s1.iv.clone(), b"ctx".to_vec(), s1.ciphertext.clone())
+                .await?,
             b"same plaintext"
         );
-        let wrong_aad = t.decrypt(a, s1.iv.clone(), b"other".to_vec(), s1.ciphertext.clone()).await;
-        assert!(matches!(wrong_aad, Err(HsmError::CiphertextRejected { .. })), "{wrong_aad:?}");
-        let wrong_key = t.decrypt(b, s1.iv.clone(), b"ctx".to_vec(), s1.ciphertext.clone()).await;
-        assert!(matches!(wrong_key, Err(HsmError::CiphertextRejected { .. })), "{wrong_key:?}");
+        let wrong_aad = t
+            .decrypt(a, s1.iv.clone(), b"other".to_vec(), s1.ciphertext.clone())
+            .await;
+        assert!(
+            matches!(wrong_aad, Err(HsmError::CiphertextRejected { .. })),
+            "{wrong_aad:?}"
+        );
+        let wrong_key = t
+            .decrypt(b, s1.iv.clone(), b"ctx".to_vec(), s1.ciphertext.clone())
+            .await;
+        assert!(
+            matches!(wrong_key, Err(HsmError::CiphertextRejected { .. })),
+            "{wrong_key:?}"
+        );
         let mut flipped = s1.ciphertext.clone();
         flipped[0] ^= 1;
         let bad = t.decrypt(a, s1.iv.clone(), b"ctx".to_vec(), flipped).await;
-        assert!(matches!(bad, Err(HsmError::CiphertextRejected { .. })), "{bad:?}");
+        assert!(
+            matches!(bad, Err(HsmError::CiphertextRejected { .. })),
+            "{bad:?}"
+        );
         // The session survives a rejected ciphertext: the next call works.
         assert_eq!(t.random(32).await?.len(), 32);
         t.logout().await?;
@@ -141,23 +180,41 @@ fn aes_gcm_round_trip_and_every_tamper_is_rejected() -> TestResult {
 #[test]
 fn another_process_sees_the_objects_with_their_labels() -> TestResult {
     let label = fresh_token("pkcs11tool", "user-pin-4");
-    let arn = format!("arn:aws:kms:us-east-1:111122223333:key/{}", uuid::Uuid::new_v4());
+    let arn = format!(
+        "arn:aws:kms:us-east-1:111122223333:key/{}",
+        uuid::Uuid::new_v4()
+    );
     rt().block_on(async {
         let t = open(&label);
         t.login("user-pin-4").await?;
-        t.generate_aes_key(&arn, *uuid::Uuid::new_v4().as_bytes()).await?;
+        t.generate_aes_key(&arn, *uuid::Uuid::new_v4().as_bytes())
+            .await?;
         t.logout().await?;
         Ok::<_, HsmError>(())
     })?;
     let out = std::process::Command::new("pkcs11-tool")
         .args(["--module"])
         .arg(common::module_path())
-        .args(["--token-label", &label, "--login", "--pin", "user-pin-4", "--list-objects"])
+        .args([
+            "--token-label",
+            &label,
+            "--login",
+            "--pin",
+            "user-pin-4",
+            "--list-objects",
+        ])
         .output()
         .map_err(|e| format!("pkcs11-tool (package opensc) is needed: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "pkcs11-tool failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains(&arn), "pkcs11-tool output lacks the label {arn}:\n{text}");
+    assert!(
+        out.status.success(),
+        "pkcs11-tool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&arn),
+        "pkcs11-tool output lacks the label {arn}:\n{text}"
+    );
     assert!(text.contains("Secret Key"), "{text}");
     Ok(())
 }
@@ -206,19 +263,28 @@ fn fingerprints_are_stable_per_object_and_differ_between_keys() -> TestResult {
     rt().block_on(async {
         let t = open(&label);
         t.login("user-pin-6").await?;
-        let (a, b) = (*uuid::Uuid::new_v4().as_bytes(), *uuid::Uuid::new_v4().as_bytes());
+        let (a, b) = (
+            *uuid::Uuid::new_v4().as_bytes(),
+            *uuid::Uuid::new_v4().as_bytes(),
+        );
         t.generate_aes_key("fp-a", a).await?;
         t.generate_aes_key("fp-b", b).await?;
         let fa = t.fingerprint(a).await?;
         assert_eq!(fa, t.fingerprint(a).await?);
         assert_ne!(fa, t.fingerprint(b).await?);
         let objects = t.list_objects().await?;
-        let oa = objects.iter().find(|o| o.label == "fp-a").expect("fp-a listed");
+        let oa = objects
+            .iter()
+            .find(|o| o.label == "fp-a")
+            .expect("fp-a listed");
         assert_eq!(oa.fingerprint.as_deref(), Some(fa.as_str()));
         assert_eq!(oa.class, "CKO_SECRET_KEY");
         t.destroy(a).await?;
         assert!(!t.has_key(&a));
-        assert!(matches!(t.fingerprint(a).await, Err(HsmError::KeyNotFound { .. })));
+        assert!(matches!(
+            t.fingerprint(a).await,
+            Err(HsmError::KeyNotFound { .. })
+        ));
         t.logout().await?;
         Ok(())
     })
@@ -261,6 +327,9 @@ fn missing_module_is_a_clear_error() {
     let e = cks_sim::hsm::module::locate(Some(std::path::Path::new("/nonexistent/libpkcs11.so")))
         .expect_err("must fail");
     let msg = e.to_string();
-    assert!(msg.contains("apt-get install softhsm2") && msg.contains("CKS_SIM_PKCS11_MODULE"), "{msg}");
+    assert!(
+        msg.contains("apt-get install softhsm2") && msg.contains("CKS_SIM_PKCS11_MODULE"),
+        "{msg}"
+    );
     let _ = (UserType::User, AuthPin::from(String::new()));
 }

@@ -76,8 +76,13 @@ fn respond(r: CResult) -> Response {
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ControlError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
-    serde_json::from_slice(body).map_err(|e| ControlError::bad(format!("invalid request body: {e}")))
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| ControlError::bad(format!("invalid request body: {e}")))
 }
 
 /// The `/_sim` routes.
@@ -91,8 +96,14 @@ pub fn router() -> Router<Arc<App>> {
         .route("/clusters/{id}", get(cluster))
         .route("/clusters/{id}/activate", post(activate))
         .route("/clusters/{id}/users", get(users).post(create_user))
-        .route("/clusters/{id}/users/{name}", axum::routing::delete(delete_user))
-        .route("/clusters/{id}/users/{name}/password", post(change_password))
+        .route(
+            "/clusters/{id}/users/{name}",
+            axum::routing::delete(delete_user),
+        )
+        .route(
+            "/clusters/{id}/users/{name}/password",
+            post(change_password),
+        )
         .route("/clusters/{id}/users/{name}/login", post(login))
         .route("/clusters/{id}/users/{name}/logout", post(logout))
         .route("/clusters/{id}/faults", get(faults).post(set_fault))
@@ -149,9 +160,13 @@ async fn clock_advance(State(app): State<Arc<App>>, body: Bytes) -> Response {
     respond(
         async {
             let a: Advance = parse(&body)?;
-            let secs = a.seconds.unwrap_or(0.0) + a.hours.unwrap_or(0.0) * 3600.0 + a.days.unwrap_or(0.0) * 86_400.0;
+            let secs = a.seconds.unwrap_or(0.0)
+                + a.hours.unwrap_or(0.0) * 3600.0
+                + a.days.unwrap_or(0.0) * 86_400.0;
             if !secs.is_finite() || secs < 0.0 {
-                return Err(ControlError::bad("the clock only moves forward: give a non-negative seconds, hours or days"));
+                return Err(ControlError::bad(
+                    "the clock only moves forward: give a non-negative seconds, hours or days",
+                ));
             }
             {
                 let _w = app.writer.lock().await;
@@ -228,7 +243,12 @@ fn cluster_json(app: &App, id: &str) -> CResult {
 
 async fn clusters(State(app): State<Arc<App>>) -> Response {
     let ids: Vec<String> = app.world().clusters.keys().cloned().collect();
-    respond(ids.iter().map(|id| cluster_json(&app, id)).collect::<Result<Vec<_>, _>>().map(|v| json!({"clusters": v})))
+    respond(
+        ids.iter()
+            .map(|id| cluster_json(&app, id))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| json!({"clusters": v})),
+    )
 }
 
 async fn cluster(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
@@ -273,8 +293,12 @@ async fn create_user(State(app): State<Arc<App>>, Path(id): Path<String>, body: 
     respond(
         async {
             let b: CreateUserBody = parse(&body)?;
-            let role = Role::parse(&b.role)
-                .ok_or_else(|| ControlError::bad(format!("role {:?}: use \"admin\" or \"crypto-user\"", b.role)))?;
+            let role = Role::parse(&b.role).ok_or_else(|| {
+                ControlError::bad(format!(
+                    "role {:?}: use \"admin\" or \"crypto-user\"",
+                    b.role
+                ))
+            })?;
             crate::cluster::users::create_user(&app, &id, &b.username, role, &b.password).await?;
             Ok(json!({"username": b.username.to_ascii_lowercase(), "role": role.as_str()}))
         }
@@ -282,7 +306,10 @@ async fn create_user(State(app): State<Arc<App>>, Path(id): Path<String>, body: 
     )
 }
 
-async fn delete_user(State(app): State<Arc<App>>, Path((id, name)): Path<(String, String)>) -> Response {
+async fn delete_user(
+    State(app): State<Arc<App>>,
+    Path((id, name)): Path<(String, String)>,
+) -> Response {
     respond(
         async {
             crate::cluster::users::delete_user(&app, &id, &name).await?;
@@ -300,12 +327,23 @@ struct PasswordBody {
     auth_password: String,
 }
 
-async fn change_password(State(app): State<Arc<App>>, Path((id, name)): Path<(String, String)>, body: Bytes) -> Response {
+async fn change_password(
+    State(app): State<Arc<App>>,
+    Path((id, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     respond(
         async {
             let b: PasswordBody = parse(&body)?;
-            crate::cluster::users::change_password(&app, &id, &name, &b.new_password, &b.auth_user, &b.auth_password)
-                .await?;
+            crate::cluster::users::change_password(
+                &app,
+                &id,
+                &name,
+                &b.new_password,
+                &b.auth_user,
+                &b.auth_password,
+            )
+            .await?;
             Ok(json!({"username": name, "changed": true}))
         }
         .await,
@@ -318,7 +356,11 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(State(app): State<Arc<App>>, Path((id, name)): Path<(String, String)>, body: Bytes) -> Response {
+async fn login(
+    State(app): State<Arc<App>>,
+    Path((id, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     respond(
         async {
             let b: LoginBody = parse(&body)?;
@@ -358,17 +400,23 @@ fn yes() -> bool {
 
 /// Parse a fault name (and its target) as the CLI and the control door spell it.
 pub fn parse_fault(name: &str, target: Option<String>) -> Result<Fault, String> {
-    let need = |t: Option<String>, what: &str| t.ok_or_else(|| format!("fault {name} needs a target ({what})"));
+    let need = |t: Option<String>, what: &str| {
+        t.ok_or_else(|| format!("fault {name} needs a target ({what})"))
+    };
     Ok(match name {
         "network-down" | "network_down" => Fault::NetworkDown,
         "subnet-deleted" | "subnet_deleted" => Fault::SubnetDeleted(need(target, "a subnet ID")?),
-        "subnet-exhausted" | "subnet_exhausted" => Fault::SubnetExhausted(need(target, "a subnet ID")?),
+        "subnet-exhausted" | "subnet_exhausted" => {
+            Fault::SubnetExhausted(need(target, "a subnet ID")?)
+        }
         "cluster-deleted" | "cluster_deleted" => Fault::ClusterDeleted,
         "token-failing" | "token_failing" => Fault::TokenFailing,
         "internal-error" | "internal_error" => Fault::InternalError,
         "hsm-down" | "hsm_down" => Fault::HsmDown(need(target, "an HSM ID")?),
         "user-mfa" | "user_mfa" => Fault::UserMfa(need(target, "a user name")?),
-        "user-partial-coverage" | "user_partial_coverage" => Fault::UserPartialCoverage(need(target, "a user name")?),
+        "user-partial-coverage" | "user_partial_coverage" => {
+            Fault::UserPartialCoverage(need(target, "a user name")?)
+        }
         other => {
             return Err(format!(
                 "unknown fault {other:?}: use network-down, subnet-deleted, subnet-exhausted, cluster-deleted, token-failing, internal-error, hsm-down, user-mfa or user-partial-coverage"
@@ -396,14 +444,22 @@ fn token_pin(app: &App, id: &str) -> Result<String, ControlError> {
         .get(id)
         .ok_or_else(|| ControlError::not_found(format!("no cluster {id}")))?;
     if !c.has_token {
-        return Err(ControlError::bad(format!("cluster {id} has no token yet: initialize it first")));
+        return Err(ControlError::bad(format!(
+            "cluster {id} has no token yet: initialize it first"
+        )));
     }
     Ok(app.pin(KMSUSER, &c.token_user_pin))
 }
 
-async fn list_with_login(app: &App, token: &Arc<Token>, pin: &str) -> Result<Vec<ObjectInfo>, ControlError> {
+async fn list_with_login(
+    app: &App,
+    token: &Arc<Token>,
+    pin: &str,
+) -> Result<Vec<ObjectInfo>, ControlError> {
     let _ = app;
-    Ok(token.with_login(pin, |t| async move { t.list_objects().await }).await?)
+    Ok(token
+        .with_login(pin, |t| async move { t.list_objects().await })
+        .await?)
 }
 
 async fn token_objects(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
@@ -416,8 +472,14 @@ async fn token_objects(State(app): State<Arc<App>>, Path(id): Path<String>) -> R
             let list: Vec<Value> = objects
                 .into_iter()
                 .map(|o| {
-                    let live = w.keys.values().find(|k| k.arn == o.label && k.token_label == id);
-                    let orphan = w.orphans.values().find(|r| r.cluster_id == id && r.object_id == o.id);
+                    let live = w
+                        .keys
+                        .values()
+                        .find(|k| k.arn == o.label && k.token_label == id);
+                    let orphan = w
+                        .orphans
+                        .values()
+                        .find(|r| r.cluster_id == id && r.object_id == o.id);
                     let owner = if live.is_some() {
                         "kms-key"
                     } else if orphan.is_some() {

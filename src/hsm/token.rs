@@ -63,7 +63,9 @@ pub struct PinTemplate(pub String);
 impl PinTemplate {
     /// Render the PIN for `user` with `password`.
     pub fn render(&self, user: &str, password: &str) -> String {
-        self.0.replace("{user}", user).replace("{password}", password)
+        self.0
+            .replace("{user}", user)
+            .replace("{password}", password)
     }
 }
 
@@ -233,7 +235,11 @@ impl Token {
     }
 
     /// Run `f` with a temporary login (for inspection while nobody else holds one).
-    pub async fn with_login<T, F, Fut>(self: &Arc<Self>, user_pin: &str, f: F) -> Result<T, HsmError>
+    pub async fn with_login<T, F, Fut>(
+        self: &Arc<Self>,
+        user_pin: &str,
+        f: F,
+    ) -> Result<T, HsmError>
     where
         F: FnOnce(Arc<Self>) -> Fut,
         Fut: std::future::Future<Output = Result<T, HsmError>>,
@@ -296,7 +302,10 @@ impl Token {
 
     /// Whether the index knows a key object with this id.
     pub fn has_key(&self, id: &ObjectId) -> bool {
-        self.index.read().map(|i| i.contains_key(id)).unwrap_or(false)
+        self.index
+            .read()
+            .map(|i| i.contains_key(id))
+            .unwrap_or(false)
     }
 
     fn handle(&self, id: &ObjectId) -> Option<ObjectHandle> {
@@ -305,7 +314,11 @@ impl Token {
 
     /// Generate an AES-256 key object with the D4 template: token, private, sensitive,
     /// non-extractable, encrypt/decrypt, `CKA_LABEL` = `label`, `CKA_ID` = `id`.
-    pub async fn generate_aes_key(self: &Arc<Self>, label: &str, id: ObjectId) -> Result<(), HsmError> {
+    pub async fn generate_aes_key(
+        self: &Arc<Self>,
+        label: &str,
+        id: ObjectId,
+    ) -> Result<(), HsmError> {
         let template = vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),

@@ -99,7 +99,10 @@ fn algorithm(input: &Input, m: &str) -> Result<(), KmsError> {
 }
 
 fn context(input: &Input, m: &str) -> Result<BTreeMap<String, String>, KmsError> {
-    Ok(input.opt_string_map(m).map_err(input_err)?.unwrap_or_default())
+    Ok(input
+        .opt_string_map(m)
+        .map_err(input_err)?
+        .unwrap_or_default())
 }
 
 /// Check that `k` may be used for cryptography now and return the token holding it.
@@ -108,7 +111,9 @@ async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsError> {
         let w = app.world();
         match visible_state(&w, k) {
             "Disabled" => return Err(kms_err!(Disabled, "{} is disabled.", k.arn)),
-            "PendingDeletion" => return Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn)),
+            "PendingDeletion" => {
+                return Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn));
+            }
             "Unavailable" => return Err(kms_err!(KmsInvalidState, "{} is unavailable.", k.arn)),
             _ => {}
         }
@@ -129,15 +134,21 @@ async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsError> {
                     .filter(|s| s.state == ConnectionState::Connected)
                     .map(|s| s.cluster_id.clone())
             };
-            let cluster = cluster.ok_or_else(|| kms_err!(KmsInvalidState, "{} is unavailable.", k.arn))?;
-            app.token(&cluster).await.map_err(|e| cannot_reach(&cluster, e))
+            let cluster =
+                cluster.ok_or_else(|| kms_err!(KmsInvalidState, "{} is unavailable.", k.arn))?;
+            app.token(&cluster)
+                .await
+                .map_err(|e| cannot_reach(&cluster, e))
         }
     }
 }
 
 fn cannot_reach(cluster: &str, e: HsmError) -> KmsError {
     tracing::warn!(cluster, error = %e, "cluster token failure");
-    kms_err!(KmsInvalidState, "KMS cannot communicate with your CloudHSM cluster {cluster}.")
+    kms_err!(
+        KmsInvalidState,
+        "KMS cannot communicate with your CloudHSM cluster {cluster}."
+    )
 }
 
 /// Map an HSM failure during encryption-side work.
@@ -154,23 +165,39 @@ fn hsm_err(k: &Key, e: HsmError) -> KmsError {
 }
 
 fn dry_run(input: &Input) -> Result<bool, KmsError> {
-    Ok(input.opt_bool("DryRun").map_err(input_err)?.unwrap_or(false))
+    Ok(input
+        .opt_bool("DryRun")
+        .map_err(input_err)?
+        .unwrap_or(false))
 }
 
 fn dry_run_ok() -> KmsError {
-    kms_err!(DryRunOperation, "The request would have succeeded, but the DryRun option is set.")
+    kms_err!(
+        DryRunOperation,
+        "The request would have succeeded, but the DryRun option is set."
+    )
 }
 
-async fn seal(app: &Arc<App>, k: &Key, ctx: &BTreeMap<String, String>, pt: Vec<u8>) -> Result<Vec<u8>, KmsError> {
+async fn seal(
+    app: &Arc<App>,
+    k: &Key,
+    ctx: &BTreeMap<String, String>,
+    pt: Vec<u8>,
+) -> Result<Vec<u8>, KmsError> {
     let id = key_uuid(k)?;
     let token = usable(app, k).await?;
-    let sealed = token.encrypt(id, aad(&id, ctx), pt).await.map_err(|e| hsm_err(k, e))?;
+    let sealed = token
+        .encrypt(id, aad(&id, ctx), pt)
+        .await
+        .map_err(|e| hsm_err(k, e))?;
     let split = sealed.ciphertext.len().saturating_sub(16);
     let (ct, tag) = sealed.ciphertext.split_at(split);
     Ok(Blob {
         key_id: id,
         iv: sealed.iv,
-        tag: tag.try_into().map_err(|_| KmsError::internal("short GCM output"))?,
+        tag: tag
+            .try_into()
+            .map_err(|_| KmsError::internal("short GCM output"))?,
         ciphertext: ct.to_vec(),
     }
     .encode())
@@ -195,11 +222,10 @@ async fn open(
     let key_id = uuid::Uuid::from_bytes(b.key_id).to_string();
     let k = {
         let w = app.world();
-        let k = w
-            .keys
-            .get(&key_id)
-            .cloned()
-            .ok_or_else(|| kms_err!(NotFound, "Key '{}' does not exist", key_arn(app, &key_id)))?;
+        let k =
+            w.keys.get(&key_id).cloned().ok_or_else(|| {
+                kms_err!(NotFound, "Key '{}' does not exist", key_arn(app, &key_id))
+            })?;
         if let Some(raw) = expected {
             let named = resolve_key(app, &w, raw, KeyRef::AnyName)?;
             if named.id != k.id {
@@ -229,7 +255,10 @@ async fn open(
 
 /// `Encrypt`.
 pub async fn encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = input.opt_str("KeyId").map_err(input_err)?.ok_or_else(|| KmsError::missing("KeyId"))?;
+    let raw = input
+        .opt_str("KeyId")
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing("KeyId"))?;
     let pt = input
         .opt_blob("Plaintext", 1, 4096)
         .map_err(input_err)?
@@ -243,7 +272,9 @@ pub async fn encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         return Err(dry_run_ok());
     }
     let blob = seal(app, &k, &ctx, pt).await?;
-    Ok(json!({ "CiphertextBlob": b64(&blob), "KeyId": k.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT" }))
+    Ok(
+        json!({ "CiphertextBlob": b64(&blob), "KeyId": k.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT" }),
+    )
 }
 
 /// `Decrypt` (with or without `KeyId`).
@@ -256,7 +287,10 @@ pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let ctx = context(input, "EncryptionContext")?;
     algorithm(input, "EncryptionAlgorithm")?;
     if input.has("Recipient") {
-        return Err(kms_err!(UnsupportedOperation, "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."));
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."
+        ));
     }
     let expected = input.opt_str("KeyId").map_err(input_err)?;
     let (k, pt) = open(app, &blob, &ctx, expected, dry).await?;
@@ -264,8 +298,15 @@ pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
 }
 
 /// `GenerateDataKey` and `GenerateDataKeyWithoutPlaintext`.
-pub async fn generate_data_key(app: &Arc<App>, input: &Input, with_plaintext: bool) -> Result<Value, KmsError> {
-    let raw = input.opt_str("KeyId").map_err(input_err)?.ok_or_else(|| KmsError::missing("KeyId"))?;
+pub async fn generate_data_key(
+    app: &Arc<App>,
+    input: &Input,
+    with_plaintext: bool,
+) -> Result<Value, KmsError> {
+    let raw = input
+        .opt_str("KeyId")
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing("KeyId"))?;
     let n = input.opt_int("NumberOfBytes", 1, 1024).map_err(input_err)?;
     let spec = input.opt_str("KeySpec").map_err(input_err)?;
     let len = match (n, spec) {
@@ -273,15 +314,32 @@ pub async fn generate_data_key(app: &Arc<App>, input: &Input, with_plaintext: bo
         (None, Some("AES_256")) => 32,
         (None, Some("AES_128")) => 16,
         (None, Some(other)) => {
-            return Err(KmsError::validation("KeySpec", other, "Member must satisfy enum value set: [AES_256, AES_128]"));
+            return Err(KmsError::validation(
+                "KeySpec",
+                other,
+                "Member must satisfy enum value set: [AES_256, AES_128]",
+            ));
         }
-        (Some(_), Some(_)) => return Err(kms_err!(Validation, "Specify NumberOfBytes or KeySpec, not both.")),
-        (None, None) => return Err(kms_err!(Validation, "Specify either NumberOfBytes or KeySpec.")),
+        (Some(_), Some(_)) => {
+            return Err(kms_err!(
+                Validation,
+                "Specify NumberOfBytes or KeySpec, not both."
+            ));
+        }
+        (None, None) => {
+            return Err(kms_err!(
+                Validation,
+                "Specify either NumberOfBytes or KeySpec."
+            ));
+        }
     };
     let ctx = context(input, "EncryptionContext")?;
     let dry = dry_run(input)?;
     if input.has("Recipient") {
-        return Err(kms_err!(UnsupportedOperation, "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."));
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."
+        ));
     }
     let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
     let token = usable(app, &k).await?;
@@ -333,17 +391,25 @@ pub async fn generate_random(app: &Arc<App>, input: &Input) -> Result<Value, Kms
         .map_err(input_err)?
         .ok_or_else(|| KmsError::missing("NumberOfBytes"))?;
     if input.has("Recipient") {
-        return Err(kms_err!(UnsupportedOperation, "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."));
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."
+        ));
     }
     let n = usize::try_from(n).unwrap_or(1);
-    let token = match input.str_len("CustomKeyStoreId", 1, 64).map_err(input_err)? {
+    let token = match input
+        .str_len("CustomKeyStoreId", 1, 64)
+        .map_err(input_err)?
+    {
         Some(sid) => {
             let cluster = {
                 let w = app.world();
-                let s = w
-                    .stores
-                    .get(sid)
-                    .ok_or_else(|| kms_err!(CustomKeyStoreNotFound, "Custom key store '{sid}' does not exist."))?;
+                let s = w.stores.get(sid).ok_or_else(|| {
+                    kms_err!(
+                        CustomKeyStoreNotFound,
+                        "Custom key store '{sid}' does not exist."
+                    )
+                })?;
                 if s.state != ConnectionState::Connected {
                     return Err(kms_err!(
                         CustomKeyStoreInvalidState,
@@ -354,7 +420,9 @@ pub async fn generate_random(app: &Arc<App>, input: &Input) -> Result<Value, Kms
                 super::key::reachable(&w, &s.cluster_id)?;
                 s.cluster_id.clone()
             };
-            app.token(&cluster).await.map_err(|e| cannot_reach(&cluster, e))?
+            app.token(&cluster)
+                .await
+                .map_err(|e| cannot_reach(&cluster, e))?
         }
         None => app.internal_token().await.map_err(KmsError::internal)?,
     };
@@ -402,7 +470,11 @@ mod tests {
         c.insert("a1".to_string(), String::new());
         let mut d = BTreeMap::new();
         d.insert("a".to_string(), "1".to_string());
-        assert_ne!(aad(&[0; 16], &c), aad(&[0; 16], &d), "length prefixes keep pairs apart");
+        assert_ne!(
+            aad(&[0; 16], &c),
+            aad(&[0; 16], &d),
+            "length prefixes keep pairs apart"
+        );
         assert_ne!(aad(&[0; 16], &a), aad(&[1; 16], &a));
     }
 }

@@ -185,10 +185,21 @@ mod tests {
             KmsErrorKind::CustomKeyStoreHasCmks.type_name(),
             "CustomKeyStoreHasCMKsException"
         );
-        assert_eq!(KmsErrorKind::KmsInternal.type_name(), "KMSInternalException");
+        assert_eq!(
+            KmsErrorKind::KmsInternal.type_name(),
+            "KMSInternalException"
+        );
         assert_eq!(KmsErrorKind::NotFound.status(), 400);
         assert_eq!(KmsErrorKind::KmsInternal.status(), 500);
-        let e = KmsError::validation("CustomKeyStoreName", "x", "Member must have length less than or equal to 256");
-        assert!(e.message.contains("at 'customKeyStoreName'"), "{}", e.message);
+        let e = KmsError::validation(
+            "CustomKeyStoreName",
+            "x",
+            "Member must have length less than or equal to 256",
+        );
+        assert!(
+            e.message.contains("at 'customKeyStoreName'"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -3,7 +3,9 @@
 
 use super::error::KmsError;
 use super::model::{Alias, ConnectionState, Key, KeyStateU, Origin};
-use super::{KeyRef, alias_arn, input_err, key_arn, paginate, resolve_key, visible_state, with_page};
+use super::{
+    KeyRef, alias_arn, input_err, key_arn, paginate, resolve_key, visible_state, with_page,
+};
 use crate::app::{App, Change, World};
 use crate::kms_err;
 use crate::protocol::input::Input;
@@ -46,13 +48,24 @@ fn check_policy(p: &str) -> Result<(), KmsError> {
 fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 128 {
-            return Err(KmsError::validation("TagKey", k, "Member must have length between 1 and 128"));
+            return Err(KmsError::validation(
+                "TagKey",
+                k,
+                "Member must have length between 1 and 128",
+            ));
         }
         if v.chars().count() > 256 {
-            return Err(KmsError::validation("TagValue", v, "Member must have length less than or equal to 256"));
+            return Err(KmsError::validation(
+                "TagValue",
+                v,
+                "Member must have length less than or equal to 256",
+            ));
         }
         if k.starts_with("aws:") {
-            return Err(kms_err!(Tag, "Tag keys beginning with 'aws:' are reserved for AWS use."));
+            return Err(kms_err!(
+                Tag,
+                "Tag keys beginning with 'aws:' are reserved for AWS use."
+            ));
         }
     }
     Ok(())
@@ -60,7 +73,11 @@ fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
 
 fn not_pending(app: &App, k: &Key) -> Result<(), KmsError> {
     if k.state == KeyStateU::PendingDeletion {
-        return Err(kms_err!(KmsInvalidState, "{} is pending deletion.", key_arn(app, &k.id)));
+        return Err(kms_err!(
+            KmsInvalidState,
+            "{} is pending deletion.",
+            key_arn(app, &k.id)
+        ));
     }
     Ok(())
 }
@@ -86,7 +103,11 @@ pub fn metadata(app: &App, w: &World, k: &Key) -> Value {
     if let Some(s) = &k.store_id {
         m.insert("CustomKeyStoreId".into(), json!(s));
         // The store's current cluster (after a related-cluster swap, the new one).
-        let cluster = w.stores.get(s).map(|s| s.cluster_id.clone()).unwrap_or_else(|| k.token_label.clone());
+        let cluster = w
+            .stores
+            .get(s)
+            .map(|s| s.cluster_id.clone())
+            .unwrap_or_else(|| k.token_label.clone());
         m.insert("CloudHsmClusterId".into(), json!(cluster));
     }
     m.insert("KeyManager".into(), json!("CUSTOMER"));
@@ -98,16 +119,37 @@ pub fn metadata(app: &App, w: &World, k: &Key) -> Value {
 }
 
 const KEY_SPECS: &[&str] = &[
-    "RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
-    "ECC_SECG_P256K1", "SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512",
-    "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ECC_NIST_EDWARDS25519",
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "ECC_NIST_P256",
+    "ECC_NIST_P384",
+    "ECC_NIST_P521",
+    "ECC_SECG_P256K1",
+    "SYMMETRIC_DEFAULT",
+    "HMAC_224",
+    "HMAC_256",
+    "HMAC_384",
+    "HMAC_512",
+    "SM2",
+    "ML_DSA_44",
+    "ML_DSA_65",
+    "ML_DSA_87",
+    "ECC_NIST_EDWARDS25519",
 ];
 const KEY_USAGES: &[&str] = &[
-    "SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT",
+    "SIGN_VERIFY",
+    "ENCRYPT_DECRYPT",
+    "GENERATE_VERIFY_MAC",
+    "KEY_AGREEMENT",
 ];
 const ORIGINS: &[&str] = &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"];
 
-fn enum_member<'a>(input: &'a Input, m: &str, allowed: &[&str]) -> Result<Option<&'a str>, KmsError> {
+fn enum_member<'a>(
+    input: &'a Input,
+    m: &str,
+    allowed: &[&str],
+) -> Result<Option<&'a str>, KmsError> {
     let Some(v) = input.opt_str(m).map_err(input_err)? else {
         return Ok(None);
     };
@@ -115,7 +157,10 @@ fn enum_member<'a>(input: &'a Input, m: &str, allowed: &[&str]) -> Result<Option
         return Err(KmsError::validation(
             m,
             v,
-            &format!("Member must satisfy enum value set: [{}]", allowed.join(", ")),
+            &format!(
+                "Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            ),
         ));
     }
     Ok(Some(v))
@@ -123,61 +168,112 @@ fn enum_member<'a>(input: &'a Input, m: &str, allowed: &[&str]) -> Result<Option
 
 /// `CreateKey`.
 pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let policy = input.str_len("Policy", 1, 131_072).map_err(input_err)?.map(str::to_string);
+    let policy = input
+        .str_len("Policy", 1, 131_072)
+        .map_err(input_err)?
+        .map(str::to_string);
     if let Some(p) = &policy {
         if p.len() > 32 * 1024 {
-            return Err(kms_err!(LimitExceeded, "The key policy exceeds the 32 KB limit."));
+            return Err(kms_err!(
+                LimitExceeded,
+                "The key policy exceeds the 32 KB limit."
+            ));
         }
         check_policy(p)?;
     }
-    let description = input.str_len("Description", 0, 8192).map_err(input_err)?.unwrap_or("").to_string();
+    let description = input
+        .str_len("Description", 0, 8192)
+        .map_err(input_err)?
+        .unwrap_or("")
+        .to_string();
     let usage = enum_member(input, "KeyUsage", KEY_USAGES)?.unwrap_or("ENCRYPT_DECRYPT");
     let spec = enum_member(input, "KeySpec", KEY_SPECS)?;
     let cmk_spec = enum_member(input, "CustomerMasterKeySpec", KEY_SPECS)?;
     if spec.is_some() && cmk_spec.is_some() {
-        return Err(kms_err!(Validation, "Specify KeySpec or CustomerMasterKeySpec, not both."));
+        return Err(kms_err!(
+            Validation,
+            "Specify KeySpec or CustomerMasterKeySpec, not both."
+        ));
     }
     let spec = spec.or(cmk_spec).unwrap_or("SYMMETRIC_DEFAULT");
     let origin = enum_member(input, "Origin", ORIGINS)?.unwrap_or("AWS_KMS");
-    let store_id = input.str_len("CustomKeyStoreId", 1, 64).map_err(input_err)?.map(str::to_string);
-    let multi = input.opt_bool("MultiRegion").map_err(input_err)?.unwrap_or(false);
-    let _bypass = input.opt_bool("BypassPolicyLockoutSafetyCheck").map_err(input_err)?;
+    let store_id = input
+        .str_len("CustomKeyStoreId", 1, 64)
+        .map_err(input_err)?
+        .map(str::to_string);
+    let multi = input
+        .opt_bool("MultiRegion")
+        .map_err(input_err)?
+        .unwrap_or(false);
+    let _bypass = input
+        .opt_bool("BypassPolicyLockoutSafetyCheck")
+        .map_err(input_err)?;
     if input.has("XksKeyId") {
-        return Err(kms_err!(UnsupportedOperation, "XksKeyId applies only to external key stores, which cks-sim does not support."));
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "XksKeyId applies only to external key stores, which cks-sim does not support."
+        ));
     }
-    let tags = input.opt_tags("Tags", "TagKey", "TagValue").map_err(input_err)?.unwrap_or_default();
+    let tags = input
+        .opt_tags("Tags", "TagKey", "TagValue")
+        .map_err(input_err)?
+        .unwrap_or_default();
     check_tags(&tags)?;
     if tags.len() > MAX_TAGS {
         return Err(kms_err!(Tag, "A key can have at most {MAX_TAGS} tags."));
     }
     match origin {
         "EXTERNAL" => {
-            return Err(kms_err!(UnsupportedOperation, "cks-sim does not simulate imported key material (Origin EXTERNAL)."));
+            return Err(kms_err!(
+                UnsupportedOperation,
+                "cks-sim does not simulate imported key material (Origin EXTERNAL)."
+            ));
         }
         "EXTERNAL_KEY_STORE" => {
-            return Err(kms_err!(UnsupportedOperation, "cks-sim does not simulate external key stores (Origin EXTERNAL_KEY_STORE)."));
+            return Err(kms_err!(
+                UnsupportedOperation,
+                "cks-sim does not simulate external key stores (Origin EXTERNAL_KEY_STORE)."
+            ));
         }
         _ => {}
     }
     let cloudhsm = origin == "AWS_CLOUDHSM";
     if cloudhsm && store_id.is_none() {
-        return Err(kms_err!(UnsupportedOperation, "Origin AWS_CLOUDHSM requires a CustomKeyStoreId."));
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "Origin AWS_CLOUDHSM requires a CustomKeyStoreId."
+        ));
     }
     if !cloudhsm && store_id.is_some() {
-        return Err(kms_err!(UnsupportedOperation, "A CustomKeyStoreId requires Origin AWS_CLOUDHSM."));
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "A CustomKeyStoreId requires Origin AWS_CLOUDHSM."
+        ));
     }
     if spec != "SYMMETRIC_DEFAULT" || usage != "ENCRYPT_DECRYPT" {
         return Err(if cloudhsm {
-            kms_err!(UnsupportedOperation, "KMS keys in an AWS CloudHSM key store must be symmetric encryption keys (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT).")
+            kms_err!(
+                UnsupportedOperation,
+                "KMS keys in an AWS CloudHSM key store must be symmetric encryption keys (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT)."
+            )
         } else {
-            kms_err!(UnsupportedOperation, "cks-sim simulates symmetric encryption keys only (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT).")
+            kms_err!(
+                UnsupportedOperation,
+                "cks-sim simulates symmetric encryption keys only (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT)."
+            )
         });
     }
     if multi {
         return Err(if cloudhsm {
-            kms_err!(UnsupportedOperation, "Multi-Region keys cannot be created in a custom key store.")
+            kms_err!(
+                UnsupportedOperation,
+                "Multi-Region keys cannot be created in a custom key store."
+            )
         } else {
-            kms_err!(UnsupportedOperation, "cks-sim does not simulate multi-Region keys.")
+            kms_err!(
+                UnsupportedOperation,
+                "cks-sim does not simulate multi-Region keys."
+            )
         });
     }
 
@@ -187,14 +283,19 @@ pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
     let token_label = {
         let w = app.world();
         if w.keys.len() >= MAX_KEYS {
-            return Err(kms_err!(LimitExceeded, "This account has {MAX_KEYS} KMS keys in this Region, the maximum."));
+            return Err(kms_err!(
+                LimitExceeded,
+                "This account has {MAX_KEYS} KMS keys in this Region, the maximum."
+            ));
         }
         match &store_id {
             Some(sid) => {
-                let s = w
-                    .stores
-                    .get(sid)
-                    .ok_or_else(|| kms_err!(CustomKeyStoreNotFound, "Custom key store '{sid}' does not exist."))?;
+                let s = w.stores.get(sid).ok_or_else(|| {
+                    kms_err!(
+                        CustomKeyStoreNotFound,
+                        "Custom key store '{sid}' does not exist."
+                    )
+                })?;
                 if s.state != ConnectionState::Connected {
                     return Err(kms_err!(
                         CustomKeyStoreInvalidState,
@@ -206,7 +307,11 @@ pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
                     if e.kind == super::error::KmsErrorKind::CloudHsmClusterInvalidConfiguration {
                         e
                     } else {
-                        kms_err!(KmsInvalidState, "KMS cannot communicate with your CloudHSM cluster: {}", e.message)
+                        kms_err!(
+                            KmsInvalidState,
+                            "KMS cannot communicate with your CloudHSM cluster: {}",
+                            e.message
+                        )
                     }
                 })?;
                 reachable(&w, &s.cluster_id)?;
@@ -215,14 +320,26 @@ pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
             None => app.config.internal_token_label.clone(),
         }
     };
-    let token = if cloudhsm { app.token(&token_label).await } else { app.internal_token().await }
-        .map_err(|e| kms_err!(KmsInvalidState, "KMS cannot communicate with your CloudHSM cluster: {e}"))?;
+    let token = if cloudhsm {
+        app.token(&token_label).await
+    } else {
+        app.internal_token().await
+    }
+    .map_err(|e| {
+        kms_err!(
+            KmsInvalidState,
+            "KMS cannot communicate with your CloudHSM cluster: {e}"
+        )
+    })?;
     token
         .generate_aes_key(&arn, *id.as_bytes())
         .await
         .map_err(|e| {
             if cloudhsm {
-                kms_err!(KmsInvalidState, "KMS cannot communicate with your CloudHSM cluster: {e}")
+                kms_err!(
+                    KmsInvalidState,
+                    "KMS cannot communicate with your CloudHSM cluster: {e}"
+                )
             } else {
                 KmsError::internal(e)
             }
@@ -232,7 +349,11 @@ pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
         arn,
         creation_date: app.now(),
         description,
-        origin: if cloudhsm { Origin::AwsCloudhsm } else { Origin::AwsKms },
+        origin: if cloudhsm {
+            Origin::AwsCloudhsm
+        } else {
+            Origin::AwsKms
+        },
         store_id,
         token_label,
         state: KeyStateU::Enabled,
@@ -253,7 +374,12 @@ pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
 /// Whether a connected store's cluster can be reached for cryptography (spec §2.11): the
 /// cluster exists, has an active HSM, the network is up and the token works.
 pub(crate) fn reachable(w: &World, cluster_id: &str) -> Result<(), KmsError> {
-    let cannot = || kms_err!(KmsInvalidState, "KMS cannot communicate with your CloudHSM cluster {cluster_id}.");
+    let cannot = || {
+        kms_err!(
+            KmsInvalidState,
+            "KMS cannot communicate with your CloudHSM cluster {cluster_id}."
+        )
+    };
     let c = w.clusters.get(cluster_id).ok_or_else(cannot)?;
     if c.faults.cluster_deleted
         || c.state == crate::cluster::model::ClusterState::Deleted
@@ -267,7 +393,10 @@ pub(crate) fn reachable(w: &World, cluster_id: &str) -> Result<(), KmsError> {
 }
 
 fn key_id_member<'a>(input: &'a Input, m: &str) -> Result<&'a str, KmsError> {
-    input.opt_str(m).map_err(input_err)?.ok_or_else(|| KmsError::missing(m))
+    input
+        .opt_str(m)
+        .map_err(input_err)?
+        .ok_or_else(|| KmsError::missing(m))
 }
 
 /// `DescribeKey`.
@@ -280,11 +409,16 @@ pub fn describe_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
 
 /// `ListKeys`.
 pub fn list_keys(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let limit = input.opt_int("Limit", 1, 1000).map_err(input_err)?.unwrap_or(100);
+    let limit = input
+        .opt_int("Limit", 1, 1000)
+        .map_err(input_err)?
+        .unwrap_or(100);
     let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
     let w = app.world();
     let (page, next) = paginate(
-        w.keys.iter().map(|(id, k)| (id, json!({"KeyId": id, "KeyArn": k.arn}))),
+        w.keys
+            .iter()
+            .map(|(id, k)| (id, json!({"KeyId": id, "KeyArn": k.arn}))),
         "keys",
         marker,
         usize::try_from(limit).unwrap_or(100),
@@ -317,7 +451,11 @@ pub async fn set_enabled(app: &Arc<App>, input: &Input, enabled: bool) -> Result
     let raw = key_id_member(input, "KeyId")?;
     mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
         not_pending(app, k)?;
-        k.state = if enabled { KeyStateU::Enabled } else { KeyStateU::Disabled };
+        k.state = if enabled {
+            KeyStateU::Enabled
+        } else {
+            KeyStateU::Disabled
+        };
         Ok(vec![])
     })
     .await?;
@@ -332,7 +470,10 @@ pub async fn schedule_deletion(app: &Arc<App>, input: &Input) -> Result<Value, K
         .map_err(input_err)?
         .unwrap_or(30);
     if !(7..=30).contains(&days) {
-        return Err(kms_err!(Validation, "PendingWindowInDays must be between 7 and 30"));
+        return Err(kms_err!(
+            Validation,
+            "PendingWindowInDays must be between 7 and 30"
+        ));
     }
     let now = app.now();
     let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
@@ -356,7 +497,11 @@ pub async fn cancel_deletion(app: &Arc<App>, input: &Input) -> Result<Value, Kms
     let raw = key_id_member(input, "KeyId")?;
     let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
         if k.state != KeyStateU::PendingDeletion {
-            return Err(kms_err!(KmsInvalidState, "{} is not pending deletion.", k.arn));
+            return Err(kms_err!(
+                KmsInvalidState,
+                "{} is not pending deletion.",
+                k.arn
+            ));
         }
         k.state = KeyStateU::Disabled;
         k.deletion_date = None;
@@ -398,7 +543,10 @@ pub async fn tag_resource(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
             k.tags.insert(t, v);
         }
         if k.tags.len() > MAX_TAGS {
-            return Err(kms_err!(LimitExceeded, "A KMS key can have at most {MAX_TAGS} tags."));
+            return Err(kms_err!(
+                LimitExceeded,
+                "A KMS key can have at most {MAX_TAGS} tags."
+            ));
         }
         Ok(vec![])
     })
@@ -427,12 +575,17 @@ pub async fn untag_resource(app: &Arc<App>, input: &Input) -> Result<Value, KmsE
 /// `ListResourceTags`.
 pub fn list_resource_tags(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let raw = key_id_member(input, "KeyId")?;
-    let limit = input.opt_int("Limit", 1, 50).map_err(input_err)?.unwrap_or(50);
+    let limit = input
+        .opt_int("Limit", 1, 50)
+        .map_err(input_err)?
+        .unwrap_or(50);
     let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
     let w = app.world();
     let k = resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
     let (page, next) = paginate(
-        k.tags.iter().map(|(t, v)| (t, json!({"TagKey": t, "TagValue": v}))),
+        k.tags
+            .iter()
+            .map(|(t, v)| (t, json!({"TagKey": t, "TagValue": v}))),
         "tags",
         marker,
         usize::try_from(limit).unwrap_or(50),
@@ -445,10 +598,20 @@ pub fn list_resource_tags(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
 fn alias_name(input: &Input) -> Result<String, KmsError> {
     let n = input.req_str("AliasName", 1, 256).map_err(input_err)?;
     if !n.starts_with("alias/") || n.len() == "alias/".len() {
-        return Err(kms_err!(InvalidAliasName, "Alias must start with the prefix \"alias/\" followed by a name."));
+        return Err(kms_err!(
+            InvalidAliasName,
+            "Alias must start with the prefix \"alias/\" followed by a name."
+        ));
     }
-    if !n.bytes().all(|b| b.is_ascii_alphanumeric() || b":/_-".contains(&b)) {
-        return Err(KmsError::validation("AliasName", n, "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$"));
+    if !n
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b":/_-".contains(&b))
+    {
+        return Err(KmsError::validation(
+            "AliasName",
+            n,
+            "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$",
+        ));
     }
     Ok(n.to_string())
 }
@@ -464,17 +627,32 @@ fn target_key(app: &App, w: &World, input: &Input) -> Result<Key, KmsError> {
 pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let name = alias_name(input)?;
     if name.starts_with("alias/aws/") {
-        return Err(kms_err!(InvalidAliasName, "Aliases beginning with alias/aws/ are reserved for AWS managed keys."));
+        return Err(kms_err!(
+            InvalidAliasName,
+            "Aliases beginning with alias/aws/ are reserved for AWS managed keys."
+        ));
     }
     let _w = app.writer.lock().await;
     let alias = {
         let w = app.world();
         let k = target_key(app, &w, input)?;
         if w.aliases.contains_key(&name) {
-            return Err(kms_err!(AlreadyExists, "An alias with the name {} already exists", alias_arn(app, &name)));
+            return Err(kms_err!(
+                AlreadyExists,
+                "An alias with the name {} already exists",
+                alias_arn(app, &name)
+            ));
         }
-        if w.aliases.values().filter(|a| a.target_key_id == k.id).count() >= MAX_ALIASES_PER_KEY {
-            return Err(kms_err!(LimitExceeded, "A KMS key can have at most {MAX_ALIASES_PER_KEY} aliases."));
+        if w.aliases
+            .values()
+            .filter(|a| a.target_key_id == k.id)
+            .count()
+            >= MAX_ALIASES_PER_KEY
+        {
+            return Err(kms_err!(
+                LimitExceeded,
+                "A KMS key can have at most {MAX_ALIASES_PER_KEY} aliases."
+            ));
         }
         let now = app.now();
         Alias {
@@ -484,7 +662,9 @@ pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
             last_updated_date: now,
         }
     };
-    app.commit(vec![Change::Alias(alias)]).await.map_err(KmsError::internal)?;
+    app.commit(vec![Change::Alias(alias)])
+        .await
+        .map_err(KmsError::internal)?;
     Ok(json!({}))
 }
 
@@ -494,17 +674,18 @@ pub async fn update_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     let _w = app.writer.lock().await;
     let alias = {
         let w = app.world();
-        let mut a = w
-            .aliases
-            .get(&name)
-            .cloned()
-            .ok_or_else(|| kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, &name)))?;
+        let mut a =
+            w.aliases.get(&name).cloned().ok_or_else(|| {
+                kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, &name))
+            })?;
         let k = target_key(app, &w, input)?;
         a.target_key_id = k.id;
         a.last_updated_date = app.now();
         a
     };
-    app.commit(vec![Change::Alias(alias)]).await.map_err(KmsError::internal)?;
+    app.commit(vec![Change::Alias(alias)])
+        .await
+        .map_err(KmsError::internal)?;
     Ok(json!({}))
 }
 
@@ -513,15 +694,24 @@ pub async fn delete_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     let name = alias_name(input)?;
     let _w = app.writer.lock().await;
     if !app.world().aliases.contains_key(&name) {
-        return Err(kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, &name)));
+        return Err(kms_err!(
+            NotFound,
+            "Alias {} is not found.",
+            alias_arn(app, &name)
+        ));
     }
-    app.commit(vec![Change::DelAlias(name)]).await.map_err(KmsError::internal)?;
+    app.commit(vec![Change::DelAlias(name)])
+        .await
+        .map_err(KmsError::internal)?;
     Ok(json!({}))
 }
 
 /// `ListAliases`.
 pub fn list_aliases(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let limit = input.opt_int("Limit", 1, 100).map_err(input_err)?.unwrap_or(50);
+    let limit = input
+        .opt_int("Limit", 1, 100)
+        .map_err(input_err)?
+        .unwrap_or(50);
     let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
     let w = app.world();
     let filter = match input.opt_str("KeyId").map_err(input_err)? {
@@ -556,7 +746,10 @@ pub fn list_aliases(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
 fn policy_name(input: &Input) -> Result<(), KmsError> {
     match input.str_len("PolicyName", 1, 128).map_err(input_err)? {
         None | Some("default") => Ok(()),
-        Some(other) => Err(kms_err!(NotFound, "Policy '{other}' does not exist: the only key policy name is 'default'.")),
+        Some(other) => Err(kms_err!(
+            NotFound,
+            "Policy '{other}' does not exist: the only key policy name is 'default'."
+        )),
     }
 }
 
@@ -573,9 +766,15 @@ pub fn get_key_policy(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> 
 pub async fn put_key_policy(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let raw = key_id_member(input, "KeyId")?;
     policy_name(input)?;
-    let p = input.req_str("Policy", 1, 131_072).map_err(input_err)?.to_string();
+    let p = input
+        .req_str("Policy", 1, 131_072)
+        .map_err(input_err)?
+        .to_string();
     if p.len() > 32 * 1024 {
-        return Err(kms_err!(LimitExceeded, "The key policy exceeds the 32 KB limit."));
+        return Err(kms_err!(
+            LimitExceeded,
+            "The key policy exceeds the 32 KB limit."
+        ));
     }
     check_policy(&p)?;
     mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
@@ -601,7 +800,11 @@ pub fn unsupported_for_key(app: &Arc<App>, op: &str, input: &Input) -> Result<Va
     let w = app.world();
     let k = resolve_key(app, &w, raw, KeyRef::AnyName)?;
     Err(if k.store_id.is_some() {
-        kms_err!(UnsupportedOperation, "{op} is not supported for KMS keys in a custom key store ({}).", k.arn)
+        kms_err!(
+            UnsupportedOperation,
+            "{op} is not supported for KMS keys in a custom key store ({}).",
+            k.arn
+        )
     } else {
         kms_err!(UnsupportedOperation, "cks-sim does not simulate {op}.")
     })

@@ -27,7 +27,10 @@ const XKS_MEMBERS: &[&str] = &[
 ];
 
 fn store_not_found(id: &str) -> KmsError {
-    kms_err!(CustomKeyStoreNotFound, "Custom key store '{id}' does not exist.")
+    kms_err!(
+        CustomKeyStoreNotFound,
+        "Custom key store '{id}' does not exist."
+    )
 }
 
 fn cluster_id_member(input: &Input, member: &str) -> Result<Option<String>, KmsError> {
@@ -51,7 +54,12 @@ pub(crate) fn cluster_usable(w: &World, cluster_id: &str, need_two: bool) -> Res
         .clusters
         .get(cluster_id)
         .filter(|c| c.state != ClusterState::Deleted && !c.faults.cluster_deleted)
-        .ok_or_else(|| kms_err!(CloudHsmClusterNotFound, "AWS CloudHSM cluster '{cluster_id}' does not exist."))?;
+        .ok_or_else(|| {
+            kms_err!(
+                CloudHsmClusterNotFound,
+                "AWS CloudHSM cluster '{cluster_id}' does not exist."
+            )
+        })?;
     if c.state != ClusterState::Active {
         return Err(kms_err!(
             CloudHsmClusterNotActive,
@@ -72,7 +80,11 @@ fn config_ok(w: &World, cluster_id: &str, need_two: bool) -> Result<(), KmsError
         .filter(|(_, s)| !c.faults.deleted_subnets.contains(s))
         .map(|(az, _)| az)
         .collect();
-    let hsm_azs: BTreeSet<&String> = w.active_hsms(cluster_id).iter().map(|h| &h.availability_zone).collect();
+    let hsm_azs: BTreeSet<&String> = w
+        .active_hsms(cluster_id)
+        .iter()
+        .map(|h| &h.availability_zone)
+        .collect();
     if need_two {
         if azs.len() < 2 {
             return Err(kms_err!(
@@ -97,7 +109,10 @@ fn config_ok(w: &World, cluster_id: &str, need_two: bool) -> Result<(), KmsError
 
 /// `CreateCustomKeyStore`.
 pub async fn create(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let name = input.req_str("CustomKeyStoreName", 1, 256).map_err(input_err)?.to_string();
+    let name = input
+        .req_str("CustomKeyStoreName", 1, 256)
+        .map_err(input_err)?
+        .to_string();
     let kind = input.opt_str("CustomKeyStoreType").map_err(input_err)?;
     match kind {
         None | Some("AWS_CLOUDHSM") => {}
@@ -127,7 +142,10 @@ pub async fn create(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         .req_str("TrustAnchorCertificate", 1, 5000)
         .map_err(input_err)?
         .to_string();
-    let password = input.req_str("KeyStorePassword", 7, 32).map_err(input_err)?.to_string();
+    let password = input
+        .req_str("KeyStorePassword", 7, 32)
+        .map_err(input_err)?
+        .to_string();
 
     let _w = app.writer.lock().await;
     let now = app.now();
@@ -159,10 +177,17 @@ pub async fn create(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             .clusters
             .get(&cluster_id)
             .filter(|c| c.state != ClusterState::Deleted && !c.faults.cluster_deleted)
-            .ok_or_else(|| kms_err!(CloudHsmClusterNotFound, "AWS CloudHSM cluster '{cluster_id}' does not exist."))?;
+            .ok_or_else(|| {
+                kms_err!(
+                    CloudHsmClusterNotFound,
+                    "AWS CloudHSM cluster '{cluster_id}' does not exist."
+                )
+            })?;
         if let Some(s) = w.stores.values().find(|s| {
             s.cluster_id == cluster_id
-                || w.clusters.get(&s.cluster_id).is_some_and(|o| o.lineage == c.lineage)
+                || w.clusters
+                    .get(&s.cluster_id)
+                    .is_some_and(|o| o.lineage == c.lineage)
         }) {
             return Err(kms_err!(
                 CloudHsmClusterInUse,
@@ -177,7 +202,10 @@ pub async fn create(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
                 c.state.as_str()
             ));
         }
-        let ok = c.trust_anchor.as_deref().is_some_and(|t| certs::same_certificate(t, &anchor));
+        let ok = c
+            .trust_anchor
+            .as_deref()
+            .is_some_and(|t| certs::same_certificate(t, &anchor));
         if !ok {
             return Err(kms_err!(
                 IncorrectTrustAnchor,
@@ -200,19 +228,29 @@ pub async fn create(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         }
     };
     let id = store.id.clone();
-    app.commit(vec![Change::Store(store)]).await.map_err(KmsError::internal)?;
+    app.commit(vec![Change::Store(store)])
+        .await
+        .map_err(KmsError::internal)?;
     Ok(json!({ "CustomKeyStoreId": id }))
 }
 
 fn store_id_member(input: &Input) -> Result<String, KmsError> {
-    Ok(input.req_str("CustomKeyStoreId", 1, 64).map_err(input_err)?.to_string())
+    Ok(input
+        .req_str("CustomKeyStoreId", 1, 64)
+        .map_err(input_err)?
+        .to_string())
 }
 
 /// `ConnectCustomKeyStore`: returns at once; a task finishes the connection (D11).
 pub async fn connect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let id = store_id_member(input)?;
     let _w = app.writer.lock().await;
-    let mut store = app.world().stores.get(&id).cloned().ok_or_else(|| store_not_found(&id))?;
+    let mut store = app
+        .world()
+        .stores
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| store_not_found(&id))?;
     match store.state {
         ConnectionState::Connected | ConnectionState::Connecting => return Ok(json!({})),
         ConnectionState::Failed => {
@@ -253,7 +291,9 @@ pub async fn connect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     store.error_code = None;
     store.generation += 1;
     let generation = store.generation;
-    app.commit(vec![Change::Store(store)]).await.map_err(KmsError::internal)?;
+    app.commit(vec![Change::Store(store)])
+        .await
+        .map_err(KmsError::internal)?;
     spawn_connect(app, id, generation, true);
     Ok(json!({}))
 }
@@ -301,7 +341,11 @@ async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool)
             app.kms_login(id, true);
         }
         Err(code) => {
-            tracing::info!(store = id, code = code.as_str(), "connection attempt failed");
+            tracing::info!(
+                store = id,
+                code = code.as_str(),
+                "connection attempt failed"
+            );
             store.state = ConnectionState::Failed;
             store.error_code = Some(code);
             store.last_error_code = Some(code);
@@ -314,7 +358,11 @@ async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool)
     }
 }
 
-fn check_connect(app: &App, store: &KeyStore, changes: &mut Vec<Change>) -> Result<(), ConnectionErrorCode> {
+fn check_connect(
+    app: &App,
+    store: &KeyStore,
+    changes: &mut Vec<Change>,
+) -> Result<(), ConnectionErrorCode> {
     use ConnectionErrorCode as E;
     let w = app.world();
     let Some(c) = w
@@ -327,10 +375,16 @@ fn check_connect(app: &App, store: &KeyStore, changes: &mut Vec<Change>) -> Resu
     if c.faults.internal_error || c.faults.token_failing {
         return Err(E::InternalError);
     }
-    if c.subnet_mapping.values().any(|s| c.faults.deleted_subnets.contains(s)) {
+    if c.subnet_mapping
+        .values()
+        .any(|s| c.faults.deleted_subnets.contains(s))
+    {
         return Err(E::SubnetNotFound);
     }
-    if c.subnet_mapping.values().any(|s| c.faults.exhausted_subnets.contains(s)) {
+    if c.subnet_mapping
+        .values()
+        .any(|s| c.faults.exhausted_subnets.contains(s))
+    {
         return Err(E::InsufficientFreeAddressesInSubnet);
     }
     if w.active_hsms(&c.id).is_empty() {
@@ -357,7 +411,11 @@ fn check_connect(app: &App, store: &KeyStore, changes: &mut Vec<Change>) -> Resu
         u.fail_login();
         let locked = u.locked;
         changes.push(Change::User(u));
-        return Err(if locked { E::UserLockedOut } else { E::InvalidCredentials });
+        return Err(if locked {
+            E::UserLockedOut
+        } else {
+            E::InvalidCredentials
+        });
     }
     if !c.has_token {
         return Err(E::InternalError);
@@ -378,7 +436,10 @@ async fn login_and_rotate(
     let (mut cluster, mut user) = {
         let w = app.world();
         let c = w.clusters.get(&store.cluster_id).cloned();
-        let u = w.users.get(&crate::cluster::model::user_key(&store.cluster_id, KMSUSER)).cloned();
+        let u = w
+            .users
+            .get(&crate::cluster::model::user_key(&store.cluster_id, KMSUSER))
+            .cloned();
         match (c, u) {
             (Some(c), Some(u)) => (c, u),
             _ => return Err(ConnectionErrorCode::InternalError),
@@ -393,7 +454,10 @@ async fn login_and_rotate(
     if rotate {
         let fresh = crate::ids::secret(24);
         if let Err(e) = token
-            .set_user_pin(&app.pin(KMSUSER, &cluster.token_user_pin), &app.pin(KMSUSER, &fresh))
+            .set_user_pin(
+                &app.pin(KMSUSER, &cluster.token_user_pin),
+                &app.pin(KMSUSER, &fresh),
+            )
             .await
         {
             let _ = token.logout().await;
@@ -412,8 +476,16 @@ async fn login_and_rotate(
 pub async fn disconnect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let id = store_id_member(input)?;
     let _w = app.writer.lock().await;
-    let mut store = app.world().stores.get(&id).cloned().ok_or_else(|| store_not_found(&id))?;
-    if matches!(store.state, ConnectionState::Disconnected | ConnectionState::Disconnecting) {
+    let mut store = app
+        .world()
+        .stores
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| store_not_found(&id))?;
+    if matches!(
+        store.state,
+        ConnectionState::Disconnected | ConnectionState::Disconnecting
+    ) {
         return Err(kms_err!(
             CustomKeyStoreInvalidState,
             "Custom key store {id} is {}: there is no connection to end.",
@@ -424,7 +496,9 @@ pub async fn disconnect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
     store.error_code = None;
     store.generation += 1;
     let generation = store.generation;
-    app.commit(vec![Change::Store(store)]).await.map_err(KmsError::internal)?;
+    app.commit(vec![Change::Store(store)])
+        .await
+        .map_err(KmsError::internal)?;
     spawn_disconnect(app, id, generation);
     Ok(json!({}))
 }
@@ -482,7 +556,11 @@ pub async fn delete(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
                 store.state.as_str()
             ));
         }
-        let n = w.keys.values().filter(|k| k.store_id.as_deref() == Some(id.as_str())).count();
+        let n = w
+            .keys
+            .values()
+            .filter(|k| k.store_id.as_deref() == Some(id.as_str()))
+            .count();
         if n > 0 {
             return Err(kms_err!(
                 CustomKeyStoreHasCmks,
@@ -490,7 +568,9 @@ pub async fn delete(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             ));
         }
     }
-    app.commit(vec![Change::DelStore(id)]).await.map_err(KmsError::internal)?;
+    app.commit(vec![Change::DelStore(id)])
+        .await
+        .map_err(KmsError::internal)?;
     Ok(json!({}))
 }
 
@@ -513,9 +593,16 @@ fn entry(s: &KeyStore) -> Value {
 
 /// `DescribeCustomKeyStores`.
 pub fn describe(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let id = input.str_len("CustomKeyStoreId", 1, 64).map_err(input_err)?;
-    let name = input.str_len("CustomKeyStoreName", 1, 256).map_err(input_err)?;
-    let limit = input.opt_int("Limit", 1, 1000).map_err(input_err)?.unwrap_or(1000);
+    let id = input
+        .str_len("CustomKeyStoreId", 1, 64)
+        .map_err(input_err)?;
+    let name = input
+        .str_len("CustomKeyStoreName", 1, 256)
+        .map_err(input_err)?;
+    let limit = input
+        .opt_int("Limit", 1, 1000)
+        .map_err(input_err)?
+        .unwrap_or(1000);
     let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
     if id.is_some() && name.is_some() {
         return Err(kms_err!(
@@ -526,20 +613,34 @@ pub fn describe(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let w = app.world();
     let selected: Vec<(&String, &KeyStore)> = match (id, name) {
         (Some(id), _) => {
-            let (k, s) = w.stores.get_key_value(id).ok_or_else(|| store_not_found(id))?;
+            let (k, s) = w
+                .stores
+                .get_key_value(id)
+                .ok_or_else(|| store_not_found(id))?;
             vec![(k, s)]
         }
         (_, Some(n)) => {
             let found = w.stores.iter().find(|(_, s)| s.name == n).ok_or_else(|| {
-                kms_err!(CustomKeyStoreNotFound, "No custom key store is named '{n}'.")
+                kms_err!(
+                    CustomKeyStoreNotFound,
+                    "No custom key store is named '{n}'."
+                )
             })?;
             vec![found]
         }
         _ => w.stores.iter().collect(),
     };
-    let (page, next) = paginate(selected.into_iter(), "stores", marker, usize::try_from(limit).unwrap_or(1000))?;
+    let (page, next) = paginate(
+        selected.into_iter(),
+        "stores",
+        marker,
+        usize::try_from(limit).unwrap_or(1000),
+    )?;
     let mut body = Map::new();
-    body.insert("CustomKeyStores".into(), Value::Array(page.into_iter().map(entry).collect()));
+    body.insert(
+        "CustomKeyStores".into(),
+        Value::Array(page.into_iter().map(entry).collect()),
+    );
     Ok(with_page(body, next))
 }
 
@@ -550,7 +651,10 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         .str_len("NewCustomKeyStoreName", 1, 256)
         .map_err(input_err)?
         .map(str::to_string);
-    let password = input.str_len("KeyStorePassword", 7, 32).map_err(input_err)?.map(str::to_string);
+    let password = input
+        .str_len("KeyStorePassword", 7, 32)
+        .map_err(input_err)?
+        .map(str::to_string);
     let cluster_id = cluster_id_member(input, "CloudHsmClusterId")?;
     if let Some(m) = XKS_MEMBERS.iter().find(|m| input.has(m)) {
         return Err(kms_err!(
@@ -561,7 +665,11 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let _w = app.writer.lock().await;
     let mut store = {
         let w = app.world();
-        let store = w.stores.get(&id).cloned().ok_or_else(|| store_not_found(&id))?;
+        let store = w
+            .stores
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| store_not_found(&id))?;
         if password.is_some() || cluster_id.is_some() {
             if store.state != ConnectionState::Disconnected {
                 return Err(kms_err!(
@@ -571,7 +679,10 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
                 ));
             }
         } else if new_name.is_some()
-            && !matches!(store.state, ConnectionState::Connected | ConnectionState::Disconnected)
+            && !matches!(
+                store.state,
+                ConnectionState::Connected | ConnectionState::Disconnected
+            )
         {
             return Err(kms_err!(
                 CustomKeyStoreInvalidState,
@@ -592,7 +703,12 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
                 .clusters
                 .get(c)
                 .filter(|x| x.state != ClusterState::Deleted && !x.faults.cluster_deleted)
-                .ok_or_else(|| kms_err!(CloudHsmClusterNotFound, "AWS CloudHSM cluster '{c}' does not exist."))?;
+                .ok_or_else(|| {
+                    kms_err!(
+                        CloudHsmClusterNotFound,
+                        "AWS CloudHSM cluster '{c}' does not exist."
+                    )
+                })?;
             let related = w
                 .clusters
                 .get(&store.cluster_id)
@@ -619,7 +735,9 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     if let Some(c) = cluster_id {
         store.cluster_id = c;
     }
-    app.commit(vec![Change::Store(store)]).await.map_err(KmsError::internal)?;
+    app.commit(vec![Change::Store(store)])
+        .await
+        .map_err(KmsError::internal)?;
     Ok(json!({}))
 }
 

@@ -9,8 +9,8 @@ pub mod model;
 pub mod sweep;
 
 use crate::app::{App, World};
-use crate::protocol::input::{Input, InputError};
 use crate::kms_err;
+use crate::protocol::input::{Input, InputError};
 use error::{KmsError, KmsErrorKind};
 use model::{ConnectionState, Key, KeyStateU};
 use serde_json::Value;
@@ -46,9 +46,15 @@ pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Val
         "GetKeyPolicy" => key::get_key_policy(app, &input)?,
         "PutKeyPolicy" => key::put_key_policy(app, &input).await?,
         "ListKeyPolicies" => key::list_key_policies(app, &input)?,
-        "GetKeyRotationStatus" | "EnableKeyRotation" | "DisableKeyRotation"
-        | "RotateKeyOnDemand" | "ListKeyRotations" | "GetParametersForImport"
-        | "ImportKeyMaterial" | "DeleteImportedKeyMaterial" | "ReplicateKey"
+        "GetKeyRotationStatus"
+        | "EnableKeyRotation"
+        | "DisableKeyRotation"
+        | "RotateKeyOnDemand"
+        | "ListKeyRotations"
+        | "GetParametersForImport"
+        | "ImportKeyMaterial"
+        | "DeleteImportedKeyMaterial"
+        | "ReplicateKey"
         | "UpdatePrimaryRegion" => key::unsupported_for_key(app, op, &input)?,
         "GenerateDataKeyPair" | "GenerateDataKeyPairWithoutPlaintext" => {
             key::unsupported_for_key(app, op, &input)?
@@ -77,18 +83,28 @@ pub fn input_err(e: InputError) -> KmsError {
             format!("Cannot deserialize member '{member}': it must be {expected}."),
         ),
         InputError::Missing { member } => KmsError::missing(&member),
-        InputError::Constraint { member, value, rule } => KmsError::validation(&member, value, &rule),
+        InputError::Constraint {
+            member,
+            value,
+            rule,
+        } => KmsError::validation(&member, value, &rule),
     }
 }
 
 /// The ARN of key `id`.
 pub fn key_arn(app: &App, id: &str) -> String {
-    format!("arn:aws:kms:{}:{}:key/{id}", app.config.region, app.config.account)
+    format!(
+        "arn:aws:kms:{}:{}:key/{id}",
+        app.config.region, app.config.account
+    )
 }
 
 /// The ARN of alias `name` (`alias/…`).
 pub fn alias_arn(app: &App, name: &str) -> String {
-    format!("arn:aws:kms:{}:{}:{name}", app.config.region, app.config.account)
+    format!(
+        "arn:aws:kms:{}:{}:{name}",
+        app.config.region, app.config.account
+    )
 }
 
 /// The visible `KeyState` of a key (§3.2): `PendingDeletion` wins, then `Unavailable` while the
@@ -96,10 +112,11 @@ pub fn alias_arn(app: &App, name: &str) -> String {
 pub fn visible_state(w: &World, k: &Key) -> &'static str {
     match k.state {
         KeyStateU::PendingDeletion => "PendingDeletion",
-        _ if k
-            .store_id
-            .as_ref()
-            .is_some_and(|s| w.stores.get(s).is_none_or(|s| s.state != ConnectionState::Connected)) =>
+        _ if k.store_id.as_ref().is_some_and(|s| {
+            w.stores
+                .get(s)
+                .is_none_or(|s| s.state != ConnectionState::Connected)
+        }) =>
         {
             "Unavailable"
         }
@@ -135,10 +152,16 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Key, 
         let Some(tail) = raw.strip_prefix(&prefix) else {
             // Another partition, region or account: well-formed ARNs are simply not found here.
             let parts: Vec<&str> = rest.splitn(5, ':').collect();
-            if parts.len() == 5 && parts[1] == "kms" && (parts[4].starts_with("key/") || parts[4].starts_with("alias/")) {
+            if parts.len() == 5
+                && parts[1] == "kms"
+                && (parts[4].starts_with("key/") || parts[4].starts_with("alias/"))
+            {
                 return Err(kms_err!(NotFound, "Key '{raw}' does not exist"));
             }
-            return Err(kms_err!(InvalidArn, "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."));
+            return Err(kms_err!(
+                InvalidArn,
+                "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."
+            ));
         };
         (tail, true)
     } else {
@@ -168,9 +191,15 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Key, 
             .ok_or_else(|| not_found(app, &alias.target_key_id));
     }
     if is_arn {
-        return Err(kms_err!(InvalidArn, "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."));
+        return Err(kms_err!(
+            InvalidArn,
+            "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."
+        ));
     }
-    w.keys.get(name).cloned().ok_or_else(|| not_found(app, name))
+    w.keys
+        .get(name)
+        .cloned()
+        .ok_or_else(|| not_found(app, name))
 }
 
 fn not_found_plain(raw: &str) -> KmsError {
@@ -186,7 +215,13 @@ pub fn marker_for(kind: &str, last: &str) -> String {
 /// Decode a marker made by [`marker_for`] with the same `kind`.
 pub fn parse_marker(kind: &str, marker: &str) -> Result<String, KmsError> {
     use base64::Engine;
-    let bad = || kms_err!(InvalidMarker, "The marker '{}' is not valid: pass the NextMarker of the previous response unchanged.", crate::protocol::input::shown(marker));
+    let bad = || {
+        kms_err!(
+            InvalidMarker,
+            "The marker '{}' is not valid: pass the NextMarker of the previous response unchanged.",
+            crate::protocol::input::shown(marker)
+        )
+    };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(marker)
         .map_err(|_| bad())?;
@@ -221,7 +256,11 @@ pub fn paginate<'a, T>(
         last_key = Some(k);
         page.push(v);
     }
-    let next = if more { last_key.map(|k| marker_for(kind, k)) } else { None };
+    let next = if more {
+        last_key.map(|k| marker_for(kind, k))
+    } else {
+        None
+    };
     Ok((page, next))
 }
 
@@ -242,8 +281,14 @@ mod tests {
     fn markers_round_trip_and_reject_foreign_ones() {
         let m = marker_for("keys", "abc");
         assert_eq!(parse_marker("keys", &m).unwrap(), "abc");
-        assert_eq!(parse_marker("aliases", &m).unwrap_err().kind, KmsErrorKind::InvalidMarker);
-        assert_eq!(parse_marker("keys", "!!").unwrap_err().kind, KmsErrorKind::InvalidMarker);
+        assert_eq!(
+            parse_marker("aliases", &m).unwrap_err().kind,
+            KmsErrorKind::InvalidMarker
+        );
+        assert_eq!(
+            parse_marker("keys", "!!").unwrap_err().kind,
+            KmsErrorKind::InvalidMarker
+        );
     }
 
     #[test]
@@ -251,9 +296,11 @@ mod tests {
         let keys: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
         let (p1, n1) = paginate(keys.iter().map(|k| (k, k.clone())), "t", None, 2).unwrap();
         assert_eq!(p1, vec!["k0", "k1"]);
-        let (p2, n2) = paginate(keys.iter().map(|k| (k, k.clone())), "t", n1.as_deref(), 2).unwrap();
+        let (p2, n2) =
+            paginate(keys.iter().map(|k| (k, k.clone())), "t", n1.as_deref(), 2).unwrap();
         assert_eq!(p2, vec!["k2", "k3"]);
-        let (p3, n3) = paginate(keys.iter().map(|k| (k, k.clone())), "t", n2.as_deref(), 2).unwrap();
+        let (p3, n3) =
+            paginate(keys.iter().map(|k| (k, k.clone())), "t", n2.as_deref(), 2).unwrap();
         assert_eq!(p3, vec!["k4"]);
         assert!(n3.is_none());
         let (p, n) = paginate(keys.iter().map(|k| (k, k.clone())), "t", None, 5).unwrap();

@@ -6,7 +6,7 @@
 //! kept. Every request calls [`sweep_if_due`] first, so results never depend on the
 //! background sweeper's timing.
 
-use super::model::{ConnectionState, Key, KeyStateU, Orphan, Origin};
+use super::model::{ConnectionState, Key, KeyStateU, Origin, Orphan};
 use crate::app::{App, Change};
 use std::sync::Arc;
 
@@ -14,7 +14,9 @@ fn due(app: &App, now: f64) -> Vec<Key> {
     app.world()
         .keys
         .values()
-        .filter(|k| k.state == KeyStateU::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now))
+        .filter(|k| {
+            k.state == KeyStateU::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
+        })
         .cloned()
         .collect()
 }
@@ -56,11 +58,18 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
             Err(e) => Err(e.to_string()),
         },
         Origin::AwsCloudhsm => match &store {
-            Some(s) if s.state == ConnectionState::Connected && s.session_valid && app.has_kms_login(&s.id) => {
+            Some(s)
+                if s.state == ConnectionState::Connected
+                    && s.session_valid
+                    && app.has_kms_login(&s.id) =>
+            {
                 let reachable = super::key::reachable(&app.world(), &s.cluster_id).is_ok();
                 if reachable {
                     match app.token(&s.cluster_id).await {
-                        Ok(t) => t.destroy(id).await.map_err(|e| format!("destroying the backing key failed: {e}")),
+                        Ok(t) => t
+                            .destroy(id)
+                            .await
+                            .map_err(|e| format!("destroying the backing key failed: {e}")),
                         Err(e) => Err(format!("the cluster token is unavailable: {e}")),
                     }
                 } else {
@@ -80,7 +89,10 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
             changes.push(Change::Orphan(Orphan {
                 seq: next_seq,
                 key_arn: k.arn.clone(),
-                cluster_id: store.as_ref().map(|s| s.cluster_id.clone()).unwrap_or_else(|| k.token_label.clone()),
+                cluster_id: store
+                    .as_ref()
+                    .map(|s| s.cluster_id.clone())
+                    .unwrap_or_else(|| k.token_label.clone()),
                 object_id: id.iter().map(|b| format!("{b:02x}")).collect(),
                 time: now,
                 reason,

@@ -44,8 +44,15 @@ impl std::fmt::Display for InputError {
                 write!(f, "member {member} must be {expected}")
             }
             InputError::Missing { member } => write!(f, "member {member} is required"),
-            InputError::Constraint { member, value, rule } => {
-                write!(f, "value '{value}' at '{member}' failed to satisfy constraint: {rule}")
+            InputError::Constraint {
+                member,
+                value,
+                rule,
+            } => {
+                write!(
+                    f,
+                    "value '{value}' at '{member}' failed to satisfy constraint: {rule}"
+                )
             }
         }
     }
@@ -74,8 +81,12 @@ impl Input {
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(m)) => Ok(Input(m)),
-            Ok(_) => Err(InputError::Malformed("the request body must be a JSON object".into())),
-            Err(e) => Err(InputError::Malformed(format!("the request body is not valid JSON: {e}"))),
+            Ok(_) => Err(InputError::Malformed(
+                "the request body must be a JSON object".into(),
+            )),
+            Err(e) => Err(InputError::Malformed(format!(
+                "the request body is not valid JSON: {e}"
+            ))),
         }
     }
 
@@ -83,7 +94,9 @@ impl Input {
     pub fn from_value(v: Value) -> R<Self> {
         match v {
             Value::Object(m) => Ok(Input(m)),
-            _ => Err(InputError::Malformed("the request body must be an object".into())),
+            _ => Err(InputError::Malformed(
+                "the request body must be an object".into(),
+            )),
         }
     }
 
@@ -136,7 +149,8 @@ impl Input {
 
     /// A required string of `min..=max` characters.
     pub fn req_str(&self, m: &str, min: usize, max: usize) -> R<&str> {
-        self.str_len(m, min, max)?.ok_or(InputError::Missing { member: m.into() })
+        self.str_len(m, min, max)?
+            .ok_or(InputError::Missing { member: m.into() })
     }
 
     /// An optional integer in `min..=max`.
@@ -267,9 +281,12 @@ impl Input {
         a.iter()
             .map(|t| {
                 let o = t.as_object().ok_or_else(bad)?;
-                let k = o.get(kname).and_then(Value::as_str).ok_or_else(|| InputError::Missing {
-                    member: format!("{m}.member.{kname}"),
-                })?;
+                let k =
+                    o.get(kname)
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| InputError::Missing {
+                            member: format!("{m}.member.{kname}"),
+                        })?;
                 let v = match o.get(vname) {
                     None | Some(Value::Null) => "",
                     Some(Value::String(s)) => s,
@@ -289,15 +306,30 @@ mod tests {
     #[test]
     fn parse_and_validate() {
         assert!(Input::parse_json(b"").unwrap().0.is_empty());
-        assert!(matches!(Input::parse_json(b"[1]"), Err(InputError::Malformed(_))));
-        assert!(matches!(Input::parse_json(b"{"), Err(InputError::Malformed(_))));
+        assert!(matches!(
+            Input::parse_json(b"[1]"),
+            Err(InputError::Malformed(_))
+        ));
+        assert!(matches!(
+            Input::parse_json(b"{"),
+            Err(InputError::Malformed(_))
+        ));
         let i = Input::parse_json(br#"{"A":"x","N":5,"B":"aGk=","T":true,"Bad":"%%"}"#).unwrap();
         assert_eq!(i.req_str("A", 1, 2).unwrap(), "x");
-        assert!(matches!(i.req_str("Z", 1, 2), Err(InputError::Missing { .. })));
+        assert!(matches!(
+            i.req_str("Z", 1, 2),
+            Err(InputError::Missing { .. })
+        ));
         assert!(matches!(i.req_str("N", 1, 2), Err(InputError::Type { .. })));
-        assert!(matches!(i.opt_int("N", 7, 30), Err(InputError::Constraint { .. })));
+        assert!(matches!(
+            i.opt_int("N", 7, 30),
+            Err(InputError::Constraint { .. })
+        ));
         assert_eq!(i.opt_blob("B", 1, 10).unwrap().unwrap(), b"hi");
-        assert!(matches!(i.opt_blob("Bad", 1, 10), Err(InputError::Type { .. })));
+        assert!(matches!(
+            i.opt_blob("Bad", 1, 10),
+            Err(InputError::Type { .. })
+        ));
         assert_eq!(i.opt_bool("T").unwrap(), Some(true));
     }
 }

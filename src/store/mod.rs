@@ -117,7 +117,12 @@ impl Batch {
     }
 
     /// Add a put of `doc` (serialized to JSON).
-    pub fn put<T: serde::Serialize>(&mut self, table: Table, id: impl Into<String>, doc: &T) -> &mut Self {
+    pub fn put<T: serde::Serialize>(
+        &mut self,
+        table: Table,
+        id: impl Into<String>,
+        doc: &T,
+    ) -> &mut Self {
         // Serializing our own plain data types cannot fail (no maps with non-string keys).
         let doc = serde_json::to_string(doc).unwrap_or_else(|_| String::from("null"));
         self.0.push(Op::Put {
@@ -159,12 +164,16 @@ impl Store {
             source,
         };
         let mut conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
         // NORMAL in WAL mode survives a killed process (the WAL is in the OS cache); only a
         // power loss can drop the last commits.
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
         migrations::migrate(&mut conn, path)?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -217,7 +226,10 @@ impl Store {
     }
 
     /// Every document of `table`, in ID order, deserialized.
-    pub fn load<T: serde::de::DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>, StoreError> {
+    pub fn load<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, T)>, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let sql = format!("SELECT id, doc FROM {} ORDER BY id", table.name());
         let mut st = conn.prepare(&sql).map_err(|e| self.err(e))?;
@@ -242,7 +254,11 @@ impl Store {
     }
 
     /// One document, if present.
-    pub fn get<T: serde::de::DeserializeOwned>(&self, table: Table, id: &str) -> Result<Option<T>, StoreError> {
+    pub fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let sql = format!("SELECT doc FROM {} WHERE id = ?1", table.name());
         let doc: Option<String> = conn
@@ -283,8 +299,18 @@ mod tests {
         let mut b = Batch::new();
         b.delete(Table::KeyStores, "cks-1");
         store.apply(&b).unwrap();
-        assert!(store.get::<serde_json::Value>(Table::KeyStores, "cks-1").unwrap().is_none());
-        assert!(store.get::<serde_json::Value>(Table::Keys, "k1").unwrap().is_some());
+        assert!(
+            store
+                .get::<serde_json::Value>(Table::KeyStores, "cks-1")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .get::<serde_json::Value>(Table::Keys, "k1")
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -307,7 +333,12 @@ mod tests {
             },
         ]);
         assert!(store.apply(&b).is_err());
-        assert!(store.load::<serde_json::Value>(Table::Keys).unwrap().is_empty());
+        assert!(
+            store
+                .load::<serde_json::Value>(Table::Keys)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -316,10 +347,14 @@ mod tests {
         let path = dir.path().join("m.sqlite");
         drop(Store::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", LATEST_VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", LATEST_VERSION + 1)
+            .unwrap();
         drop(conn);
         let err = Store::open(&path).unwrap_err().to_string();
         assert!(err.contains("newer cks-sim"), "{err}");
-        assert!(err.contains(&format!("schema version {}", LATEST_VERSION + 1)), "{err}");
+        assert!(
+            err.contains(&format!("schema version {}", LATEST_VERSION + 1)),
+            "{err}"
+        );
     }
 }

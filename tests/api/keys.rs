@@ -20,7 +20,13 @@ fn key_metadata_states_and_management_ops() {
             .origin(OriginType::AwsCloudhsm)
             .custom_key_store_id(&store)
             .description("backed by CloudHSM")
-            .tags(Tag::builder().tag_key("team").tag_value("blue").build().unwrap())
+            .tags(
+                Tag::builder()
+                    .tag_key("team")
+                    .tag_value("blue")
+                    .build()
+                    .unwrap(),
+            )
             .send()
             .await
             .unwrap();
@@ -32,75 +38,237 @@ fn key_metadata_states_and_management_ops() {
         assert_eq!(m.key_state(), Some(&KeyState::Enabled));
         assert!(m.enabled());
         assert!(m.deletion_date().is_none());
-        assert_eq!(m.arn().unwrap(), format!("arn:aws:kms:us-east-1:111122223333:key/{id}"));
+        assert_eq!(
+            m.arn().unwrap(),
+            format!("arn:aws:kms:us-east-1:111122223333:key/{id}")
+        );
 
         // The material is on the cluster's token, labelled with the ARN.
-        let objs = sim.control().call("GET", &format!("/_sim/clusters/{cluster}/token"), None).await.unwrap();
-        let o = objs["objects"].as_array().unwrap().iter().find(|o| o["key_id"] == id.as_str()).expect("object").clone();
+        let objs = sim
+            .control()
+            .call("GET", &format!("/_sim/clusters/{cluster}/token"), None)
+            .await
+            .unwrap();
+        let o = objs["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["key_id"] == id.as_str())
+            .expect("object")
+            .clone();
         assert_eq!(o["label"], m.arn().unwrap());
         assert_eq!(o["owner"], "kms-key");
         assert_eq!(o["extractable"], false);
 
         // Aliases, description, tags, policies.
-        kms.create_alias().alias_name("alias/blue").target_key_id(&id).send().await.unwrap();
-        assert_eq!(code(kms.create_alias().alias_name("alias/blue").target_key_id(&id).send().await), "AlreadyExistsException");
-        assert_eq!(code(kms.create_alias().alias_name("blue").target_key_id(&id).send().await), "InvalidAliasNameException");
-        let d = kms.describe_key().key_id("alias/blue").send().await.unwrap();
+        kms.create_alias()
+            .alias_name("alias/blue")
+            .target_key_id(&id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            code(
+                kms.create_alias()
+                    .alias_name("alias/blue")
+                    .target_key_id(&id)
+                    .send()
+                    .await
+            ),
+            "AlreadyExistsException"
+        );
+        assert_eq!(
+            code(
+                kms.create_alias()
+                    .alias_name("blue")
+                    .target_key_id(&id)
+                    .send()
+                    .await
+            ),
+            "InvalidAliasNameException"
+        );
+        let d = kms
+            .describe_key()
+            .key_id("alias/blue")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(d.key_metadata().unwrap().key_id(), id);
-        kms.update_key_description().key_id(&id).description("new words").send().await.unwrap();
-        kms.tag_resource().key_id(&id).tags(Tag::builder().tag_key("env").tag_value("test").build().unwrap()).send().await.unwrap();
-        kms.untag_resource().key_id(&id).tag_keys("team").tag_keys("absent").send().await.unwrap();
+        kms.update_key_description()
+            .key_id(&id)
+            .description("new words")
+            .send()
+            .await
+            .unwrap();
+        kms.tag_resource()
+            .key_id(&id)
+            .tags(
+                Tag::builder()
+                    .tag_key("env")
+                    .tag_value("test")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        kms.untag_resource()
+            .key_id(&id)
+            .tag_keys("team")
+            .tag_keys("absent")
+            .send()
+            .await
+            .unwrap();
         let tags = kms.list_resource_tags().key_id(&id).send().await.unwrap();
         assert_eq!(tags.tags().len(), 1);
         assert_eq!(tags.tags()[0].tag_key(), "env");
         let pol = kms.get_key_policy().key_id(&id).send().await.unwrap();
-        assert!(pol.policy().unwrap().contains("arn:aws:iam::111122223333:root"));
-        assert_eq!(code(kms.put_key_policy().key_id(&id).policy("not json").send().await), "MalformedPolicyDocumentException");
+        assert!(
+            pol.policy()
+                .unwrap()
+                .contains("arn:aws:iam::111122223333:root")
+        );
+        assert_eq!(
+            code(
+                kms.put_key_policy()
+                    .key_id(&id)
+                    .policy("not json")
+                    .send()
+                    .await
+            ),
+            "MalformedPolicyDocumentException"
+        );
         let aliases = kms.list_aliases().key_id(&id).send().await.unwrap();
         assert_eq!(aliases.aliases().len(), 1);
 
         // Enable/disable; disabled keys refuse crypto.
         kms.disable_key().key_id(&id).send().await.unwrap();
-        assert_eq!(code(kms.encrypt().key_id(&id).plaintext(pt(b"x")).send().await), "DisabledException");
+        assert_eq!(
+            code(kms.encrypt().key_id(&id).plaintext(pt(b"x")).send().await),
+            "DisabledException"
+        );
         kms.enable_key().key_id(&id).send().await.unwrap();
 
         // Disconnect: Unavailable, management still works, changes apply on reconnect.
         disconnect(&sim, &store).await;
         let st = kms.describe_key().key_id(&id).send().await.unwrap();
-        assert_eq!(st.key_metadata().unwrap().key_state(), Some(&KeyState::Unavailable));
+        assert_eq!(
+            st.key_metadata().unwrap().key_state(),
+            Some(&KeyState::Unavailable)
+        );
         assert!(!st.key_metadata().unwrap().enabled());
-        assert_eq!(code(kms.encrypt().key_id(&id).plaintext(pt(b"x")).send().await), "KMSInvalidStateException");
-        let r = kms.create_key().origin(OriginType::AwsCloudhsm).custom_key_store_id(&store).send().await;
+        assert_eq!(
+            code(kms.encrypt().key_id(&id).plaintext(pt(b"x")).send().await),
+            "KMSInvalidStateException"
+        );
+        let r = kms
+            .create_key()
+            .origin(OriginType::AwsCloudhsm)
+            .custom_key_store_id(&store)
+            .send()
+            .await;
         assert_eq!(code(r), "CustomKeyStoreInvalidStateException");
         kms.disable_key().key_id(&id).send().await.unwrap();
         assert_eq!(
-            kms.describe_key().key_id(&id).send().await.unwrap().key_metadata().unwrap().key_state(),
+            kms.describe_key()
+                .key_id(&id)
+                .send()
+                .await
+                .unwrap()
+                .key_metadata()
+                .unwrap()
+                .key_state(),
             Some(&KeyState::Unavailable)
         );
-        kms.schedule_key_deletion().key_id(&id).pending_window_in_days(7).send().await.unwrap();
+        kms.schedule_key_deletion()
+            .key_id(&id)
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .unwrap();
         let st = kms.describe_key().key_id(&id).send().await.unwrap();
-        assert_eq!(st.key_metadata().unwrap().key_state(), Some(&KeyState::PendingDeletion));
+        assert_eq!(
+            st.key_metadata().unwrap().key_state(),
+            Some(&KeyState::PendingDeletion)
+        );
         assert!(st.key_metadata().unwrap().deletion_date().is_some());
-        assert_eq!(code(kms.tag_resource().key_id(&id).tags(Tag::builder().tag_key("a").tag_value("b").build().unwrap()).send().await), "KMSInvalidStateException");
-        assert_eq!(code(kms.schedule_key_deletion().key_id(&id).send().await), "KMSInvalidStateException");
+        assert_eq!(
+            code(
+                kms.tag_resource()
+                    .key_id(&id)
+                    .tags(Tag::builder().tag_key("a").tag_value("b").build().unwrap())
+                    .send()
+                    .await
+            ),
+            "KMSInvalidStateException"
+        );
+        assert_eq!(
+            code(kms.schedule_key_deletion().key_id(&id).send().await),
+            "KMSInvalidStateException"
+        );
         // Cancel while disconnected: Unavailable now, Disabled after reconnect (never Enabled).
         let c = kms.cancel_key_deletion().key_id(&id).send().await.unwrap();
-        assert_eq!(c.key_id(), Some(format!("arn:aws:kms:us-east-1:111122223333:key/{id}").as_str()));
-        assert_eq!(code(kms.cancel_key_deletion().key_id(&id).send().await), "KMSInvalidStateException");
-        sim.kms().connect_custom_key_store().custom_key_store_id(&store).send().await.unwrap();
+        assert_eq!(
+            c.key_id(),
+            Some(format!("arn:aws:kms:us-east-1:111122223333:key/{id}").as_str())
+        );
+        assert_eq!(
+            code(kms.cancel_key_deletion().key_id(&id).send().await),
+            "KMSInvalidStateException"
+        );
+        sim.kms()
+            .connect_custom_key_store()
+            .custom_key_store_id(&store)
+            .send()
+            .await
+            .unwrap();
         wait_state(&kms, &store, "CONNECTED").await;
         assert_eq!(
-            kms.describe_key().key_id(&id).send().await.unwrap().key_metadata().unwrap().key_state(),
+            kms.describe_key()
+                .key_id(&id)
+                .send()
+                .await
+                .unwrap()
+                .key_metadata()
+                .unwrap()
+                .key_state(),
             Some(&KeyState::Disabled)
         );
 
         // Window bounds.
-        assert_eq!(code(kms.schedule_key_deletion().key_id(&id).pending_window_in_days(6).send().await), "ValidationException");
-        assert_eq!(code(kms.schedule_key_deletion().key_id(&id).pending_window_in_days(31).send().await), "ValidationException");
-        // Not supported for CloudHSM keys.
-        assert_eq!(code(kms.enable_key_rotation().key_id(&id).send().await), "UnsupportedOperationException");
         assert_eq!(
-            code(kms.generate_data_key_pair().key_id(&id).key_pair_spec(aws_sdk_kms::types::DataKeyPairSpec::Rsa2048).send().await),
+            code(
+                kms.schedule_key_deletion()
+                    .key_id(&id)
+                    .pending_window_in_days(6)
+                    .send()
+                    .await
+            ),
+            "ValidationException"
+        );
+        assert_eq!(
+            code(
+                kms.schedule_key_deletion()
+                    .key_id(&id)
+                    .pending_window_in_days(31)
+                    .send()
+                    .await
+            ),
+            "ValidationException"
+        );
+        // Not supported for CloudHSM keys.
+        assert_eq!(
+            code(kms.enable_key_rotation().key_id(&id).send().await),
+            "UnsupportedOperationException"
+        );
+        assert_eq!(
+            code(
+                kms.generate_data_key_pair()
+                    .key_id(&id)
+                    .key_pair_spec(aws_sdk_kms::types::DataKeyPairSpec::Rsa2048)
+                    .send()
+                    .await
+            ),
             "UnsupportedOperationException"
         );
         let r = kms
@@ -112,8 +280,24 @@ fn key_metadata_states_and_management_ops() {
             .send()
             .await;
         assert_eq!(code(r), "UnsupportedOperationException");
-        assert_eq!(code(kms.describe_key().key_id("00000000-0000-0000-0000-000000000000").send().await), "NotFoundException");
-        assert_eq!(code(kms.describe_key().key_id("arn:aws:kms:nonsense").send().await), "InvalidArnException");
+        assert_eq!(
+            code(
+                kms.describe_key()
+                    .key_id("00000000-0000-0000-0000-000000000000")
+                    .send()
+                    .await
+            ),
+            "NotFoundException"
+        );
+        assert_eq!(
+            code(
+                kms.describe_key()
+                    .key_id("arn:aws:kms:nonsense")
+                    .send()
+                    .await
+            ),
+            "InvalidArnException"
+        );
     });
 }
 
@@ -125,28 +309,71 @@ fn crypto_on_the_token_binds_key_and_context() {
         let (store, cluster) = connected_store(&sim, "crypto").await;
         let a = cloudhsm_key(&sim, &store).await;
         let b = cloudhsm_key(&sim, &store).await;
-        let plain = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_string();
+        let plain = kms
+            .create_key()
+            .send()
+            .await
+            .unwrap()
+            .key_metadata()
+            .unwrap()
+            .key_id()
+            .to_string();
 
         for key in [&a, &plain] {
-            let enc = kms.encrypt().key_id(key).plaintext(pt(b"secret")).encryption_context("purpose", "test").send().await.unwrap();
+            let enc = kms
+                .encrypt()
+                .key_id(key)
+                .plaintext(pt(b"secret"))
+                .encryption_context("purpose", "test")
+                .send()
+                .await
+                .unwrap();
             let blob = enc.ciphertext_blob().unwrap().clone();
-            let dec = kms.decrypt().ciphertext_blob(blob.clone()).encryption_context("purpose", "test").send().await.unwrap();
+            let dec = kms
+                .decrypt()
+                .ciphertext_blob(blob.clone())
+                .encryption_context("purpose", "test")
+                .send()
+                .await
+                .unwrap();
             assert_eq!(dec.plaintext().unwrap().as_ref(), b"secret");
             assert!(dec.key_id().unwrap().ends_with(key.as_str()));
-            assert_eq!(code(kms.decrypt().ciphertext_blob(blob.clone()).send().await), "InvalidCiphertextException");
             assert_eq!(
-                code(kms.decrypt().ciphertext_blob(blob.clone()).encryption_context("purpose", "other").send().await),
+                code(kms.decrypt().ciphertext_blob(blob.clone()).send().await),
                 "InvalidCiphertextException"
             );
             assert_eq!(
-                code(kms.decrypt().ciphertext_blob(blob.clone()).key_id(&b).encryption_context("purpose", "test").send().await),
+                code(
+                    kms.decrypt()
+                        .ciphertext_blob(blob.clone())
+                        .encryption_context("purpose", "other")
+                        .send()
+                        .await
+                ),
+                "InvalidCiphertextException"
+            );
+            assert_eq!(
+                code(
+                    kms.decrypt()
+                        .ciphertext_blob(blob.clone())
+                        .key_id(&b)
+                        .encryption_context("purpose", "test")
+                        .send()
+                        .await
+                ),
                 "IncorrectKeyException"
             );
             let mut tampered = blob.clone().into_inner();
             let last = tampered.len() - 1;
             tampered[last] ^= 1;
             assert_eq!(
-                code(kms.decrypt().ciphertext_blob(Blob::new(tampered)).encryption_context("purpose", "test").send().await),
+                code(
+                    kms.decrypt()
+                        .ciphertext_blob(Blob::new(tampered))
+                        .encryption_context("purpose", "test")
+                        .send()
+                        .await
+                ),
                 "InvalidCiphertextException"
             );
             // ReEncrypt to the other key.
@@ -158,40 +385,112 @@ fn crypto_on_the_token_binds_key_and_context() {
                 .send()
                 .await
                 .unwrap();
-            let back = kms.decrypt().ciphertext_blob(re.ciphertext_blob().unwrap().clone()).send().await.unwrap();
+            let back = kms
+                .decrypt()
+                .ciphertext_blob(re.ciphertext_blob().unwrap().clone())
+                .send()
+                .await
+                .unwrap();
             assert_eq!(back.plaintext().unwrap().as_ref(), b"secret");
             assert!(back.key_id().unwrap().ends_with(b.as_str()));
         }
 
-        let dk = kms.generate_data_key().key_id(&a).key_spec(aws_sdk_kms::types::DataKeySpec::Aes256).send().await.unwrap();
+        let dk = kms
+            .generate_data_key()
+            .key_id(&a)
+            .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(dk.plaintext().unwrap().as_ref().len(), 32);
-        let again = kms.decrypt().ciphertext_blob(dk.ciphertext_blob().unwrap().clone()).send().await.unwrap();
-        assert_eq!(again.plaintext().unwrap().as_ref(), dk.plaintext().unwrap().as_ref());
-        let nopt = kms.generate_data_key_without_plaintext().key_id(&a).number_of_bytes(16).send().await.unwrap();
+        let again = kms
+            .decrypt()
+            .ciphertext_blob(dk.ciphertext_blob().unwrap().clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            again.plaintext().unwrap().as_ref(),
+            dk.plaintext().unwrap().as_ref()
+        );
+        let nopt = kms
+            .generate_data_key_without_plaintext()
+            .key_id(&a)
+            .number_of_bytes(16)
+            .send()
+            .await
+            .unwrap();
         assert!(nopt.ciphertext_blob().is_some());
-        assert_eq!(code(kms.generate_data_key().key_id(&a).send().await), "ValidationException");
-        assert_eq!(code(kms.encrypt().key_id(&a).plaintext(pt(&[0u8; 4097])).send().await), "ValidationException");
-        let r = kms.generate_random().number_of_bytes(64).custom_key_store_id(&store).send().await.unwrap();
+        assert_eq!(
+            code(kms.generate_data_key().key_id(&a).send().await),
+            "ValidationException"
+        );
+        assert_eq!(
+            code(
+                kms.encrypt()
+                    .key_id(&a)
+                    .plaintext(pt(&[0u8; 4097]))
+                    .send()
+                    .await
+            ),
+            "ValidationException"
+        );
+        let r = kms
+            .generate_random()
+            .number_of_bytes(64)
+            .custom_key_store_id(&store)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.plaintext().unwrap().as_ref().len(), 64);
-        assert_eq!(code(kms.encrypt().key_id(&a).plaintext(pt(b"x")).dry_run(true).send().await), "DryRunOperationException");
+        assert_eq!(
+            code(
+                kms.encrypt()
+                    .key_id(&a)
+                    .plaintext(pt(b"x"))
+                    .dry_run(true)
+                    .send()
+                    .await
+            ),
+            "DryRunOperationException"
+        );
 
         // A connected store whose cluster lost its HSMs: KMSInvalidStateException, still CONNECTED.
-        let info = sim.control().call("GET", &format!("/_sim/clusters/{cluster}"), None).await.unwrap();
+        let info = sim
+            .control()
+            .call("GET", &format!("/_sim/clusters/{cluster}"), None)
+            .await
+            .unwrap();
         for h in info["hsms"].as_array().unwrap() {
             sim.control()
-                .call("POST", &format!("/_sim/clusters/{cluster}/faults"), Some(json!({"fault": "hsm-down", "target": h["hsm_id"]})))
+                .call(
+                    "POST",
+                    &format!("/_sim/clusters/{cluster}/faults"),
+                    Some(json!({"fault": "hsm-down", "target": h["hsm_id"]})),
+                )
                 .await
                 .unwrap();
         }
-        assert_eq!(code(kms.encrypt().key_id(&a).plaintext(pt(b"x")).send().await), "KMSInvalidStateException");
+        assert_eq!(
+            code(kms.encrypt().key_id(&a).plaintext(pt(b"x")).send().await),
+            "KMSInvalidStateException"
+        );
         wait_state(&kms, &store, "CONNECTED").await;
         // The AWS_KMS key is unaffected.
-        kms.encrypt().key_id(&plain).plaintext(pt(b"x")).send().await.unwrap();
+        kms.encrypt()
+            .key_id(&plain)
+            .plaintext(pt(b"x"))
+            .send()
+            .await
+            .unwrap();
     });
 }
 
 async fn advance_days(sim: &Sim, days: u32) {
-    sim.control().call("POST", "/_sim/clock/advance", Some(json!({"days": days}))).await.unwrap();
+    sim.control()
+        .call("POST", "/_sim/clock/advance", Some(json!({"days": days})))
+        .await
+        .unwrap();
 }
 
 #[test]
@@ -203,17 +502,39 @@ fn the_documented_life_with_orphans_and_the_customers_clean_up() {
         let (store, cluster) = connected_store(&sim, "life").await;
         let k1 = cloudhsm_key(&sim, &store).await;
         let k2 = cloudhsm_key(&sim, &store).await;
-        let blob = kms.encrypt().key_id(&k1).plaintext(pt(b"old data")).send().await.unwrap().ciphertext_blob().unwrap().clone();
+        let blob = kms
+            .encrypt()
+            .key_id(&k1)
+            .plaintext(pt(b"old data"))
+            .send()
+            .await
+            .unwrap()
+            .ciphertext_blob()
+            .unwrap()
+            .clone();
         for k in [&k1, &k2] {
-            kms.schedule_key_deletion().key_id(k).pending_window_in_days(7).send().await.unwrap();
+            kms.schedule_key_deletion()
+                .key_id(k)
+                .pending_window_in_days(7)
+                .send()
+                .await
+                .unwrap();
         }
         disconnect(&sim, &store).await;
         advance_days(&sim, 8).await;
         for k in [&k1, &k2] {
-            assert_eq!(code(kms.describe_key().key_id(k).send().await), "NotFoundException");
+            assert_eq!(
+                code(kms.describe_key().key_id(k).send().await),
+                "NotFoundException"
+            );
         }
         let listed = kms.list_keys().send().await.unwrap();
-        assert!(listed.keys().iter().all(|k| k.key_id() != Some(k1.as_str())));
+        assert!(
+            listed
+                .keys()
+                .iter()
+                .all(|k| k.key_id() != Some(k1.as_str()))
+        );
         let orphans = c.call("GET", "/_sim/orphans", None).await.unwrap();
         assert_eq!(orphans["orphans"].as_array().unwrap().len(), 2, "{orphans}");
 
@@ -228,11 +549,28 @@ fn the_documented_life_with_orphans_and_the_customers_clean_up() {
         .unwrap();
         let before = sim.inspect_token(&cluster, pin);
         assert_eq!(before.len(), 2);
-        kms.delete_custom_key_store().custom_key_store_id(&store).send().await.unwrap();
+        kms.delete_custom_key_store()
+            .custom_key_store_id(&store)
+            .send()
+            .await
+            .unwrap();
         let after = sim.inspect_token(&cluster, pin);
-        assert_eq!(before, after, "orphans keep their labels, ids and fingerprints");
-        let marked = c.call("GET", &format!("/_sim/clusters/{cluster}/token"), None).await.unwrap();
-        assert!(marked["objects"].as_array().unwrap().iter().all(|o| o["owner"] == "orphan"), "{marked}");
+        assert_eq!(
+            before, after,
+            "orphans keep their labels, ids and fingerprints"
+        );
+        let marked = c
+            .call("GET", &format!("/_sim/clusters/{cluster}/token"), None)
+            .await
+            .unwrap();
+        assert!(
+            marked["objects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|o| o["owner"] == "orphan"),
+            "{marked}"
+        );
 
         // Clean up with pkcs11-tool, by label, logged in as kmsuser.
         for o in &after {
@@ -240,11 +578,26 @@ fn the_documented_life_with_orphans_and_the_customers_clean_up() {
             let st = std::process::Command::new("pkcs11-tool")
                 .arg("--module")
                 .arg(module_path())
-                .args(["--token-label", &cluster, "--login", "--pin", pin, "--delete-object", "--type", "secrkey", "--label", label])
+                .args([
+                    "--token-label",
+                    &cluster,
+                    "--login",
+                    "--pin",
+                    pin,
+                    "--delete-object",
+                    "--type",
+                    "secrkey",
+                    "--label",
+                    label,
+                ])
                 .env("SOFTHSM2_CONF", sim.data_dir().join("softhsm2.conf"))
                 .output()
                 .unwrap();
-            assert!(st.status.success(), "pkcs11-tool delete: {}", String::from_utf8_lossy(&st.stderr));
+            assert!(
+                st.status.success(),
+                "pkcs11-tool delete: {}",
+                String::from_utf8_lossy(&st.stderr)
+            );
         }
         assert!(sim.inspect_token(&cluster, pin).is_empty());
 
@@ -261,12 +614,22 @@ fn the_documented_life_with_orphans_and_the_customers_clean_up() {
             .custom_key_store_id()
             .unwrap()
             .to_string();
-        kms.connect_custom_key_store().custom_key_store_id(&store2).send().await.unwrap();
+        kms.connect_custom_key_store()
+            .custom_key_store_id(&store2)
+            .send()
+            .await
+            .unwrap();
         wait_state(&kms, &store2, "CONNECTED").await;
         let k3 = cloudhsm_key(&sim, &store2).await;
-        assert_eq!(code(kms.decrypt().ciphertext_blob(blob.clone()).send().await), "NotFoundException");
+        assert_eq!(
+            code(kms.decrypt().ciphertext_blob(blob.clone()).send().await),
+            "NotFoundException"
+        );
         let r = kms.decrypt().ciphertext_blob(blob).key_id(&k3).send().await;
-        assert!(matches!(code(r).as_str(), "NotFoundException" | "IncorrectKeyException"));
+        assert!(matches!(
+            code(r).as_str(),
+            "NotFoundException" | "IncorrectKeyException"
+        ));
     });
 }
 
@@ -278,10 +641,18 @@ fn deletion_while_connected_destroys_the_material() {
         let (store, cluster) = connected_store(&sim, "tidy").await;
         let k = cloudhsm_key(&sim, &store).await;
         let keep = cloudhsm_key(&sim, &store).await;
-        kms.schedule_key_deletion().key_id(&k).pending_window_in_days(7).send().await.unwrap();
+        kms.schedule_key_deletion()
+            .key_id(&k)
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .unwrap();
         advance_days(&sim, 7).await;
         advance_days(&sim, 1).await;
-        assert_eq!(code(kms.describe_key().key_id(&k).send().await), "NotFoundException");
+        assert_eq!(
+            code(kms.describe_key().key_id(&k).send().await),
+            "NotFoundException"
+        );
         disconnect(&sim, &store).await;
         let pin = "Tidy12345678";
         sim.control()
@@ -293,9 +664,17 @@ fn deletion_while_connected_destroys_the_material() {
             .await
             .unwrap();
         let objs = sim.inspect_token(&cluster, pin);
-        assert_eq!(objs.len(), 1, "only the live key's material is left: {objs:?}");
+        assert_eq!(
+            objs.len(),
+            1,
+            "only the live key's material is left: {objs:?}"
+        );
         assert!(objs[0]["label"].as_str().unwrap().ends_with(&keep));
-        let orphans = sim.control().call("GET", "/_sim/orphans", None).await.unwrap();
+        let orphans = sim
+            .control()
+            .call("GET", "/_sim/orphans", None)
+            .await
+            .unwrap();
         assert!(orphans["orphans"].as_array().unwrap().is_empty());
     });
 }
@@ -308,28 +687,70 @@ fn keys_aliases_tags_and_due_deletions_survive_restart() {
         let (store, _) = connected_store(&sim, "persist").await;
         let k = cloudhsm_key(&sim, &store).await;
         let gone = cloudhsm_key(&sim, &store).await;
-        kms.create_alias().alias_name("alias/persist").target_key_id(&k).send().await.unwrap();
-        kms.tag_resource().key_id(&k).tags(Tag::builder().tag_key("t").tag_value("v").build().unwrap()).send().await.unwrap();
+        kms.create_alias()
+            .alias_name("alias/persist")
+            .target_key_id(&k)
+            .send()
+            .await
+            .unwrap();
+        kms.tag_resource()
+            .key_id(&k)
+            .tags(Tag::builder().tag_key("t").tag_value("v").build().unwrap())
+            .send()
+            .await
+            .unwrap();
         kms.disable_key().key_id(&k).send().await.unwrap();
-        kms.schedule_key_deletion().key_id(&gone).pending_window_in_days(7).send().await.unwrap();
+        kms.schedule_key_deletion()
+            .key_id(&gone)
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .unwrap();
         // Move the clock to one second before the deletion falls due.
-        sim.control().call("POST", "/_sim/clock/advance", Some(json!({"seconds": 7.0 * 86_400.0 - 1.0}))).await.unwrap();
+        sim.control()
+            .call(
+                "POST",
+                "/_sim/clock/advance",
+                Some(json!({"seconds": 7.0 * 86_400.0 - 1.0})),
+            )
+            .await
+            .unwrap();
         (store, k, gone)
     });
     sim.stop();
     // Let the deletion fall due while the process is down (real time passes; poll, no sleep).
     let until = std::time::Instant::now() + std::time::Duration::from_millis(1100);
-    deadline_poll("one second of wall-clock time", 5, || (std::time::Instant::now() >= until).then_some(()));
+    deadline_poll("one second of wall-clock time", 5, || {
+        (std::time::Instant::now() >= until).then_some(())
+    });
     sim.respawn();
     block_on(async {
         let kms = sim.kms();
         wait_state(&kms, &store, "CONNECTED").await;
-        let orphans = sim.control().call("GET", "/_sim/orphans", None).await.unwrap();
-        assert!(orphans["orphans"].as_array().unwrap().is_empty(), "connected at start-up: material destroyed");
-        assert_eq!(code(kms.describe_key().key_id(&gone).send().await), "NotFoundException");
-        let d = kms.describe_key().key_id("alias/persist").send().await.unwrap();
+        let orphans = sim
+            .control()
+            .call("GET", "/_sim/orphans", None)
+            .await
+            .unwrap();
+        assert!(
+            orphans["orphans"].as_array().unwrap().is_empty(),
+            "connected at start-up: material destroyed"
+        );
+        assert_eq!(
+            code(kms.describe_key().key_id(&gone).send().await),
+            "NotFoundException"
+        );
+        let d = kms
+            .describe_key()
+            .key_id("alias/persist")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(d.key_metadata().unwrap().key_id(), k);
-        assert_eq!(d.key_metadata().unwrap().key_state(), Some(&KeyState::Disabled));
+        assert_eq!(
+            d.key_metadata().unwrap().key_state(),
+            Some(&KeyState::Disabled)
+        );
         let tags = kms.list_resource_tags().key_id(&k).send().await.unwrap();
         assert_eq!(tags.tags().len(), 1);
     });
@@ -342,15 +763,40 @@ fn list_keys_paginates_through_the_sdk_paginator() {
         let kms = sim.kms();
         let mut made = std::collections::BTreeSet::new();
         for _ in 0..7 {
-            made.insert(kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_string());
+            made.insert(
+                kms.create_key()
+                    .send()
+                    .await
+                    .unwrap()
+                    .key_metadata()
+                    .unwrap()
+                    .key_id()
+                    .to_string(),
+            );
         }
-        let pages: Vec<_> = kms.list_keys().limit(3).into_paginator().send().collect::<Vec<_>>().await;
+        let pages: Vec<_> = kms
+            .list_keys()
+            .limit(3)
+            .into_paginator()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
         assert_eq!(pages.len(), 3);
         let seen: std::collections::BTreeSet<String> = pages
             .iter()
-            .flat_map(|p| p.as_ref().unwrap().keys().iter().map(|k| k.key_id().unwrap().to_string()).collect::<Vec<_>>())
+            .flat_map(|p| {
+                p.as_ref()
+                    .unwrap()
+                    .keys()
+                    .iter()
+                    .map(|k| k.key_id().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         assert_eq!(seen, made);
-        assert_eq!(code(kms.list_keys().marker("garbage").send().await), "InvalidMarkerException");
+        assert_eq!(
+            code(kms.list_keys().marker("garbage").send().await),
+            "InvalidMarkerException"
+        );
     });
 }

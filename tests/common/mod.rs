@@ -22,13 +22,15 @@ pub fn module_path() -> PathBuf {
 /// caller) exists, with its token directory.
 pub fn softhsm_conf() -> PathBuf {
     let conf = PathBuf::from(
-        std::env::var_os("SOFTHSM2_CONF").expect("SOFTHSM2_CONF is set by .cargo/config.toml or scripts/test"),
+        std::env::var_os("SOFTHSM2_CONF")
+            .expect("SOFTHSM2_CONF is set by .cargo/config.toml or scripts/test"),
     );
     if !conf.exists() {
         let dir = conf.parent().expect("conf has a parent").to_path_buf();
         let tokens = dir.join("tokens");
         std::fs::create_dir_all(&tokens).expect("create token dir");
-        std::fs::write(&conf, cks_sim::config::softhsm_conf_text(&tokens)).expect("write softhsm2.conf");
+        std::fs::write(&conf, cks_sim::config::softhsm_conf_text(&tokens))
+            .expect("write softhsm2.conf");
     }
     conf
 }
@@ -46,7 +48,10 @@ pub fn module() -> &'static Module {
 
 /// A fresh token with a unique label, provisioned with `user_pin`. Returns its label.
 pub fn fresh_token(prefix: &str, user_pin: &str) -> String {
-    let label = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let label = format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     Provisioner::SoftToken
         .ensure_token(module(), &label, "so-pin-1234", user_pin)
         .expect("provision token");
@@ -67,7 +72,10 @@ pub fn deadline_poll<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>)
         if let Some(v) = f() {
             return v;
         }
-        assert!(std::time::Instant::now() < end, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
         std::thread::yield_now();
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -81,7 +89,10 @@ impl Sim {
 
     /// Start with extra `serve` arguments.
     pub fn start_with(args: &[&str]) -> Sim {
-        let dir = tempfile::Builder::new().prefix("cks-sim-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("cks-sim-test-")
+            .tempdir()
+            .expect("tempdir");
         let mut sim = Sim {
             dir,
             child: None,
@@ -107,7 +118,10 @@ impl Sim {
             .arg("--port-file")
             .arg(&port_file)
             .args(&self.extra_args)
-            .env("CKS_SIM_LOG", std::env::var("CKS_SIM_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "CKS_SIM_LOG",
+                std::env::var("CKS_SIM_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("spawn cks-sim serve");
@@ -118,7 +132,9 @@ impl Sim {
             {
                 panic!("cks-sim serve exited early: {status}");
             }
-            std::fs::read_to_string(&port_file).ok().filter(|s| !s.is_empty())
+            std::fs::read_to_string(&port_file)
+                .ok()
+                .filter(|s| !s.is_empty())
         });
         self.endpoint = format!("http://{addr}");
     }
@@ -164,7 +180,9 @@ impl Sim {
         let conf = aws_sdk_kms::Config::builder()
             .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
             .region(aws_sdk_kms::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_kms::config::Credentials::new("AKIDTEST", "secret", None, None, "tests"))
+            .credentials_provider(aws_sdk_kms::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "tests",
+            ))
             .endpoint_url(&self.endpoint)
             .http_client(aws_smithy_http_client::Builder::new().build_http())
             .build();
@@ -172,7 +190,8 @@ impl Sim {
     }
 
     pub fn read(&self, file: &str) -> String {
-        std::fs::read_to_string(self.data_dir().join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"))
+        std::fs::read_to_string(self.data_dir().join(file))
+            .unwrap_or_else(|e| panic!("read {file}: {e}"))
     }
 
     pub fn kmsuser_password(&self) -> String {
@@ -197,7 +216,11 @@ impl Sim {
             .args(["--label", label, "--pin", pin])
             .output()
             .expect("run inspect-token");
-        assert!(out.status.success(), "inspect-token failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "inspect-token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect-token JSON");
         v["objects"].as_array().cloned().unwrap_or_default()
     }
@@ -215,7 +238,10 @@ pub fn code<T: std::fmt::Debug, E: aws_sdk_kms::error::ProvideErrorMetadata + st
 ) -> String {
     match r {
         Ok(v) => panic!("expected an error, got {v:?}"),
-        Err(e) => e.code().map(str::to_string).unwrap_or_else(|| format!("no code: {e:?}")),
+        Err(e) => e
+            .code()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("no code: {e:?}")),
     }
 }
 
@@ -232,13 +258,21 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// The ID of the default seeded cluster.
 pub async fn default_cluster(sim: &Sim) -> String {
     let id = sim.read("default-cluster-id").trim().to_string();
-    let v = sim.control().call("GET", &format!("/_sim/clusters/{id}"), None).await.expect("default cluster");
+    let v = sim
+        .control()
+        .call("GET", &format!("/_sim/clusters/{id}"), None)
+        .await
+        .expect("default cluster");
     assert_eq!(v["state"], "ACTIVE");
     id
 }
 
 /// Poll DescribeCustomKeyStores until the store is in `state` (with a deadline).
-pub async fn wait_state(kms: &aws_sdk_kms::Client, id: &str, state: &str) -> aws_sdk_kms::types::CustomKeyStoresListEntry {
+pub async fn wait_state(
+    kms: &aws_sdk_kms::Client,
+    id: &str,
+    state: &str,
+) -> aws_sdk_kms::types::CustomKeyStoresListEntry {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let out = kms
@@ -251,7 +285,10 @@ pub async fn wait_state(kms: &aws_sdk_kms::Client, id: &str, state: &str) -> aws
         if e.connection_state().map(|s| s.as_str()) == Some(state) {
             return e;
         }
-        assert!(std::time::Instant::now() < end, "store {id} never reached {state}; last {e:?}");
+        assert!(
+            std::time::Instant::now() < end,
+            "store {id} never reached {state}; last {e:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
@@ -262,7 +299,13 @@ pub async fn create_store(sim: &Sim, name: &str, cluster: &str, password: &str) 
 }
 
 /// Create a store with an explicit trust anchor.
-pub async fn create_store_with(sim: &Sim, name: &str, cluster: &str, anchor: &str, password: &str) -> String {
+pub async fn create_store_with(
+    sim: &Sim,
+    name: &str,
+    cluster: &str,
+    anchor: &str,
+    password: &str,
+) -> String {
     sim.kms()
         .create_custom_key_store()
         .custom_key_store_name(name)
@@ -281,14 +324,24 @@ pub async fn create_store_with(sim: &Sim, name: &str, cluster: &str, anchor: &st
 pub async fn connected_store(sim: &Sim, name: &str) -> (String, String) {
     let cluster = default_cluster(sim).await;
     let id = create_store(sim, name, &cluster, &sim.kmsuser_password()).await;
-    sim.kms().connect_custom_key_store().custom_key_store_id(&id).send().await.expect("connect");
+    sim.kms()
+        .connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("connect");
     wait_state(&sim.kms(), &id, "CONNECTED").await;
     (id, cluster)
 }
 
 /// Disconnect and wait for DISCONNECTED.
 pub async fn disconnect(sim: &Sim, id: &str) {
-    sim.kms().disconnect_custom_key_store().custom_key_store_id(id).send().await.expect("disconnect");
+    sim.kms()
+        .disconnect_custom_key_store()
+        .custom_key_store_id(id)
+        .send()
+        .await
+        .expect("disconnect");
     wait_state(&sim.kms(), id, "DISCONNECTED").await;
 }
 
