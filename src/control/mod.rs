@@ -109,6 +109,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/clusters/{id}/faults", get(faults).post(set_fault))
         .route("/clusters/{id}/token", get(token_objects))
         .route("/clusters/{id}/token/stats", get(token_stats))
+        .route("/clusters/{id}/token/pin", get(token_pin_view))
         .route("/orphans", get(orphans))
 }
 
@@ -514,6 +515,12 @@ async fn token_stats(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res
         }
         .await,
     )
+}
+
+/// The token's current user PIN (kmsuser's current password, which KMS rotates on every
+/// connect). A simulator-only window, so tests and people can open the token independently.
+async fn token_pin_view(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
+    respond(token_pin(&app, &id).map(|pin| json!({"cluster_id": id, "user_pin": pin})))
 }
 
 async fn orphans(State(app): State<Arc<App>>) -> Response {

@@ -7,3 +7,4 @@ mod common;
 mod framing;
 mod key_stores;
 mod keys;
+mod state_machine;
