@@ -279,6 +279,7 @@ pub async fn encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
 
 /// `Decrypt` (with or without `KeyId`).
 pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    input.str_len("KeyId", 1, 2048).map_err(input_err)?;
     let dry = dry_run(input)?;
     let blob = input
         .opt_blob("CiphertextBlob", 1, 6144)
@@ -292,7 +293,7 @@ pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."
         ));
     }
-    let expected = input.opt_str("KeyId").map_err(input_err)?;
+    let expected = input.str_len("KeyId", 1, 2048).map_err(input_err)?;
     let (k, pt) = open(app, &blob, &ctx, expected, dry).await?;
     Ok(json!({ "KeyId": k.arn, "Plaintext": b64(&pt), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT" }))
 }
@@ -362,7 +363,7 @@ pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
         .map_err(input_err)?
         .ok_or_else(|| KmsError::missing("CiphertextBlob"))?;
     let dest = input
-        .opt_str("DestinationKeyId")
+        .str_len("DestinationKeyId", 1, 2048)
         .map_err(input_err)?
         .ok_or_else(|| KmsError::missing("DestinationKeyId"))?;
     let src_ctx = context(input, "SourceEncryptionContext")?;
@@ -370,7 +371,7 @@ pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
     algorithm(input, "SourceEncryptionAlgorithm")?;
     algorithm(input, "DestinationEncryptionAlgorithm")?;
     let dry = dry_run(input)?;
-    let src = input.opt_str("SourceKeyId").map_err(input_err)?;
+    let src = input.str_len("SourceKeyId", 1, 2048).map_err(input_err)?;
     let dk = resolve_key(app, &app.world(), dest, KeyRef::AnyName)?;
     usable(app, &dk).await?;
     let (sk, pt) = open(app, &blob, &src_ctx, src, dry).await?;

@@ -625,6 +625,7 @@ fn target_key(app: &App, w: &World, input: &Input) -> Result<Key, KmsError> {
 
 /// `CreateAlias`.
 pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    key_id_member(input, "TargetKeyId")?;
     let name = alias_name(input)?;
     if name.starts_with("alias/aws/") {
         return Err(kms_err!(
@@ -670,6 +671,7 @@ pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
 
 /// `UpdateAlias`: fails only if the new target is pending deletion.
 pub async fn update_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    key_id_member(input, "TargetKeyId")?;
     let name = alias_name(input)?;
     let _w = app.writer.lock().await;
     let alias = {

@@ -7,6 +7,7 @@ pub mod key;
 pub mod key_store;
 pub mod model;
 pub mod sweep;
+pub mod wire;
 
 use crate::app::{App, World};
 use crate::kms_err;
@@ -21,6 +22,7 @@ pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Val
     // Every request sees deletions that fell due as completed (D10): results never depend on
     // the sweeper's timing.
     sweep::sweep_if_due(app).await;
+    wire::typecheck(&input)?;
     let v = match op {
         "CreateCustomKeyStore" => key_store::create(app, &input).await?,
         "ConnectCustomKeyStore" => key_store::connect(app, &input).await?,

@@ -4,6 +4,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bad_input;
+mod crash;
 mod framing;
 mod key_stores;
 mod keys;

@@ -4,7 +4,7 @@
 //! including an independent view of every cluster's token (a separate process opening the
 //! token with PKCS#11 and listing labels, ids and material fingerprints).
 //!
-//! `PROPTEST_CASES` raises the number of cases (default 12); the coverage of transitions and
+//! `PROPTEST_CASES` raises the number of cases (default 24); the coverage of transitions and
 //! outcomes is written to `target/state-machine-coverage.txt` (scripts/test prints it).
 
 use crate::common::*;
@@ -128,7 +128,10 @@ impl T {
 }
 
 fn live_store_named(m: &Model, name: &str, except: Option<usize>) -> bool {
-    m.stores.iter().enumerate().any(|(i, s)| !s.deleted && s.name == name && Some(i) != except)
+    m.stores
+        .iter()
+        .enumerate()
+        .any(|(i, s)| !s.deleted && s.name == name && Some(i) != except)
 }
 
 /// The visible key state (§3.2).
@@ -217,34 +220,89 @@ impl ReferenceStateMachine for Reference {
         let ns = m.stores.len();
         let nk = m.keys.len();
         let mut options: Vec<(u32, BoxedStrategy<T>)> = vec![
-            (6, (0..2usize, 0..3usize).prop_map(|(cluster, name)| T::CreateStore { cluster, name }).boxed()),
+            (
+                6,
+                (0..2usize, 0..3usize)
+                    .prop_map(|(cluster, name)| T::CreateStore { cluster, name })
+                    .boxed(),
+            ),
             (3, Just(T::CreateKey { store: None }).boxed()),
             (2, (1..12u32).prop_map(|days| T::Advance { days }).boxed()),
-            (1, (0..2usize, any::<bool>()).prop_map(|(cluster, on)| T::HsmsDown { cluster, on }).boxed()),
-            (1, (0..2usize, any::<bool>()).prop_map(|(cluster, on)| T::NetworkDown { cluster, on }).boxed()),
-            (2, (0..2usize).prop_map(|cluster| T::ResetKmsuser { cluster }).boxed()),
-            (1, (0..2usize).prop_map(|cluster| T::LogoutElsewhere { cluster }).boxed()),
+            (
+                1,
+                (0..2usize, any::<bool>())
+                    .prop_map(|(cluster, on)| T::HsmsDown { cluster, on })
+                    .boxed(),
+            ),
+            (
+                1,
+                (0..2usize, any::<bool>())
+                    .prop_map(|(cluster, on)| T::NetworkDown { cluster, on })
+                    .boxed(),
+            ),
+            (
+                2,
+                (0..2usize)
+                    .prop_map(|cluster| T::ResetKmsuser { cluster })
+                    .boxed(),
+            ),
+            (
+                1,
+                (0..2usize)
+                    .prop_map(|cluster| T::LogoutElsewhere { cluster })
+                    .boxed(),
+            ),
             (1, Just(T::Restart).boxed()),
             (1, (0..5u8).prop_map(|kind| T::Bad { kind }).boxed()),
         ];
         let known: Vec<usize> = (0..2).filter(|c| m.clusters[*c].pw_known).collect();
         if !known.is_empty() {
-            options.push((1, proptest::sample::select(known).prop_map(|cluster| T::LoginElsewhere { cluster }).boxed()));
+            options.push((
+                2,
+                proptest::sample::select(known)
+                    .prop_map(|cluster| T::LoginElsewhere { cluster })
+                    .boxed(),
+            ));
         }
         if ns > 0 {
             options.extend([
                 (8, (0..ns).prop_map(|store| T::Connect { store }).boxed()),
                 (5, (0..ns).prop_map(|store| T::Disconnect { store }).boxed()),
                 (4, (0..ns).prop_map(|store| T::Delete { store }).boxed()),
-                (2, (0..ns, 0..3usize).prop_map(|(store, name)| T::Rename { store, name }).boxed()),
-                (3, (0..ns).prop_map(|store| T::UpdatePassword { store }).boxed()),
-                (8, (0..ns).prop_map(|store| T::CreateKey { store: Some(store) }).boxed()),
+                (
+                    2,
+                    (0..ns, 0..3usize)
+                        .prop_map(|(store, name)| T::Rename { store, name })
+                        .boxed(),
+                ),
+                (
+                    3,
+                    (0..ns)
+                        .prop_map(|store| T::UpdatePassword { store })
+                        .boxed(),
+                ),
+                (
+                    8,
+                    (0..ns)
+                        .prop_map(|store| T::CreateKey { store: Some(store) })
+                        .boxed(),
+                ),
             ]);
         }
         if nk > 0 {
             options.extend([
-                (3, (0..nk, any::<bool>()).prop_map(|(key, on)| T::SetEnabled { key, on }).boxed()),
-                (4, (0..nk, 7..11u32).prop_map(|(key, days)| T::Schedule { key, days }).boxed()),
+                (
+                    3,
+                    (0..nk, any::<bool>())
+                        .prop_map(|(key, on)| T::SetEnabled { key, on })
+                        .boxed(),
+                ),
+                (
+                    4,
+                    (0..nk, 7..11u32)
+                        .prop_map(|(key, days)| T::Schedule { key, days })
+                        .boxed(),
+                ),
                 (2, (0..nk).prop_map(|key| T::Cancel { key }).boxed()),
                 (5, (0..nk).prop_map(|key| T::Crypto { key }).boxed()),
             ]);
@@ -260,9 +318,10 @@ impl ReferenceStateMachine for Reference {
             | T::Rename { store, .. }
             | T::UpdatePassword { store }
             | T::CreateKey { store: Some(store) } => *store < m.stores.len(),
-            T::SetEnabled { key, .. } | T::Schedule { key, .. } | T::Cancel { key } | T::Crypto { key } => {
-                *key < m.keys.len()
-            }
+            T::SetEnabled { key, .. }
+            | T::Schedule { key, .. }
+            | T::Cancel { key }
+            | T::Crypto { key } => *key < m.keys.len(),
             T::LoginElsewhere { cluster } => m.clusters[*cluster].pw_known,
             _ => true,
         }
@@ -273,9 +332,17 @@ impl ReferenceStateMachine for Reference {
         match *t {
             T::CreateStore { cluster, name } => {
                 let name = NAMES[name];
-                let pw = if m.clusters[cluster].pw_known { m.clusters[cluster].pw } else { STALE };
+                let pw = if m.clusters[cluster].pw_known {
+                    m.clusters[cluster].pw
+                } else {
+                    STALE
+                };
                 let retry = m.stores.iter().any(|s| {
-                    !s.deleted && s.name == name && s.cluster == cluster && s.pw == pw && s.state == St::Disconnected
+                    !s.deleted
+                        && s.name == name
+                        && s.cluster == cluster
+                        && s.pw == pw
+                        && s.state == St::Disconnected
                 });
                 if retry {
                     // An identical retry answers the existing store's ID.
@@ -429,7 +496,11 @@ impl ReferenceStateMachine for Reference {
                         _ => match k.store {
                             Some(s) => {
                                 let c = &m.clusters[m.stores[s].cluster];
-                                if c.hsms_down || c.network_down { Err("KMSInvalidStateException") } else { Ok(()) }
+                                if c.hsms_down || c.network_down {
+                                    Err("KMSInvalidStateException")
+                                } else {
+                                    Ok(())
+                                }
                             }
                             None => Ok(()),
                         },
@@ -447,7 +518,10 @@ impl ReferenceStateMachine for Reference {
                     if let Some(s) = k.store {
                         let st = &m.stores[s];
                         let c = &m.clusters[st.cluster];
-                        let destroyed = st.state == St::Connected && st.session_valid && !c.hsms_down && !c.network_down;
+                        let destroyed = st.state == St::Connected
+                            && st.session_valid
+                            && !c.hsms_down
+                            && !c.network_down;
                         if !destroyed {
                             m.orphans[st.cluster] += 1;
                         }
@@ -464,7 +538,11 @@ impl ReferenceStateMachine for Reference {
                 c.pw_known = true;
                 c.failed = 0;
                 c.locked = false;
-                for s in m.stores.iter_mut().filter(|s| !s.deleted && s.cluster == cluster) {
+                for s in m
+                    .stores
+                    .iter_mut()
+                    .filter(|s| !s.deleted && s.cluster == cluster)
+                {
                     if s.state == St::Connected {
                         s.session_valid = false;
                     }
@@ -544,17 +622,26 @@ fn err_name(e: cks_sim::client::ClientError) -> String {
 impl Sut {
     fn aws(&self, op: &str, body: Value) -> Result<Value, String> {
         let c = self.sim.control();
-        self.rt.block_on(c.aws(&format!("TrentService.{op}"), body)).map_err(err_name)
+        self.rt
+            .block_on(c.aws(&format!("TrentService.{op}"), body))
+            .map_err(err_name)
     }
 
     fn ctl(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let c = self.sim.control();
-        self.rt.block_on(c.call(method, path, body)).map_err(err_name)
+        self.rt
+            .block_on(c.call(method, path, body))
+            .map_err(err_name)
     }
 
     fn store_state(&self, id: &str) -> String {
-        let v = self.aws("DescribeCustomKeyStores", json!({"CustomKeyStoreId": id})).expect("describe store");
-        v["CustomKeyStores"][0]["ConnectionState"].as_str().unwrap().to_string()
+        let v = self
+            .aws("DescribeCustomKeyStores", json!({"CustomKeyStoreId": id}))
+            .expect("describe store");
+        v["CustomKeyStores"][0]["ConnectionState"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     fn settle(&self, id: &str) {
@@ -565,7 +652,13 @@ impl Sut {
     }
 
     fn pin(&self, cluster: usize) -> String {
-        let v = self.ctl("GET", &format!("/_sim/clusters/{}/token/pin", self.clusters[cluster]), None).unwrap();
+        let v = self
+            .ctl(
+                "GET",
+                &format!("/_sim/clusters/{}/token/pin", self.clusters[cluster]),
+                None,
+            )
+            .unwrap();
         v["user_pin"].as_str().unwrap().to_string()
     }
 
@@ -577,11 +670,19 @@ impl Sut {
 
     fn world_snapshot(&self, cluster: usize) -> (Value, Value, Vec<Value>, u64) {
         let id = &self.clusters[cluster];
-        let mut info = self.ctl("GET", &format!("/_sim/clusters/{id}"), None).unwrap();
+        let mut info = self
+            .ctl("GET", &format!("/_sim/clusters/{id}"), None)
+            .unwrap();
         info.as_object_mut().unwrap().remove("custom_key_stores");
-        let users = self.ctl("GET", &format!("/_sim/clusters/{id}/users"), None).unwrap();
+        let users = self
+            .ctl("GET", &format!("/_sim/clusters/{id}/users"), None)
+            .unwrap();
         let objects = self.token(cluster);
-        let calls = self.ctl("GET", &format!("/_sim/clusters/{id}/token/stats"), None).unwrap()["calls"].as_u64().unwrap();
+        let calls = self
+            .ctl("GET", &format!("/_sim/clusters/{id}/token/stats"), None)
+            .unwrap()["calls"]
+            .as_u64()
+            .unwrap();
         (info, users, objects, calls)
     }
 
@@ -607,6 +708,13 @@ impl Sut {
                 let id = self.stores[store].clone();
                 self.aws("ConnectCustomKeyStore", json!({"CustomKeyStoreId": id}))?;
                 self.settle(&id);
+                let v = self.aws("DescribeCustomKeyStores", json!({"CustomKeyStoreId": id})).unwrap();
+                let e = &v["CustomKeyStores"][0];
+                cover(format!(
+                    "Connect => {} {}",
+                    e["ConnectionState"].as_str().unwrap_or(""),
+                    e["ConnectionErrorCode"].as_str().unwrap_or("")
+                ));
                 if self.store_state(&id) == "CONNECTED" {
                     let c = m.stores[store].cluster;
                     let pw = self.pin(c);
@@ -722,9 +830,9 @@ impl Sut {
             T::Restart => {
                 self.sim.restart();
                 for id in self.stores.clone() {
-                    if let Ok(v) = self.aws("DescribeCustomKeyStores", json!({"CustomKeyStoreId": id})) {
-                        let _ = v;
+                    if self.aws("DescribeCustomKeyStores", json!({"CustomKeyStoreId": id})).is_ok() {
                         self.settle(&id);
+                        cover(format!("Restart => {}", self.store_state(&id)));
                     }
                 }
                 Ok(())
@@ -769,7 +877,10 @@ impl StateMachineTest for Sut {
 
     fn init_test(_m: &Model) -> Sut {
         let sim = Sim::start();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let c0 = rt.block_on(default_cluster(&sim));
         let c1 = rt.block_on(super::key_stores::new_cluster(&sim, 2));
         let mut passwords = HashSet::new();
@@ -792,10 +903,14 @@ impl StateMachineTest for Sut {
     fn apply(mut sut: Sut, m: &Model, t: T) -> Sut {
         let got = sut.run(m, &t);
         let want = m.last.map_err(str::to_string);
-        cover(format!("{} -> {}", t.name(), match &got {
-            Ok(()) => "Ok",
-            Err(e) => e.as_str(),
-        }));
+        cover(format!(
+            "{} -> {}",
+            t.name(),
+            match &got {
+                Ok(()) => "Ok",
+                Err(e) => e.as_str(),
+            }
+        ));
         assert_eq!(got, want, "transition {t:?}");
         sut
     }
@@ -809,10 +924,17 @@ impl StateMachineTest for Sut {
             .iter()
             .map(|s| (s["CustomKeyStoreId"].as_str().unwrap().to_string(), s))
             .collect();
-        let live: Vec<(usize, &RStore)> = m.stores.iter().enumerate().filter(|(_, s)| !s.deleted).collect();
+        let live: Vec<(usize, &RStore)> = m
+            .stores
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.deleted)
+            .collect();
         assert_eq!(listed.len(), live.len(), "store count");
         for (i, s) in &live {
-            let e = listed.get(&sut.stores[*i]).unwrap_or_else(|| panic!("store {i} missing"));
+            let e = listed
+                .get(&sut.stores[*i])
+                .unwrap_or_else(|| panic!("store {i} missing"));
             assert_eq!(e["CustomKeyStoreName"], s.name.as_str());
             assert_eq!(e["CloudHsmClusterId"], sut.clusters[s.cluster].as_str());
             let (state, code) = match s.state {
@@ -821,7 +943,11 @@ impl StateMachineTest for Sut {
                 St::Failed(c) => ("FAILED", Some(c)),
             };
             assert_eq!(e["ConnectionState"], state, "store {i} state");
-            assert_eq!(e["ConnectionErrorCode"].as_str(), code, "store {i} error code");
+            assert_eq!(
+                e["ConnectionErrorCode"].as_str(),
+                code,
+                "store {i} error code"
+            );
         }
         // Secrets never leak.
         let text = raw.to_string();
@@ -832,7 +958,11 @@ impl StateMachineTest for Sut {
         for (i, k) in m.keys.iter().enumerate() {
             let r = sut.aws("DescribeKey", json!({"KeyId": sut.keys[i]}));
             if k.deleted {
-                assert_eq!(r.unwrap_err(), "NotFoundException", "key {i} should be deleted");
+                assert_eq!(
+                    r.unwrap_err(),
+                    "NotFoundException",
+                    "key {i} should be deleted"
+                );
             } else {
                 let v = r.unwrap();
                 assert_eq!(v["KeyMetadata"]["KeyState"], visible(m, k), "key {i} state");
@@ -848,7 +978,12 @@ impl StateMachineTest for Sut {
         // Orphans, per cluster, in the log and on the token.
         let orphans = sut.ctl("GET", "/_sim/orphans", None).unwrap();
         for c in 0..2 {
-            let logged = orphans["orphans"].as_array().unwrap().iter().filter(|o| o["cluster_id"] == sut.clusters[c].as_str()).count();
+            let logged = orphans["orphans"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|o| o["cluster_id"] == sut.clusters[c].as_str())
+                .count();
             assert_eq!(logged as u32, m.orphans[c], "orphan log of cluster {c}");
             // Independent view of the token: exactly one object per live key, plus the orphans.
             let objects = sut.token(c);
@@ -859,9 +994,16 @@ impl StateMachineTest for Sut {
                 .filter(|(_, k)| !k.deleted && k.store.is_some_and(|s| m.stores[s].cluster == c))
                 .map(|(i, _)| i)
                 .collect();
-            assert_eq!(objects.len() as u32, live_keys.len() as u32 + m.orphans[c], "objects on the token of cluster {c}: {objects:?}");
+            assert_eq!(
+                objects.len() as u32,
+                live_keys.len() as u32 + m.orphans[c],
+                "objects on the token of cluster {c}: {objects:?}"
+            );
             for i in live_keys {
-                let n = objects.iter().filter(|o| o["label"].as_str().unwrap().ends_with(&sut.keys[i])).count();
+                let n = objects
+                    .iter()
+                    .filter(|o| o["label"].as_str().unwrap().ends_with(&sut.keys[i]))
+                    .count();
                 assert_eq!(n, 1, "key {i} must have exactly one object");
             }
             for o in &objects {
@@ -883,14 +1025,23 @@ impl StateMachineTest for Sut {
             for (k, v) in c.iter() {
                 out.push_str(&format!("{v:6}  {k}\n"));
             }
-            let _ = std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/state-machine-coverage.txt"), out);
+            let _ = std::fs::write(
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/target/state-machine-coverage.txt"
+                ),
+                out,
+            );
         }
         drop(sut);
     }
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(12)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24)
 }
 
 prop_state_machine! {

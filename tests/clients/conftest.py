@@ -286,7 +286,7 @@ class Sim:
     # -- boto3 -----------------------------------------------------------------------------
 
     def client(self, service: str):
-        return boto3.session.Session().client(
+        c = boto3.session.Session().client(
             service,
             region_name=REGION,
             endpoint_url=self.endpoint,
@@ -294,6 +294,8 @@ class Sim:
             aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             config=Config(retries={"max_attempts": 1, "mode": "standard"}),
         )
+        c.meta.events.register("before-parse", check_awsjson_wire)
+        return c
 
     @property
     def kms(self):
@@ -348,6 +350,33 @@ class Sim:
         return self.kms.create_key(Origin="AWS_CLOUDHSM", CustomKeyStoreId=store_id, **kw)["KeyMetadata"]
 
 
+def _nulls(v, path="$"):
+    if v is None:
+        yield path
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            yield from _nulls(x, f"{path}.{k}")
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            yield from _nulls(x, f"{path}[{i}]")
+
+
+def check_awsjson_wire(operation_model, response_dict, **_):
+    """Every awsJson1_1 answer boto3 sees: the right content type, a request ID, a JSON object
+    body without `null` members (absent members are omitted), errors carrying `__type`."""
+    op = operation_model.name
+    headers = {k.lower(): v for k, v in response_dict["headers"].items()}
+    status = response_dict["status_code"]
+    assert headers.get("content-type") == "application/x-amz-json-1.1", (op, status, headers)
+    assert headers.get("x-amzn-requestid"), (op, headers)
+    body = json.loads(response_dict["body"] or b"{}")
+    assert isinstance(body, dict), (op, body)
+    nulls = list(_nulls(body))
+    assert not nulls, f"{op} answered null members {nulls}: {body}"
+    if status >= 300:
+        assert body.get("__type") and (body.get("message") or body.get("Message")), (op, status, body)
+
+
 # -- certificates (the customer's issuing CA) ---------------------------------------------
 
 
@@ -368,14 +397,15 @@ def _validity(builder):
     )
 
 
-def make_ca(common_name: str = "customerCA", issuer: CA | None = None) -> CA:
-    """A CA certificate: self-signed root (default) or, with `issuer`, an intermediate."""
+def make_ca(common_name: str = "customerCA", issuer: CA | None = None, is_ca: bool = True) -> CA:
+    """A CA certificate: self-signed root (default) or, with `issuer`, an intermediate; with
+    `is_ca=False` a self-signed certificate whose basicConstraints say it is no CA."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     b = x509.CertificateBuilder().subject_name(subject)
     b = b.issuer_name(issuer.cert.subject if issuer else subject)
     b = b.public_key(key.public_key()).serial_number(x509.random_serial_number())
-    b = _validity(b).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    b = _validity(b).add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
     b = b.add_extension(
         x509.KeyUsage(
             digital_signature=True, content_commitment=False, key_encipherment=False,

@@ -18,7 +18,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from conftest import error_code, make_ca, new_cluster, random_subnets, sign_csr
@@ -216,16 +215,7 @@ def test_bad_certificates_are_refused_and_change_nothing(sim):
     other_same_name = make_ca("customerCA")  # same subject, different key
     other = make_ca("someone else's CA")
     intermediate = make_ca("intermediate CA", issuer=ca)
-    not_a_ca = make_ca("customerCA")
-    not_a_ca.cert = (  # a self-signed certificate without basicConstraints cA
-        x509.CertificateBuilder().subject_name(not_a_ca.cert.subject)
-        .issuer_name(not_a_ca.cert.subject).public_key(not_a_ca.key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1))
-        .not_valid_after(datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(not_a_ca.key, hashes.SHA256())
-    )
+    not_a_ca = make_ca("customerCA", is_ca=False)
     garbage = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
     cases = {
         "garbage signed cert": (garbage, ca.pem),

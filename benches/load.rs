@@ -1,0 +1,1377 @@
+//! `scripts/bench`'s measurements, in one process and one run (issue 7):
+//!
+//! 1. the limit: raw in-process PKCS#11 AES-256-GCM on a SoftHSM2 token key (one session and
+//!    as many sessions as the pool uses) and raw `C_GenerateKey` of a token AES key;
+//! 2. a release `cks-sim serve` over HTTP on loopback, driven by this load generator with
+//!    keep-alive connections: Encrypt, Decrypt, GenerateDataKey on a CloudHSM-store key and on
+//!    an AWS_KMS key, and the CreateKey rate in a store;
+//! 3. the same workload against `moto_server` (ordinary keys only: moto has no CloudHSM key
+//!    stores);
+//! 4. scale: Encrypt over 10 / 1,000 / 10,000 keys on the token, start-up with 10,000 keys,
+//!    full ListKeys pagination;
+//! 5. ratios and the issue's targets.
+//!
+//! It prints one table on stdout (progress goes to stderr). A plain `main` (`harness = false`):
+//! `cargo bench --bench load` passes `--bench`, which is ignored.
+//!
+//! Environment: `CKS_SIM_BIN` (required: the release binary), `MOTO_SERVER_BIN` (optional),
+//! `SOFTHSM2_CONF` (required for the raw figures; its token directory must exist),
+//! `CKS_SIM_PKCS11_MODULE` (optional), `BENCH_SECS` (measured seconds per workload, default 3),
+//! `BENCH_CONNS` (default 16), `BENCH_SCALE` (key counts, default `10,1000,10000`),
+//! `BENCH_DIR` (scratch directory, default the system temp dir), `BENCH_KEEP=1` (keep it).
+//!
+//! Every request loop is bounded in count and in time, and all traffic goes to 127.0.0.1.
+
+use base64::Engine;
+use bytes::Bytes;
+use cks_sim::hsm::{Module, Provisioner};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Most requests one workload may send, whatever its duration.
+const MAX_REQUESTS: u64 = 2_000_000;
+/// Most raw PKCS#11 operations one raw loop may run.
+const MAX_RAW_OPS: u64 = 5_000_000;
+/// Most keys the raw generation loop creates.
+const MAX_RAW_KEYS: u64 = 2_000;
+/// Longest a count-bounded phase (key creation) may run.
+const SETUP_DEADLINE: Duration = Duration::from_secs(600);
+/// Warm-up before a timed workload's measured window.
+const WARMUP: Duration = Duration::from_millis(500);
+const USER_PIN: &str = "bench-user-pin";
+const AMZ_JSON: &str = "application/x-amz-json-1.1";
+const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20250101/us-east-1/kms/aws4_request, \
+                    SignedHeaders=content-type;host;x-amz-target, Signature=00";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench load: {e}");
+        std::process::exit(1);
+    }
+}
+
+struct Settings {
+    secs: Duration,
+    conns: usize,
+    scale: Vec<usize>,
+    dir: PathBuf,
+    keep: bool,
+    sim_bin: PathBuf,
+    moto_bin: Option<PathBuf>,
+}
+
+fn settings() -> Res<Settings> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let secs: f64 = env("BENCH_SECS").map_or(Ok(3.0), |s| s.parse())?;
+    if !(0.2..=120.0).contains(&secs) {
+        return Err("BENCH_SECS must be between 0.2 and 120".into());
+    }
+    let conns: usize = env("BENCH_CONNS").map_or(Ok(16), |s| s.parse())?;
+    if !(1..=256).contains(&conns) {
+        return Err("BENCH_CONNS must be between 1 and 256".into());
+    }
+    let mut scale = env("BENCH_SCALE")
+        .unwrap_or_else(|| "10,1000,10000".into())
+        .split(',')
+        .map(|s| s.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()?;
+    scale.sort_unstable();
+    scale.dedup();
+    if scale.first().is_none_or(|&n| n < 1) || scale.last().is_some_and(|&n| n > 50_000) {
+        return Err("BENCH_SCALE must be key counts between 1 and 50000".into());
+    }
+    let sim_bin =
+        PathBuf::from(env("CKS_SIM_BIN").ok_or("set CKS_SIM_BIN to target/release/cks-sim")?);
+    let base = env("BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let dir = base.join(format!("cks-sim-bench-{}", short_id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(Settings {
+        secs: Duration::from_secs_f64(secs),
+        conns,
+        scale,
+        dir,
+        keep: env("BENCH_KEEP").is_some_and(|v| v == "1"),
+        sim_bin,
+        moto_bin: env("MOTO_SERVER_BIN").map(PathBuf::from),
+    })
+}
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn progress(msg: &str) {
+    eprintln!("bench: {msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+// ---------------------------------------------------------------------------------------------
+
+struct Row {
+    section: &'static str,
+    what: String,
+    value: String,
+    p50: String,
+    p99: String,
+    note: String,
+}
+
+#[derive(Default)]
+struct Table {
+    rows: Vec<Row>,
+}
+
+impl Table {
+    fn add(
+        &mut self,
+        section: &'static str,
+        what: impl Into<String>,
+        value: String,
+        note: impl Into<String>,
+    ) {
+        self.rows.push(Row {
+            section,
+            what: what.into(),
+            value,
+            p50: String::new(),
+            p99: String::new(),
+            note: note.into(),
+        });
+    }
+
+    fn add_load(
+        &mut self,
+        section: &'static str,
+        what: impl Into<String>,
+        r: &LoadResult,
+        note: impl Into<String>,
+    ) {
+        let mut note = note.into();
+        if r.errors > 0 {
+            let first = r.first_error.clone().unwrap_or_default();
+            note = format!("{note} {} ERRORS (first: {first})", r.errors)
+                .trim()
+                .to_string();
+        }
+        if r.reconnects > 0 {
+            note = format!("{note} ({} reconnects)", r.reconnects)
+                .trim()
+                .to_string();
+        }
+        self.rows.push(Row {
+            section,
+            what: what.into(),
+            value: rate(r.rps),
+            p50: ms(r.p50),
+            p99: ms(r.p99),
+            note,
+        });
+    }
+
+    fn print(&self) {
+        let head = ["", "measure", "value", "p50", "p99", "note"];
+        let cells: Vec<[&str; 6]> = self
+            .rows
+            .iter()
+            .map(|r| [r.section, &r.what, &r.value, &r.p50, &r.p99, &r.note])
+            .collect();
+        let mut w = head.map(str::len);
+        for c in &cells {
+            for (i, s) in c.iter().enumerate() {
+                w[i] = w[i].max(s.chars().count());
+            }
+        }
+        let line = |c: [&str; 6]| {
+            let mut s = String::from("|");
+            for (i, x) in c.iter().enumerate() {
+                let pad = w[i] - x.chars().count();
+                // Numbers right-aligned, text left-aligned.
+                if (2..=4).contains(&i) {
+                    s.push_str(&format!(" {}{} |", " ".repeat(pad), x));
+                } else {
+                    s.push_str(&format!(" {}{} |", x, " ".repeat(pad)));
+                }
+            }
+            s
+        };
+        println!("{}", line(head));
+        let sep: Vec<String> = (0..6)
+            .map(|i| {
+                if (2..=4).contains(&i) {
+                    format!("{}:", "-".repeat(w[i] + 1))
+                } else {
+                    "-".repeat(w[i] + 2)
+                }
+            })
+            .collect();
+        println!("|{}|", sep.join("|"));
+        for c in cells {
+            println!("{}", line(c));
+        }
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn rate(per_sec: f64) -> String {
+    if per_sec >= 100.0 {
+        format!("{} /s", thousands(per_sec.round() as u64))
+    } else {
+        format!("{per_sec:.1} /s")
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The raw token
+// ---------------------------------------------------------------------------------------------
+
+struct Raw {
+    enc32_1: f64,
+    enc32_n: f64,
+    enc4k_1: f64,
+    enc4k_n: f64,
+    enc32_fixed_iv: f64,
+    generate: f64,
+    generate_n: u64,
+    pool: usize,
+}
+
+/// The D4 template of a KMS key's material (as `Token::generate_aes_key` writes it).
+fn key_template(label: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(uuid::Uuid::new_v4().as_bytes().to_vec()),
+    ]
+}
+
+/// One cks-sim Encrypt's PKCS#11 work: `C_GenerateRandom` (12-byte IV), then `C_EncryptInit` +
+/// `C_Encrypt` (AES-GCM, 17-byte AAD, 128-bit tag) — cryptoki's `encrypt` is what the pool runs.
+fn seal(s: &Session, key: ObjectHandle, aad: &[u8], pt: &[u8], fixed_iv: bool) -> Res<usize> {
+    let mut iv = if fixed_iv {
+        vec![7u8; 12]
+    } else {
+        s.generate_random_vec(12)?
+    };
+    let params = GcmParams::new(&mut iv, aad, 128.into())?;
+    Ok(s.encrypt(&Mechanism::AesGcm(params), key, pt)?.len())
+}
+
+/// Run `threads` sessions in parallel, each sealing `pt` in a loop, for `dur` after a warm-up.
+fn raw_encrypt(
+    p: &Pkcs11,
+    slot: Slot,
+    key: ObjectHandle,
+    pt: &[u8],
+    threads: usize,
+    dur: Duration,
+    fixed_iv: bool,
+) -> Res<f64> {
+    let aad = [1u8; 17];
+    let total = AtomicU64::new(0);
+    let start = Instant::now();
+    let warm_end = start + WARMUP.min(dur / 2);
+    let end = warm_end + dur;
+    std::thread::scope(|sc| -> Res<()> {
+        let mut hs = Vec::new();
+        for _ in 0..threads {
+            let (p, total) = (p.clone(), &total);
+            hs.push(sc.spawn(move || -> Res<()> {
+                let s = p.open_rw_session(slot)?;
+                let mut n = 0u64;
+                loop {
+                    let now = Instant::now();
+                    if now >= end || n >= MAX_RAW_OPS {
+                        break;
+                    }
+                    seal(&s, key, &aad, pt, fixed_iv)?;
+                    if now >= warm_end {
+                        n += 1;
+                    }
+                }
+                total.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }));
+        }
+        for h in hs {
+            h.join().map_err(|_| "raw encrypt thread panicked")??;
+        }
+        Ok(())
+    })?;
+    let measured = Instant::now().min(end).saturating_duration_since(warm_end);
+    Ok(total.load(Ordering::Relaxed) as f64 / measured.as_secs_f64().max(1e-9))
+}
+
+fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
+    let explicit = std::env::var_os("CKS_SIM_PKCS11_MODULE").map(PathBuf::from);
+    let path = cks_sim::hsm::module::locate(explicit.as_deref())?;
+    let conf = std::env::var_os("SOFTHSM2_CONF")
+        .ok_or("SOFTHSM2_CONF is not set (scripts/bench sets it)")?;
+    progress(&format!(
+        "raw token: module {}, SOFTHSM2_CONF {}",
+        path.display(),
+        PathBuf::from(conf).display()
+    ));
+    let module = Module::load(&path)?;
+    let label = format!("bench-{}", short_id());
+    Provisioner::SoftToken.ensure_token(&module, &label, "bench-so-pin", USER_PIN)?;
+    let slot = module.find_token(&label)?;
+    // An independent cryptoki handle on the same (already initialized) module.
+    let p = Pkcs11::new(&path)?;
+    let _ = p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let anchor = p.open_rw_session(slot)?;
+    anchor.login(UserType::User, Some(&AuthPin::from(USER_PIN.to_string())))?;
+    let key = anchor.generate_key(&Mechanism::AesKeyGen, &key_template("bench-raw-key"))?;
+    let pool = 4; // cks-sim's default [hsm] max_sessions
+    let d = set.secs;
+    let pt32 = [0x42u8; 32];
+    let pt4k = vec![0x42u8; 4096];
+    progress("raw token: AES-GCM encrypt");
+    let enc32_1 = raw_encrypt(&p, slot, key, &pt32, 1, d, false)?;
+    let enc32_n = raw_encrypt(&p, slot, key, &pt32, pool, d, false)?;
+    let enc4k_1 = raw_encrypt(&p, slot, key, &pt4k, 1, d, false)?;
+    let enc4k_n = raw_encrypt(&p, slot, key, &pt4k, pool, d, false)?;
+    let enc32_fixed_iv = raw_encrypt(&p, slot, key, &pt32, 1, d, true)?;
+    progress("raw token: C_GenerateKey");
+    let t0 = Instant::now();
+    let mut generate_n = 0u64;
+    while generate_n < MAX_RAW_KEYS && t0.elapsed() < d {
+        anchor.generate_key(&Mechanism::AesKeyGen, &key_template("bench-raw-generated"))?;
+        generate_n += 1;
+    }
+    let generate = generate_n as f64 / t0.elapsed().as_secs_f64();
+    let _ = anchor.logout();
+    drop(anchor);
+    let s = "1 limit";
+    table.add(
+        s,
+        "raw AES-GCM encrypt 32 B, 1 session",
+        rate(enc32_1),
+        "C_GenerateRandom(12) + C_EncryptInit + C_Encrypt, as cks-sim does",
+    );
+    table.add(
+        s,
+        format!("raw AES-GCM encrypt 32 B, {pool} sessions"),
+        rate(enc32_n),
+        format!("{pool} threads = the pool's max_sessions"),
+    );
+    table.add(s, "raw AES-GCM encrypt 4 KiB, 1 session", rate(enc4k_1), "");
+    table.add(
+        s,
+        format!("raw AES-GCM encrypt 4 KiB, {pool} sessions"),
+        rate(enc4k_n),
+        "",
+    );
+    table.add(
+        s,
+        "raw AES-GCM encrypt 32 B, 1 session, fixed IV",
+        rate(enc32_fixed_iv),
+        "without C_GenerateRandom, for reference",
+    );
+    table.add(
+        s,
+        "raw C_GenerateKey (token AES-256 key), 1 session",
+        rate(generate),
+        format!("{} keys, D4 template", thousands(generate_n)),
+    );
+    Ok(Raw {
+        enc32_1,
+        enc32_n,
+        enc4k_1,
+        enc4k_n,
+        enc32_fixed_iv,
+        generate,
+        generate_n,
+        pool,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP load generator
+// ---------------------------------------------------------------------------------------------
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> Res<Sender> {
+    if !addr.ip().is_loopback() {
+        return Err(format!("refusing to send load to {addr}: loopback only").into());
+    }
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+async fn send(
+    sender: &mut Sender,
+    host: &HeaderValue,
+    target: &HeaderValue,
+    body: Bytes,
+) -> Res<(u16, Bytes)> {
+    let req = hyper::Request::post("/")
+        .header(HOST, host.clone())
+        .header(CONTENT_TYPE, AMZ_JSON)
+        .header("x-amz-target", target.clone())
+        .header(AUTHORIZATION, AUTH)
+        .body(Full::new(body))?;
+    sender.ready().await?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+/// One connection for set-up calls: sends `TrentService.<op>` and parses the JSON answer.
+struct Api {
+    addr: SocketAddr,
+    host: HeaderValue,
+    sender: Sender,
+}
+
+impl Api {
+    async fn new(addr: SocketAddr) -> Res<Api> {
+        Ok(Api {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string())?,
+            sender: connect(addr).await?,
+        })
+    }
+
+    async fn call(&mut self, op: &str, body: Value) -> Res<Value> {
+        let target = HeaderValue::from_str(&format!("TrentService.{op}"))?;
+        let bytes = Bytes::from(body.to_string());
+        let (status, out) = match send(&mut self.sender, &self.host, &target, bytes.clone()).await {
+            Ok(r) => r,
+            Err(_) => {
+                // The server may have closed an idle keep-alive connection: one retry.
+                self.sender = connect(self.addr).await?;
+                send(&mut self.sender, &self.host, &target, bytes).await?
+            }
+        };
+        let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
+        if status != 200 {
+            return Err(format!("{op}: HTTP {status}: {}", String::from_utf8_lossy(&out)).into());
+        }
+        Ok(v)
+    }
+}
+
+#[derive(Default)]
+struct LoadResult {
+    n: u64,
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    elapsed: Duration,
+    errors: u64,
+    reconnects: u64,
+    first_error: Option<String>,
+}
+
+/// How a workload ends.
+#[derive(Clone, Copy)]
+enum Bound {
+    /// Warm up, then measure for this long (and never more than `MAX_REQUESTS`).
+    Timed(Duration),
+    /// Send exactly this many requests (within `SETUP_DEADLINE`), all measured.
+    Count(u64),
+}
+
+struct Sample {
+    start_us: u64,
+    end_us: u64,
+    ok: bool,
+}
+
+struct WorkerOut {
+    samples: Vec<Sample>,
+    reconnects: u64,
+    first_error: Option<String>,
+}
+
+/// Drive `op` with `conns` keep-alive connections; connection `i` sends `bodies[i]`,
+/// `bodies[i + conns]`, … round-robin.
+async fn load(
+    addr: SocketAddr,
+    op: &str,
+    bodies: Arc<Vec<Bytes>>,
+    conns: usize,
+    bound: Bound,
+) -> Res<LoadResult> {
+    if bodies.is_empty() {
+        return Err("no request bodies".into());
+    }
+    let host = HeaderValue::from_str(&addr.to_string())?;
+    let target = HeaderValue::from_str(&format!("TrentService.{op}"))?;
+    let tickets = Arc::new(AtomicU64::new(0));
+    let (max, warm, stop) = match bound {
+        Bound::Timed(d) => (MAX_REQUESTS, WARMUP, WARMUP + d),
+        Bound::Count(n) => (n, Duration::ZERO, SETUP_DEADLINE),
+    };
+    // Connect everyone first, so the window measures requests, not handshakes.
+    let mut senders = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        senders.push(connect(addr).await?);
+    }
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, mut sender) in senders.into_iter().enumerate() {
+        let (bodies, tickets, host, target) = (
+            Arc::clone(&bodies),
+            Arc::clone(&tickets),
+            host.clone(),
+            target.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut out = WorkerOut {
+                samples: Vec::with_capacity(4096),
+                reconnects: 0,
+                first_error: None,
+            };
+            let mut j = i;
+            loop {
+                if t0.elapsed() >= stop || tickets.fetch_add(1, Ordering::Relaxed) >= max {
+                    break;
+                }
+                let body = bodies[j % bodies.len()].clone();
+                j += conns;
+                let start = t0.elapsed();
+                let ok = match send(&mut sender, &host, &target, body).await {
+                    Ok((200, _)) => true,
+                    Ok((status, b)) => {
+                        if out.first_error.is_none() {
+                            out.first_error =
+                                Some(format!("HTTP {status} {}", String::from_utf8_lossy(&b)));
+                        }
+                        false
+                    }
+                    Err(e) => {
+                        if out.first_error.is_none() {
+                            out.first_error = Some(e.to_string());
+                        }
+                        out.reconnects += 1;
+                        match connect(addr).await {
+                            Ok(s) => sender = s,
+                            Err(_) => break,
+                        }
+                        false
+                    }
+                };
+                let end = t0.elapsed();
+                out.samples.push(Sample {
+                    start_us: start.as_micros() as u64,
+                    end_us: end.as_micros() as u64,
+                    ok,
+                });
+            }
+            out
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut res = LoadResult::default();
+    for t in tasks {
+        let out = t.await?;
+        samples.extend(out.samples);
+        res.reconnects += out.reconnects;
+        if res.first_error.is_none() {
+            res.first_error = out.first_error;
+        }
+    }
+    let (lo, hi) = match bound {
+        Bound::Timed(_) => (warm.as_micros() as u64, stop.as_micros() as u64),
+        Bound::Count(_) => (0, samples.iter().map(|s| s.end_us).max().unwrap_or(0)),
+    };
+    let mut lat: Vec<u64> = Vec::with_capacity(samples.len());
+    for s in samples
+        .iter()
+        .filter(|s| s.start_us >= lo && s.end_us <= hi)
+    {
+        if s.ok {
+            lat.push(s.end_us - s.start_us);
+        } else {
+            res.errors += 1;
+        }
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| -> Duration {
+        if lat.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+        Duration::from_micros(lat[i])
+    };
+    res.n = lat.len() as u64;
+    res.elapsed = Duration::from_micros(hi.saturating_sub(lo));
+    res.rps = res.n as f64 / res.elapsed.as_secs_f64().max(1e-9);
+    res.p50 = pct(0.50);
+    res.p99 = pct(0.99);
+    Ok(res)
+}
+
+fn encrypt_body(key: &str, pt: &[u8]) -> Bytes {
+    Bytes::from(json!({"KeyId": key, "Plaintext": b64(pt)}).to_string())
+}
+
+fn gdk_body(key: &str) -> Bytes {
+    Bytes::from(json!({"KeyId": key, "KeySpec": "AES_256"}).to_string())
+}
+
+struct Trio {
+    encrypt: LoadResult,
+    decrypt: LoadResult,
+    gdk: LoadResult,
+}
+
+/// Encrypt, Decrypt and GenerateDataKey on one key.
+async fn trio(addr: SocketAddr, api: &mut Api, key: &str, set: &Settings) -> Res<Trio> {
+    let pt = [0x42u8; 32];
+    let enc = api
+        .call("Encrypt", json!({"KeyId": key, "Plaintext": b64(&pt)}))
+        .await?;
+    let blob = enc["CiphertextBlob"]
+        .as_str()
+        .ok_or("Encrypt returned no CiphertextBlob")?;
+    let dec_body = Bytes::from(json!({ "CiphertextBlob": blob }).to_string());
+    let b = Bound::Timed(set.secs);
+    let encrypt = load(
+        addr,
+        "Encrypt",
+        Arc::new(vec![encrypt_body(key, &pt)]),
+        set.conns,
+        b,
+    )
+    .await?;
+    let decrypt = load(addr, "Decrypt", Arc::new(vec![dec_body]), set.conns, b).await?;
+    let gdk = load(
+        addr,
+        "GenerateDataKey",
+        Arc::new(vec![gdk_body(key)]),
+        set.conns,
+        b,
+    )
+    .await?;
+    Ok(Trio {
+        encrypt,
+        decrypt,
+        gdk,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes (stopped by PID)
+// ---------------------------------------------------------------------------------------------
+
+struct Proc {
+    child: Option<Child>,
+    what: &'static str,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn check_alive(&mut self) -> Res<()> {
+        if let Some(c) = self.child.as_mut()
+            && let Some(status) = c.try_wait()?
+        {
+            return Err(format!("{} exited early: {status}", self.what).into());
+        }
+        Ok(())
+    }
+
+    /// SIGTERM by PID, wait up to 15 s, then SIGKILL. Returns how long the stop took.
+    fn stop(&mut self) -> Duration {
+        let t0 = Instant::now();
+        let Some(mut child) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return t0.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        t0.elapsed()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+struct Sim {
+    proc: Proc,
+    addr: SocketAddr,
+    data: PathBuf,
+}
+
+/// Start `cks-sim serve` on 127.0.0.1:0 with `data` as its data directory; returns it with the
+/// time from spawn until its port file appeared (it is written once start-up is complete:
+/// tokens open, stores resumed and logged in).
+fn start_sim(set: &Settings, data: &Path, run: &str) -> Res<(Sim, Duration)> {
+    let port_file = set.dir.join(format!("port-{run}"));
+    let log = std::fs::File::create(set.dir.join(format!("cks-sim-{run}.log")))?;
+    let t0 = Instant::now();
+    let child = Command::new(&set.sim_bin)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--connect-delay-ms", "0"])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--port-file")
+        .arg(&port_file)
+        .env("CKS_SIM_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    let mut proc = Proc {
+        child: Some(child),
+        what: "cks-sim serve",
+    };
+    let addr: SocketAddr = loop {
+        proc.check_alive()?;
+        if let Some(a) = std::fs::read_to_string(&port_file)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+        {
+            break a.trim().parse()?;
+        }
+        if t0.elapsed() > Duration::from_secs(300) {
+            return Err("cks-sim did not write its port file within 300 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let took = t0.elapsed();
+    Ok((
+        Sim {
+            proc,
+            addr,
+            data: data.to_path_buf(),
+        },
+        took,
+    ))
+}
+
+fn free_port() -> Res<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Start moto_server on a free loopback port and wait until it answers ListKeys.
+async fn start_moto(set: &Settings, bin: &Path) -> Res<(Proc, SocketAddr, Duration)> {
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let log = std::fs::File::create(set.dir.join("moto.log"))?;
+    let t0 = Instant::now();
+    let child = Command::new(bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    let mut proc = Proc {
+        child: Some(child),
+        what: "moto_server",
+    };
+    loop {
+        proc.check_alive()?;
+        if let Ok(mut api) = Api::new(addr).await
+            && api.call("ListKeys", json!({})).await.is_ok()
+        {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(90) {
+            return Err("moto_server did not answer within 90 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((proc, addr, t0.elapsed()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// cks-sim set-up through the KMS API
+// ---------------------------------------------------------------------------------------------
+
+fn read_data(data: &Path, file: &str) -> Res<String> {
+    Ok(std::fs::read_to_string(data.join(file))
+        .map_err(|e| format!("read {file}: {e}"))?
+        .trim()
+        .to_string())
+}
+
+/// Create and connect a key store on the default cluster; returns its ID.
+async fn connected_store(sim: &Sim, api: &mut Api) -> Res<String> {
+    let cluster = read_data(&sim.data, "default-cluster-id")?;
+    let anchor = std::fs::read_to_string(sim.data.join("customerCA.crt"))?;
+    let password = read_data(&sim.data, "kmsuser-password")?;
+    let v = api
+        .call(
+            "CreateCustomKeyStore",
+            json!({
+                "CustomKeyStoreName": "bench",
+                "CloudHsmClusterId": cluster,
+                "TrustAnchorCertificate": anchor,
+                "KeyStorePassword": password,
+            }),
+        )
+        .await?;
+    let id = v["CustomKeyStoreId"]
+        .as_str()
+        .ok_or("no CustomKeyStoreId")?
+        .to_string();
+    api.call("ConnectCustomKeyStore", json!({ "CustomKeyStoreId": id }))
+        .await?;
+    let t0 = Instant::now();
+    loop {
+        let d = api
+            .call("DescribeCustomKeyStores", json!({ "CustomKeyStoreId": id }))
+            .await?;
+        let state = d["CustomKeyStores"][0]["ConnectionState"]
+            .as_str()
+            .unwrap_or("");
+        match state {
+            "CONNECTED" => return Ok(id),
+            "FAILED" => return Err(format!("store failed to connect: {d}").into()),
+            _ if t0.elapsed() > Duration::from_secs(60) => {
+                return Err(format!("store still {state} after 60 s").into());
+            }
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+fn create_key_body(store: &str) -> Bytes {
+    Bytes::from(json!({"Origin": "AWS_CLOUDHSM", "CustomKeyStoreId": store}).to_string())
+}
+
+async fn create_key(api: &mut Api, store: Option<&str>) -> Res<String> {
+    let body = match store {
+        Some(s) => json!({"Origin": "AWS_CLOUDHSM", "CustomKeyStoreId": s}),
+        None => json!({}),
+    };
+    let v = api.call("CreateKey", body).await?;
+    Ok(v["KeyMetadata"]["KeyId"]
+        .as_str()
+        .ok_or("no KeyId")?
+        .to_string())
+}
+
+/// Page through ListKeys with `limit`; returns every key ID and the time the pass took.
+async fn list_all(api: &mut Api, limit: u32) -> Res<(Vec<String>, Duration, u32)> {
+    let t0 = Instant::now();
+    let mut ids = Vec::new();
+    let mut marker: Option<String> = None;
+    let mut pages = 0u32;
+    loop {
+        let mut body = json!({ "Limit": limit });
+        if let Some(m) = &marker {
+            body["Marker"] = json!(m);
+        }
+        let v = api.call("ListKeys", body).await?;
+        pages += 1;
+        for k in v["Keys"].as_array().ok_or("ListKeys without Keys")? {
+            ids.push(k["KeyId"].as_str().unwrap_or_default().to_string());
+        }
+        match v["NextMarker"].as_str() {
+            Some(m) if v["Truncated"] == json!(true) => marker = Some(m.to_string()),
+            _ => break,
+        }
+        if pages > 100_000 || t0.elapsed() > Duration::from_secs(300) {
+            return Err("ListKeys pagination did not end".into());
+        }
+    }
+    Ok((ids, t0.elapsed(), pages))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------
+
+struct ScalePoint {
+    keys: usize,
+    encrypt: LoadResult,
+}
+
+fn run() -> Res<()> {
+    let set = settings()?;
+    let mut table = Table::default();
+    progress(&format!(
+        "{} s per workload, {} connections, scale {:?}, scratch {}",
+        set.secs.as_secs_f64(),
+        set.conns,
+        set.scale,
+        set.dir.display()
+    ));
+    let raw = measure_raw(&set, &mut table)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let out = rt.block_on(http_phases(&set, &raw, &mut table));
+    if !set.keep {
+        let _ = std::fs::remove_dir_all(&set.dir);
+    } else {
+        progress(&format!("kept {}", set.dir.display()));
+    }
+    out?;
+    table.print();
+    Ok(())
+}
+
+async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
+    let conns = set.conns;
+    // ---- 2. cks-sim over HTTP ----
+    let data = set.dir.join("data");
+    progress("cks-sim: starting (fresh data dir)");
+    let (mut sim, first_start) = start_sim(set, &data, "first")?;
+    let addr = sim.addr;
+    let mut api = Api::new(addr).await?;
+    let store = connected_store(&sim, &mut api).await?;
+    let hsm_key = create_key(&mut api, Some(&store)).await?;
+    let kms_key = create_key(&mut api, None).await?;
+    progress("cks-sim: Encrypt/Decrypt/GenerateDataKey on a CloudHSM key");
+    let hsm = trio(addr, &mut api, &hsm_key, set).await?;
+    let enc4k = load(
+        addr,
+        "Encrypt",
+        Arc::new(vec![encrypt_body(&hsm_key, &[0x42u8; 4096])]),
+        conns,
+        Bound::Timed(set.secs),
+    )
+    .await?;
+    progress("cks-sim: the same on an AWS_KMS key");
+    let kms = trio(addr, &mut api, &kms_key, set).await?;
+    let s = "2 cks-sim";
+    let c = format!("{conns} conns");
+    table.add_load(
+        s,
+        format!("Encrypt 32 B, CloudHSM key, {c}"),
+        &hsm.encrypt,
+        "",
+    );
+    table.add_load(s, format!("Decrypt, CloudHSM key, {c}"), &hsm.decrypt, "");
+    table.add_load(
+        s,
+        format!("GenerateDataKey, CloudHSM key, {c}"),
+        &hsm.gdk,
+        "AES_256",
+    );
+    table.add_load(s, format!("Encrypt 4 KiB, CloudHSM key, {c}"), &enc4k, "");
+    table.add_load(
+        s,
+        format!("Encrypt 32 B, AWS_KMS key, {c}"),
+        &kms.encrypt,
+        "internal token",
+    );
+    table.add_load(s, format!("Decrypt, AWS_KMS key, {c}"), &kms.decrypt, "");
+    table.add_load(
+        s,
+        format!("GenerateDataKey, AWS_KMS key, {c}"),
+        &kms.gdk,
+        "AES_256",
+    );
+
+    // ---- 4. scale (with the CreateKey rate measured while growing the store) ----
+    let mut points: Vec<ScalePoint> = Vec::new();
+    let mut have = 1usize; // hsm_key
+    let mut create_rates: Vec<(usize, usize, LoadResult)> = Vec::new();
+    for &target in &set.scale {
+        if target > have {
+            let n = target - have;
+            if n <= 20 {
+                for _ in 0..n {
+                    create_key(&mut api, Some(&store)).await?;
+                }
+            } else {
+                progress(&format!(
+                    "cks-sim: CreateKey ×{n} ({have} → {target} keys) at {conns} conns"
+                ));
+                let r = load(
+                    addr,
+                    "CreateKey",
+                    Arc::new(vec![create_key_body(&store)]),
+                    conns,
+                    Bound::Count(n as u64),
+                )
+                .await?;
+                if r.errors > 0 {
+                    return Err(
+                        format!("CreateKey failed: {}", r.first_error.unwrap_or_default()).into(),
+                    );
+                }
+                create_rates.push((have, target, r));
+            }
+            have = target;
+        }
+        let (ids, _, _) = list_all(&mut api, 1000).await?;
+        let keys: Vec<&String> = ids.iter().filter(|k| **k != kms_key).collect();
+        if keys.len() != have {
+            return Err(format!(
+                "expected {have} CloudHSM keys, ListKeys shows {}",
+                keys.len()
+            )
+            .into());
+        }
+        progress(&format!("cks-sim: Encrypt round-robin over {have} keys"));
+        let bodies: Vec<Bytes> = keys
+            .iter()
+            .map(|k| encrypt_body(k, &[0x42u8; 32]))
+            .collect();
+        let r = load(
+            addr,
+            "Encrypt",
+            Arc::new(bodies),
+            conns,
+            Bound::Timed(set.secs),
+        )
+        .await?;
+        points.push(ScalePoint {
+            keys: have,
+            encrypt: r,
+        });
+    }
+    let s = "2 cks-sim";
+    for (from, to, r) in &create_rates {
+        table.add_load(
+            s,
+            format!("CreateKey in a CloudHSM store, {conns} conns"),
+            r,
+            format!(
+                "{} → {} keys on the token; {} keys in {}",
+                thousands(*from as u64),
+                thousands(*to as u64),
+                thousands(r.n),
+                secs(r.elapsed)
+            ),
+        );
+    }
+    let s = "4 scale";
+    for p in &points {
+        table.add_load(
+            s,
+            format!(
+                "Encrypt, {} keys on the token (round-robin)",
+                thousands(p.keys as u64)
+            ),
+            &p.encrypt,
+            "",
+        );
+    }
+    let top = have;
+    let mut list_default = None;
+    for limit in [100u32, 1000] {
+        let (ids, took, pages) = list_all(&mut api, limit).await?;
+        table.add(
+            s,
+            format!(
+                "ListKeys full pagination, {} keys, Limit {limit}",
+                thousands(ids.len() as u64)
+            ),
+            secs(took),
+            format!("{pages} pages"),
+        );
+        if limit == 100 {
+            list_default = Some(took);
+        }
+    }
+    table.add(
+        s,
+        "start-up, fresh data dir (first start)",
+        secs(first_start),
+        "spawn → port file; seeds the default cluster",
+    );
+    drop(api);
+    progress(&format!("cks-sim: restart with {top} keys"));
+    let stop_took = sim.proc.stop();
+    let (sim2, startup) = start_sim(set, &data, "restart")?;
+    sim = sim2;
+    let mut api = Api::new(sim.addr).await?;
+    let t_first = Instant::now();
+    let first_ok = loop {
+        match api
+            .call("Encrypt", json!({"KeyId": hsm_key, "Plaintext": b64(b"x")}))
+            .await
+        {
+            Ok(_) => break Some(t_first.elapsed()),
+            Err(_) if t_first.elapsed() < Duration::from_secs(60) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(_) => break None,
+        }
+    };
+    table.add(
+        s,
+        format!("start-up with {} keys on the token", thousands(top as u64)),
+        secs(startup),
+        format!(
+            "spawn → port file (store CONNECTED); first Encrypt +{}; stop took {}",
+            first_ok.map_or("FAILED".to_string(), secs),
+            secs(stop_took)
+        ),
+    );
+    drop(api);
+    sim.proc.stop();
+
+    // ---- 3. moto ----
+    let moto = match &set.moto_bin {
+        Some(bin) => {
+            progress(&format!("moto: starting {}", bin.display()));
+            let (mut proc, maddr, took) = start_moto(set, bin).await?;
+            progress(&format!(
+                "moto: up on {maddr} after {}, pid {}",
+                secs(took),
+                proc.pid()
+            ));
+            let mut mapi = Api::new(maddr).await?;
+            let mkey = create_key(&mut mapi, None).await?;
+            let t = trio(maddr, &mut mapi, &mkey, set).await?;
+            drop(mapi);
+            proc.stop();
+            Some(t)
+        }
+        None => None,
+    };
+    let s = "3 moto";
+    match &moto {
+        Some(m) => {
+            table.add_load(
+                s,
+                format!("Encrypt 32 B, ordinary key, {conns} conns"),
+                &m.encrypt,
+                "moto_server on loopback",
+            );
+            table.add_load(
+                s,
+                format!("Decrypt, ordinary key, {conns} conns"),
+                &m.decrypt,
+                "",
+            );
+            table.add_load(
+                s,
+                format!("GenerateDataKey, ordinary key, {conns} conns"),
+                &m.gdk,
+                "",
+            );
+        }
+        None => table.add(s, "moto_server", "not run".into(), "MOTO_SERVER_BIN unset"),
+    }
+    table.add(
+        s,
+        "CloudHSM key stores",
+        "n/a".into(),
+        "moto cannot simulate CloudHSM key stores at all",
+    );
+
+    // ---- 5. ratios and targets ----
+    let s = "5 ratio";
+    let e = hsm.encrypt.rps;
+    table.add(
+        s,
+        "cks-sim Encrypt (CloudHSM) / raw encrypt, 1 session",
+        format!("{:.2}", ratio(e, raw.enc32_1)),
+        "",
+    );
+    table.add(
+        s,
+        format!(
+            "cks-sim Encrypt (CloudHSM) / raw encrypt, {} sessions",
+            raw.pool
+        ),
+        format!("{:.2}", ratio(e, raw.enc32_n)),
+        "",
+    );
+    table.add(
+        s,
+        "cks-sim Encrypt 4 KiB / raw encrypt 4 KiB, 1 session",
+        format!("{:.2}", ratio(enc4k.rps, raw.enc4k_1)),
+        format!(
+            "{} sessions: {:.2}",
+            raw.pool,
+            ratio(enc4k.rps, raw.enc4k_n)
+        ),
+    );
+    if let Some(m) = &moto {
+        table.add(
+            s,
+            "cks-sim / moto, Encrypt (AWS_KMS key)",
+            format!("{:.1}×", ratio(kms.encrypt.rps, m.encrypt.rps)),
+            format!("CloudHSM key: {:.1}×", ratio(e, m.encrypt.rps)),
+        );
+        table.add(
+            s,
+            "cks-sim / moto, Decrypt (AWS_KMS key)",
+            format!("{:.1}×", ratio(kms.decrypt.rps, m.decrypt.rps)),
+            "",
+        );
+        table.add(
+            s,
+            "cks-sim / moto, GenerateDataKey (AWS_KMS key)",
+            format!("{:.1}×", ratio(kms.gdk.rps, m.gdk.rps)),
+            "",
+        );
+    }
+    let create = create_rates.first().map(|(_, _, r)| r.rps);
+    if let Some(c) = create {
+        table.add(
+            s,
+            "CreateKey / raw C_GenerateKey",
+            format!("{:.2}", ratio(c, raw.generate)),
+            format!("raw {} keys", thousands(raw.generate_n)),
+        );
+    }
+    table.add(
+        s,
+        "raw encrypt fixed IV / with C_GenerateRandom",
+        format!("{:.2}", ratio(raw.enc32_fixed_iv, raw.enc32_1)),
+        "what the IV draw costs",
+    );
+
+    let s = "T target";
+    let r70 = ratio(e, raw.enc32_1);
+    table.add(
+        s,
+        "HTTP Encrypt (CloudHSM, 16 conns) ≥ 70% raw 1-session",
+        format!("{:.0}%", r70 * 100.0),
+        verdict(r70 >= 0.70),
+    );
+    table.add(
+        s,
+        "HTTP Encrypt (CloudHSM) p99 ≤ 5 ms",
+        ms(hsm.encrypt.p99),
+        verdict(hsm.encrypt.p99 <= Duration::from_millis(5)),
+    );
+    match &moto {
+        Some(m) => {
+            let x = ratio(e, m.encrypt.rps);
+            table.add(
+                s,
+                "Encrypt ≥ 50× moto",
+                format!("{x:.1}×"),
+                format!(
+                    "{} (AWS_KMS key: {:.1}×)",
+                    verdict(x >= 50.0),
+                    ratio(kms.encrypt.rps, m.encrypt.rps)
+                ),
+            );
+        }
+        None => table.add(s, "Encrypt ≥ 50× moto", "n/a".into(), "moto not run"),
+    }
+    if let (Some(lo), Some(hi)) = (points.first(), points.last())
+        && hi.keys > lo.keys
+    {
+        let x = ratio(hi.encrypt.rps, lo.encrypt.rps);
+        table.add(
+            s,
+            format!(
+                "Encrypt at {} keys within 10% of {} keys",
+                thousands(hi.keys as u64),
+                thousands(lo.keys as u64)
+            ),
+            format!("{:.0}%", x * 100.0),
+            verdict(x >= 0.90),
+        );
+    }
+    table.add(
+        s,
+        format!("start-up with {} keys ≤ 2 s", thousands(top as u64)),
+        secs(startup),
+        verdict(startup <= Duration::from_secs(2)),
+    );
+    if let Some(l) = list_default {
+        table.add(
+            s,
+            format!(
+                "ListKeys full pagination of {} keys ≤ 1 s",
+                thousands(top as u64)
+            ),
+            secs(l),
+            format!(
+                "{} (Limit 100, the default)",
+                verdict(l <= Duration::from_secs(1))
+            ),
+        );
+    }
+    if let Some(c) = create {
+        let x = ratio(c, raw.generate);
+        table.add(
+            s,
+            "CreateKey ≥ 80% raw C_GenerateKey",
+            format!("{:.0}%", x * 100.0),
+            verdict(x >= 0.80),
+        );
+    }
+    Ok(())
+}

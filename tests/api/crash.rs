@@ -1,0 +1,182 @@
+//! Crash safety: SIGKILL at random points during a burst of mutations, then a restart. Every
+//! acknowledged change must be there, nothing half-done visible, and every live key's material
+//! on its token.
+
+use crate::common::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+#[test]
+fn twenty_kill_restart_cycles_lose_no_acknowledged_write() {
+    let mut sim = Sim::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (store, cluster) = rt.block_on(connected_store(&sim, "crash"));
+    // key id -> (alias, tag value, disabled) as acknowledged
+    let mut acked: BTreeMap<String, (Option<String>, Option<String>, bool)> = BTreeMap::new();
+    let mut rng_state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        rng_state
+    };
+    for cycle in 0..20 {
+        let c = sim.control();
+        let store2 = store.clone();
+        // A burst of mutations in the background; acknowledgements come back over a channel.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let burst = rt.spawn(async move {
+            for i in 0..1000u32 {
+                let body = if i % 2 == 0 {
+                    json!({"Origin": "AWS_CLOUDHSM", "CustomKeyStoreId": store2})
+                } else {
+                    json!({"Description": format!("cycle {cycle} #{i}")})
+                };
+                let v = match c.aws("TrentService.CreateKey", body).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        eprintln!("burst stopped: {e}");
+                        return;
+                    }
+                };
+                let id = v["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+                let _ = tx.send((id.clone(), "created", String::new()));
+                let alias = format!("alias/c{cycle}-{i}");
+                if c.aws(
+                    "TrentService.CreateAlias",
+                    json!({"AliasName": alias, "TargetKeyId": id}),
+                )
+                .await
+                .is_err()
+                {
+                    return;
+                }
+                let _ = tx.send((id.clone(), "alias", alias));
+                let tag = format!("v{i}");
+                if c.aws(
+                    "TrentService.TagResource",
+                    json!({"KeyId": id, "Tags": [{"TagKey": "t", "TagValue": tag}]}),
+                )
+                .await
+                .is_err()
+                {
+                    return;
+                }
+                let _ = tx.send((id.clone(), "tag", tag));
+                if c.aws("TrentService.DisableKey", json!({"KeyId": id}))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = tx.send((id, "disabled", String::new()));
+            }
+        });
+        // Let the burst run for a random moment (20–220 ms), then kill the server mid-flight.
+        let wait = 20 + next() % 200;
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(wait);
+        deadline_poll("the kill point", 5, || {
+            (std::time::Instant::now() >= until).then_some(())
+        });
+        sim.kill9();
+        rt.block_on(async {
+            let _ = burst.await;
+        });
+        while let Ok((id, what, val)) = rx.try_recv() {
+            let e = acked.entry(id).or_default();
+            match what {
+                "alias" => e.0 = Some(val),
+                "tag" => e.1 = Some(val),
+                "disabled" => e.2 = true,
+                _ => {}
+            }
+        }
+        sim.respawn();
+        rt.block_on(async {
+            wait_state(&sim.kms(), &store, "CONNECTED").await;
+            let kms = sim.kms();
+            for (id, (alias, tag, disabled)) in &acked {
+                let d = kms
+                    .describe_key()
+                    .key_id(id)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("cycle {cycle}: acknowledged key {id} lost: {e:?}"));
+                let m = d.key_metadata().unwrap();
+                if *disabled {
+                    assert_eq!(
+                        m.key_state().unwrap().as_str(),
+                        "Disabled",
+                        "cycle {cycle}: key {id}"
+                    );
+                }
+                if let Some(a) = alias {
+                    let r = kms
+                        .describe_key()
+                        .key_id(a)
+                        .send()
+                        .await
+                        .unwrap_or_else(|e| panic!("alias {a} lost: {e:?}"));
+                    assert_eq!(r.key_metadata().unwrap().key_id(), id);
+                }
+                if let Some(t) = tag {
+                    let tags = kms.list_resource_tags().key_id(id).send().await.unwrap();
+                    assert_eq!(tags.tags()[0].tag_value(), t.as_str(), "tag of {id}");
+                }
+            }
+        });
+    }
+    assert!(
+        acked.len() >= 20,
+        "the bursts acknowledged too little to prove anything: {}",
+        acked.len()
+    );
+    // Nothing half-done: every key KMS lists in the store has its material on the token, and
+    // works.
+    rt.block_on(async {
+        let kms = sim.kms();
+        let pin = sim
+            .control()
+            .call("GET", &format!("/_sim/clusters/{cluster}/token/pin"), None)
+            .await
+            .unwrap()["user_pin"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let objects = sim.inspect_token(&cluster, &pin);
+        let keys: Vec<String> = kms
+            .list_keys()
+            .limit(1000)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .map(|k| k.unwrap().key_id().unwrap().to_string())
+            .collect();
+        for id in &keys {
+            let d = kms.describe_key().key_id(id).send().await.unwrap();
+            if d.key_metadata().unwrap().custom_key_store_id().is_some() {
+                let n = objects
+                    .iter()
+                    .filter(|o| o["label"].as_str().unwrap().ends_with(id.as_str()))
+                    .count();
+                assert_eq!(n, 1, "KMS key {id} without its material");
+                kms.enable_key().key_id(id).send().await.unwrap();
+                kms.encrypt()
+                    .key_id(id)
+                    .plaintext(aws_sdk_kms::primitives::Blob::new(
+                        b"after the crash".to_vec(),
+                    ))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("key {id} unusable after crashes: {e:?}"));
+            }
+        }
+    });
+}
