@@ -264,47 +264,57 @@ impl ReferenceStateMachine for Reference {
                     .boxed(),
             ));
         }
+        // Mostly target live stores and keys (the interesting cases), sometimes any, so deleted
+        // ones keep being probed too.
+        let live_stores: Vec<usize> = (0..ns).filter(|i| !m.stores[*i].deleted).collect();
+        let live_keys: Vec<usize> = (0..nk).filter(|i| !m.keys[*i].deleted).collect();
+        let pick = |live: Vec<usize>, n: usize| -> BoxedStrategy<usize> {
+            if live.is_empty() {
+                (0..n).boxed()
+            } else {
+                prop_oneof![9 => proptest::sample::select(live), 1 => 0..n].boxed()
+            }
+        };
         if ns > 0 {
+            let st = || pick(live_stores.clone(), ns);
             options.extend([
-                (8, (0..ns).prop_map(|store| T::Connect { store }).boxed()),
-                (5, (0..ns).prop_map(|store| T::Disconnect { store }).boxed()),
-                (4, (0..ns).prop_map(|store| T::Delete { store }).boxed()),
+                (8, st().prop_map(|store| T::Connect { store }).boxed()),
+                (5, st().prop_map(|store| T::Disconnect { store }).boxed()),
+                (4, st().prop_map(|store| T::Delete { store }).boxed()),
                 (
                     2,
-                    (0..ns, 0..3usize)
+                    (st(), 0..3usize)
                         .prop_map(|(store, name)| T::Rename { store, name })
                         .boxed(),
                 ),
                 (
                     3,
-                    (0..ns)
-                        .prop_map(|store| T::UpdatePassword { store })
-                        .boxed(),
+                    st().prop_map(|store| T::UpdatePassword { store }).boxed(),
                 ),
                 (
                     8,
-                    (0..ns)
-                        .prop_map(|store| T::CreateKey { store: Some(store) })
+                    st().prop_map(|store| T::CreateKey { store: Some(store) })
                         .boxed(),
                 ),
             ]);
         }
         if nk > 0 {
+            let k = || pick(live_keys.clone(), nk);
             options.extend([
                 (
                     3,
-                    (0..nk, any::<bool>())
+                    (k(), any::<bool>())
                         .prop_map(|(key, on)| T::SetEnabled { key, on })
                         .boxed(),
                 ),
                 (
                     4,
-                    (0..nk, 7..11u32)
+                    (k(), 7..11u32)
                         .prop_map(|(key, days)| T::Schedule { key, days })
                         .boxed(),
                 ),
-                (2, (0..nk).prop_map(|key| T::Cancel { key }).boxed()),
-                (5, (0..nk).prop_map(|key| T::Crypto { key }).boxed()),
+                (2, k().prop_map(|key| T::Cancel { key }).boxed()),
+                (5, k().prop_map(|key| T::Crypto { key }).boxed()),
             ]);
         }
         proptest::strategy::Union::new_weighted(options).boxed()

@@ -1,0 +1,240 @@
+//! The CloudHSM side through the control door and cloudhsmv2: user rules, the token PIN
+//! following kmsuser's password (D3), and persistence across restarts.
+
+use crate::common::*;
+use serde_json::json;
+
+fn opens(sim: &Sim, cluster: &str, pin: &str) -> bool {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
+        .arg("inspect-token")
+        .arg("--data-dir")
+        .arg(sim.data_dir())
+        .args(["--label", cluster, "--pin", pin])
+        .output()
+        .expect("inspect-token")
+        .status
+        .success()
+}
+
+#[test]
+fn lockout_after_the_sixth_bad_password_and_admin_reset_unlocks() {
+    let sim = Sim::start();
+    block_on(async {
+        let c = sim.control();
+        let cluster = default_cluster(&sim).await;
+        let users = format!("/_sim/clusters/{cluster}/users");
+        c.call(
+            "POST",
+            &users,
+            Some(json!({"username": "App_User", "role": "crypto-user", "password": "appPassw0rd"})),
+        )
+        .await
+        .unwrap();
+        let list = c.call("GET", &users, None).await.unwrap();
+        assert!(
+            list["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["username"] == "app_user" && u["role"] == "crypto-user"),
+            "{list}"
+        );
+        for i in 1..=6 {
+            let r = c
+                .call(
+                    "POST",
+                    &format!("{users}/app_user/login"),
+                    Some(json!({"password": "wrong-password"})),
+                )
+                .await;
+            assert!(r.is_err(), "bad password {i} accepted");
+            let list = c.call("GET", &users, None).await.unwrap();
+            let u = list["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["username"] == "app_user")
+                .unwrap()
+                .clone();
+            assert_eq!(u["locked"], i == 6, "after {i} bad passwords: {u}");
+        }
+        // Locked: even the right password is refused.
+        let r = c
+            .call(
+                "POST",
+                &format!("{users}/app_user/login"),
+                Some(json!({"password": "appPassw0rd"})),
+            )
+            .await;
+        assert!(
+            matches!(r, Err(cks_sim::client::ClientError::Api { ref type_name, .. }) if type_name == "CloudHsmAccessDeniedException"),
+            "{r:?}"
+        );
+        // A crypto user cannot reset another's password; an admin can, and that unlocks.
+        c.call(
+            "POST",
+            &users,
+            Some(json!({"username": "other", "role": "crypto-user", "password": "otherPassw0rd"})),
+        )
+        .await
+        .unwrap();
+        let r = c
+            .call("POST", &format!("{users}/app_user/password"), Some(json!({"new_password": "newPassw0rd", "auth_user": "other", "auth_password": "otherPassw0rd"})))
+            .await;
+        assert!(r.is_err());
+        c.call(
+            "POST",
+            &format!("{users}/app_user/password"),
+            Some(json!({"new_password": "newPassw0rd", "auth_user": "admin", "auth_password": sim.admin_password()})),
+        )
+        .await
+        .unwrap();
+        c.call(
+            "POST",
+            &format!("{users}/app_user/login"),
+            Some(json!({"password": "newPassw0rd"})),
+        )
+        .await
+        .unwrap();
+        c.call("POST", &format!("{users}/app_user/logout"), None)
+            .await
+            .unwrap();
+        // Bad input names the field.
+        let r = c
+            .call(
+                "POST",
+                &users,
+                Some(json!({"username": "x", "role": "wizard", "password": "whatever1"})),
+            )
+            .await;
+        assert!(format!("{r:?}").contains("role"), "{r:?}");
+    });
+}
+
+#[test]
+fn the_token_pin_follows_kmsusers_password() {
+    let sim = Sim::start();
+    block_on(async {
+        let c = sim.control();
+        let cluster = default_cluster(&sim).await;
+        let old = sim.kmsuser_password();
+        assert!(opens(&sim, &cluster, &old));
+        // kmsuser changes its own password.
+        c.call(
+            "POST",
+            &format!("/_sim/clusters/{cluster}/users/kmsuser/password"),
+            Some(json!({"new_password": "Changed12345", "auth_user": "kmsuser", "auth_password": old})),
+        )
+        .await
+        .unwrap();
+        assert!(
+            opens(&sim, &cluster, "Changed12345"),
+            "the new password opens the token"
+        );
+        assert!(
+            !opens(&sim, &cluster, &old),
+            "the old password no longer does"
+        );
+        // pkcs11-tool (OpenSC), as a customer would.
+        let out = std::process::Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(module_path())
+            .args([
+                "--token-label",
+                &cluster,
+                "--login",
+                "--pin",
+                "Changed12345",
+                "--list-objects",
+            ])
+            .env("SOFTHSM2_CONF", sim.data_dir().join("softhsm2.conf"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Deleting kmsuser leaves no known PIN on the token.
+        c.call(
+            "DELETE",
+            &format!("/_sim/clusters/{cluster}/users/kmsuser"),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(!opens(&sim, &cluster, "Changed12345"));
+    });
+}
+
+#[test]
+fn clusters_hsms_users_and_faults_survive_a_restart() {
+    let mut sim = Sim::start();
+    let (cluster, before_desc, before_users, before_faults) = block_on(async {
+        let c = sim.control();
+        let cl = super::key_stores::new_cluster(&sim, 2).await;
+        c.call(
+            "POST",
+            &format!("/_sim/clusters/{}/faults", cl.id),
+            Some(json!({"fault": "network-down"})),
+        )
+        .await
+        .unwrap();
+        let users = format!("/_sim/clusters/{}/users", cl.id);
+        c.call("POST", &users, Some(json!({"username": "locked_one", "role": "crypto-user", "password": "lockedPassw0rd"}))).await.unwrap();
+        for _ in 0..6 {
+            let _ = c
+                .call(
+                    "POST",
+                    &format!("{users}/locked_one/login"),
+                    Some(json!({"password": "nope-nope"})),
+                )
+                .await;
+        }
+        let desc = c
+            .aws(
+                "BaldrApiService.DescribeClusters",
+                json!({"Filters": {"clusterIds": [cl.id]}}),
+            )
+            .await
+            .unwrap();
+        let u = c.call("GET", &users, None).await.unwrap();
+        let f = c
+            .call("GET", &format!("/_sim/clusters/{}/faults", cl.id), None)
+            .await
+            .unwrap();
+        (cl, desc, u, f)
+    });
+    sim.restart();
+    block_on(async {
+        let c = sim.control();
+        let desc = c
+            .aws(
+                "BaldrApiService.DescribeClusters",
+                json!({"Filters": {"clusterIds": [cluster.id]}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(desc, before_desc);
+        assert_eq!(
+            c.call("GET", &format!("/_sim/clusters/{}/users", cluster.id), None)
+                .await
+                .unwrap(),
+            before_users
+        );
+        assert_eq!(
+            c.call(
+                "GET",
+                &format!("/_sim/clusters/{}/faults", cluster.id),
+                None
+            )
+            .await
+            .unwrap(),
+            before_faults
+        );
+        assert!(
+            opens(&sim, &cluster.id, &cluster.kmsuser_password),
+            "the token and its PIN survive"
+        );
+    });
+}
