@@ -76,8 +76,13 @@ fn twenty_kill_restart_cycles_lose_no_acknowledged_write() {
                 let _ = tx.send((id, "disabled", String::new()));
             }
         });
-        // Let the burst run for a random moment (20–220 ms), then kill the server mid-flight.
-        let wait = 20 + next() % 200;
+        // Wait for the burst's first acknowledgement (so every cycle proves something even on
+        // a loaded machine), then let it run a random moment longer (0–80 ms) and kill the
+        // server mid-flight.
+        let first = deadline_poll("the burst's first acknowledgement", 30, || {
+            rx.try_recv().ok()
+        });
+        let wait = next() % 81;
         let until = std::time::Instant::now() + std::time::Duration::from_millis(wait);
         deadline_poll("the kill point", 5, || {
             (std::time::Instant::now() >= until).then_some(())
