@@ -33,10 +33,11 @@ pub async fn start(app: &Arc<app::App>) -> Result<(), Box<dyn std::error::Error 
     if app.config.default_seed {
         cluster::seed::apply_default(app).await?;
     }
+    kms::key_store::resume(app).await;
     if let Some(seed) = app.config.seed.clone() {
         cluster::seed::apply_file(app, &seed).await?;
+        kms::seed::apply_file(app, &seed).await?;
     }
-    kms::key_store::resume(app).await;
     kms::sweep::sweep_if_due(app).await;
     kms::sweep::spawn_sweeper(app);
     Ok(())

@@ -168,6 +168,15 @@ fn enum_member<'a>(
 
 /// `CreateKey`.
 pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    create_key_with_id(app, input, None).await
+}
+
+/// `CreateKey` with a fixed key ID (seeding), under every rule of the real operation.
+pub async fn create_key_with_id(
+    app: &Arc<App>,
+    input: &Input,
+    fixed_id: Option<uuid::Uuid>,
+) -> Result<Value, KmsError> {
     let policy = input
         .str_len("Policy", 1, 131_072)
         .map_err(input_err)?
@@ -278,7 +287,10 @@ pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
     }
 
     let _w = app.writer.lock().await;
-    let id = uuid::Uuid::new_v4();
+    let id = fixed_id.unwrap_or_else(uuid::Uuid::new_v4);
+    if app.world().keys.contains_key(&id.to_string()) {
+        return Err(kms_err!(AlreadyExists, "Key {id} already exists."));
+    }
     let arn = key_arn(app, &id.to_string());
     let token_label = {
         let w = app.world();

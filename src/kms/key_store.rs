@@ -109,6 +109,15 @@ fn config_ok(w: &World, cluster_id: &str, need_two: bool) -> Result<(), KmsError
 
 /// `CreateCustomKeyStore`.
 pub async fn create(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
+    create_with_id(app, input, None).await
+}
+
+/// `CreateCustomKeyStore` with a fixed ID (seeding), under every rule of the real operation.
+pub async fn create_with_id(
+    app: &Arc<App>,
+    input: &Input,
+    fixed_id: Option<String>,
+) -> Result<Value, KmsError> {
     let name = input
         .req_str("CustomKeyStoreName", 1, 256)
         .map_err(input_err)?
@@ -213,8 +222,16 @@ pub async fn create(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             ));
         }
         config_ok(&w, &cluster_id, true)?;
+        if let Some(fid) = &fixed_id
+            && w.stores.contains_key(fid)
+        {
+            return Err(kms_err!(
+                Validation,
+                "Custom key store ID {fid} is already taken."
+            ));
+        }
         KeyStore {
-            id: crate::ids::key_store_id(),
+            id: fixed_id.clone().unwrap_or_else(crate::ids::key_store_id),
             name,
             cluster_id,
             trust_anchor: anchor,

@@ -238,3 +238,92 @@ fn clusters_hsms_users_and_faults_survive_a_restart() {
         );
     });
 }
+
+#[test]
+fn a_seed_declares_clusters_stores_and_keys_and_applying_it_twice_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.toml");
+    std::fs::write(
+        &seed,
+        r#"
+[[cluster]]
+id = "cluster-seedtestabcde"
+azs = 2
+hsms = 2
+admin_password = "seedAdmin123"
+[[cluster.user]]
+name = "kmsuser"
+role = "crypto-user"
+password = "seedKmsuser1"
+
+[[key_store]]
+id = "cks-1234567890abcdef0"
+name = "SeededStore"
+cluster_id = "cluster-seedtestabcde"
+password = "seedKmsuser1"
+connect = true
+
+[[key]]
+id = "1234abcd-12ab-34cd-56ef-1234567890ab"
+key_store = "cks-1234567890abcdef0"
+description = "seeded key"
+aliases = ["alias/seeded"]
+"#,
+    )
+    .unwrap();
+    let seed_arg = seed.to_string_lossy().to_string();
+    let mut sim = Sim::start_with(&["--seed", &seed_arg]);
+    let snapshot = |sim: &Sim| {
+        block_on(async {
+            let kms = sim.kms();
+            wait_state(&kms, "cks-1234567890abcdef0", "CONNECTED").await;
+            let d = kms
+                .describe_key()
+                .key_id("alias/seeded")
+                .send()
+                .await
+                .unwrap();
+            let m = d.key_metadata().unwrap();
+            assert_eq!(m.key_id(), "1234abcd-12ab-34cd-56ef-1234567890ab");
+            assert_eq!(m.custom_key_store_id(), Some("cks-1234567890abcdef0"));
+            assert_eq!(m.cloud_hsm_cluster_id(), Some("cluster-seedtestabcde"));
+            let enc = kms
+                .encrypt()
+                .key_id("alias/seeded")
+                .plaintext(aws_sdk_kms::primitives::Blob::new(b"seeded".to_vec()))
+                .send()
+                .await
+                .unwrap();
+            assert!(enc.ciphertext_blob().is_some());
+            let stores = kms
+                .describe_custom_key_stores()
+                .send()
+                .await
+                .unwrap()
+                .custom_key_stores()
+                .len();
+            let keys = kms.list_keys().send().await.unwrap().keys().len();
+            let clusters = sim
+                .control()
+                .call("GET", "/_sim/clusters", None)
+                .await
+                .unwrap()["clusters"]
+                .as_array()
+                .unwrap()
+                .len();
+            (stores, keys, clusters)
+        })
+    };
+    let first = snapshot(&sim);
+    assert_eq!(
+        first,
+        (1, 1, 2),
+        "seeded store, key, and the default + seeded clusters"
+    );
+    sim.restart();
+    assert_eq!(
+        snapshot(&sim),
+        first,
+        "applying the seed again changed something"
+    );
+}

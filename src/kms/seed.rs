@@ -1,0 +1,237 @@
+//! Seeding KMS (D15): `[[key_store]]` and `[[key]]` tables of a seed file (the same file whose
+//! `[[cluster]]` tables `cluster::seed` applies), created through the real operations so every
+//! rule holds. Applying a seed twice changes nothing: existing IDs are left as they are.
+//!
+//! ```toml
+//! [[key_store]]
+//! id = "cks-1234567890abcdef0"      # optional fixed ID
+//! name = "ExampleKeyStore"
+//! cluster_id = "cluster-234567abcdefg"
+//! password = "kmsuserPassw0rd"      # kmsuser's current password
+//! connect = true                    # connect after creating (default false)
+//!
+//! [[key]]
+//! id = "1234abcd-12ab-34cd-56ef-1234567890ab"   # optional fixed key ID
+//! key_store = "cks-1234567890abcdef0"           # absent: an AWS_KMS key
+//! description = "seeded"
+//! aliases = ["alias/example"]
+//! ```
+
+use super::error::KmsError;
+use super::model::ConnectionState;
+use crate::app::App;
+use crate::kms_err;
+use crate::protocol::input::Input;
+use serde::Deserialize;
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The KMS part of a seed file.
+#[derive(Debug, Default, Deserialize)]
+pub struct KmsSeed {
+    /// Key stores.
+    #[serde(default)]
+    pub key_store: Vec<SeedKeyStore>,
+    /// Keys.
+    #[serde(default)]
+    pub key: Vec<SeedKey>,
+}
+
+/// One `[[key_store]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedKeyStore {
+    /// Fixed ID (`cks-` + 17 hex digits).
+    pub id: Option<String>,
+    /// Name.
+    pub name: String,
+    /// The cluster.
+    pub cluster_id: String,
+    /// The trust anchor PEM file; default: the cluster's own trust anchor.
+    pub trust_anchor_file: Option<String>,
+    /// kmsuser's password.
+    pub password: String,
+    /// Connect after creating.
+    #[serde(default)]
+    pub connect: bool,
+}
+
+/// One `[[key]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedKey {
+    /// Fixed key ID (a UUID).
+    pub id: Option<String>,
+    /// The key store (absent: an AWS_KMS key).
+    pub key_store: Option<String>,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Aliases to point at the key.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+fn seed_err(what: &str, e: KmsError) -> KmsError {
+    KmsError::new(e.kind, format!("seed {what}: {}", e.message))
+}
+
+fn is_store_id(s: &str) -> bool {
+    s.strip_prefix("cks-").is_some_and(|h| {
+        h.len() == 17
+            && h.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    })
+}
+
+/// Apply the KMS tables of the seed file at `path`.
+pub async fn apply_file(app: &Arc<App>, path: &Path) -> Result<(), KmsError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| kms_err!(Validation, "cannot read seed file {}: {e}", path.display()))?;
+    let seed: KmsSeed = toml::from_str(&text)
+        .map_err(|e| kms_err!(Validation, "invalid seed file {}: {e}", path.display()))?;
+    apply(app, &seed, path.parent().unwrap_or(Path::new("."))).await
+}
+
+/// Apply `seed`; relative files are read from `base`.
+pub async fn apply(app: &Arc<App>, seed: &KmsSeed, base: &Path) -> Result<(), KmsError> {
+    for s in &seed.key_store {
+        let what = format!("key store {:?}", s.name);
+        if let Some(id) = &s.id
+            && !is_store_id(id)
+        {
+            return Err(kms_err!(
+                Validation,
+                "{what}: id {id:?} must be cks- followed by 17 lowercase hex digits"
+            ));
+        }
+        let existing = {
+            let w = app.world();
+            match &s.id {
+                Some(id) => w.stores.get(id).map(|x| x.id.clone()),
+                None => w
+                    .stores
+                    .values()
+                    .find(|x| x.name == s.name)
+                    .map(|x| x.id.clone()),
+            }
+        };
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let anchor = match &s.trust_anchor_file {
+                    Some(f) => std::fs::read_to_string(base.join(f))
+                        .map_err(|e| kms_err!(Validation, "{what}: cannot read {f}: {e}"))?,
+                    None => app
+                        .world()
+                        .clusters
+                        .get(&s.cluster_id)
+                        .and_then(|c| c.trust_anchor.clone())
+                        .ok_or_else(|| {
+                            kms_err!(
+                                CloudHsmClusterNotFound,
+                                "{what}: cluster {} is not initialized or does not exist",
+                                s.cluster_id
+                            )
+                        })?,
+                };
+                let input = Input::from_value(json!({
+                    "CustomKeyStoreName": s.name,
+                    "CloudHsmClusterId": s.cluster_id,
+                    "TrustAnchorCertificate": anchor,
+                    "KeyStorePassword": s.password,
+                }))
+                .map_err(super::input_err)?;
+                let out = super::key_store::create_with_id(app, &input, s.id.clone())
+                    .await
+                    .map_err(|e| seed_err(&what, e))?;
+                out["CustomKeyStoreId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }
+        };
+        let state = app.world().stores.get(&id).map(|x| x.state);
+        if s.connect && state == Some(ConnectionState::Disconnected) {
+            let input =
+                Input::from_value(json!({ "CustomKeyStoreId": id })).map_err(super::input_err)?;
+            super::key_store::connect(app, &input)
+                .await
+                .map_err(|e| seed_err(&what, e))?;
+            wait_settled(app, &id).await;
+            let st = app.world().stores.get(&id).map(|x| (x.state, x.error_code));
+            if let Some((ConnectionState::Failed, code)) = st {
+                return Err(kms_err!(
+                    KmsInternal,
+                    "{what}: connecting failed with {}",
+                    code.map(|c| c.as_str()).unwrap_or("an unknown error")
+                ));
+            }
+        }
+    }
+    for k in &seed.key {
+        let what = format!("key {}", k.id.as_deref().unwrap_or("(no id)"));
+        let fixed = match &k.id {
+            Some(i) => Some(
+                uuid::Uuid::parse_str(i)
+                    .map_err(|e| kms_err!(Validation, "{what}: not a UUID: {e}"))?,
+            ),
+            None => None,
+        };
+        let exists = match fixed {
+            Some(u) => app.world().keys.contains_key(&u.to_string()),
+            None => k
+                .aliases
+                .first()
+                .is_some_and(|a| app.world().aliases.contains_key(a)),
+        };
+        let key_id = if exists {
+            match fixed {
+                Some(u) => u.to_string(),
+                None => continue,
+            }
+        } else {
+            let body = match &k.key_store {
+                Some(s) => {
+                    json!({"Origin": "AWS_CLOUDHSM", "CustomKeyStoreId": s, "Description": k.description})
+                }
+                None => json!({"Description": k.description}),
+            };
+            let input = Input::from_value(body).map_err(super::input_err)?;
+            let out = super::key::create_key_with_id(app, &input, fixed)
+                .await
+                .map_err(|e| seed_err(&what, e))?;
+            out["KeyMetadata"]["KeyId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        for a in &k.aliases {
+            if app.world().aliases.contains_key(a) {
+                continue;
+            }
+            let input = Input::from_value(json!({"AliasName": a, "TargetKeyId": key_id}))
+                .map_err(super::input_err)?;
+            super::key::create_alias(app, &input)
+                .await
+                .map_err(|e| seed_err(&what, e))?;
+        }
+    }
+    Ok(())
+}
+
+async fn wait_settled(app: &Arc<App>, id: &str) {
+    for _ in 0..2000 {
+        if app
+            .world()
+            .stores
+            .get(id)
+            .is_none_or(|s| s.state != ConnectionState::Connecting)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
