@@ -99,7 +99,7 @@ enum Bad {
     /// An integer member out of any range, or not an integer.
     HugeNumber(usize, Value),
     /// A blob member that is not base64.
-    BadBase64(usize, String),
+    NotBase64(usize, String),
     /// An unknown target.
     UnknownTarget(String),
 }
@@ -161,7 +161,7 @@ fn request() -> impl Strategy<Value = (usize, Bad, bool)> {
                 ]
                 .prop_map(move |v| Bad::HugeNumber(m, v))
             }),
-            (member, "[!-*]{1,20}").prop_map(|(m, s)| Bad::BadBase64(m, s)),
+            (member, "[!-*]{1,20}").prop_map(|(m, s)| Bad::NotBase64(m, s)),
             "[A-Za-z]{1,20}".prop_map(|s| Bad::UnknownTarget(format!("TrentService.No{s}"))),
         ];
         (Just(op), bad, any::<bool>())
@@ -258,7 +258,7 @@ fn hostile_requests_get_named_4xx_errors_and_change_nothing() {
                         &["SerializationException", "ValidationException"],
                     )
                 }
-                Bad::BadBase64(m, s) => {
+                Bad::NotBase64(m, s) => {
                     body_obj.insert(members[*m].0.into(), json!(s));
                     // Only blob members must be base64; on others this is an ordinary (invalid) value.
                     (

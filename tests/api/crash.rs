@@ -91,7 +91,8 @@ fn twenty_kill_restart_cycles_lose_no_acknowledged_write() {
         rt.block_on(async {
             let _ = burst.await;
         });
-        while let Ok((id, what, val)) = rx.try_recv() {
+        let rest = std::iter::from_fn(|| rx.try_recv().ok());
+        for (id, what, val) in std::iter::once(first).chain(rest) {
             let e = acked.entry(id).or_default();
             match what {
                 "alias" => e.0 = Some(val),
