@@ -28,3 +28,22 @@ ensure_packages() {
     exit 1
   fi
 }
+
+# What building kryoptic needs on Debian: bindgen's libclang, OpenSSL and SQLite headers.
+KRYOPTIC_BUILD_DEPS=(
+  "dpkg -s libclang1-14:libclang1-14" "dpkg -s libclang-common-14-dev:libclang-common-14-dev"
+  "dpkg -s libssl-dev:libssl-dev" "dpkg -s libsqlite3-dev:libsqlite3-dev" "command -v pkg-config:pkg-config"
+)
+
+# Build the kryoptic PKCS#11 module from scripts/kryoptic (pinned by its Cargo.lock) into
+# target/kryoptic, once (cargo does nothing when it is up to date), and print its path.
+kryoptic_module() {
+  local dir=$PWD/target/kryoptic so
+  so=$dir/release/libkryoptic_pkcs11.so
+  if ! CARGO_TARGET_DIR=$dir cargo build --release --locked --quiet \
+         --manifest-path scripts/kryoptic/Cargo.toml >&2; then
+    echo "cannot build kryoptic (scripts/kryoptic); it needs: ${KRYOPTIC_BUILD_DEPS[*]##*:}" >&2
+    return 1
+  fi
+  echo "$so"
+}

@@ -1,5 +1,7 @@
 //! `Config`: from a TOML file, then environment, then command-line flags; validated once.
 
+use crate::hsm::SoftToken;
+use crate::hsm::provision::DEFAULT_SLOTS;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -75,10 +77,16 @@ pub struct IdentitySection {
 pub struct HsmSection {
     /// PKCS#11 module path.
     pub module: Option<PathBuf>,
-    /// `softhsm` (default: create a token per cluster) or `none` (tokens exist already).
+    /// `softhsm`, `kryoptic` or `soft` (create a token per cluster; the soft token whose
+    /// configuration is written is named, or found from the module's file name), or `none`
+    /// (a real HSM: tokens exist already, nothing is provisioned or configured).
     pub provisioner: Option<String>,
-    /// SoftHSM2 configuration file; default `<data-dir>/softhsm2.conf`.
-    pub softhsm_conf: Option<PathBuf>,
+    /// The soft token's configuration file; default `<data-dir>/softhsm2.conf` or
+    /// `<data-dir>/kryoptic.conf`. (`softhsm_conf` is the old name.)
+    #[serde(alias = "softhsm_conf")]
+    pub token_conf: Option<PathBuf>,
+    /// Slots in a kryoptic configuration (one token per cluster, plus the internal token).
+    pub slots: Option<u32>,
     /// PIN template; `{user}` and `{password}` are replaced.
     pub pin_template: Option<String>,
     /// Sessions per token.
@@ -125,7 +133,7 @@ pub struct Overrides {
 /// Which token provisioner to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProvisionerKind {
-    /// SoftHSM2 or kryoptic.
+    /// A soft token (SoftHSM2, kryoptic): a token per cluster, with `C_InitToken`.
     SoftToken,
     /// Real HSM: no provisioning.
     None,
@@ -148,8 +156,11 @@ pub struct Config {
     pub module: Option<PathBuf>,
     /// Provisioner.
     pub provisioner: ProvisionerKind,
-    /// SoftHSM2 config file to use (None for non-SoftHSM modules).
-    pub softhsm_conf: Option<PathBuf>,
+    /// The soft token whose configuration the simulator writes, and that file. `None` for
+    /// another module, or with provisioner `none`: the module's environment is used as given.
+    pub soft_token: Option<(SoftToken, PathBuf)>,
+    /// Slots in a kryoptic configuration.
+    pub slots: u32,
     /// PIN template.
     pub pin_template: String,
     /// Sessions per token.
@@ -223,26 +234,41 @@ impl Config {
             });
         }
         let module = ov.module.clone().or(file.hsm.module);
-        let provisioner = match file.hsm.provisioner.as_deref() {
-            None | Some("softhsm") | Some("soft") | Some("kryoptic") => ProvisionerKind::SoftToken,
-            Some("none") => ProvisionerKind::None,
+        let (provisioner, soft) = match file.hsm.provisioner.as_deref() {
+            None | Some("soft") => (
+                ProvisionerKind::SoftToken,
+                SoftToken::detect(module.as_deref()),
+            ),
+            Some(name @ ("softhsm" | "softhsm2" | "kryoptic")) => {
+                (ProvisionerKind::SoftToken, SoftToken::from_name(name))
+            }
+            Some("none") => (ProvisionerKind::None, None),
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     field: "hsm.provisioner",
                     reason: format!(
-                        "{other:?}: use \"softhsm\" (soft tokens) or \"none\" (a real HSM)"
+                        "{other:?}: use \"softhsm\" or \"kryoptic\" (soft tokens, found from \
+                         the module's name when left out) or \"none\" (a real HSM)"
                     ),
                 });
             }
         };
-        let is_softhsm = module
-            .as_deref()
-            .is_none_or(|m| m.to_string_lossy().contains("softhsm"));
-        let softhsm_conf = match file.hsm.softhsm_conf {
-            Some(p) => Some(p),
-            None if is_softhsm => Some(data_dir.join("softhsm2.conf")),
-            None => None,
-        };
+        let soft_token = soft.map(|k| {
+            let conf = file
+                .hsm
+                .token_conf
+                .clone()
+                .unwrap_or_else(|| data_dir.join(k.conf_file_name()));
+            (k, conf)
+        });
+        let slots = file.hsm.slots.unwrap_or(DEFAULT_SLOTS);
+        if !(2..=1024).contains(&slots) {
+            return Err(ConfigError::Invalid {
+                field: "hsm.slots",
+                reason: "must be between 2 and 1024 (one per cluster, plus the internal token)"
+                    .into(),
+            });
+        }
         let pin_template = file.hsm.pin_template.unwrap_or_else(|| "{password}".into());
         if !pin_template.contains("{password}") {
             return Err(ConfigError::Invalid {
@@ -276,7 +302,8 @@ impl Config {
             region,
             module,
             provisioner,
-            softhsm_conf,
+            soft_token,
+            slots,
             pin_template,
             max_sessions,
             internal_token_label,
@@ -296,7 +323,7 @@ impl Config {
         self.data_dir.join("cks-sim.sqlite")
     }
 
-    /// The token directory for SoftHSM2.
+    /// The directory of the soft tokens' storage.
     pub fn token_dir(&self) -> PathBuf {
         self.data_dir.join("tokens")
     }
@@ -315,14 +342,7 @@ fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {
 
 /// The text of a SoftHSM2 config whose tokens live in `token_dir`.
 pub fn softhsm_conf_text(token_dir: &Path) -> String {
-    format!(
-        "# Written by cks-sim: tokens of this simulator live in its data directory.\n\
-         directories.tokendir = {}\n\
-         objectstore.backend = file\n\
-         log.level = ERROR\n\
-         slots.removable = false\n",
-        token_dir.display()
-    )
+    SoftToken::SoftHsm2.conf_text(token_dir, 0)
 }
 
 #[cfg(test)]
@@ -334,7 +354,47 @@ mod tests {
         let c = Config::from_parts(FileConfig::default(), &Overrides::default()).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:4599");
         assert_eq!(c.account, "111122223333");
-        assert!(c.softhsm_conf.is_some());
+        let (kind, conf) = c.soft_token.expect("SoftHSM2 by default");
+        assert_eq!(kind, SoftToken::SoftHsm2);
+        assert_eq!(conf, PathBuf::from(".cks-sim/softhsm2.conf"));
+    }
+
+    #[test]
+    fn the_module_decides_the_soft_token_and_none_configures_nothing() {
+        let ov = Overrides {
+            module: Some("/t/libkryoptic_pkcs11.so".into()),
+            data_dir: Some("/d".into()),
+            ..Default::default()
+        };
+        let c = Config::from_parts(FileConfig::default(), &ov).unwrap();
+        assert_eq!(
+            c.soft_token,
+            Some((SoftToken::Kryoptic, PathBuf::from("/d/kryoptic.conf")))
+        );
+        assert_eq!(c.provisioner, ProvisionerKind::SoftToken);
+        let f: FileConfig = toml::from_str(
+            "[hsm]\nmodule = \"/opt/cloudhsm/lib/libcloudhsm_pkcs11.so\"\nprovisioner = \"none\"\n\
+             pin_template = \"{user}:{password}\"",
+        )
+        .unwrap();
+        let c = Config::from_parts(f, &Overrides::default()).unwrap();
+        assert_eq!(c.provisioner, ProvisionerKind::None);
+        assert_eq!(c.soft_token, None);
+        let f: FileConfig = toml::from_str("[hsm]\nprovisioner = \"nope\"").unwrap();
+        let e = Config::from_parts(f, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hsm.provisioner"), "{e}");
+    }
+
+    #[test]
+    fn the_sample_real_hsm_config_is_valid() {
+        let text = include_str!("../config.real-hsm.example.toml");
+        let f: FileConfig = toml::from_str(text).expect("config.real-hsm.example.toml parses");
+        let c = Config::from_parts(f, &Overrides::default()).expect("and validates");
+        assert_eq!(c.provisioner, ProvisionerKind::None);
+        assert_eq!(c.soft_token, None);
+        assert!(c.pin_template.contains("{user}:{password}"));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use cks_sim::app::App;
 use cks_sim::client::{ClientError, ControlClient};
 use cks_sim::config::{Config, Overrides};
+use cks_sim::hsm::SoftToken;
+use cks_sim::hsm::provision::DEFAULT_SLOTS;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -100,7 +102,7 @@ struct ServeArgs {
     /// Listen address (port 0 picks a free port; see --port-file).
     #[arg(long, env = "CKS_SIM_LISTEN")]
     listen: Option<String>,
-    /// Data directory: SQLite file, SoftHSM2 config and tokens.
+    /// Data directory: SQLite file, soft token configuration and tokens.
     #[arg(long, env = "CKS_SIM_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// PKCS#11 module path (default: SoftHSM2 from its usual places).
@@ -213,7 +215,7 @@ enum TokenCmd {
 
 #[derive(Args)]
 struct InspectArgs {
-    /// The simulator's data directory (its SoftHSM2 config is used).
+    /// The simulator's data directory (its SoftHSM2 or kryoptic configuration is used).
     #[arg(long, default_value = ".cks-sim")]
     data_dir: PathBuf,
     /// PKCS#11 module path.
@@ -245,20 +247,39 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// SoftHSM2 reads its configuration from `SOFTHSM2_CONF` when the module loads. Changing the
-/// environment of a running process is unsafe, so when it does not already point at `conf`
-/// the process re-executes itself with it set (same PID, same arguments).
-fn ensure_softhsm_env(conf: &Path, token_dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(token_dir)
-        .map_err(|e| format!("cannot create {}: {e}", token_dir.display()))?;
-    let text = cks_sim::config::softhsm_conf_text(token_dir);
-    if std::fs::read_to_string(conf).ok().as_deref() != Some(text.as_str()) {
+/// A soft token reads its configuration file from an environment variable when the module
+/// loads (SoftHSM2 `SOFTHSM2_CONF`, kryoptic `KRYOPTIC_CONF`). The file `conf` keeps the tokens
+/// in `<data_dir>/tokens`: it is written when `rewrite` is set (the server: its configuration
+/// is the authority) or when it is missing (`inspect-token` reads what the server wrote), and
+/// never over a file the simulator did not write. Changing the environment of a running
+/// process is unsafe, so when the variable does not already point at `conf` the process
+/// re-executes itself with it set (same PID, same arguments).
+fn ensure_soft_token_env(
+    kind: SoftToken,
+    conf: &Path,
+    data_dir: &Path,
+    slots: u32,
+    rewrite: bool,
+) -> Result<(), String> {
+    let storage = kind.storage_dir(data_dir);
+    std::fs::create_dir_all(&storage)
+        .map_err(|e| format!("cannot create {}: {e}", storage.display()))?;
+    let storage = storage
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", storage.display()))?;
+    let text = kind.conf_text(&storage, slots);
+    let old = std::fs::read_to_string(conf).ok();
+    let ours = old
+        .as_deref()
+        .is_none_or(|t| t.starts_with(cks_sim::hsm::provision::CONF_MARKER));
+    if ours && (old.is_none() || rewrite) && old.as_deref() != Some(text.as_str()) {
         std::fs::write(conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
     }
+    let var = kind.env_var();
     let want = conf
         .canonicalize()
         .map_err(|e| format!("{}: {e}", conf.display()))?;
-    let have = std::env::var_os("SOFTHSM2_CONF").map(PathBuf::from);
+    let have = std::env::var_os(var).map(PathBuf::from);
     if have.as_deref() == Some(want.as_path()) {
         return Ok(());
     }
@@ -266,9 +287,9 @@ fn ensure_softhsm_env(conf: &Path, token_dir: &Path) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
     let err = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
-        .env("SOFTHSM2_CONF", &want)
+        .env(var, &want)
         .exec();
-    Err(format!("cannot re-execute with SOFTHSM2_CONF set: {err}"))
+    Err(format!("cannot re-execute with {var} set: {err}"))
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -443,8 +464,8 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     let config = Config::load(&ov).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
-    if let Some(conf) = &config.softhsm_conf {
-        ensure_softhsm_env(conf, &config.token_dir())?;
+    if let Some((kind, conf)) = &config.soft_token {
+        ensure_soft_token_env(*kind, conf, &config.data_dir, config.slots, true)?;
     }
     init_tracing();
     let rt = runtime()?;
@@ -496,13 +517,11 @@ fn init_tracing() {
 }
 
 fn inspect_token(a: InspectArgs) -> Result<(), String> {
-    let conf = a.data_dir.join("softhsm2.conf");
-    let is_softhsm = a
-        .module
-        .as_deref()
-        .is_none_or(|m| m.to_string_lossy().contains("softhsm"));
-    if is_softhsm {
-        ensure_softhsm_env(&conf, &a.data_dir.join("tokens"))?;
+    // The same soft token configuration as the server's (kept as the server wrote it); any
+    // other module is used with the environment as given.
+    if let Some(kind) = SoftToken::detect(a.module.as_deref()) {
+        let conf = a.data_dir.join(kind.conf_file_name());
+        ensure_soft_token_env(kind, &conf, &a.data_dir, DEFAULT_SLOTS, false)?;
     }
     let rt = runtime()?;
     rt.block_on(async move {

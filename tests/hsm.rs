@@ -1,4 +1,6 @@
-//! The PKCS#11 layer against a real SoftHSM2 token, in process.
+//! The PKCS#11 layer against a real token of the module under test (`CKS_SIM_PKCS11_MODULE`:
+//! SoftHSM2 by default, kryoptic in scripts/test's second pass), in process. Nothing here may
+//! assume one vendor: return codes, attributes and slot numbers differ between modules.
 
 mod common;
 
@@ -192,6 +194,7 @@ fn another_process_sees_the_objects_with_their_labels() -> TestResult {
         t.logout().await?;
         Ok::<_, HsmError>(())
     })?;
+    let running = common::token_creation_lock();
     let out = std::process::Command::new("pkcs11-tool")
         .args(["--module"])
         .arg(common::module_path())
@@ -205,6 +208,7 @@ fn another_process_sees_the_objects_with_their_labels() -> TestResult {
         ])
         .output()
         .map_err(|e| format!("pkcs11-tool (package opensc) is needed: {e}"))?;
+    drop(running);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -332,4 +336,79 @@ fn missing_module_is_a_clear_error() {
         "{msg}"
     );
     let _ = (UserType::User, AuthPin::from(String::new()));
+}
+
+#[test]
+fn one_gcm_call_stays_within_16_kib() -> TestResult {
+    use cks_sim::hsm::token::{GCM_MAX_CALL, GCM_TAG_LEN};
+    let label = fresh_token("gcm16k", "user-pin-8");
+    rt().block_on(async {
+        let t = open(&label);
+        t.login("user-pin-8").await?;
+        let id = *uuid::Uuid::new_v4().as_bytes();
+        t.generate_aes_key("gcm16k", id).await?;
+        let most = vec![7u8; GCM_MAX_CALL - GCM_TAG_LEN];
+        let s = t.encrypt(id, vec![], most.clone()).await?;
+        assert_eq!(s.ciphertext.len(), GCM_MAX_CALL);
+        assert_eq!(t.decrypt(id, s.iv, vec![], s.ciphertext).await?, most);
+        let calls = t.stats().calls();
+        let too_big = t.encrypt(id, vec![], vec![7u8; GCM_MAX_CALL]).await;
+        assert!(
+            matches!(too_big, Err(HsmError::Pkcs11 { .. })),
+            "{too_big:?}"
+        );
+        let too_big = t
+            .decrypt(id, vec![0; 12], vec![], vec![7u8; GCM_MAX_CALL + 1])
+            .await;
+        assert!(
+            matches!(too_big, Err(HsmError::CiphertextRejected { .. })),
+            "{too_big:?}"
+        );
+        assert_eq!(t.stats().calls(), calls, "refused before any PKCS#11 call");
+        t.logout().await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn tokens_are_found_by_label_and_under_mapped_labels() -> TestResult {
+    let label = fresh_token("mapped", "user-pin-9");
+    let aliased = module().clone().with_token_labels(
+        [("cluster-aliased".to_string(), label.clone())]
+            .into_iter()
+            .collect(),
+    );
+    assert_eq!(
+        aliased.find_token("cluster-aliased")?,
+        module().find_token(&label)?
+    );
+    assert!(matches!(
+        module().find_token("cluster-aliased"),
+        Err(HsmError::TokenNotFound { .. })
+    ));
+    rt().block_on(async {
+        let t = Arc::new(Token::open(&aliased, "cluster-aliased", 2)?);
+        t.login("user-pin-9").await?;
+        assert_eq!(t.random(16).await?.len(), 16);
+        t.logout().await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn a_key_id_is_never_created_twice() -> TestResult {
+    let label = fresh_token("dupid", "user-pin-10");
+    rt().block_on(async {
+        let t = open(&label);
+        t.login("user-pin-10").await?;
+        let id = *uuid::Uuid::new_v4().as_bytes();
+        t.generate_aes_key("dup-1", id).await?;
+        let again = t.generate_aes_key("dup-2", id).await;
+        assert!(matches!(again, Err(HsmError::Pkcs11 { .. })), "{again:?}");
+        let listed = t.list_objects().await?;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].label, "dup-1");
+        t.logout().await?;
+        Ok(())
+    })
 }

@@ -67,7 +67,10 @@ pub enum HsmError {
         label: String,
     },
     /// No free (uninitialized) slot is left to create a token on.
-    #[error("no free slot left to create token {label:?}")]
+    #[error(
+        "no free slot left to create token {label:?} (a kryoptic configuration has a fixed \
+         number of slots: raise [hsm] slots)"
+    )]
     NoFreeSlot {
         /// The token label that was to be created.
         label: String,

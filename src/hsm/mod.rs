@@ -3,7 +3,8 @@
 //! - [`module`]: find, load and initialize the module once per process;
 //! - [`token`]: one token in domain words (AES-256 keys, AES-GCM, random, inspection);
 //! - [`pool`]: the session pool that keeps every call on a blocking thread (D7);
-//! - [`provision`]: token creation and PINs for soft tokens (SoftHSM2, kryoptic);
+//! - [`provision`]: token creation for soft tokens, and each soft token's configuration
+//!   (SoftHSM2, kryoptic) — the only module-specific code;
 //! - [`error`]: `HsmError`, the one classification of PKCS#11 return values.
 //!
 //! Nothing here knows about KMS, clusters, HTTP or SQL.
@@ -16,5 +17,5 @@ pub mod token;
 
 pub use error::{HsmError, HsmOp};
 pub use module::Module;
-pub use provision::Provisioner;
+pub use provision::{Provisioner, SoftToken};
 pub use token::{ObjectId, ObjectInfo, PinTemplate, Sealed, Token};

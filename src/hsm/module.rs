@@ -4,7 +4,9 @@ use super::error::{HsmError, HsmOp};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::slot::Slot;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The usual places SoftHSM2 installs its module, tried in order when nothing is configured.
 pub const SOFTHSM_CANDIDATES: &[&str] = &[
@@ -42,6 +44,13 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, HsmError> {
 pub struct Module {
     ctx: Pkcs11,
     path: PathBuf,
+    /// Token labels the simulator asks for (cluster IDs) → the labels the module really shows
+    /// (a real HSM's token, e.g. the AWS CloudHSM library's `hsm1`). Empty for soft tokens.
+    labels: Arc<BTreeMap<String, String>>,
+    /// Serialises token creation in this process: finding a free slot and `C_InitToken` on it
+    /// must not interleave (two threads would pick the same slot, and `C_InitToken` on an
+    /// initialized token re-initializes it).
+    provisioning: Arc<Mutex<()>>,
 }
 
 impl Module {
@@ -61,7 +70,31 @@ impl Module {
         Ok(Module {
             ctx,
             path: path.to_path_buf(),
+            labels: Arc::default(),
+            provisioning: Arc::default(),
         })
+    }
+
+    /// Look tokens up under other labels: a token asked for as `k` is the module's token
+    /// labelled `labels[k]` (config `[hsm.token_labels]`, for a real HSM whose token labels are
+    /// not cluster IDs). Labels not in the map are used as they are.
+    #[must_use]
+    pub fn with_token_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.labels = Arc::new(labels);
+        self
+    }
+
+    /// Hold this while creating a token (see the field).
+    pub(crate) fn provisioning(&self) -> MutexGuard<'_, ()> {
+        match self.provisioning.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The label the module shows for the token the simulator calls `label`.
+    pub fn real_label<'a>(&'a self, label: &'a str) -> &'a str {
+        self.labels.get(label).map_or(label, String::as_str)
     }
 
     /// The cryptoki context (for the rest of `hsm/` only).
@@ -82,9 +115,11 @@ impl Module {
             .unwrap_or_default()
     }
 
-    /// Find the slot whose token carries `label`. Slots are found by label, never by number:
-    /// SoftHSM2 renumbers slots after `C_InitToken`. Blocking.
+    /// Find the slot whose token carries `label` (after [`Module::with_token_labels`]). Slots
+    /// are found by label, never by number: SoftHSM2 renumbers slots after `C_InitToken`, and
+    /// slot numbers mean nothing across modules. Blocking.
     pub fn find_token(&self, label: &str) -> Result<Slot, HsmError> {
+        let label = self.real_label(label);
         let slots = self
             .ctx
             .get_slots_with_initialized_token()

@@ -23,6 +23,21 @@ pub type ObjectId = [u8; 16];
 pub const GCM_IV_LEN: usize = 12;
 /// Length of the GCM tag, in bytes.
 pub const GCM_TAG_LEN: usize = 16;
+/// The most bytes one AES-GCM call takes or gives: the AWS CloudHSM library caps a single GCM
+/// operation at 16 KiB, so a plaintext is at most this minus the tag (KMS never comes close:
+/// 4 KiB plaintexts, 6 KiB ciphertext blobs).
+pub const GCM_MAX_CALL: usize = 16 * 1024;
+
+/// The object classes the simulator ever looks for. Every search names a class: some tokens
+/// hold objects of their own (profiles, mechanisms, vendor classes) that an empty template
+/// would return, and some libraries refuse or slow down on unfiltered searches.
+const LISTED_CLASSES: [ObjectClass; 5] = [
+    ObjectClass::SECRET_KEY,
+    ObjectClass::PRIVATE_KEY,
+    ObjectClass::PUBLIC_KEY,
+    ObjectClass::CERTIFICATE,
+    ObjectClass::DATA,
+];
 
 /// The IV used only for the known-answer fingerprint encryption (never for data).
 const FINGERPRINT_IV: [u8; GCM_IV_LEN] = *b"cks-sim-fp\0\0";
@@ -314,11 +329,21 @@ impl Token {
 
     /// Generate an AES-256 key object with the D4 template: token, private, sensitive,
     /// non-extractable, encrypt/decrypt, `CKA_LABEL` = `label`, `CKA_ID` = `id`.
+    ///
+    /// Labels and ids are kept unique by the caller (a key ARN and the key ID's bytes): no
+    /// token refuses a duplicate label, so the token is never relied on for that. An id the
+    /// index already holds is refused here, without a search.
     pub async fn generate_aes_key(
         self: &Arc<Self>,
         label: &str,
         id: ObjectId,
     ) -> Result<(), HsmError> {
+        if self.has_key(&id) {
+            return Err(HsmError::Pkcs11 {
+                op: HsmOp::GenerateKey,
+                detail: format!("a key object with id {} exists already", hex(&id)),
+            });
+        }
         let template = vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(KeyType::AES),
@@ -381,13 +406,25 @@ impl Token {
     }
 
     /// AES-256-GCM encrypt with `aad`, under a fresh 12-byte IV from `C_GenerateRandom`
-    /// (SoftHSM2 cannot generate GCM IVs itself).
+    /// (SoftHSM2 and kryoptic take the caller's IV). The IV returned is read back from the
+    /// mechanism parameter after the call: a module that chooses the IV itself (the AWS
+    /// CloudHSM library) writes it there. One call, so at most [`GCM_MAX_CALL`] bytes out.
     pub async fn encrypt(
         self: &Arc<Self>,
         id: ObjectId,
         aad: Vec<u8>,
         plaintext: Vec<u8>,
     ) -> Result<Sealed, HsmError> {
+        if plaintext.len() + GCM_TAG_LEN > GCM_MAX_CALL {
+            return Err(HsmError::Pkcs11 {
+                op: HsmOp::Encrypt,
+                detail: format!(
+                    "{} bytes is more than one AES-GCM call takes ({} with the tag)",
+                    plaintext.len(),
+                    GCM_MAX_CALL
+                ),
+            });
+        }
         let h = self.resolve(&id).await?;
         let res = self
             .pool
@@ -411,7 +448,9 @@ impl Token {
         res
     }
 
-    /// AES-256-GCM decrypt; any authentication failure is `CiphertextRejected`.
+    /// AES-256-GCM decrypt; any failure to authenticate is `CiphertextRejected`, whatever
+    /// code the module returns for it (SoftHSM2 `CKR_GENERAL_ERROR`, kryoptic
+    /// `CKR_ENCRYPTED_DATA_INVALID`), and so is a ciphertext longer than one GCM call takes.
     pub async fn decrypt(
         self: &Arc<Self>,
         id: ObjectId,
@@ -419,6 +458,11 @@ impl Token {
         aad: Vec<u8>,
         ciphertext: Vec<u8>,
     ) -> Result<Vec<u8>, HsmError> {
+        if ciphertext.len() > GCM_MAX_CALL {
+            return Err(HsmError::CiphertextRejected {
+                rv: cryptoki::error::RvError::EncryptedDataLenRange,
+            });
+        }
         let h = self.resolve(&id).await?;
         let res = self
             .pool
@@ -474,16 +518,19 @@ impl Token {
             .await
     }
 
-    /// Every object visible to the current login, with labels, ids and fingerprints.
+    /// Every key, certificate and data object visible to the current login, with labels, ids
+    /// and fingerprints (one search per class: never an unfiltered search).
     pub async fn list_objects(self: &Arc<Self>) -> Result<Vec<ObjectInfo>, HsmError> {
         self.pool
-            .run(HsmOp::Inspect, 1, |s| {
-                let handles = s
-                    .find_objects(&[])
-                    .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
-                let mut out = Vec::with_capacity(handles.len());
-                for h in handles {
-                    out.push(describe_object(s, h)?);
+            .run(HsmOp::Inspect, LISTED_CLASSES.len() as u64, |s| {
+                let mut out = Vec::new();
+                for class in LISTED_CLASSES {
+                    let handles = s
+                        .find_objects(&[Attribute::Class(class)])
+                        .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+                    for h in handles {
+                        out.push(describe_object(s, h)?);
+                    }
                 }
                 out.sort_by(|a, b| (&a.label, &a.id).cmp(&(&b.label, &b.id)));
                 Ok(out)
@@ -516,15 +563,20 @@ impl Token {
     }
 }
 
+/// The material fingerprint (see [`Token::fingerprint`]): the tag of a known-answer GCM
+/// encryption under a fixed IV. A module that refuses a caller's IV, or silently replaces it
+/// (the AWS CloudHSM library writes its own IV into the parameter), gives no stable tag: then
+/// the standard `CKA_CHECK_VALUE` is used, marked `kcv:` so the two never compare equal.
 fn fingerprint_of(s: &Session, h: ObjectHandle) -> Result<String, HsmError> {
     let mut iv = FINGERPRINT_IV;
-    let params = GcmParams::new(&mut iv, FINGERPRINT_AAD, (GCM_TAG_LEN as u64 * 8).into())
-        .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
-    match s.encrypt(&Mechanism::AesGcm(params), h, &[]) {
-        Ok(tag) => Ok(hex(&tag)),
-        // A token that insists on choosing the GCM IV (the CloudHSM library) refuses a fixed
-        // one: fall back to the standard CKA_CHECK_VALUE.
-        Err(_) => {
+    let tag = {
+        let params = GcmParams::new(&mut iv, FINGERPRINT_AAD, (GCM_TAG_LEN as u64 * 8).into())
+            .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+        s.encrypt(&Mechanism::AesGcm(params), h, &[])
+    };
+    match tag {
+        Ok(tag) if iv == FINGERPRINT_IV => Ok(hex(&tag)),
+        _ => {
             let attrs = s
                 .get_attributes(h, &[AttributeType::CheckValue])
                 .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;

@@ -147,7 +147,7 @@ fn the_token_pin_follows_kmsusers_password() {
                 "Changed12345",
                 "--list-objects",
             ])
-            .env("SOFTHSM2_CONF", sim.data_dir().join("softhsm2.conf"))
+            .envs(sim.token_conf_env())
             .output()
             .unwrap();
         assert!(

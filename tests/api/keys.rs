@@ -590,7 +590,7 @@ fn the_documented_life_with_orphans_and_the_customers_clean_up() {
                     "--label",
                     label,
                 ])
-                .env("SOFTHSM2_CONF", sim.data_dir().join("softhsm2.conf"))
+                .envs(sim.token_conf_env())
                 .output()
                 .unwrap();
             assert!(

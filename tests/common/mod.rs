@@ -1,10 +1,13 @@
-//! Shared test helpers: SoftHSM2 set-up for in-process PKCS#11 tests, and a real `cks-sim
-//! serve` child process for HTTP tests.
+//! Shared test helpers: the PKCS#11 module under test (one switch: `CKS_SIM_PKCS11_MODULE`,
+//! SoftHSM2 when unset) and its soft token configuration for in-process tests, and a real
+//! `cks-sim serve` child process for HTTP tests.
 #![allow(dead_code)]
 
-use cks_sim::hsm::{Module, Provisioner};
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use cks_sim::hsm::provision::CONF_MARKER;
+use cks_sim::hsm::{Module, Provisioner, SoftToken};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Once, OnceLock};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -18,32 +21,114 @@ pub fn module_path() -> PathBuf {
     }
 }
 
-/// Make sure the SoftHSM2 config named by `SOFTHSM2_CONF` (set by `.cargo/config.toml` or the
-/// caller) exists, with its token directory.
-pub fn softhsm_conf() -> PathBuf {
-    let conf = PathBuf::from(
-        std::env::var_os("SOFTHSM2_CONF")
-            .expect("SOFTHSM2_CONF is set by .cargo/config.toml or scripts/test"),
-    );
-    if !conf.exists() {
-        let dir = conf.parent().expect("conf has a parent").to_path_buf();
-        let tokens = dir.join("tokens");
-        std::fs::create_dir_all(&tokens).expect("create token dir");
-        std::fs::write(&conf, cks_sim::config::softhsm_conf_text(&tokens))
-            .expect("write softhsm2.conf");
+/// The soft token behind the module under test (`None`: another module, used with the
+/// environment as given).
+pub fn soft_token() -> Option<SoftToken> {
+    SoftToken::detect(
+        std::env::var_os("CKS_SIM_PKCS11_MODULE")
+            .map(PathBuf::from)
+            .as_deref(),
+    )
+}
+
+/// Slots in the kryoptic configuration of an in-process test run: every test takes a fresh
+/// token, and kryoptic's slots are fixed.
+const TEST_SLOTS: u32 = 64;
+
+/// Make sure the soft token configuration the in-process module reads exists: the file named
+/// by `SOFTHSM2_CONF` (set by `.cargo/config.toml`) or `KRYOPTIC_CONF` (set by the caller, e.g.
+/// scripts/test). A kryoptic configuration is rewritten for each test process with empty slots
+/// in `run-<pid>/` beside it (older runs' slots are removed), unless the file is not one the
+/// simulator wrote: then it is used as it is.
+pub fn soft_token_conf() -> Option<PathBuf> {
+    let kind = soft_token()?;
+    let var = kind.env_var();
+    let conf = PathBuf::from(std::env::var_os(var).unwrap_or_else(|| {
+        panic!(
+            "{var} must name the {} configuration file of in-process tests \
+             (.cargo/config.toml sets SOFTHSM2_CONF; scripts/test sets KRYOPTIC_CONF)",
+            kind.name()
+        )
+    }));
+    let dir = conf.parent().expect("conf has a parent").to_path_buf();
+    match kind {
+        SoftToken::SoftHsm2 => {
+            if !conf.exists() {
+                let tokens = dir.join("tokens");
+                std::fs::create_dir_all(&tokens).expect("create token dir");
+                std::fs::write(&conf, cks_sim::config::softhsm_conf_text(&tokens))
+                    .expect("write softhsm2.conf");
+            }
+        }
+        SoftToken::Kryoptic => {
+            let old = std::fs::read_to_string(&conf).ok();
+            if old.is_none_or(|t| t.starts_with(CONF_MARKER)) {
+                std::fs::create_dir_all(&dir).expect("create the kryoptic test dir");
+                remove_stale_runs(&dir);
+                let run = dir.join(format!("run-{}", std::process::id()));
+                std::fs::create_dir_all(&run).expect("create the slot dir");
+                let run = run.canonicalize().expect("slot dir");
+                std::fs::write(&conf, kind.conf_text(&run, TEST_SLOTS))
+                    .expect("write kryoptic.conf");
+            }
+        }
     }
-    conf
+    Some(conf)
+}
+
+/// Remove `run-<pid>` slot directories of test processes that are gone.
+fn remove_stale_runs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("run-")
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Say which module a test process uses, once, on stderr directly (not captured by the test
+/// harness, so every run's output names its module).
+pub fn announce_module(how: &str) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let path = module_path();
+        let kind = soft_token().map_or("no soft token configuration", SoftToken::name);
+        let _ = writeln!(
+            std::io::stderr(),
+            "PKCS#11 module under test: {} ({kind}; {how})",
+            path.display()
+        );
+    });
 }
 
 /// The module, loaded once per test binary.
 pub fn module() -> &'static Module {
     static M: OnceLock<Module> = OnceLock::new();
     M.get_or_init(|| {
-        softhsm_conf();
-        let path = module_path();
-        eprintln!("PKCS#11 module under test: {}", path.display());
-        Module::load(&path).expect("load PKCS#11 module")
+        let conf = soft_token_conf();
+        announce_module(&match &conf {
+            Some(c) => format!("in process, configuration {}", c.display()),
+            None => "in process".into(),
+        });
+        let m = Module::load(&module_path()).expect("load PKCS#11 module");
+        let _ = writeln!(std::io::stderr(), "PKCS#11 library: {}", m.description());
+        m
     })
+}
+
+/// Held while this test process creates a token, and while it runs another process that loads
+/// the module (`pkcs11-tool`): kryoptic's `C_Initialize` fails (`CKR_USER_PIN_NOT_INITIALIZED`,
+/// `CKR_TOKEN_NOT_PRESENT`) in a process that starts while another is inside `C_InitToken`
+/// on one of the slots they share.
+pub fn token_creation_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A fresh token with a unique label, provisioned with `user_pin`. Returns its label.
@@ -52,6 +137,7 @@ pub fn fresh_token(prefix: &str, user_pin: &str) -> String {
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
+    let _creating = token_creation_lock();
     Provisioner::SoftToken
         .ensure_token(module(), &label, "so-pin-1234", user_pin)
         .expect("provision token");
@@ -108,6 +194,7 @@ impl Sim {
     }
 
     fn spawn(&mut self) {
+        announce_module("served by cks-sim serve, configuration in its data directory");
         let port_file = self.dir.path().join("port");
         let _ = std::fs::remove_file(&port_file);
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
@@ -170,6 +257,14 @@ impl Sim {
     /// Start again after a kill.
     pub fn respawn(&mut self) {
         self.spawn();
+    }
+
+    /// The environment variable and file that point another process (e.g. `pkcs11-tool`) at
+    /// this server's soft token configuration, for the module under test: `SOFTHSM2_CONF` or
+    /// `KRYOPTIC_CONF` in the data directory. `None` for a module the simulator does not
+    /// configure.
+    pub fn token_conf_env(&self) -> Option<(&'static str, PathBuf)> {
+        soft_token().map(|k| (k.env_var(), self.data_dir().join(k.conf_file_name())))
     }
 
     pub fn control(&self) -> cks_sim::client::ControlClient {
