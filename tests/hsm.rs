@@ -31,8 +31,18 @@ fn open(label: &str) -> Arc<Token> {
     Arc::new(Token::open(module(), label, 4).expect("open token"))
 }
 
+/// Every test holds this shared; the re-initialization test holds it exclusively, because
+/// `C_Finalize` ends every session of the process, including raw cryptoki handles of other
+/// tests.
+static MODULE_USE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    MODULE_USE.read().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn keys_survive_a_fresh_token_handle_and_are_found_through_the_index() -> TestResult {
+    let _shared = shared();
     let label = fresh_token("persist", "user-pin-1");
     rt().block_on(async {
         let t = open(&label);
@@ -73,6 +83,7 @@ fn keys_survive_a_fresh_token_handle_and_are_found_through_the_index() -> TestRe
 
 #[test]
 fn key_objects_follow_the_d4_template_and_never_reveal_their_value() -> TestResult {
+    let _shared = shared();
     let label = fresh_token("template", "user-pin-2");
     let arn = format!(
         "arn:aws:kms:us-east-1:111122223333:key/{}",
@@ -127,6 +138,7 @@ fn key_objects_follow_the_d4_template_and_never_reveal_their_value() -> TestResu
 
 #[test]
 fn aes_gcm_round_trip_and_every_tamper_is_rejected() -> TestResult {
+    let _shared = shared();
     let label = fresh_token("gcm", "user-pin-3");
     rt().block_on(async {
         let t = open(&label);
@@ -181,6 +193,7 @@ fn aes_gcm_round_trip_and_every_tamper_is_rejected() -> TestResult {
 
 #[test]
 fn another_process_sees_the_objects_with_their_labels() -> TestResult {
+    let _shared = shared();
     let label = fresh_token("pkcs11tool", "user-pin-4");
     let arn = format!(
         "arn:aws:kms:us-east-1:111122223333:key/{}",
@@ -225,6 +238,7 @@ fn another_process_sees_the_objects_with_their_labels() -> TestResult {
 
 #[test]
 fn concurrent_encryptions_all_succeed_and_never_run_on_the_async_worker() -> TestResult {
+    let _shared = shared();
     let label = fresh_token("pool", "user-pin-5");
     let rt = rt();
     let worker = std::thread::current().id();
@@ -263,6 +277,7 @@ fn concurrent_encryptions_all_succeed_and_never_run_on_the_async_worker() -> Tes
 
 #[test]
 fn fingerprints_are_stable_per_object_and_differ_between_keys() -> TestResult {
+    let _shared = shared();
     let label = fresh_token("fp", "user-pin-6");
     rt().block_on(async {
         let t = open(&label);
@@ -296,6 +311,7 @@ fn fingerprints_are_stable_per_object_and_differ_between_keys() -> TestResult {
 
 #[test]
 fn user_pin_changes_take_effect_on_the_token() -> TestResult {
+    let _shared = shared();
     let label = fresh_token("pin", "first-pin");
     rt().block_on(async {
         let t = open(&label);
@@ -311,6 +327,7 @@ fn user_pin_changes_take_effect_on_the_token() -> TestResult {
 
 #[test]
 fn a_failing_token_refuses_every_call_until_healed() -> TestResult {
+    let _shared = shared();
     let label = fresh_token("fault", "pin-7777");
     rt().block_on(async {
         let t = open(&label);
@@ -328,6 +345,7 @@ fn a_failing_token_refuses_every_call_until_healed() -> TestResult {
 
 #[test]
 fn missing_module_is_a_clear_error() {
+    let _shared = shared();
     let e = cks_sim::hsm::module::locate(Some(std::path::Path::new("/nonexistent/libpkcs11.so")))
         .expect_err("must fail");
     let msg = e.to_string();
@@ -340,6 +358,7 @@ fn missing_module_is_a_clear_error() {
 
 #[test]
 fn one_gcm_call_stays_within_16_kib() -> TestResult {
+    let _shared = shared();
     use cks_sim::hsm::token::{GCM_MAX_CALL, GCM_TAG_LEN};
     let label = fresh_token("gcm16k", "user-pin-8");
     rt().block_on(async {
@@ -372,6 +391,7 @@ fn one_gcm_call_stays_within_16_kib() -> TestResult {
 
 #[test]
 fn tokens_are_found_by_label_and_under_mapped_labels() -> TestResult {
+    let _shared = shared();
     let label = fresh_token("mapped", "user-pin-9");
     let aliased = module().clone().with_token_labels(
         [("cluster-aliased".to_string(), label.clone())]
@@ -397,6 +417,7 @@ fn tokens_are_found_by_label_and_under_mapped_labels() -> TestResult {
 
 #[test]
 fn a_key_id_is_never_created_twice() -> TestResult {
+    let _shared = shared();
     let label = fresh_token("dupid", "user-pin-10");
     rt().block_on(async {
         let t = open(&label);
@@ -408,6 +429,35 @@ fn a_key_id_is_never_created_twice() -> TestResult {
         let listed = t.list_objects().await?;
         assert_eq!(listed.len(), 1, "{listed:?}");
         assert_eq!(listed[0].label, "dup-1");
+        t.logout().await?;
+        Ok(())
+    })
+}
+
+#[test]
+fn a_module_reinitialization_is_survived_by_logged_in_tokens() -> TestResult {
+    let _exclusive = MODULE_USE.write().unwrap_or_else(|p| p.into_inner());
+    let label = fresh_token("reinit", "user-pin-8");
+    rt().block_on(async {
+        let t = open(&label);
+        t.login("user-pin-8").await?;
+        let id = *uuid::Uuid::new_v4().as_bytes();
+        t.generate_aes_key("reinit-key", id).await?;
+        let sealed = t.encrypt(id, b"a".to_vec(), b"before".to_vec()).await?;
+        let fp = t.fingerprint(id).await?;
+        // What the pool does after CKR_DEVICE_ERROR: C_Finalize + C_Initialize.
+        let g = module().generation();
+        let g2 = tokio::task::spawn_blocking(move || module().reinitialize(g)).await??;
+        assert_eq!(g2, g + 1);
+        // A second caller that saw the same failure does not re-initialize again.
+        assert_eq!(module().reinitialize(g)?, g2);
+        // The token logs in again by itself, finds its key (handles are rebuilt) and works.
+        let back = t
+            .decrypt(id, sealed.iv, b"a".to_vec(), sealed.ciphertext)
+            .await?;
+        assert_eq!(back, b"before");
+        assert_eq!(t.fingerprint(id).await?, fp);
+        assert!(t.is_logged_in());
         t.logout().await?;
         Ok(())
     })

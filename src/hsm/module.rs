@@ -6,7 +6,7 @@ use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::slot::Slot;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 /// The usual places SoftHSM2 installs its module, tried in order when nothing is configured.
 pub const SOFTHSM_CANDIDATES: &[&str] = &[
@@ -51,6 +51,10 @@ pub struct Module {
     /// must not interleave (two threads would pick the same slot, and `C_InitToken` on an
     /// initialized token re-initializes it).
     provisioning: Arc<Mutex<()>>,
+    /// The module's generation, bumped by every re-initialization. Every use of a session
+    /// holds the read side, so `C_Finalize` (write side) never runs under a live call, and a
+    /// session from an older generation is known to be gone.
+    gate: Arc<RwLock<u64>>,
 }
 
 impl Module {
@@ -72,6 +76,7 @@ impl Module {
             path: path.to_path_buf(),
             labels: Arc::default(),
             provisioning: Arc::default(),
+            gate: Arc::default(),
         })
     }
 
@@ -95,6 +100,52 @@ impl Module {
     /// The label the module shows for the token the simulator calls `label`.
     pub fn real_label<'a>(&'a self, label: &'a str) -> &'a str {
         self.labels.get(label).map_or(label, String::as_str)
+    }
+
+    /// Hold this while using any session: it keeps re-initialization out, and says which
+    /// generation the sessions in use must belong to.
+    pub(crate) fn enter(&self) -> RwLockReadGuard<'_, u64> {
+        match self.gate.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The current generation (0 until the first re-initialization).
+    pub fn generation(&self) -> u64 {
+        *self.enter()
+    }
+
+    /// Re-initialize the module after a device error (`C_Finalize`, then `C_Initialize`),
+    /// unless someone already did since generation `seen`. Waits for every call in flight;
+    /// afterwards every session of the old generation is gone, and tokens open new sessions
+    /// and log in again on their next use. Blocking.
+    pub fn reinitialize(&self, seen: u64) -> Result<u64, HsmError> {
+        let mut g = match self.gate.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if *g != seen {
+            return Ok(*g);
+        }
+        tracing::warn!(module = %self.path.display(), "re-initializing the PKCS#11 module after a device error");
+        // Ignore the outcome of C_Finalize: a broken device may refuse it, and
+        // C_Initialize tells whether the module is usable again.
+        let _ = self.ctx.clone().finalize();
+        match self
+            .ctx
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => {
+                return Err(HsmError::ModuleLoad {
+                    path: self.path.display().to_string(),
+                    reason: format!("re-initialization failed: {e}"),
+                });
+            }
+        }
+        *g += 1;
+        Ok(*g)
     }
 
     /// The cryptoki context (for the rest of `hsm/` only).

@@ -47,8 +47,12 @@ impl CallStats {
 #[derive(Debug)]
 pub struct SessionPool {
     module: Module,
-    slot: Slot,
-    idle: Mutex<Vec<Session>>,
+    label: String,
+    slot: Mutex<Slot>,
+    /// Idle sessions with the module generation they were opened in. Sessions are opened
+    /// without close-on-drop: after a re-initialization their handles are dead and may be
+    /// reused by new sessions, so only current-generation sessions are closed, explicitly.
+    idle: Mutex<Vec<(u64, Session)>>,
     permits: Arc<Semaphore>,
     /// Set by fault injection: every job fails with `InjectedFault` without touching the token.
     failing: AtomicBool,
@@ -57,10 +61,11 @@ pub struct SessionPool {
 
 impl SessionPool {
     /// A pool of at most `max_sessions` sessions on `slot`.
-    pub fn new(module: Module, slot: Slot, max_sessions: usize) -> Self {
+    pub fn new(module: Module, label: &str, slot: Slot, max_sessions: usize) -> Self {
         SessionPool {
             module,
-            slot,
+            label: label.to_string(),
+            slot: Mutex::new(slot),
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(max_sessions.max(1))),
             failing: AtomicBool::new(false),
@@ -83,10 +88,43 @@ impl SessionPool {
         self.failing.load(Ordering::SeqCst)
     }
 
-    /// Drop every idle session (after a device error, or before a re-login).
-    pub fn drain(&self) {
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
+    /// Close every idle session of generation `generation` and forget older ones.
+    pub fn drain(&self, generation: u64) {
+        let drained: Vec<(u64, Session)> = match self.idle.lock() {
+            Ok(mut idle) => idle.drain(..).collect(),
+            Err(_) => return,
+        };
+        for (g, s) in drained {
+            if g == generation {
+                let _ = s.close();
+            }
+        }
+    }
+
+    /// The slot of this pool's token (found again by label after a re-initialization).
+    pub(crate) fn slot(&self) -> Slot {
+        match self.slot.lock() {
+            Ok(s) => *s,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    /// Open a session (no close-on-drop) on the token, finding the slot again by label if the
+    /// module renumbered it. Call with the module gate held.
+    pub(crate) fn open_session(&self) -> Result<Session, HsmError> {
+        let ctx = self.module.ctx();
+        match ctx.open_rw_session_no_drop(self.slot()) {
+            Ok(s) => Ok(s),
+            Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::SlotIdInvalid, _))
+            | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::TokenNotPresent, _)) => {
+                let slot = self.module.find_token(&self.label)?;
+                if let Ok(mut s) = self.slot.lock() {
+                    *s = slot;
+                }
+                ctx.open_rw_session_no_drop(slot)
+                    .map_err(|e| HsmError::classify(HsmOp::OpenSession, e))
+            }
+            Err(e) => Err(HsmError::classify(HsmOp::OpenSession, e)),
         }
     }
 
@@ -95,6 +133,23 @@ impl SessionPool {
     /// with `op` unless the job already returned an `HsmError`.
     pub async fn run<T, F>(self: &Arc<Self>, op: HsmOp, calls: u64, job: F) -> Result<T, HsmError>
     where
+        F: FnOnce(&Session) -> Result<T, HsmError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_after(op, calls, || Ok(()), job).await
+    }
+
+    /// `run`, with `pre` run first on the same blocking thread (a token's re-login after a
+    /// module re-initialization).
+    pub async fn run_after<T, P, F>(
+        self: &Arc<Self>,
+        op: HsmOp,
+        calls: u64,
+        pre: P,
+        job: F,
+    ) -> Result<T, HsmError>
+    where
+        P: FnOnce() -> Result<(), HsmError> + Send + 'static,
         F: FnOnce(&Session) -> Result<T, HsmError> + Send + 'static,
         T: Send + 'static,
     {
@@ -108,6 +163,7 @@ impl SessionPool {
         let pool = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            pre()?;
             pool.run_blocking(op, calls, job)
         })
         .await
@@ -119,40 +175,57 @@ impl SessionPool {
     where
         F: FnOnce(&Session) -> Result<T, HsmError>,
     {
-        let session = self.checkout()?;
-        self.stats.record(calls);
-        match job(&session) {
-            Ok(v) => {
-                self.checkin(session);
-                Ok(v)
-            }
-            Err(e) => {
-                if e.keeps_session() {
-                    self.checkin(session);
-                } else {
+        let (result, generation) = {
+            let gate = self.module.enter();
+            let generation = *gate;
+            let session = self.checkout(generation)?;
+            self.stats.record(calls);
+            let result = job(&session);
+            match &result {
+                Err(e) if !e.keeps_session() => {
                     tracing::warn!(%op, error = %e, "dropping PKCS#11 session after a fatal error");
+                    let _ = session.close();
                     // A device failure poisons the other idle sessions too.
-                    self.drain();
+                    self.drain(generation);
                 }
-                Err(e)
+                _ => self.checkin(generation, session),
+            }
+            (result, generation)
+        };
+        if let Err(HsmError::Device { .. }) = &result {
+            // The gate is released: re-initialize once (other failing jobs see the new
+            // generation and do not repeat it).
+            if let Err(e) = self.module.reinitialize(generation) {
+                tracing::error!(error = %e, "the PKCS#11 module could not be re-initialized");
             }
         }
+        result
     }
 
-    fn checkout(&self) -> Result<Session, HsmError> {
-        if let Some(s) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
-            return Ok(s);
+    fn checkout(&self, generation: u64) -> Result<Session, HsmError> {
+        loop {
+            let next = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            match next {
+                Some((g, s)) if g == generation => return Ok(s),
+                // A session of an older generation died with the old module instance.
+                Some(_) => {}
+                None => break,
+            }
         }
         self.stats.record(1);
-        self.module
-            .ctx()
-            .open_rw_session(self.slot)
-            .map_err(|e| HsmError::classify(HsmOp::OpenSession, e))
+        self.open_session()
     }
 
-    fn checkin(&self, session: Session) {
+    fn checkin(&self, generation: u64, session: Session) {
         if let Ok(mut idle) = self.idle.lock() {
-            idle.push(session);
+            idle.push((generation, session));
         }
+    }
+}
+
+impl Drop for SessionPool {
+    fn drop(&mut self) {
+        let generation = self.module.generation();
+        self.drain(generation);
     }
 }

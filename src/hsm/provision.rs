@@ -43,6 +43,7 @@ impl Provisioner {
         user_pin: &str,
     ) -> Result<(), HsmError> {
         let _one_at_a_time = module.provisioning();
+        let _gate = module.enter();
         match module.find_token(label) {
             Ok(_) => return Ok(()),
             Err(HsmError::TokenNotFound { .. }) => {}

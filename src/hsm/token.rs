@@ -95,7 +95,6 @@ impl Default for PinTemplate {
 pub struct Token {
     label: String,
     module: Module,
-    slot: cryptoki::slot::Slot,
     pool: Arc<SessionPool>,
     index: RwLock<HashMap<ObjectId, ObjectHandle>>,
     login: Mutex<LoginState>,
@@ -107,6 +106,10 @@ struct LoginState {
     /// A session kept open while logged in: PKCS#11 ends the login when an application's last
     /// session on the token closes, and the pool may drop its sessions after a failure.
     anchor: Option<Session>,
+    /// The PIN of the current login, to log in again after a module re-initialization.
+    pin: Option<String>,
+    /// The module generation the login belongs to.
+    generation: u64,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -128,8 +131,7 @@ impl Token {
         Ok(Token {
             label: label.to_string(),
             module: module.clone(),
-            slot,
-            pool: Arc::new(SessionPool::new(module.clone(), slot, max_sessions)),
+            pool: Arc::new(SessionPool::new(module.clone(), label, slot, max_sessions)),
             index: RwLock::new(HashMap::new()),
             login: Mutex::new(LoginState::default()),
         })
@@ -181,20 +183,25 @@ impl Token {
             return Ok(());
         }
         self.pool.stats().record(2);
-        let anchor = self
-            .module
-            .ctx()
-            .open_rw_session(self.slot)
-            .map_err(|e| HsmError::classify(HsmOp::OpenSession, e))?;
-        match anchor.login(UserType::User, Some(&pin(user_pin))) {
-            Ok(()) => {}
-            Err(cryptoki::error::Error::Pkcs11(
-                cryptoki::error::RvError::UserAlreadyLoggedIn,
-                _,
-            )) => {}
-            Err(e) => return Err(HsmError::classify(HsmOp::Login, e)),
-        }
-        st.anchor = Some(anchor);
+        let generation = {
+            let gate = self.module.enter();
+            let anchor = self.pool.open_session()?;
+            match anchor.login(UserType::User, Some(&pin(user_pin))) {
+                Ok(())
+                | Err(cryptoki::error::Error::Pkcs11(
+                    cryptoki::error::RvError::UserAlreadyLoggedIn,
+                    _,
+                )) => {}
+                Err(e) => {
+                    let _ = anchor.close();
+                    return Err(HsmError::classify(HsmOp::Login, e));
+                }
+            }
+            st.anchor = Some(anchor);
+            *gate
+        };
+        st.pin = Some(user_pin.to_string());
+        st.generation = generation;
         st.holders = 1;
         drop(st);
         if let Err(e) = self.rebuild_index_blocking() {
@@ -220,14 +227,22 @@ impl Token {
             1 => {
                 st.holders = 0;
                 let anchor = st.anchor.take();
+                let stale = st.generation;
+                st.pin = None;
                 drop(st);
                 if let Ok(mut idx) = self.index.write() {
                     idx.clear();
                 }
                 if let Some(anchor) = anchor {
                     self.pool.stats().record(2);
+                    let gate = self.module.enter();
+                    if *gate != stale {
+                        // The module was re-initialized: the login and the session are gone.
+                        return Ok(());
+                    }
                     let res = anchor.logout();
-                    drop(anchor);
+                    let _ = anchor.close();
+                    drop(gate);
                     // Sessions opened while logged in stay "user" sessions until the app logs
                     // out; after C_Logout they are public sessions and may be reused.
                     match res {
@@ -247,6 +262,66 @@ impl Token {
                 Ok(())
             }
         }
+    }
+
+    /// Whether a login of this token predates a module re-initialization.
+    fn is_stale(&self) -> bool {
+        self.login
+            .lock()
+            .map(|st| st.holders > 0 && st.generation != self.module.generation())
+            .unwrap_or(false)
+    }
+
+    /// After a module re-initialization, log in again (a new anchor session, the same PIN) and
+    /// rebuild the key index (object handles are not stable across initializations). Blocking.
+    fn ensure_current(&self) -> Result<(), HsmError> {
+        let mut st = self
+            .login
+            .lock()
+            .map_err(|e| HsmError::Worker(e.to_string()))?;
+        if st.holders == 0 || st.generation == self.module.generation() {
+            return Ok(());
+        }
+        let Some(user_pin) = st.pin.clone() else {
+            return Ok(());
+        };
+        // The old anchor died with the old module instance; do not close its handle.
+        if let Some(old) = st.anchor.take() {
+            std::mem::forget(old);
+        }
+        let generation = {
+            let gate = self.module.enter();
+            let anchor = self.pool.open_session()?;
+            match anchor.login(UserType::User, Some(&pin(&user_pin))) {
+                Ok(())
+                | Err(cryptoki::error::Error::Pkcs11(
+                    cryptoki::error::RvError::UserAlreadyLoggedIn,
+                    _,
+                )) => {}
+                Err(e) => {
+                    let _ = anchor.close();
+                    return Err(HsmError::classify(HsmOp::Login, e));
+                }
+            }
+            st.anchor = Some(anchor);
+            *gate
+        };
+        st.generation = generation;
+        drop(st);
+        tracing::info!(token = %self.label, "logged in again after the module was re-initialized");
+        self.rebuild_index_blocking()
+    }
+
+    /// Run a job through the pool, logging in again first if the module was re-initialized.
+    async fn run<T, F>(self: &Arc<Self>, op: HsmOp, calls: u64, job: F) -> Result<T, HsmError>
+    where
+        F: FnOnce(&Session) -> Result<T, HsmError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let me = Arc::clone(self);
+        self.pool
+            .run_after(op, calls, move || me.ensure_current(), job)
+            .await
     }
 
     /// Run `f` with a temporary login (for inspection while nobody else holds one).
@@ -358,7 +433,6 @@ impl Token {
             Attribute::Id(id.to_vec()),
         ];
         let handle = self
-            .pool
             .run(HsmOp::GenerateKey, 1, move |s| {
                 s.generate_key(&Mechanism::AesKeyGen, &template)
                     .map_err(|e| HsmError::classify(HsmOp::GenerateKey, e))
@@ -373,12 +447,15 @@ impl Token {
     /// Resolve a handle, re-resolving once by `CKA_ID` when the index has none (someone
     /// created it outside, or it was removed and re-created).
     async fn resolve(self: &Arc<Self>, id: &ObjectId) -> Result<ObjectHandle, HsmError> {
+        if self.is_stale() {
+            let me = Arc::clone(self);
+            self.blocking(move || me.ensure_current()).await?;
+        }
         if let Some(h) = self.handle(id) {
             return Ok(h);
         }
         let idv = id.to_vec();
         let found = self
-            .pool
             .run(HsmOp::Inspect, 1, move |s| {
                 s.find_objects(&[
                     Attribute::Class(ObjectClass::SECRET_KEY),
@@ -427,7 +504,6 @@ impl Token {
         }
         let h = self.resolve(&id).await?;
         let res = self
-            .pool
             .run(HsmOp::Encrypt, 2, move |s| {
                 let mut iv = s
                     .generate_random_vec(GCM_IV_LEN as u32)
@@ -465,7 +541,6 @@ impl Token {
         }
         let h = self.resolve(&id).await?;
         let res = self
-            .pool
             .run(HsmOp::Decrypt, 1, move |s| {
                 let params = GcmParams::new(&mut iv, &aad, (GCM_TAG_LEN as u64 * 8).into())
                     .map_err(|e| HsmError::classify(HsmOp::Decrypt, e))?;
