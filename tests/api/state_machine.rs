@@ -716,6 +716,10 @@ impl Sut {
             }
             T::Connect { store } => {
                 let id = self.stores[store].clone();
+                let was = self
+                    .aws("DescribeCustomKeyStores", json!({"CustomKeyStoreId": id}))
+                    .map(|v| v["CustomKeyStores"][0]["ConnectionState"].as_str().unwrap_or("").to_string())
+                    .unwrap_or_default();
                 self.aws("ConnectCustomKeyStore", json!({"CustomKeyStoreId": id}))?;
                 self.settle(&id);
                 let v = self.aws("DescribeCustomKeyStores", json!({"CustomKeyStoreId": id})).unwrap();
@@ -725,7 +729,9 @@ impl Sut {
                     e["ConnectionState"].as_str().unwrap_or(""),
                     e["ConnectionErrorCode"].as_str().unwrap_or("")
                 ));
-                if self.store_state(&id) == "CONNECTED" {
+                // A connect from DISCONNECTED that succeeds rotates kmsuser's password (a connect
+                // of a CONNECTED store is a no-op and rotates nothing).
+                if was == "DISCONNECTED" && self.store_state(&id) == "CONNECTED" {
                     let c = m.stores[store].cluster;
                     let pw = self.pin(c);
                     self.passwords.insert(pw);
@@ -1058,7 +1064,7 @@ prop_state_machine! {
     #![proptest_config(Config {
         cases: cases(),
         max_shrink_iters: 64,
-        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource("regressions"))),
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct("proptest-regressions/state_machine.txt"))),
         .. Config::default()
     })]
 
