@@ -220,7 +220,11 @@ fn hostile_requests_get_named_4xx_errors_and_change_nothing() {
         .unwrap_or(500);
     let mut runner = TestRunner::new(Config {
         cases,
-        failure_persistence: None,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "proptest-regressions/bad_input.txt",
+            ),
+        )),
         ..Config::default()
     });
     let c = sim.control();
