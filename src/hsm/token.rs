@@ -183,23 +183,8 @@ impl Token {
             return Ok(());
         }
         self.pool.stats().record(2);
-        let generation = {
-            let gate = self.module.enter();
-            let anchor = self.pool.open_session()?;
-            match anchor.login(UserType::User, Some(&pin(user_pin))) {
-                Ok(())
-                | Err(cryptoki::error::Error::Pkcs11(
-                    cryptoki::error::RvError::UserAlreadyLoggedIn,
-                    _,
-                )) => {}
-                Err(e) => {
-                    let _ = anchor.close();
-                    return Err(HsmError::classify(HsmOp::Login, e));
-                }
-            }
-            st.anchor = Some(anchor);
-            *gate
-        };
+        let (anchor, generation) = self.open_anchor(user_pin)?;
+        st.anchor = Some(anchor);
         st.pin = Some(user_pin.to_string());
         st.generation = generation;
         st.holders = 1;
@@ -209,6 +194,25 @@ impl Token {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Open the anchor session and log in as the token user (`CKR_USER_ALREADY_LOGGED_IN` is
+    /// fine: another handle of this process logged in first). Returns the session and the
+    /// module generation it belongs to. Blocking.
+    fn open_anchor(&self, user_pin: &str) -> Result<(Session, u64), HsmError> {
+        let gate = self.module.enter();
+        let anchor = self.pool.open_session()?;
+        match anchor.login(UserType::User, Some(&pin(user_pin))) {
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::UserAlreadyLoggedIn,
+                _,
+            )) => Ok((anchor, *gate)),
+            Err(e) => {
+                let _ = anchor.close();
+                Err(HsmError::classify(HsmOp::Login, e))
+            }
+        }
     }
 
     /// Give up one login; the last holder logs out (`C_Logout`) and closes the anchor session.
@@ -289,23 +293,8 @@ impl Token {
         if let Some(old) = st.anchor.take() {
             std::mem::forget(old);
         }
-        let generation = {
-            let gate = self.module.enter();
-            let anchor = self.pool.open_session()?;
-            match anchor.login(UserType::User, Some(&pin(&user_pin))) {
-                Ok(())
-                | Err(cryptoki::error::Error::Pkcs11(
-                    cryptoki::error::RvError::UserAlreadyLoggedIn,
-                    _,
-                )) => {}
-                Err(e) => {
-                    let _ = anchor.close();
-                    return Err(HsmError::classify(HsmOp::Login, e));
-                }
-            }
-            st.anchor = Some(anchor);
-            *gate
-        };
+        let (anchor, generation) = self.open_anchor(&user_pin)?;
+        st.anchor = Some(anchor);
         st.generation = generation;
         drop(st);
         tracing::info!(token = %self.label, "logged in again after the module was re-initialized");

@@ -251,6 +251,15 @@ pub async fn create_with_id(
     Ok(json!({ "CustomKeyStoreId": id }))
 }
 
+/// A copy of the store `id`, or `CustomKeyStoreNotFoundException`.
+fn stored(app: &App, id: &str) -> Result<KeyStore, KmsError> {
+    app.world()
+        .stores
+        .get(id)
+        .cloned()
+        .ok_or_else(|| store_not_found(id))
+}
+
 fn store_id_member(input: &Input) -> Result<String, KmsError> {
     Ok(input
         .req_str("CustomKeyStoreId", 1, 64)
@@ -262,12 +271,7 @@ fn store_id_member(input: &Input) -> Result<String, KmsError> {
 pub async fn connect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let id = store_id_member(input)?;
     let _w = app.writer.lock().await;
-    let mut store = app
-        .world()
-        .stores
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| store_not_found(&id))?;
+    let mut store = stored(app, &id)?;
     match store.state {
         ConnectionState::Connected | ConnectionState::Connecting => return Ok(json!({})),
         ConnectionState::Failed => {
@@ -493,12 +497,7 @@ async fn login_and_rotate(
 pub async fn disconnect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let id = store_id_member(input)?;
     let _w = app.writer.lock().await;
-    let mut store = app
-        .world()
-        .stores
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| store_not_found(&id))?;
+    let mut store = stored(app, &id)?;
     if matches!(
         store.state,
         ConnectionState::Disconnected | ConnectionState::Disconnecting
