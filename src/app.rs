@@ -39,6 +39,18 @@ pub struct World {
     pub orphans: BTreeMap<String, Orphan>,
     /// Clock offset in seconds.
     pub clock_offset: f64,
+    /// Keys pending deletion, ordered by deletion date (milliseconds) — so finding the due
+    /// ones costs nothing on the request path, whatever the number of keys.
+    pub pending: std::collections::BTreeSet<(i64, String)>,
+}
+
+fn pending_entry(k: &Key) -> Option<(i64, String)> {
+    match (k.state, k.deletion_date) {
+        (crate::kms::model::KeyStateU::PendingDeletion, Some(d)) => {
+            Some(((d * 1000.0).floor() as i64, k.id.clone()))
+        }
+        _ => None,
+    }
 }
 
 /// One change to the world, applied to SQLite and then to memory.
@@ -102,10 +114,22 @@ impl World {
                 self.stores.remove(&id);
             }
             Change::Key(x) => {
-                self.keys.insert(x.id.clone(), x);
+                if let Some(e) = pending_entry(&x) {
+                    self.pending.insert(e);
+                }
+                if let Some(old) = self.keys.insert(x.id.clone(), x)
+                    && let Some(e) = pending_entry(&old)
+                    && self.keys.get(&old.id).and_then(pending_entry).as_ref() != Some(&e)
+                {
+                    self.pending.remove(&e);
+                }
             }
             Change::DelKey(id) => {
-                self.keys.remove(&id);
+                if let Some(old) = self.keys.remove(&id)
+                    && let Some(e) = pending_entry(&old)
+                {
+                    self.pending.remove(&e);
+                }
             }
             Change::Alias(x) => {
                 self.aliases.insert(x.name.clone(), x);

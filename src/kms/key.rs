@@ -427,14 +427,24 @@ pub fn list_keys(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         .unwrap_or(100);
     let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
     let w = app.world();
+    // Start at the marker (a range, not a scan) and build JSON only for the page.
+    let after = marker.map(|m| super::parse_marker("keys", m)).transpose()?;
+    let range = match &after {
+        Some(a) => w
+            .keys
+            .range::<String, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+        None => w.keys.range::<String, _>(..),
+    };
     let (page, next) = paginate(
-        w.keys
-            .iter()
-            .map(|(id, k)| (id, json!({"KeyId": id, "KeyArn": k.arn}))),
+        range.map(|(id, k)| (id, (id, k))),
         "keys",
-        marker,
+        None,
         usize::try_from(limit).unwrap_or(100),
     )?;
+    let page: Vec<Value> = page
+        .into_iter()
+        .map(|(id, k)| json!({"KeyId": id, "KeyArn": k.arn}))
+        .collect();
     let mut body = Map::new();
     body.insert("Keys".into(), Value::Array(page));
     Ok(with_page(body, next))

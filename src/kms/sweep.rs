@@ -11,9 +11,12 @@ use crate::app::{App, Change};
 use std::sync::Arc;
 
 fn due(app: &App, now: f64) -> Vec<Key> {
-    app.world()
-        .keys
-        .values()
+    let w = app.world();
+    let now_ms = (now * 1000.0).floor() as i64;
+    w.pending
+        .iter()
+        .take_while(|(d, _)| *d <= now_ms)
+        .filter_map(|(_, id)| w.keys.get(id))
         .filter(|k| {
             k.state == KeyStateU::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
         })
