@@ -47,3 +47,10 @@ kryoptic_module() {
   fi
   echo "$so"
 }
+
+# Render softhsm-conf/softhsm2.conf.in with token directory $1 into $2.
+render_softhsm_conf() {
+  { echo "# Written by cks-sim from softhsm-conf/softhsm2.conf.in"
+    grep -v '^#' softhsm-conf/softhsm2.conf.in | sed "s|@TOKENDIR@|$1|"
+  } > "$2"
+}
