@@ -6,7 +6,7 @@
 //! length-prefixed), so a blob is bound to the KMS key that made it and to its context.
 
 use super::error::{KmsError, KmsErrorKind};
-use super::model::{ConnectionState, Key, KeyStateU, Origin};
+use super::model::{ConnectionState, Key, Origin};
 use super::{KeyRef, input_err, key_arn, resolve_key, visible_state};
 use crate::app::App;
 use crate::hsm::{HsmError, Token};
@@ -430,11 +430,6 @@ pub async fn generate_random(app: &Arc<App>, input: &Input) -> Result<Value, Kms
     let label = token.label().to_string();
     let bytes = token.random(n).await.map_err(|e| cannot_reach(&label, e))?;
     Ok(json!({ "Plaintext": b64(&bytes) }))
-}
-
-/// Whether a key is usable in principle (for callers that only need the state check).
-pub fn is_enabled(k: &Key) -> bool {
-    k.state == KeyStateU::Enabled
 }
 
 #[cfg(test)]
