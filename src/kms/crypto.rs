@@ -405,19 +405,7 @@ pub async fn generate_random(app: &Arc<App>, input: &Input) -> Result<Value, Kms
         Some(sid) => {
             let cluster = {
                 let w = app.world();
-                let s = w.stores.get(sid).ok_or_else(|| {
-                    kms_err!(
-                        CustomKeyStoreNotFound,
-                        "Custom key store '{sid}' does not exist."
-                    )
-                })?;
-                if s.state != ConnectionState::Connected {
-                    return Err(kms_err!(
-                        CustomKeyStoreInvalidState,
-                        "Custom key store {sid} is {}: connect it first.",
-                        s.state.as_str()
-                    ));
-                }
+                let s = super::key_store::connected(&w, sid, "first")?;
                 super::key::reachable(&w, &s.cluster_id)?;
                 s.cluster_id.clone()
             };

@@ -2,7 +2,7 @@
 //! scheduled deletion, descriptions, tags, aliases and key policies (spec §2.7–§2.15, §3).
 
 use super::error::KmsError;
-use super::model::{Alias, ConnectionState, Key, KeyStateU, Origin};
+use super::model::{Alias, Key, KeyStateU, Origin};
 use super::{
     KeyRef, alias_arn, input_err, key_arn, paginate, resolve_key, visible_state, with_page,
 };
@@ -302,19 +302,7 @@ pub async fn create_key_with_id(
         }
         match &store_id {
             Some(sid) => {
-                let s = w.stores.get(sid).ok_or_else(|| {
-                    kms_err!(
-                        CustomKeyStoreNotFound,
-                        "Custom key store '{sid}' does not exist."
-                    )
-                })?;
-                if s.state != ConnectionState::Connected {
-                    return Err(kms_err!(
-                        CustomKeyStoreInvalidState,
-                        "Custom key store {sid} is {}: connect it before creating KMS keys in it.",
-                        s.state.as_str()
-                    ));
-                }
+                let s = super::key_store::connected(&w, sid, "before creating KMS keys in it")?;
                 super::key_store::cluster_usable(&w, &s.cluster_id, true).map_err(|e| {
                     if e.kind == super::error::KmsErrorKind::CloudHsmClusterInvalidConfiguration {
                         e

@@ -251,6 +251,20 @@ pub async fn create_with_id(
     Ok(json!({ "CustomKeyStoreId": id }))
 }
 
+/// The store `id` if it exists and is CONNECTED, else `CustomKeyStoreNotFoundException` or
+/// `CustomKeyStoreInvalidStateException` (`to` says what connecting it is needed for).
+pub(crate) fn connected<'w>(w: &'w World, id: &str, to: &str) -> Result<&'w KeyStore, KmsError> {
+    let s = w.stores.get(id).ok_or_else(|| store_not_found(id))?;
+    if s.state != ConnectionState::Connected {
+        return Err(kms_err!(
+            CustomKeyStoreInvalidState,
+            "Custom key store {id} is {}: connect it {to}.",
+            s.state.as_str()
+        ));
+    }
+    Ok(s)
+}
+
 /// A copy of the store `id`, or `CustomKeyStoreNotFoundException`.
 fn stored(app: &App, id: &str) -> Result<KeyStore, KmsError> {
     app.world()
