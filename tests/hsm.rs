@@ -59,6 +59,20 @@ fn keys_survive_a_fresh_token_handle_and_are_found_through_the_index() -> TestRe
         assert_eq!(t.indexed_keys(), 0);
         t.login("user-pin-1").await?;
         assert!(t.has_key(&id), "the login scan must find the key");
+        // The first use may make the key's session copy (one C_CopyObject, once).
+        let calls = t.stats().calls();
+        t.encrypt(id, b"aad".to_vec(), b"warm".to_vec()).await?;
+        assert!(
+            t.stats().calls() - calls <= 3,
+            "first encrypt: at most one extra call"
+        );
+        if common::module_path().to_string_lossy().contains("softhsm") {
+            assert_eq!(
+                t.session_copies(),
+                1,
+                "SoftHSM2 supports C_CopyObject: a session copy is used"
+            );
+        }
         let calls = t.stats().calls();
         let sealed = t.encrypt(id, b"aad".to_vec(), b"hello".to_vec()).await?;
         // One job: C_GenerateRandom + C_Encrypt, no C_FindObjects on the request path.

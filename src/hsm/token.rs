@@ -110,6 +110,13 @@ struct LoginState {
     pin: Option<String>,
     /// The module generation the login belongs to.
     generation: u64,
+    /// Session copies of key objects (`CKA_TOKEN=false`, made with `C_CopyObject` on the
+    /// anchor session, so they live exactly as long as the login): D7's fast path, since
+    /// SoftHSM2 re-checks a token object's file on every use. Empty when the module has no
+    /// `C_CopyObject` (the AWS CloudHSM library): then the token objects are used directly.
+    copies: HashMap<ObjectId, ObjectHandle>,
+    /// Whether `C_CopyObject` works on this module (detected on first use).
+    copy_ok: bool,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -187,6 +194,8 @@ impl Token {
         st.anchor = Some(anchor);
         st.pin = Some(user_pin.to_string());
         st.generation = generation;
+        st.copies.clear();
+        st.copy_ok = true;
         st.holders = 1;
         drop(st);
         if let Err(e) = self.rebuild_index_blocking() {
@@ -233,6 +242,8 @@ impl Token {
                 let anchor = st.anchor.take();
                 let stale = st.generation;
                 st.pin = None;
+                // The copies belong to the anchor session and go with it.
+                st.copies.clear();
                 drop(st);
                 if let Ok(mut idx) = self.index.write() {
                     idx.clear();
@@ -289,10 +300,12 @@ impl Token {
         let Some(user_pin) = st.pin.clone() else {
             return Ok(());
         };
-        // The old anchor died with the old module instance; do not close its handle.
+        // The old anchor died with the old module instance (and its copies with it); do not
+        // close its handle.
         if let Some(old) = st.anchor.take() {
             std::mem::forget(old);
         }
+        st.copies.clear();
         let (anchor, generation) = self.open_anchor(&user_pin)?;
         st.anchor = Some(anchor);
         st.generation = generation;
@@ -374,6 +387,11 @@ impl Token {
         Ok(())
     }
 
+    /// Number of session copies of key objects currently held (see `LoginState::copies`).
+    pub fn session_copies(&self) -> usize {
+        self.login.lock().map(|st| st.copies.len()).unwrap_or(0)
+    }
+
     /// Number of key objects in the index.
     pub fn indexed_keys(&self) -> usize {
         self.index.read().map(|i| i.len()).unwrap_or(0)
@@ -448,6 +466,7 @@ impl Token {
             .run(HsmOp::Inspect, 1, move |s| {
                 s.find_objects(&[
                     Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::Token(true),
                     Attribute::Id(idv),
                 ])
                 .map_err(|e| HsmError::classify(HsmOp::Inspect, e))
@@ -471,6 +490,84 @@ impl Token {
         }
     }
 
+    /// The handle to use for cryptography with key `id`: its session copy, made on first use,
+    /// or the token object itself when copies are unavailable.
+    async fn working_handle(
+        self: &Arc<Self>,
+        id: ObjectId,
+        token_handle: ObjectHandle,
+    ) -> ObjectHandle {
+        if let Ok(st) = self.login.lock() {
+            if st.holders == 0 || !st.copy_ok {
+                return token_handle;
+            }
+            if let Some(c) = st.copies.get(&id) {
+                return *c;
+            }
+        }
+        let me = Arc::clone(self);
+        match tokio::task::spawn_blocking(move || me.make_copy(id, token_handle)).await {
+            Ok(Some(c)) => c,
+            _ => token_handle,
+        }
+    }
+
+    /// Copy a key object into a session object on the anchor session. Blocking.
+    fn make_copy(&self, id: ObjectId, token_handle: ObjectHandle) -> Option<ObjectHandle> {
+        let mut st = self.login.lock().ok()?;
+        if st.holders == 0 || !st.copy_ok {
+            return None;
+        }
+        if let Some(c) = st.copies.get(&id) {
+            return Some(*c);
+        }
+        let gate = self.module.enter();
+        if *gate != st.generation {
+            return None;
+        }
+        self.pool.stats().record(1);
+        let copied = st
+            .anchor
+            .as_ref()?
+            .copy_object(token_handle, &[Attribute::Token(false)]);
+        drop(gate);
+        match copied {
+            Ok(c) => {
+                st.copies.insert(id, c);
+                Some(c)
+            }
+            Err(e) => {
+                tracing::info!(token = %self.label, error = %e, "no session copies of keys (C_CopyObject refused): using the token objects directly");
+                st.copy_ok = false;
+                None
+            }
+        }
+    }
+
+    /// Destroy the session copy of key `id`, if there is one. Blocking.
+    fn drop_copy(&self, id: &ObjectId) {
+        let Ok(mut st) = self.login.lock() else {
+            return;
+        };
+        let Some(c) = st.copies.remove(id) else {
+            return;
+        };
+        let gate = self.module.enter();
+        if *gate == st.generation
+            && let Some(anchor) = st.anchor.as_ref()
+        {
+            self.pool.stats().record(1);
+            let _ = anchor.destroy_object(c);
+        }
+    }
+
+    /// Forget the session copy of `id` (its handle proved unusable).
+    fn forget_copy(&self, id: &ObjectId) {
+        if let Ok(mut st) = self.login.lock() {
+            st.copies.remove(id);
+        }
+    }
+
     /// AES-256-GCM encrypt with `aad`, under a fresh 12-byte IV from `C_GenerateRandom`
     /// (SoftHSM2 and kryoptic take the caller's IV). The IV returned is read back from the
     /// mechanism parameter after the call: a module that chooses the IV itself (the AWS
@@ -491,7 +588,8 @@ impl Token {
                 ),
             });
         }
-        let h = self.resolve(&id).await?;
+        let token_h = self.resolve(&id).await?;
+        let h = self.working_handle(id, token_h).await;
         let res = self
             .run(HsmOp::Encrypt, 2, move |s| {
                 let mut iv = s
@@ -508,6 +606,7 @@ impl Token {
             .await;
         if let Err(HsmError::KeyNotFound { .. }) = res {
             self.forget(&id);
+            self.forget_copy(&id);
             return Err(HsmError::KeyNotFound { id: hex(&id) });
         }
         res
@@ -528,7 +627,8 @@ impl Token {
                 rv: cryptoki::error::RvError::EncryptedDataLenRange,
             });
         }
-        let h = self.resolve(&id).await?;
+        let token_h = self.resolve(&id).await?;
+        let h = self.working_handle(id, token_h).await;
         let res = self
             .run(HsmOp::Decrypt, 1, move |s| {
                 let params = GcmParams::new(&mut iv, &aad, (GCM_TAG_LEN as u64 * 8).into())
@@ -539,6 +639,7 @@ impl Token {
             .await;
         if let Err(HsmError::KeyNotFound { .. }) = res {
             self.forget(&id);
+            self.forget_copy(&id);
             return Err(HsmError::KeyNotFound { id: hex(&id) });
         }
         res
@@ -568,6 +669,8 @@ impl Token {
             })
             .await?;
         self.forget(&id);
+        let me = Arc::clone(self);
+        let _ = tokio::task::spawn_blocking(move || me.drop_copy(&id)).await;
         Ok(())
     }
 
@@ -590,7 +693,7 @@ impl Token {
                 let mut out = Vec::new();
                 for class in LISTED_CLASSES {
                     let handles = s
-                        .find_objects(&[Attribute::Class(class)])
+                        .find_objects(&[Attribute::Class(class), Attribute::Token(true)])
                         .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
                     for h in handles {
                         out.push(describe_object(s, h)?);
