@@ -136,25 +136,7 @@ fn the_token_pin_follows_kmsusers_password() {
             "the old password no longer does"
         );
         // pkcs11-tool (OpenSC), as a customer would.
-        let out = std::process::Command::new("pkcs11-tool")
-            .arg("--module")
-            .arg(module_path())
-            .args([
-                "--token-label",
-                &cluster,
-                "--login",
-                "--pin",
-                "Changed12345",
-                "--list-objects",
-            ])
-            .envs(sim.token_conf_env())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        sim.pkcs11_tool(&cluster, "Changed12345", &["--list-objects"]);
         // Deleting kmsuser leaves no known PIN on the token.
         c.call(
             "DELETE",

@@ -575,28 +575,10 @@ fn the_documented_life_with_orphans_and_the_customers_clean_up() {
         // Clean up with pkcs11-tool, by label, logged in as kmsuser.
         for o in &after {
             let label = o["label"].as_str().unwrap();
-            let st = std::process::Command::new("pkcs11-tool")
-                .arg("--module")
-                .arg(module_path())
-                .args([
-                    "--token-label",
-                    &cluster,
-                    "--login",
-                    "--pin",
-                    pin,
-                    "--delete-object",
-                    "--type",
-                    "secrkey",
-                    "--label",
-                    label,
-                ])
-                .envs(sim.token_conf_env())
-                .output()
-                .unwrap();
-            assert!(
-                st.status.success(),
-                "pkcs11-tool delete: {}",
-                String::from_utf8_lossy(&st.stderr)
+            sim.pkcs11_tool(
+                &cluster,
+                pin,
+                &["--delete-object", "--type", "secrkey", "--label", label],
             );
         }
         assert!(sim.inspect_token(&cluster, pin).is_empty());

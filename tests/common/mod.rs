@@ -267,6 +267,25 @@ impl Sim {
         soft_token().map(|k| (k.env_var(), self.data_dir().join(k.conf_file_name())))
     }
 
+    /// Run OpenSC's `pkcs11-tool` on this simulator's token `label`, logged in with `pin`, as
+    /// a customer would; panics with its stderr if it fails.
+    pub fn pkcs11_tool(&self, label: &str, pin: &str, args: &[&str]) -> String {
+        let out = std::process::Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(module_path())
+            .args(["--token-label", label, "--login", "--pin", pin])
+            .args(args)
+            .envs(self.token_conf_env())
+            .output()
+            .expect("pkcs11-tool (package opensc)");
+        assert!(
+            out.status.success(),
+            "pkcs11-tool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn control(&self) -> cks_sim::client::ControlClient {
         cks_sim::client::ControlClient::new(&self.endpoint)
     }
