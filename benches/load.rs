@@ -29,7 +29,7 @@ use cks_sim::hsm::{Module, Provisioner};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::ObjectHandle;
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -318,7 +318,13 @@ fn raw_generate(anchor: &Session, dur: Duration) -> Res<(f64, u64, String)> {
     let t0 = Instant::now();
     let mut n = 0u64;
     while n < MAX_RAW_KEYS && t0.elapsed() < dur {
-        anchor.generate_key(&Mechanism::AesKeyGen, &key_template("bench-raw-generated"))?;
+        anchor.generate_key(
+            &Mechanism::AesKeyGen,
+            &cks_sim::hsm::token::key_template(
+                "bench-raw-generated",
+                uuid::Uuid::new_v4().as_bytes(),
+            ),
+        )?;
         n += 1;
     }
     let rate = n as f64 / t0.elapsed().as_secs_f64();
@@ -333,23 +339,6 @@ fn raw_generate(anchor: &Session, dur: Duration) -> Res<(f64, u64, String)> {
         _ => format!("{} keys, D4 template", thousands(n)),
     };
     Ok((rate, n, note))
-}
-
-/// The D4 template of a KMS key's material (as `Token::generate_aes_key` writes it).
-fn key_template(label: &str) -> Vec<Attribute> {
-    vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::ValueLen(32.into()),
-        Attribute::Token(true),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Extractable(false),
-        Attribute::Encrypt(true),
-        Attribute::Decrypt(true),
-        Attribute::Label(label.as_bytes().to_vec()),
-        Attribute::Id(uuid::Uuid::new_v4().as_bytes().to_vec()),
-    ]
 }
 
 /// One cks-sim Encrypt's PKCS#11 work: `C_GenerateRandom` (12-byte IV), then `C_EncryptInit` +
@@ -428,7 +417,10 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
     let _ = p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
     let anchor = p.open_rw_session(slot)?;
     anchor.login(UserType::User, Some(&AuthPin::from(USER_PIN.to_string())))?;
-    let key = anchor.generate_key(&Mechanism::AesKeyGen, &key_template("bench-raw-key"))?;
+    let key = anchor.generate_key(
+        &Mechanism::AesKeyGen,
+        &cks_sim::hsm::token::key_template("bench-raw-key", uuid::Uuid::new_v4().as_bytes()),
+    )?;
     // As many sessions as cks-sim's pool uses by default ([hsm] max_sessions).
     let pool = cks_sim::config::Config::from_parts(
         cks_sim::config::FileConfig::default(),

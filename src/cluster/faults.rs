@@ -10,7 +10,7 @@
 
 use super::api::get_cluster;
 use super::error::CloudHsmError;
-use super::model::{Cluster, HsmState, User, user_key};
+use super::model::{Cluster, HsmState};
 use crate::app::{App, Change};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -118,19 +118,6 @@ fn subnet_of_cluster(c: &Cluster, subnet: &str) -> Result<(), CloudHsmError> {
     }
 }
 
-fn find_user(app: &App, cluster_id: &str, name: &str) -> Result<User, CloudHsmError> {
-    app.world()
-        .users
-        .get(&user_key(cluster_id, name))
-        .cloned()
-        .ok_or_else(|| {
-            CloudHsmError::not_found(format!(
-                "The user {} was not found in cluster {cluster_id}",
-                crate::protocol::input::shown(&name.to_ascii_lowercase())
-            ))
-        })
-}
-
 fn toggle(list: &mut Vec<String>, item: &str, on: bool) {
     list.retain(|x| x != item);
     if on {
@@ -216,12 +203,12 @@ pub async fn set_fault(
             Change::Hsm(h)
         }
         Fault::UserMfa(name) => {
-            let mut u = find_user(app, cluster_id, &name)?;
+            let mut u = super::users::get_user(app, cluster_id, &name)?;
             u.mfa = on;
             Change::User(u)
         }
         Fault::UserPartialCoverage(name) => {
-            let mut u = find_user(app, cluster_id, &name)?;
+            let mut u = super::users::get_user(app, cluster_id, &name)?;
             u.coverage_full = !on;
             Change::User(u)
         }

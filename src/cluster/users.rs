@@ -118,7 +118,8 @@ fn require_active(c: &Cluster) -> Result<(), CloudHsmError> {
     }
 }
 
-fn get_user(app: &App, cluster_id: &str, name: &str) -> Result<User, CloudHsmError> {
+/// A copy of user `name` of the cluster, or `CloudHsmResourceNotFoundException`.
+pub(crate) fn get_user(app: &App, cluster_id: &str, name: &str) -> Result<User, CloudHsmError> {
     app.world()
         .users
         .get(&user_key(cluster_id, name))
@@ -126,7 +127,7 @@ fn get_user(app: &App, cluster_id: &str, name: &str) -> Result<User, CloudHsmErr
         .ok_or_else(|| {
             CloudHsmError::not_found(format!(
                 "The user {} was not found in cluster {cluster_id}",
-                name.to_ascii_lowercase()
+                crate::protocol::input::shown(&name.to_ascii_lowercase())
             ))
         })
 }

@@ -399,38 +399,12 @@ fn yes() -> bool {
     true
 }
 
-/// Parse a fault name (and its target) as the CLI and the control door spell it.
-pub fn parse_fault(name: &str, target: Option<String>) -> Result<Fault, String> {
-    let need = |t: Option<String>, what: &str| {
-        t.ok_or_else(|| format!("fault {name} needs a target ({what})"))
-    };
-    Ok(match name {
-        "network-down" | "network_down" => Fault::NetworkDown,
-        "subnet-deleted" | "subnet_deleted" => Fault::SubnetDeleted(need(target, "a subnet ID")?),
-        "subnet-exhausted" | "subnet_exhausted" => {
-            Fault::SubnetExhausted(need(target, "a subnet ID")?)
-        }
-        "cluster-deleted" | "cluster_deleted" => Fault::ClusterDeleted,
-        "token-failing" | "token_failing" => Fault::TokenFailing,
-        "internal-error" | "internal_error" => Fault::InternalError,
-        "hsm-down" | "hsm_down" => Fault::HsmDown(need(target, "an HSM ID")?),
-        "user-mfa" | "user_mfa" => Fault::UserMfa(need(target, "a user name")?),
-        "user-partial-coverage" | "user_partial_coverage" => {
-            Fault::UserPartialCoverage(need(target, "a user name")?)
-        }
-        other => {
-            return Err(format!(
-                "unknown fault {other:?}: use network-down, subnet-deleted, subnet-exhausted, cluster-deleted, token-failing, internal-error, hsm-down, user-mfa or user-partial-coverage"
-            ));
-        }
-    })
-}
-
 async fn set_fault(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
     respond(
         async {
             let b: FaultBody = parse(&body)?;
-            let f = parse_fault(&b.fault, b.target).map_err(ControlError::bad)?;
+            // The CLI's kebab-case names; snake_case is accepted too.
+            let f = Fault::parse(&b.fault.replace('_', "-"), b.target.as_deref())?;
             crate::cluster::faults::set_fault(&app, &id, f, b.on).await?;
             cluster_json(&app, &id).map(|c| c["faults"].clone())
         }

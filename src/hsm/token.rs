@@ -70,6 +70,25 @@ pub struct ObjectInfo {
     pub extractable: Option<bool>,
 }
 
+/// The D4 template of a KMS key's material: an AES-256 secret key, token, private,
+/// sensitive, never extractable, encrypt/decrypt, `CKA_LABEL` = `label` (the key ARN),
+/// `CKA_ID` = `id` (the key ID's 16 bytes).
+pub fn key_template(label: &str, id: &ObjectId) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.to_vec()),
+    ]
+}
+
 /// How the user PIN is presented to `C_Login`: `{password}` for SoftHSM2 and kryoptic,
 /// `{user}:{password}` for the AWS CloudHSM library.
 #[derive(Debug, Clone)]
@@ -426,19 +445,7 @@ impl Token {
                 detail: format!("a key object with id {} exists already", hex(&id)),
             });
         }
-        let template = vec![
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::ValueLen(32.into()),
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Encrypt(true),
-            Attribute::Decrypt(true),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Id(id.to_vec()),
-        ];
+        let template = key_template(label, &id);
         let handle = self
             .run(HsmOp::GenerateKey, 1, move |s| {
                 s.generate_key(&Mechanism::AesKeyGen, &template)
@@ -497,13 +504,18 @@ impl Token {
         id: ObjectId,
         token_handle: ObjectHandle,
     ) -> ObjectHandle {
-        if let Ok(st) = self.login.lock() {
-            if st.holders == 0 || !st.copy_ok {
-                return token_handle;
+        // Never wait on an async worker: while another thread holds the login state (making
+        // a copy, logging in), use the token object this once.
+        match self.login.try_lock() {
+            Ok(st) => {
+                if st.holders == 0 || !st.copy_ok {
+                    return token_handle;
+                }
+                if let Some(c) = st.copies.get(&id) {
+                    return *c;
+                }
             }
-            if let Some(c) = st.copies.get(&id) {
-                return *c;
-            }
+            Err(_) => return token_handle,
         }
         let me = Arc::clone(self);
         match tokio::task::spawn_blocking(move || me.make_copy(id, token_handle)).await {

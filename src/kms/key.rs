@@ -380,13 +380,8 @@ pub(crate) fn reachable(w: &World, cluster_id: &str) -> Result<(), KmsError> {
             "KMS cannot communicate with your CloudHSM cluster {cluster_id}."
         )
     };
-    let c = w.clusters.get(cluster_id).ok_or_else(cannot)?;
-    if c.faults.cluster_deleted
-        || c.state == crate::cluster::model::ClusterState::Deleted
-        || c.faults.network_down
-        || c.faults.token_failing
-        || w.active_hsms(cluster_id).is_empty()
-    {
+    let c = super::key_store::live_cluster(w, cluster_id).ok_or_else(cannot)?;
+    if c.faults.network_down || c.faults.token_failing || w.active_hsms(cluster_id).is_empty() {
         return Err(cannot());
     }
     Ok(())

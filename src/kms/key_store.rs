@@ -6,7 +6,7 @@ use super::model::{ConnectionErrorCode, ConnectionState, KeyStore};
 use super::{input_err, paginate, with_page};
 use crate::app::{App, Change, World};
 use crate::cluster::certs;
-use crate::cluster::model::{ClusterState, KMSUSER, Role};
+use crate::cluster::model::{Cluster, ClusterState, KMSUSER, Role};
 use crate::kms_err;
 use crate::protocol::input::Input;
 use serde_json::{Map, Value, json};
@@ -47,25 +47,35 @@ fn cluster_id_member(input: &Input, member: &str) -> Result<Option<String>, KmsE
     Ok(Some(c.to_string()))
 }
 
+/// The cluster `id` unless it is gone (deleted, or deleted by fault injection).
+pub(crate) fn live_cluster<'w>(w: &'w World, id: &str) -> Option<&'w Cluster> {
+    w.clusters
+        .get(id)
+        .filter(|c| crate::cluster::api::effective_state(c) != ClusterState::Deleted)
+}
+
+fn cluster_not_found(id: &str) -> KmsError {
+    kms_err!(
+        CloudHsmClusterNotFound,
+        "AWS CloudHSM cluster '{id}' does not exist."
+    )
+}
+
+fn cluster_not_active(c: &Cluster) -> KmsError {
+    kms_err!(
+        CloudHsmClusterNotActive,
+        "AWS CloudHSM cluster '{}' is {}, not ACTIVE: initialize and activate it first.",
+        c.id,
+        c.state.as_str()
+    )
+}
+
 /// Why a cluster cannot back a store: not found, not active, or badly configured.
 /// `need_two` asks for two active HSMs in different AZs (create, update, CreateKey).
 pub(crate) fn cluster_usable(w: &World, cluster_id: &str, need_two: bool) -> Result<(), KmsError> {
-    let c = w
-        .clusters
-        .get(cluster_id)
-        .filter(|c| c.state != ClusterState::Deleted && !c.faults.cluster_deleted)
-        .ok_or_else(|| {
-            kms_err!(
-                CloudHsmClusterNotFound,
-                "AWS CloudHSM cluster '{cluster_id}' does not exist."
-            )
-        })?;
+    let c = live_cluster(w, cluster_id).ok_or_else(|| cluster_not_found(cluster_id))?;
     if c.state != ClusterState::Active {
-        return Err(kms_err!(
-            CloudHsmClusterNotActive,
-            "AWS CloudHSM cluster '{cluster_id}' is {}, not ACTIVE: initialize and activate it first.",
-            c.state.as_str()
-        ));
+        return Err(cluster_not_active(c));
     }
     config_ok(w, cluster_id, need_two)
 }
@@ -182,16 +192,7 @@ pub async fn create_with_id(
                 "This account already has {MAX_STORES} custom key stores in this Region, the maximum: delete one first."
             ));
         }
-        let c = w
-            .clusters
-            .get(&cluster_id)
-            .filter(|c| c.state != ClusterState::Deleted && !c.faults.cluster_deleted)
-            .ok_or_else(|| {
-                kms_err!(
-                    CloudHsmClusterNotFound,
-                    "AWS CloudHSM cluster '{cluster_id}' does not exist."
-                )
-            })?;
+        let c = live_cluster(&w, &cluster_id).ok_or_else(|| cluster_not_found(&cluster_id))?;
         if let Some(s) = w.stores.values().find(|s| {
             s.cluster_id == cluster_id
                 || w.clusters
@@ -205,11 +206,7 @@ pub async fn create_with_id(
             ));
         }
         if c.state != ClusterState::Active {
-            return Err(kms_err!(
-                CloudHsmClusterNotActive,
-                "AWS CloudHSM cluster '{cluster_id}' is {}, not ACTIVE: initialize and activate it first.",
-                c.state.as_str()
-            ));
+            return Err(cluster_not_active(c));
         }
         let ok = c
             .trust_anchor
@@ -306,18 +303,9 @@ pub async fn connect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         // Fast failures for easily detected cluster problems; a missing cluster is reported
         // asynchronously (CLUSTER_NOT_FOUND), as the model lists no not-found error here.
         let w = app.world();
-        if let Some(c) = w
-            .clusters
-            .get(&store.cluster_id)
-            .filter(|c| c.state != ClusterState::Deleted && !c.faults.cluster_deleted)
-        {
+        if let Some(c) = live_cluster(&w, &store.cluster_id) {
             if c.state != ClusterState::Active {
-                return Err(kms_err!(
-                    CloudHsmClusterNotActive,
-                    "AWS CloudHSM cluster '{}' is {}, not ACTIVE.",
-                    c.id,
-                    c.state.as_str()
-                ));
+                return Err(cluster_not_active(c));
             }
             config_ok(&w, &store.cluster_id, false)?;
         }
@@ -400,11 +388,7 @@ fn check_connect(
 ) -> Result<(), ConnectionErrorCode> {
     use ConnectionErrorCode as E;
     let w = app.world();
-    let Some(c) = w
-        .clusters
-        .get(&store.cluster_id)
-        .filter(|c| c.state != ClusterState::Deleted && !c.faults.cluster_deleted)
-    else {
+    let Some(c) = live_cluster(&w, &store.cluster_id) else {
         return Err(E::ClusterNotFound);
     };
     if c.faults.internal_error || c.faults.token_failing {
@@ -729,16 +713,7 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             ));
         }
         if let Some(c) = &cluster_id {
-            let new = w
-                .clusters
-                .get(c)
-                .filter(|x| x.state != ClusterState::Deleted && !x.faults.cluster_deleted)
-                .ok_or_else(|| {
-                    kms_err!(
-                        CloudHsmClusterNotFound,
-                        "AWS CloudHSM cluster '{c}' does not exist."
-                    )
-                })?;
+            let new = live_cluster(&w, c).ok_or_else(|| cluster_not_found(c))?;
             let related = w
                 .clusters
                 .get(&store.cluster_id)
