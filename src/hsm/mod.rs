@@ -2,7 +2,8 @@
 //!
 //! - [`module`]: find, load and initialize the module once per process;
 //! - [`token`]: one token in domain words (AES-256 keys, AES-GCM, random, inspection);
-//! - [`pool`]: the session pool that keeps every call on a blocking thread (D7);
+//! - [`pool`]: the session pool that keeps every call on the token's own threads (D7), queued
+//!   through `workers`;
 //! - [`provision`]: token creation for soft tokens, and each soft token's configuration
 //!   (SoftHSM2, kryoptic) — the only module-specific code;
 //! - [`error`]: `HsmError`, the one classification of PKCS#11 return values.
@@ -14,6 +15,7 @@ pub mod module;
 pub mod pool;
 pub mod provision;
 pub mod token;
+mod workers;
 
 pub use error::{HsmError, HsmOp};
 pub use module::Module;

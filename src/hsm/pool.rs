@@ -1,19 +1,20 @@
-//! The session pool: every PKCS#11 call runs on a blocking thread (D7).
+//! The session pool: every PKCS#11 call runs on one of the token's own threads (D7).
 //!
-//! A cryptoki `Session` is `Send` but not `Sync`, so a session is *moved* into a blocking job
-//! and moved back. A semaphore bounds the sessions open at once; the permit travels into the
-//! blocking job, so a cancelled HTTP request cannot make the bound lie. A session that saw a
-//! device or session failure is dropped (`C_CloseSession`) instead of returned.
+//! A cryptoki `Session` is `Send` but not `Sync`, so a session is checked out by the thread
+//! that runs a job and checked in after it. The token has at most `max_sessions` threads
+//! (`workers`), each holding at most one session at a time, so that is also the bound on open
+//! sessions; a cancelled HTTP request leaves its job queued and the bound intact. A session
+//! that saw a device or session failure is dropped (`C_CloseSession`) instead of returned.
 
 use super::error::{HsmError, HsmOp};
 use super::module::Module;
+use super::workers::Workers;
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
-use tokio::sync::Semaphore;
 
 /// Counters that prove where and how often PKCS#11 was called on one token.
 #[derive(Debug, Default)]
@@ -53,7 +54,8 @@ pub struct SessionPool {
     /// without close-on-drop: after a re-initialization their handles are dead and may be
     /// reused by new sessions, so only current-generation sessions are closed, explicitly.
     idle: Mutex<Vec<(u64, Session)>>,
-    permits: Arc<Semaphore>,
+    /// The threads that run jobs (at most `max_sessions`).
+    workers: Workers,
     /// Set by fault injection: every job fails with `InjectedFault` without touching the token.
     failing: AtomicBool,
     stats: CallStats,
@@ -67,7 +69,7 @@ impl SessionPool {
             label: label.to_string(),
             slot: Mutex::new(slot),
             idle: Mutex::new(Vec::new()),
-            permits: Arc::new(Semaphore::new(max_sessions.max(1))),
+            workers: Workers::new(label, max_sessions),
             failing: AtomicBool::new(false),
             stats: CallStats::default(),
         }
@@ -128,7 +130,17 @@ impl SessionPool {
         }
     }
 
-    /// Run `job` with a session on a blocking thread. `calls` is the number of PKCS#11 calls the
+    /// Run `f` on one of the token's threads without a session (login, logout, session
+    /// copies: work that makes its own calls).
+    pub async fn offload<T, F>(&self, f: F) -> Result<T, HsmError>
+    where
+        F: FnOnce() -> Result<T, HsmError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.workers.run(f).await.map_err(|_| lost())?
+    }
+
+    /// Run `job` with a session on one of the token's threads. `calls` is the number of PKCS#11 calls the
     /// job makes (for the call counter). The job returns cryptoki errors; they are classified
     /// with `op` unless the job already returned an `HsmError`.
     pub async fn run<T, F>(self: &Arc<Self>, op: HsmOp, calls: u64, job: F) -> Result<T, HsmError>
@@ -139,7 +151,7 @@ impl SessionPool {
         self.run_after(op, calls, || Ok(()), job).await
     }
 
-    /// `run`, with `pre` run first on the same blocking thread (a token's re-login after a
+    /// `run`, with `pre` run first on the same thread (a token's re-login after a
     /// module re-initialization).
     pub async fn run_after<T, P, F>(
         self: &Arc<Self>,
@@ -156,21 +168,17 @@ impl SessionPool {
         if self.is_failing() {
             return Err(HsmError::InjectedFault);
         }
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|e| HsmError::Worker(e.to_string()))?;
         let pool = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            pre()?;
-            pool.run_blocking(op, calls, job)
-        })
-        .await
-        .map_err(|e| HsmError::Worker(e.to_string()))?
+        self.workers
+            .run(move || {
+                pre()?;
+                pool.run_blocking(op, calls, job)
+            })
+            .await
+            .map_err(|_| lost())?
     }
 
-    /// The body of `run`, for code that is already on a blocking thread.
+    /// The body of `run`, for code that is already on one of the token's threads.
     pub fn run_blocking<T, F>(&self, op: HsmOp, calls: u64, job: F) -> Result<T, HsmError>
     where
         F: FnOnce(&Session) -> Result<T, HsmError>,
@@ -221,6 +229,10 @@ impl SessionPool {
             idle.push((generation, session));
         }
     }
+}
+
+fn lost() -> HsmError {
+    HsmError::Worker("a PKCS#11 job did not finish (its thread could not start or panicked)".into())
 }
 
 impl Drop for SessionPool {

@@ -368,9 +368,7 @@ impl Token {
         F: FnOnce() -> Result<T, HsmError> + Send + 'static,
         T: Send + 'static,
     {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| HsmError::Worker(e.to_string()))?
+        self.pool.offload(f).await
     }
 
     /// Re-scan the token's AES secret keys into the index (one `C_FindObjects` pass).
@@ -518,7 +516,11 @@ impl Token {
             Err(_) => return token_handle,
         }
         let me = Arc::clone(self);
-        match tokio::task::spawn_blocking(move || me.make_copy(id, token_handle)).await {
+        match self
+            .pool
+            .offload(move || Ok(me.make_copy(id, token_handle)))
+            .await
+        {
             Ok(Some(c)) => c,
             _ => token_handle,
         }
@@ -682,7 +684,13 @@ impl Token {
             .await?;
         self.forget(&id);
         let me = Arc::clone(self);
-        let _ = tokio::task::spawn_blocking(move || me.drop_copy(&id)).await;
+        let _ = self
+            .pool
+            .offload(move || {
+                me.drop_copy(&id);
+                Ok(())
+            })
+            .await;
         Ok(())
     }
 
