@@ -57,15 +57,28 @@ pub async fn run(
     }
 }
 
+/// A request ID shaped like AWS's (a version-4 UUID): a random per-process base with a counter
+/// folded in, so IDs are unique without a `getrandom` system call per request.
 fn request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    static BASE: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| uuid::Uuid::new_v4().as_u128());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // The counter goes into the 48-bit node field and the low bits of the clock sequence, which
+    // a version-4 UUID leaves random; the version and variant bits stay as they are.
+    let mixed = base ^ u128::from(n & 0x0fff_ffff_ffff_ffff);
+    uuid::Builder::from_u128(mixed)
+        .with_version(uuid::Version::Random)
+        .with_variant(uuid::Variant::RFC4122)
+        .into_uuid()
+        .to_string()
 }
 
 /// A JSON response with the awsJson1_1 content type and a request ID.
 pub fn json_response(status: u16, body: &Value, error_type: Option<&str>) -> Response {
     let mut r = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body.to_string(),
+        serde_json::to_vec(body).unwrap_or_default(),
     )
         .into_response();
     let h = r.headers_mut();
@@ -230,5 +243,22 @@ async fn cbor_op(
             ),
         ),
         Err(e) => cbor_response(e.status(), cbor::encode_error(e.type_name(), &e.message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let ids: Vec<String> = (0..1000).map(|_| request_id()).collect();
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        for id in &ids {
+            let u = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(u.get_version(), Some(uuid::Version::Random), "{id}");
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
+        }
     }
 }
