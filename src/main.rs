@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc for the server's own allocations: under load most buffers are allocated on one
+/// thread and freed on another (request bodies, PKCS#11 results), which glibc's per-thread
+/// arenas serve with a contended lock; measured by `scripts/bench` (README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A simulator of AWS KMS CloudHSM key stores, with key material on a real PKCS#11 token.
 #[derive(Parser)]
 #[command(name = "cks-sim", version)]
