@@ -3,10 +3,12 @@
 //! `tokio::task::spawn_blocking` wakes an idle blocking thread for every job, so each PKCS#11
 //! call cost two futex wake-ups and two context switches (profiled: about a third of the
 //! server's CPU under load). Here a token has at most `max` threads of its own. A thread runs
-//! queued jobs back to back and sleeps only when the queue is empty; whoever queues a job wakes
-//! (or starts) a thread only when the awake ones cannot be keeping up: none is awake, or more
-//! jobs wait than threads are awake. Under load, jobs are handed over with no wake-up at all;
-//! with a slow module (a network HSM) the queue grows and more threads join, up to `max`.
+//! queued jobs back to back and sleeps only when the queue is empty. Another thread is woken
+//! (or started) only when no thread is awake, or when the job at the head of the queue has
+//! waited [`SPREAD_AFTER`]: the awake threads are blocked in slow calls (a network HSM, key
+//! generation on disk). A fast in-process module such as SoftHSM2, which serialises its calls
+//! internally, so stays on one thread under load, where a second one would only contend on its
+//! locks (measured: raw SoftHSM2 encryption is slower on four sessions than on one).
 //!
 //! Threads that stay idle for [`IDLE`] end, so a cluster nobody uses holds no threads. A job
 //! that panics is contained: its result channel closes (the caller sees an error) and the
@@ -18,11 +20,14 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// How long a thread waits for work before it ends.
 const IDLE: Duration = Duration::from_secs(30);
+
+/// How long the oldest queued job may wait before another thread joins.
+const SPREAD_AFTER: Duration = Duration::from_millis(1);
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -42,7 +47,8 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<Job>,
+    /// Jobs with the time they were queued.
+    queue: VecDeque<(Instant, Job)>,
     /// Threads alive.
     threads: usize,
     /// Threads waiting on the condition variable (including those already signalled).
@@ -67,6 +73,33 @@ impl State {
     fn awake(&self) -> usize {
         self.threads - self.sleeping + self.wakeups
     }
+
+    /// Whether queued work needs one more thread, and which: a sleeping one, or a new one
+    /// (counted here; the caller starts it after releasing the lock).
+    fn want_more(&mut self, max: usize) -> More {
+        let behind = self.awake() == 0
+            || self
+                .queue
+                .front()
+                .is_some_and(|(queued, _)| queued.elapsed() >= SPREAD_AFTER);
+        if self.queue.is_empty() || !behind {
+            More::No
+        } else if self.sleeping > self.wakeups {
+            self.wakeups += 1;
+            More::Wake
+        } else if self.threads < max {
+            self.threads += 1;
+            More::Start
+        } else {
+            More::No
+        }
+    }
+}
+
+enum More {
+    No,
+    Wake,
+    Start,
 }
 
 impl Shared {
@@ -120,25 +153,34 @@ impl Workers {
     }
 
     fn push(&self, job: Job) {
-        let mut st = self.shared.lock();
-        st.queue.push_back(job);
-        if st.awake() > 0 && st.queue.len() <= st.awake() {
-            return;
-        }
-        if st.sleeping > st.wakeups {
-            st.wakeups += 1;
-            drop(st);
-            self.shared.wake.notify_one();
-        } else if st.threads < self.shared.max {
-            st.threads += 1;
-            drop(st);
-            let shared = Arc::clone(&self.shared);
+        let more = {
+            let mut st = self.shared.lock();
+            st.queue.push_back((Instant::now(), job));
+            st.want_more(self.shared.max)
+        };
+        add(&self.shared, more);
+    }
+
+    /// Threads alive now (for tests and stats).
+    #[cfg(test)]
+    fn threads(&self) -> usize {
+        self.shared.lock().threads
+    }
+}
+
+/// Act on `want_more` (without the lock held).
+fn add(shared: &Arc<Shared>, more: More) {
+    match more {
+        More::No => {}
+        More::Wake => shared.wake.notify_one(),
+        More::Start => {
+            let s = Arc::clone(shared);
             let started = std::thread::Builder::new()
-                .name(format!("pkcs11-{}", self.shared.name))
-                .spawn(move || serve(&shared));
+                .name(format!("pkcs11-{}", shared.name))
+                .spawn(move || serve(&s));
             if let Err(e) = started {
                 tracing::error!(error = %e, "could not start a PKCS#11 thread");
-                let mut st = self.shared.lock();
+                let mut st = shared.lock();
                 st.threads -= 1;
                 if st.threads == 0 {
                     // Nobody will run these: dropping them closes their result channels.
@@ -146,12 +188,6 @@ impl Workers {
                 }
             }
         }
-    }
-
-    /// Threads alive now (for tests and stats).
-    #[cfg(test)]
-    fn threads(&self) -> usize {
-        self.shared.lock().threads
     }
 }
 
@@ -163,11 +199,14 @@ impl Drop for Workers {
 }
 
 /// A thread's loop: run jobs while there are any, then sleep until woken or idle too long.
-fn serve(shared: &Shared) {
+fn serve(shared: &Arc<Shared>) {
     let mut st = shared.lock();
     loop {
-        if let Some(job) = st.queue.pop_front() {
+        if let Some((_, job)) = st.queue.pop_front() {
+            // The next job has waited too long already: another thread joins.
+            let more = st.want_more(shared.max);
             drop(st);
+            add(shared, more);
             // A panicking job drops its result sender: the caller sees `Lost`.
             let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
             st = shared.lock();
@@ -248,6 +287,17 @@ mod tests {
         let peak = peak.load(Ordering::SeqCst);
         // Blocked jobs make the queue grow, so more threads join — but never more than max.
         assert!((2..=3).contains(&peak), "peak concurrency {peak}");
+    }
+
+    #[test]
+    fn jobs_that_do_not_wait_stay_on_one_thread() {
+        let w = Workers::new("t", 4);
+        rt().block_on(async {
+            for i in 0..500u32 {
+                assert_eq!(w.run(move || i + 1).await.expect("job ran"), i + 1);
+            }
+        });
+        assert_eq!(w.threads(), 1);
     }
 
     #[test]
