@@ -8,7 +8,8 @@
 //! waited [`SPREAD_AFTER`]: the awake threads are blocked in slow calls (a network HSM, key
 //! generation on disk). A fast in-process module such as SoftHSM2, which serialises its calls
 //! internally, so stays on one thread under load, where a second one would only contend on its
-//! locks (measured: raw SoftHSM2 encryption is slower on four sessions than on one).
+//! locks (measured: raw SoftHSM2 encryption is slower on four sessions than on one). When the
+//! burst is over (jobs no longer wait), the extra threads step back and sleep.
 //!
 //! Threads that stay idle for [`IDLE`] end, so a cluster nobody uses holds no threads. A job
 //! that panics is contained: its result channel closes (the caller sees an error) and the
@@ -28,6 +29,9 @@ const IDLE: Duration = Duration::from_secs(30);
 
 /// How long the oldest queued job may wait before another thread joins.
 const SPREAD_AFTER: Duration = Duration::from_millis(1);
+
+/// How often a thread that stepped back looks at a non-empty queue again.
+const RECHECK: Duration = Duration::from_millis(5);
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -74,15 +78,23 @@ impl State {
         self.threads - self.sleeping + self.wakeups
     }
 
+    /// Whether the oldest queued job has waited long enough to want another thread.
+    fn behind(&self) -> bool {
+        self.queue
+            .front()
+            .is_some_and(|(queued, _)| queued.elapsed() >= SPREAD_AFTER)
+    }
+
+    /// Whether a thread about to take a job should sleep instead: another thread is awake and
+    /// the queue's oldest job has not waited long (a fast module keeps up on one thread).
+    fn steps_back(&self) -> bool {
+        !self.closed && self.awake() > 1 && !self.behind()
+    }
+
     /// Whether queued work needs one more thread, and which: a sleeping one, or a new one
     /// (counted here; the caller starts it after releasing the lock).
     fn want_more(&mut self, max: usize) -> More {
-        let behind = self.awake() == 0
-            || self
-                .queue
-                .front()
-                .is_some_and(|(queued, _)| queued.elapsed() >= SPREAD_AFTER);
-        if self.queue.is_empty() || !behind {
+        if self.queue.is_empty() || (self.awake() > 0 && !self.behind()) {
             More::No
         } else if self.sleeping > self.wakeups {
             self.wakeups += 1;
@@ -202,7 +214,12 @@ impl Drop for Workers {
 fn serve(shared: &Arc<Shared>) {
     let mut st = shared.lock();
     loop {
-        if let Some((_, job)) = st.queue.pop_front() {
+        // Take the next job unless others are awake and keeping up (its wait is short): then
+        // this thread steps back, so a burst that spread the work does not leave several
+        // threads contending for a module that serialises anyway.
+        if !st.steps_back()
+            && let Some((_, job)) = st.queue.pop_front()
+        {
             // The next job has waited too long already: another thread joins.
             let more = st.want_more(shared.max);
             drop(st);
@@ -212,15 +229,18 @@ fn serve(shared: &Arc<Shared>) {
             st = shared.lock();
             continue;
         }
-        if st.closed {
+        if st.closed && st.queue.is_empty() {
             break;
         }
+        // With jobs queued (this thread stepped back), look again soon even if nobody queues
+        // more: the awake threads may all be stuck in slow calls.
+        let nap = if st.queue.is_empty() { IDLE } else { RECHECK };
         st.sleeping += 1;
         let mut timed_out = false;
         while st.wakeups == 0 && !st.closed && !timed_out {
             let (next, res) = shared
                 .wake
-                .wait_timeout(st, IDLE)
+                .wait_timeout(st, nap)
                 .unwrap_or_else(|p| p.into_inner());
             st = next;
             timed_out = res.timed_out();
@@ -228,7 +248,7 @@ fn serve(shared: &Arc<Shared>) {
         st.sleeping -= 1;
         if st.wakeups > 0 {
             st.wakeups -= 1;
-        } else if timed_out && st.queue.is_empty() {
+        } else if timed_out && st.queue.is_empty() && nap == IDLE {
             break;
         }
     }
@@ -298,6 +318,49 @@ mod tests {
             }
         });
         assert_eq!(w.threads(), 1);
+    }
+
+    fn state(threads: usize, sleeping: usize, waited: &[Duration]) -> State {
+        let now = Instant::now();
+        State {
+            queue: waited
+                .iter()
+                .map(|w| (now - *w, Box::new(|| ()) as Job))
+                .collect(),
+            threads,
+            sleeping,
+            ..State::default()
+        }
+    }
+
+    #[test]
+    fn a_thread_steps_back_only_while_another_is_awake_and_keeping_up() {
+        let fresh = Duration::from_micros(100);
+        let late = SPREAD_AFTER * 2;
+        // Two awake threads, the queue's oldest job fresh: one steps back.
+        assert!(state(2, 0, &[fresh, fresh]).steps_back());
+        // The oldest job has waited too long: both keep working.
+        assert!(!state(2, 0, &[late, fresh]).steps_back());
+        // The only awake thread never steps back, whatever the queue.
+        assert!(!state(2, 1, &[fresh]).steps_back());
+        assert!(!state(1, 0, &[fresh, fresh, fresh]).steps_back());
+        // Closing: everyone drains the queue.
+        let mut closing = state(3, 0, &[fresh]);
+        closing.closed = true;
+        assert!(!closing.steps_back());
+    }
+
+    #[test]
+    fn queued_work_asks_for_a_thread_only_when_none_is_awake_or_it_waits_too_long() {
+        let fresh = Duration::from_micros(100);
+        let late = SPREAD_AFTER * 2;
+        assert!(matches!(state(0, 0, &[fresh]).want_more(4), More::Start));
+        assert!(matches!(state(2, 2, &[fresh]).want_more(4), More::Wake));
+        assert!(matches!(state(2, 1, &[fresh]).want_more(4), More::No));
+        assert!(matches!(state(2, 1, &[late]).want_more(4), More::Wake));
+        assert!(matches!(state(2, 0, &[late]).want_more(4), More::Start));
+        assert!(matches!(state(4, 0, &[late]).want_more(4), More::No));
+        assert!(matches!(state(1, 0, &[]).want_more(4), More::No));
     }
 
     #[test]
