@@ -922,6 +922,12 @@ fn start_sim(set: &Settings, data: &Path, run: &str) -> Res<(Sim, Duration)> {
     ))
 }
 
+/// `sync(1)`, then a moment for the flusher threads to go idle.
+fn settle_disk() {
+    let _ = Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(500));
+}
+
 fn free_port() -> Res<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
@@ -1215,6 +1221,9 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
                 create_rates.push((have, target, r));
             }
             have = target;
+            // Creating keys leaves the token's new files dirty in the page cache; flush them
+            // first, so the kernel's writeback does not share the CPU with the next figure.
+            settle_disk();
         }
         let (ids, _, _) = list_all(&mut api, 1000).await?;
         let keys: Vec<&String> = ids.iter().filter(|k| **k != kms_key).collect();
