@@ -17,6 +17,7 @@
 //! Environment: `CKS_SIM_BIN` (required: the release binary), `MOTO_SERVER_BIN` (optional),
 //! `SOFTHSM2_CONF` (required for the raw figures; its token directory must exist),
 //! `CKS_SIM_PKCS11_MODULE` (optional), `BENCH_SECS` (measured seconds per workload, default 3),
+//! `BENCH_RUNS` (default 3: each timed figure is the best of that many runs),
 //! `BENCH_CONNS` (default 16), `BENCH_SCALE` (key counts, default `10,1000,10000`),
 //! `BENCH_DIR` (scratch directory, default the system temp dir), `BENCH_KEEP=1` (keep it),
 //! `BENCH_RAW_ONLY=1` (only the raw token figures).
@@ -61,6 +62,16 @@ const AMZ_JSON: &str = "application/x-amz-json-1.1";
 const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20250101/us-east-1/kms/aws4_request, \
                     SignedHeaders=content-type;host;x-amz-target, Signature=00";
 
+/// How many times each timed figure is measured; the best run is kept (`BENCH_RUNS`). A shared
+/// VM's neighbours only ever slow a run down, so the best of a few is the steadiest estimate
+/// of what the software can do, and ratios between figures stop depending on which one a
+/// noisy moment happened to hit.
+static RUNS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+fn runs() -> usize {
+    RUNS.get().copied().unwrap_or(1)
+}
+
 fn main() {
     if std::env::var_os("CKS_SIM_BIN").is_none() {
         // Plain `cargo bench` runs every bench target: this one needs scripts/bench's set-up.
@@ -75,6 +86,7 @@ fn main() {
 
 struct Settings {
     secs: Duration,
+    runs: usize,
     conns: usize,
     scale: Vec<usize>,
     dir: PathBuf,
@@ -89,6 +101,11 @@ fn settings() -> Res<Settings> {
     if !(0.2..=120.0).contains(&secs) {
         return Err("BENCH_SECS must be between 0.2 and 120".into());
     }
+    let runs: usize = env("BENCH_RUNS").map_or(Ok(3), |s| s.parse())?;
+    if !(1..=20).contains(&runs) {
+        return Err("BENCH_RUNS must be between 1 and 20".into());
+    }
+    let _ = RUNS.set(runs);
     let conns: usize = env("BENCH_CONNS").map_or(Ok(16), |s| s.parse())?;
     if !(1..=256).contains(&conns) {
         return Err("BENCH_CONNS must be between 1 and 256".into());
@@ -110,6 +127,7 @@ fn settings() -> Res<Settings> {
     std::fs::create_dir_all(&dir)?;
     Ok(Settings {
         secs: Duration::from_secs_f64(secs),
+        runs,
         conns,
         scale,
         dir,
@@ -354,7 +372,24 @@ fn seal(s: &Session, key: ObjectHandle, aad: &[u8], pt: &[u8], fixed_iv: bool) -
 }
 
 /// Run `threads` sessions in parallel, each sealing `pt` in a loop, for `dur` after a warm-up.
+/// [`raw_encrypt_once`], best of [`runs`].
 fn raw_encrypt(
+    p: &Pkcs11,
+    slot: Slot,
+    key: ObjectHandle,
+    pt: &[u8],
+    threads: usize,
+    dur: Duration,
+    fixed_iv: bool,
+) -> Res<f64> {
+    let mut best = 0f64;
+    for _ in 0..runs() {
+        best = best.max(raw_encrypt_once(p, slot, key, pt, threads, dur, fixed_iv)?);
+    }
+    Ok(best)
+}
+
+fn raw_encrypt_once(
     p: &Pkcs11,
     slot: Slot,
     key: ObjectHandle,
@@ -607,9 +642,40 @@ struct WorkerOut {
     first_error: Option<String>,
 }
 
+/// [`load_once`]; a timed workload is run [`runs`] times and the run with the best rate kept
+/// (errors of every run count).
+async fn load(
+    srv: Server,
+    op: &str,
+    bodies: Arc<Vec<Bytes>>,
+    conns: usize,
+    bound: Bound,
+) -> Res<LoadResult> {
+    let n = match bound {
+        Bound::Timed(_) => runs(),
+        Bound::Count(_) => 1,
+    };
+    let mut best: Option<LoadResult> = None;
+    let (mut errors, mut first_error) = (0, None);
+    for _ in 0..n {
+        let r = load_once(srv, op, Arc::clone(&bodies), conns, bound).await?;
+        errors += r.errors;
+        if first_error.is_none() {
+            first_error.clone_from(&r.first_error);
+        }
+        if best.as_ref().is_none_or(|b| r.rps > b.rps) {
+            best = Some(r);
+        }
+    }
+    let mut best = best.ok_or("no run")?;
+    best.errors = errors;
+    best.first_error = first_error;
+    Ok(best)
+}
+
 /// Drive `op` with `conns` keep-alive connections; connection `i` sends `bodies[i]`,
 /// `bodies[i + conns]`, … round-robin.
-async fn load(
+async fn load_once(
     srv: Server,
     op: &str,
     bodies: Arc<Vec<Bytes>>,
@@ -1103,11 +1169,13 @@ fn run() -> Res<()> {
     // What was measured is printed even when a later phase failed.
     println!(
         "cks-sim benchmarks: {} cores, {} connections, {} s measured per workload after {} ms \
-         warm-up; every figure from this one run",
+         warm-up, best of {} runs (p50/p99 and CPU from that run); every figure from this one \
+         run of the bench",
         std::thread::available_parallelism().map_or(0, usize::from),
         set.conns,
         set.secs.as_secs_f64(),
-        WARMUP.as_millis()
+        WARMUP.as_millis(),
+        set.runs
     );
     println!();
     table.print();
