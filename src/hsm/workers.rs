@@ -47,6 +47,8 @@ struct Shared {
     wake: Condvar,
     name: String,
     max: usize,
+    /// The threads started, joined when the pool goes away.
+    handles: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -147,6 +149,7 @@ impl Workers {
                 wake: Condvar::new(),
                 name: name.to_string(),
                 max: max.max(1),
+                handles: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -190,13 +193,20 @@ fn add(shared: &Arc<Shared>, more: More) {
             let started = std::thread::Builder::new()
                 .name(format!("pkcs11-{}", shared.name))
                 .spawn(move || serve(&s));
-            if let Err(e) = started {
-                tracing::error!(error = %e, "could not start a PKCS#11 thread");
-                let mut st = shared.lock();
-                st.threads -= 1;
-                if st.threads == 0 {
-                    // Nobody will run these: dropping them closes their result channels.
-                    st.queue.clear();
+            match started {
+                Ok(h) => {
+                    let mut hs = shared.handles.lock().unwrap_or_else(|p| p.into_inner());
+                    hs.retain(|h| !h.is_finished());
+                    hs.push(h);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not start a PKCS#11 thread");
+                    let mut st = shared.lock();
+                    st.threads -= 1;
+                    if st.threads == 0 {
+                        // Nobody will run these: dropping them closes their result channels.
+                        st.queue.clear();
+                    }
                 }
             }
         }
@@ -204,9 +214,27 @@ fn add(shared: &Arc<Shared>, more: More) {
 }
 
 impl Drop for Workers {
+    /// Let the threads finish the queued jobs and end, and wait for them: a thread still
+    /// alive when the module is finalized or the process exits would run the module's
+    /// thread-exit clean-up concurrently with its global clean-up (seen with kryoptic as
+    /// heap corruption in `cks-sim inspect-token`).
     fn drop(&mut self) {
         self.shared.lock().closed = true;
         self.shared.wake.notify_all();
+        let handles = std::mem::take(
+            &mut *self
+                .shared
+                .handles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let me = std::thread::current().id();
+        for h in handles {
+            // The pool may be dropped by one of its own jobs: that thread ends by itself.
+            if h.thread().id() != me {
+                let _ = h.join();
+            }
+        }
     }
 }
 
