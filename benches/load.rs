@@ -371,66 +371,69 @@ fn seal(s: &Session, key: ObjectHandle, aad: &[u8], pt: &[u8], fixed_iv: bool) -
     Ok(s.encrypt(&Mechanism::AesGcm(params), key, pt)?.len())
 }
 
-/// Run `threads` sessions in parallel, each sealing `pt` in a loop, for `dur` after a warm-up.
-/// [`raw_encrypt_once`], best of [`runs`].
-fn raw_encrypt(
-    p: &Pkcs11,
+/// A raw encryption workload: `threads` sessions, each sealing `pt` with `key` in a loop.
+struct RawEnc<'a> {
+    p: &'a Pkcs11,
     slot: Slot,
     key: ObjectHandle,
-    pt: &[u8],
+    pt: &'a [u8],
     threads: usize,
-    dur: Duration,
     fixed_iv: bool,
-) -> Res<f64> {
-    let mut best = 0f64;
-    for _ in 0..runs() {
-        best = best.max(raw_encrypt_once(p, slot, key, pt, threads, dur, fixed_iv)?);
-    }
-    Ok(best)
 }
 
-fn raw_encrypt_once(
-    p: &Pkcs11,
-    slot: Slot,
-    key: ObjectHandle,
-    pt: &[u8],
-    threads: usize,
-    dur: Duration,
-    fixed_iv: bool,
-) -> Res<f64> {
-    let aad = [1u8; 17];
-    let total = AtomicU64::new(0);
-    let start = Instant::now();
-    let warm_end = start + WARMUP.min(dur / 2);
-    let end = warm_end + dur;
-    std::thread::scope(|sc| -> Res<()> {
-        let mut hs = Vec::new();
-        for _ in 0..threads {
-            let (p, total) = (p.clone(), &total);
-            hs.push(sc.spawn(move || -> Res<()> {
-                let s = p.open_rw_session(slot)?;
-                let mut n = 0u64;
-                loop {
-                    let now = Instant::now();
-                    if now >= end || n >= MAX_RAW_OPS {
-                        break;
-                    }
-                    seal(&s, key, &aad, pt, fixed_iv)?;
-                    if now >= warm_end {
-                        n += 1;
-                    }
-                }
-                total.fetch_add(n, Ordering::Relaxed);
-                Ok(())
-            }));
+impl RawEnc<'_> {
+    /// The best rate of [`runs`] runs of `dur` each (after a warm-up).
+    fn rate(&self, dur: Duration) -> Res<f64> {
+        let mut best = 0f64;
+        for _ in 0..runs() {
+            best = best.max(self.run_once(dur)?);
         }
-        for h in hs {
-            h.join().map_err(|_| "raw encrypt thread panicked")??;
-        }
-        Ok(())
-    })?;
-    let measured = Instant::now().min(end).saturating_duration_since(warm_end);
-    Ok(total.load(Ordering::Relaxed) as f64 / measured.as_secs_f64().max(1e-9))
+        Ok(best)
+    }
+
+    fn run_once(&self, dur: Duration) -> Res<f64> {
+        let RawEnc {
+            p,
+            slot,
+            key,
+            pt,
+            threads,
+            fixed_iv,
+        } = *self;
+        let aad = [1u8; 17];
+        let total = AtomicU64::new(0);
+        let start = Instant::now();
+        let warm_end = start + WARMUP.min(dur / 2);
+        let end = warm_end + dur;
+        std::thread::scope(|sc| -> Res<()> {
+            let mut hs = Vec::new();
+            for _ in 0..threads {
+                let (p, total) = (p.clone(), &total);
+                hs.push(sc.spawn(move || -> Res<()> {
+                    let s = p.open_rw_session(slot)?;
+                    let mut n = 0u64;
+                    loop {
+                        let now = Instant::now();
+                        if now >= end || n >= MAX_RAW_OPS {
+                            break;
+                        }
+                        seal(&s, key, &aad, pt, fixed_iv)?;
+                        if now >= warm_end {
+                            n += 1;
+                        }
+                    }
+                    total.fetch_add(n, Ordering::Relaxed);
+                    Ok(())
+                }));
+            }
+            for h in hs {
+                h.join().map_err(|_| "raw encrypt thread panicked")??;
+            }
+            Ok(())
+        })?;
+        let measured = Instant::now().min(end).saturating_duration_since(warm_end);
+        Ok(total.load(Ordering::Relaxed) as f64 / measured.as_secs_f64().max(1e-9))
+    }
 }
 
 fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
@@ -466,11 +469,51 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
     let pt32 = [0x42u8; 32];
     let pt4k = vec![0x42u8; 4096];
     progress("raw token: AES-GCM encrypt");
-    let enc32_1 = raw_encrypt(&p, slot, key, &pt32, 1, d, false)?;
-    let enc32_n = raw_encrypt(&p, slot, key, &pt32, pool, d, false)?;
-    let enc4k_1 = raw_encrypt(&p, slot, key, &pt4k, 1, d, false)?;
-    let enc4k_n = raw_encrypt(&p, slot, key, &pt4k, pool, d, false)?;
-    let enc32_fixed_iv = raw_encrypt(&p, slot, key, &pt32, 1, d, true)?;
+    let enc32_1 = RawEnc {
+        p: &p,
+        slot,
+        key,
+        pt: &pt32,
+        threads: 1,
+        fixed_iv: false,
+    }
+    .rate(d)?;
+    let enc32_n = RawEnc {
+        p: &p,
+        slot,
+        key,
+        pt: &pt32,
+        threads: pool,
+        fixed_iv: false,
+    }
+    .rate(d)?;
+    let enc4k_1 = RawEnc {
+        p: &p,
+        slot,
+        key,
+        pt: &pt4k,
+        threads: 1,
+        fixed_iv: false,
+    }
+    .rate(d)?;
+    let enc4k_n = RawEnc {
+        p: &p,
+        slot,
+        key,
+        pt: &pt4k,
+        threads: pool,
+        fixed_iv: false,
+    }
+    .rate(d)?;
+    let enc32_fixed_iv = RawEnc {
+        p: &p,
+        slot,
+        key,
+        pt: &pt32,
+        threads: 1,
+        fixed_iv: true,
+    }
+    .rate(d)?;
     let s = "1 limit";
     table.add(
         s,
