@@ -685,8 +685,9 @@ struct WorkerOut {
     first_error: Option<String>,
 }
 
-/// [`load_once`]; a timed workload is run [`runs`] times and the run with the best rate kept
-/// (errors of every run count).
+/// Drive `op` with `conns` keep-alive connections; connection `i` sends `bodies[i]`,
+/// `bodies[i + conns]`, … round-robin. A timed workload is run [`runs`] times and the run with
+/// the best rate kept (errors of every run count).
 async fn load(
     srv: Server,
     op: &str,
@@ -694,6 +695,13 @@ async fn load(
     conns: usize,
     bound: Bound,
 ) -> Res<LoadResult> {
+    let w = Workload {
+        srv,
+        op,
+        bodies,
+        conns,
+        bound,
+    };
     let n = match bound {
         Bound::Timed(_) => runs(),
         Bound::Count(_) => 1,
@@ -701,7 +709,7 @@ async fn load(
     let mut best: Option<LoadResult> = None;
     let (mut errors, mut first_error) = (0, None);
     for _ in 0..n {
-        let r = load_once(srv, op, Arc::clone(&bodies), conns, bound).await?;
+        let r = w.run_once().await?;
         errors += r.errors;
         if first_error.is_none() {
             first_error.clone_from(&r.first_error);
@@ -716,164 +724,169 @@ async fn load(
     Ok(best)
 }
 
-/// Drive `op` with `conns` keep-alive connections; connection `i` sends `bodies[i]`,
-/// `bodies[i + conns]`, … round-robin.
-async fn load_once(
+/// One HTTP workload (see [`load`]).
+struct Workload<'a> {
     srv: Server,
-    op: &str,
+    op: &'a str,
     bodies: Arc<Vec<Bytes>>,
     conns: usize,
     bound: Bound,
-) -> Res<LoadResult> {
-    if bodies.is_empty() {
-        return Err("no request bodies".into());
-    }
-    let addr = srv.addr;
-    let host = HeaderValue::from_str(&addr.to_string())?;
-    let target = HeaderValue::from_str(&format!("TrentService.{op}"))?;
-    let tickets = Arc::new(AtomicU64::new(0));
-    let (max, warm, stop) = match bound {
-        Bound::Timed(d) => (MAX_REQUESTS, WARMUP, WARMUP + d),
-        Bound::Count(n) => (n, Duration::ZERO, SETUP_DEADLINE),
-    };
-    // Connect everyone first, so the window measures requests, not handshakes.
-    let mut senders = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        senders.push(connect(addr).await?);
-    }
-    let t0 = Instant::now();
-    // CPU time over the measured window, sampled by a timer task (timed runs) or around the
-    // whole run (counted runs).
-    let cpu = tokio::spawn(async move {
-        tokio::time::sleep_until((t0 + warm).into()).await;
-        let a = cpu_pair(srv.pid);
-        if matches!(bound, Bound::Timed(_)) {
-            tokio::time::sleep_until((t0 + stop).into()).await;
-            Some((a, cpu_pair(srv.pid)))
-        } else {
-            // The end is sampled once every worker is done.
-            Some((a, (None, None)))
+}
+
+impl Workload<'_> {
+    async fn run_once(&self) -> Res<LoadResult> {
+        let (srv, op, conns, bound) = (self.srv, self.op, self.conns, self.bound);
+        let bodies = Arc::clone(&self.bodies);
+        if bodies.is_empty() {
+            return Err("no request bodies".into());
         }
-    });
-    let mut tasks = Vec::new();
-    for (i, mut sender) in senders.into_iter().enumerate() {
-        let (bodies, tickets, host, target) = (
-            Arc::clone(&bodies),
-            Arc::clone(&tickets),
-            host.clone(),
-            target.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut out = WorkerOut {
-                samples: Vec::with_capacity(4096),
-                reconnects: 0,
-                first_error: None,
-            };
-            let mut j = i;
-            loop {
-                if t0.elapsed() >= stop || tickets.fetch_add(1, Ordering::Relaxed) >= max {
-                    break;
-                }
-                let body = bodies[j % bodies.len()].clone();
-                j += conns;
-                let start = t0.elapsed();
-                // A server without keep-alive (moto's Werkzeug answers `Connection: close`)
-                // costs a new connection per request, inside the measured latency.
-                if sender.ready().await.is_err() {
-                    out.reconnects += 1;
-                    match connect(addr).await {
-                        Ok(s) => sender = s,
-                        Err(e) => {
-                            out.first_error.get_or_insert_with(|| e.to_string());
-                            break;
-                        }
+        let addr = srv.addr;
+        let host = HeaderValue::from_str(&addr.to_string())?;
+        let target = HeaderValue::from_str(&format!("TrentService.{op}"))?;
+        let tickets = Arc::new(AtomicU64::new(0));
+        let (max, warm, stop) = match bound {
+            Bound::Timed(d) => (MAX_REQUESTS, WARMUP, WARMUP + d),
+            Bound::Count(n) => (n, Duration::ZERO, SETUP_DEADLINE),
+        };
+        // Connect everyone first, so the window measures requests, not handshakes.
+        let mut senders = Vec::with_capacity(conns);
+        for _ in 0..conns {
+            senders.push(connect(addr).await?);
+        }
+        let t0 = Instant::now();
+        // CPU time over the measured window, sampled by a timer task (timed runs) or around the
+        // whole run (counted runs).
+        let cpu = tokio::spawn(async move {
+            tokio::time::sleep_until((t0 + warm).into()).await;
+            let a = cpu_pair(srv.pid);
+            if matches!(bound, Bound::Timed(_)) {
+                tokio::time::sleep_until((t0 + stop).into()).await;
+                Some((a, cpu_pair(srv.pid)))
+            } else {
+                // The end is sampled once every worker is done.
+                Some((a, (None, None)))
+            }
+        });
+        let mut tasks = Vec::new();
+        for (i, mut sender) in senders.into_iter().enumerate() {
+            let (bodies, tickets, host, target) = (
+                Arc::clone(&bodies),
+                Arc::clone(&tickets),
+                host.clone(),
+                target.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut out = WorkerOut {
+                    samples: Vec::with_capacity(4096),
+                    reconnects: 0,
+                    first_error: None,
+                };
+                let mut j = i;
+                loop {
+                    if t0.elapsed() >= stop || tickets.fetch_add(1, Ordering::Relaxed) >= max {
+                        break;
                     }
-                }
-                let ok = match send(&mut sender, &host, &target, body).await {
-                    Ok((200, _)) => true,
-                    Ok((status, b)) => {
-                        if out.first_error.is_none() {
-                            out.first_error =
-                                Some(format!("HTTP {status} {}", String::from_utf8_lossy(&b)));
-                        }
-                        false
-                    }
-                    Err(e) => {
-                        if out.first_error.is_none() {
-                            out.first_error = Some(e.to_string());
-                        }
+                    let body = bodies[j % bodies.len()].clone();
+                    j += conns;
+                    let start = t0.elapsed();
+                    // A server without keep-alive (moto's Werkzeug answers `Connection: close`)
+                    // costs a new connection per request, inside the measured latency.
+                    if sender.ready().await.is_err() {
                         out.reconnects += 1;
                         match connect(addr).await {
                             Ok(s) => sender = s,
-                            Err(_) => break,
+                            Err(e) => {
+                                out.first_error.get_or_insert_with(|| e.to_string());
+                                break;
+                            }
                         }
-                        false
                     }
-                };
-                let end = t0.elapsed();
-                out.samples.push(Sample {
-                    start_us: start.as_micros() as u64,
-                    end_us: end.as_micros() as u64,
-                    ok,
-                });
+                    let ok = match send(&mut sender, &host, &target, body).await {
+                        Ok((200, _)) => true,
+                        Ok((status, b)) => {
+                            if out.first_error.is_none() {
+                                out.first_error =
+                                    Some(format!("HTTP {status} {}", String::from_utf8_lossy(&b)));
+                            }
+                            false
+                        }
+                        Err(e) => {
+                            if out.first_error.is_none() {
+                                out.first_error = Some(e.to_string());
+                            }
+                            out.reconnects += 1;
+                            match connect(addr).await {
+                                Ok(s) => sender = s,
+                                Err(_) => break,
+                            }
+                            false
+                        }
+                    };
+                    let end = t0.elapsed();
+                    out.samples.push(Sample {
+                        start_us: start.as_micros() as u64,
+                        end_us: end.as_micros() as u64,
+                        ok,
+                    });
+                }
+                out
+            }));
+        }
+        let mut samples = Vec::new();
+        let mut res = LoadResult::default();
+        for t in tasks {
+            let out = t.await?;
+            samples.extend(out.samples);
+            res.reconnects += out.reconnects;
+            if res.first_error.is_none() {
+                res.first_error = out.first_error;
             }
-            out
-        }));
+        }
+        let cpu_end = cpu_pair(srv.pid);
+        let cpu = match cpu.await? {
+            Some((a, (None, None))) => (a, cpu_end),
+            Some(x) => x,
+            None => ((None, None), (None, None)),
+        };
+        let (lo, hi) = match bound {
+            Bound::Timed(_) => (warm.as_micros() as u64, stop.as_micros() as u64),
+            Bound::Count(_) => (0, samples.iter().map(|s| s.end_us).max().unwrap_or(0)),
+        };
+        let mut lat: Vec<u64> = Vec::with_capacity(samples.len());
+        for s in samples
+            .iter()
+            .filter(|s| s.start_us >= lo && s.end_us <= hi)
+        {
+            if s.ok {
+                lat.push(s.end_us - s.start_us);
+            } else {
+                res.errors += 1;
+            }
+        }
+        lat.sort_unstable();
+        let pct = |p: f64| -> Duration {
+            if lat.is_empty() {
+                return Duration::ZERO;
+            }
+            let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+            Duration::from_micros(lat[i])
+        };
+        res.n = lat.len() as u64;
+        res.elapsed = Duration::from_micros(hi.saturating_sub(lo));
+        res.rps = res.n as f64 / res.elapsed.as_secs_f64().max(1e-9);
+        res.p50 = pct(0.50);
+        res.p99 = pct(0.99);
+        let per_req = |a: Option<(f64, f64)>, b: Option<(f64, f64)>| match (a, b) {
+            (Some(a), Some(b)) if res.n > 0 => {
+                let n = res.n as f64;
+                Some(((b.0 - a.0) * 1e6 / n, (b.1 - a.1) * 1e6 / n))
+            }
+            _ => None,
+        };
+        res.server_cpu_us = per_req(cpu.0.0, cpu.1.0);
+        res.client_cpu_us = per_req(cpu.0.1, cpu.1.1);
+        Ok(res)
     }
-    let mut samples = Vec::new();
-    let mut res = LoadResult::default();
-    for t in tasks {
-        let out = t.await?;
-        samples.extend(out.samples);
-        res.reconnects += out.reconnects;
-        if res.first_error.is_none() {
-            res.first_error = out.first_error;
-        }
-    }
-    let cpu_end = cpu_pair(srv.pid);
-    let cpu = match cpu.await? {
-        Some((a, (None, None))) => (a, cpu_end),
-        Some(x) => x,
-        None => ((None, None), (None, None)),
-    };
-    let (lo, hi) = match bound {
-        Bound::Timed(_) => (warm.as_micros() as u64, stop.as_micros() as u64),
-        Bound::Count(_) => (0, samples.iter().map(|s| s.end_us).max().unwrap_or(0)),
-    };
-    let mut lat: Vec<u64> = Vec::with_capacity(samples.len());
-    for s in samples
-        .iter()
-        .filter(|s| s.start_us >= lo && s.end_us <= hi)
-    {
-        if s.ok {
-            lat.push(s.end_us - s.start_us);
-        } else {
-            res.errors += 1;
-        }
-    }
-    lat.sort_unstable();
-    let pct = |p: f64| -> Duration {
-        if lat.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        Duration::from_micros(lat[i])
-    };
-    res.n = lat.len() as u64;
-    res.elapsed = Duration::from_micros(hi.saturating_sub(lo));
-    res.rps = res.n as f64 / res.elapsed.as_secs_f64().max(1e-9);
-    res.p50 = pct(0.50);
-    res.p99 = pct(0.99);
-    let per_req = |a: Option<(f64, f64)>, b: Option<(f64, f64)>| match (a, b) {
-        (Some(a), Some(b)) if res.n > 0 => {
-            let n = res.n as f64;
-            Some(((b.0 - a.0) * 1e6 / n, (b.1 - a.1) * 1e6 / n))
-        }
-        _ => None,
-    };
-    res.server_cpu_us = per_req(cpu.0.0, cpu.1.0);
-    res.client_cpu_us = per_req(cpu.0.1, cpu.1.1);
-    Ok(res)
 }
 
 fn encrypt_body(key: &str, pt: &[u8]) -> Bytes {
