@@ -31,8 +31,8 @@ pub struct World {
     pub backups: BTreeMap<String, Backup>,
     /// Key stores by ID.
     pub stores: BTreeMap<String, KeyStore>,
-    /// Keys by key ID.
-    pub keys: BTreeMap<String, Key>,
+    /// Keys by key ID, shared: a request takes a reference, not a copy of the policy and tags.
+    pub keys: BTreeMap<String, Arc<Key>>,
     /// Aliases by name.
     pub aliases: BTreeMap<String, Alias>,
     /// Orphans by sequence (zero-padded).
@@ -117,9 +117,14 @@ impl World {
                 if let Some(e) = pending_entry(&x) {
                     self.pending.insert(e);
                 }
-                if let Some(old) = self.keys.insert(x.id.clone(), x)
+                if let Some(old) = self.keys.insert(x.id.clone(), Arc::new(x))
                     && let Some(e) = pending_entry(&old)
-                    && self.keys.get(&old.id).and_then(pending_entry).as_ref() != Some(&e)
+                    && self
+                        .keys
+                        .get(&old.id)
+                        .and_then(|k| pending_entry(k))
+                        .as_ref()
+                        != Some(&e)
                 {
                     self.pending.remove(&e);
                 }

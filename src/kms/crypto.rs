@@ -217,7 +217,7 @@ async fn open(
     ctx: &BTreeMap<String, String>,
     expected: Option<&str>,
     dry: bool,
-) -> Result<(Key, Vec<u8>), KmsError> {
+) -> Result<(Arc<Key>, Vec<u8>), KmsError> {
     let b = Blob::decode(blob).ok_or_else(invalid_ciphertext)?;
     let key_id = uuid::Uuid::from_bytes(b.key_id).to_string();
     let k = {

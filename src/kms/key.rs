@@ -442,7 +442,8 @@ async fn mutate_key(
     let _w = app.writer.lock().await;
     let (key, changes) = {
         let w = app.world();
-        let mut k = resolve_key(app, &w, raw, how)?;
+        let found: Arc<Key> = resolve_key(app, &w, raw, how)?;
+        let mut k = Key::clone(&found);
         let mut changes = f(&mut k, &w)?;
         changes.insert(0, Change::Key(k.clone()));
         (k, changes)
@@ -621,7 +622,7 @@ fn alias_name(input: &Input) -> Result<String, KmsError> {
     Ok(n.to_string())
 }
 
-fn target_key(app: &App, w: &World, input: &Input) -> Result<Key, KmsError> {
+fn target_key(app: &App, w: &World, input: &Input) -> Result<Arc<Key>, KmsError> {
     let raw = key_id_member(input, "TargetKeyId")?;
     let k = resolve_key(app, w, raw, KeyRef::IdOrArn)?;
     not_pending(app, &k)?;
@@ -663,7 +664,7 @@ pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
         let now = app.now();
         Alias {
             name,
-            target_key_id: k.id,
+            target_key_id: k.id.clone(),
             creation_date: now,
             last_updated_date: now,
         }
@@ -686,7 +687,7 @@ pub async fn update_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
                 kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, &name))
             })?;
         let k = target_key(app, &w, input)?;
-        a.target_key_id = k.id;
+        a.target_key_id = k.id.clone();
         a.last_updated_date = app.now();
         a
     };
@@ -722,7 +723,7 @@ pub fn list_aliases(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
     let w = app.world();
     let filter = match input.opt_str("KeyId").map_err(input_err)? {
-        Some(raw) => Some(resolve_key(app, &w, raw, KeyRef::IdOrArn)?.id),
+        Some(raw) => Some(resolve_key(app, &w, raw, KeyRef::IdOrArn)?.id.clone()),
         None => None,
     };
     let (page, next) = paginate(

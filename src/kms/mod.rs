@@ -142,7 +142,7 @@ fn not_found(app: &App, id: &str) -> KmsError {
 }
 
 /// Resolve a `KeyId`-style member to a key (cloned). Validates format and length (1–2048).
-pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Key, KmsError> {
+pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<Key>, KmsError> {
     if raw.is_empty() || raw.chars().count() > 2048 {
         return Err(KmsError::validation(
             "KeyId",

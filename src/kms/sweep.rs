@@ -20,7 +20,7 @@ fn due(app: &App, now: f64) -> Vec<Key> {
         .filter(|k| {
             k.state == KeyStateU::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
         })
-        .cloned()
+        .map(|k| Key::clone(k))
         .collect()
 }
 
