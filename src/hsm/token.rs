@@ -193,7 +193,7 @@ impl Token {
     pub async fn login(self: &Arc<Self>, user_pin: &str) -> Result<(), HsmError> {
         let me = Arc::clone(self);
         let p = user_pin.to_string();
-        self.blocking(move || me.login_blocking(&p)).await
+        self.pool.offload(move || me.login_blocking(&p)).await
     }
 
     fn login_blocking(&self, user_pin: &str) -> Result<(), HsmError> {
@@ -246,7 +246,7 @@ impl Token {
     /// Give up one login; the last holder logs out (`C_Logout`) and closes the anchor session.
     pub async fn logout(self: &Arc<Self>) -> Result<(), HsmError> {
         let me = Arc::clone(self);
-        self.blocking(move || me.logout_blocking()).await
+        self.pool.offload(move || me.logout_blocking()).await
     }
 
     fn logout_blocking(&self) -> Result<(), HsmError> {
@@ -363,14 +363,6 @@ impl Token {
         Ok(v)
     }
 
-    async fn blocking<T, F>(&self, f: F) -> Result<T, HsmError>
-    where
-        F: FnOnce() -> Result<T, HsmError> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.pool.offload(f).await
-    }
-
     /// Re-scan the token's AES secret keys into the index (one `C_FindObjects` pass).
     fn rebuild_index_blocking(&self) -> Result<(), HsmError> {
         let found = self.pool.run_blocking(HsmOp::Inspect, 2, |s| {
@@ -461,7 +453,7 @@ impl Token {
     async fn resolve(self: &Arc<Self>, id: &ObjectId) -> Result<ObjectHandle, HsmError> {
         if self.is_stale() {
             let me = Arc::clone(self);
-            self.blocking(move || me.ensure_current()).await?;
+            self.pool.offload(move || me.ensure_current()).await?;
         }
         if let Some(h) = self.handle(id) {
             return Ok(h);
@@ -742,11 +734,12 @@ impl Token {
     pub async fn check_user_pin(self: &Arc<Self>, user_pin: &str) -> Result<(), HsmError> {
         let me = Arc::clone(self);
         let p = user_pin.to_string();
-        self.blocking(move || {
-            me.login_blocking(&p)?;
-            me.logout_blocking()
-        })
-        .await
+        self.pool
+            .offload(move || {
+                me.login_blocking(&p)?;
+                me.logout_blocking()
+            })
+            .await
     }
 }
 

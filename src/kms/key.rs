@@ -442,8 +442,7 @@ async fn mutate_key(
     let _w = app.writer.lock().await;
     let (key, changes) = {
         let w = app.world();
-        let found: Arc<Key> = resolve_key(app, &w, raw, how)?;
-        let mut k = Key::clone(&found);
+        let mut k = Arc::unwrap_or_clone(resolve_key(app, &w, raw, how)?);
         let mut changes = f(&mut k, &w)?;
         changes.insert(0, Change::Key(k.clone()));
         (k, changes)

@@ -10,7 +10,7 @@ use super::model::{ConnectionState, Key, KeyStateU, Origin, Orphan};
 use crate::app::{App, Change};
 use std::sync::Arc;
 
-fn due(app: &App, now: f64) -> Vec<Key> {
+fn due(app: &App, now: f64) -> Vec<Arc<Key>> {
     let w = app.world();
     let now_ms = (now * 1000.0).floor() as i64;
     w.pending
@@ -20,7 +20,7 @@ fn due(app: &App, now: f64) -> Vec<Key> {
         .filter(|k| {
             k.state == KeyStateU::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
         })
-        .map(|k| Key::clone(k))
+        .cloned()
         .collect()
 }
 

@@ -270,20 +270,16 @@ impl Sim {
     /// Run OpenSC's `pkcs11-tool` on this simulator's token `label`, logged in with `pin`, as
     /// a customer would; panics with its stderr if it fails.
     pub fn pkcs11_tool(&self, label: &str, pin: &str, args: &[&str]) -> String {
-        let out = std::process::Command::new("pkcs11-tool")
-            .arg("--module")
-            .arg(module_path())
-            .args(["--token-label", label, "--login", "--pin", pin])
-            .args(args)
-            .envs(self.token_conf_env())
-            .output()
-            .expect("pkcs11-tool (package opensc)");
-        assert!(
-            out.status.success(),
-            "pkcs11-tool {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            std::process::Command::new("pkcs11-tool")
+                .arg("--module")
+                .arg(module_path())
+                .args(["--token-label", label, "--login", "--pin", pin])
+                .args(args)
+                .envs(self.token_conf_env()),
+            &format!("pkcs11-tool (package opensc) {args:?}"),
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     pub fn control(&self) -> cks_sim::client::ControlClient {
@@ -323,19 +319,15 @@ impl Sim {
     /// An independent view of a token: `cks-sim inspect-token` in its own process (its own
     /// PKCS#11 module instance), not the server's bookkeeping.
     pub fn inspect_token(&self, label: &str, pin: &str) -> Vec<serde_json::Value> {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
-            .arg("inspect-token")
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .args(["--label", label, "--pin", pin])
-            .output()
-            .expect("run inspect-token");
-        assert!(
-            out.status.success(),
-            "inspect-token failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
+                .arg("inspect-token")
+                .arg("--data-dir")
+                .arg(self.data_dir())
+                .args(["--label", label, "--pin", pin]),
+            "inspect-token",
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect-token JSON");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("inspect-token JSON");
         v["objects"].as_array().cloned().unwrap_or_default()
     }
 }
@@ -472,4 +464,18 @@ pub async fn cloudhsm_key(sim: &Sim, store: &str) -> String {
         .expect("metadata")
         .key_id()
         .to_string()
+}
+
+/// Run `cmd` to completion and return its stdout; panics with `what` and its stderr if it
+/// cannot start or fails.
+fn run_ok(cmd: &mut std::process::Command, what: &str) -> Vec<u8> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
