@@ -34,9 +34,6 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -555,72 +552,235 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
 // The HTTP load generator
 // ---------------------------------------------------------------------------------------------
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> Res<Sender> {
-    if !addr.ip().is_loopback() {
-        return Err(format!("refusing to send load to {addr}: loopback only").into());
-    }
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+/// A prepared awsJson1_1 request: the whole HTTP/1.1 message, written with one system call.
+fn request(addr: SocketAddr, op: &str, body: &[u8]) -> Bytes {
+    let mut r = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {AMZ_JSON}\r\n\
+         X-Amz-Target: TrentService.{op}\r\nAuthorization: {AUTH}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    Bytes::from(r)
 }
 
-async fn send(
-    sender: &mut Sender,
-    host: &HeaderValue,
-    target: &HeaderValue,
-    body: Bytes,
-) -> Res<(u16, Bytes)> {
-    let req = hyper::Request::post("/")
-        .header(HOST, host.clone())
-        .header(CONTENT_TYPE, AMZ_JSON)
-        .header("x-amz-target", target.clone())
-        .header(AUTHORIZATION, AUTH)
-        .body(Full::new(body))?;
-    sender.ready().await?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok((status, body))
+/// How a response's body ends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+    /// Neither length nor chunks: the body runs until the server closes.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug, PartialEq)]
+struct Head {
+    status: u16,
+    /// Bytes of the status line and headers, blank line included.
+    len: usize,
+    framing: Framing,
+    close: bool,
+}
+
+/// Parse a response head from `buf`; `Ok(None)` while it is incomplete.
+fn parse_head(buf: &[u8]) -> Res<Option<Head>> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(&buf[..end]).map_err(|_| "response head is not UTF-8")?;
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|s| s.get(2..5))
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut head = Head {
+        status,
+        len: end + 4,
+        framing: Framing::UntilClose,
+        close: status_line.starts_with("HTTP/1.0"),
+    };
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") && head.framing != Framing::Chunked {
+            let n = value
+                .parse()
+                .map_err(|_| format!("bad Content-Length {value:?}"))?;
+            head.framing = Framing::Length(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            && value.eq_ignore_ascii_case("chunked")
+        {
+            head.framing = Framing::Chunked;
+        } else if name.eq_ignore_ascii_case("connection") {
+            head.close = value.eq_ignore_ascii_case("close");
+        }
+    }
+    Ok(Some(head))
+}
+
+/// Where a chunked body that starts at `buf[0]` ends (the byte after its last chunk and the
+/// blank line after it, trailers not expected); `Ok(None)` while it is incomplete.
+fn chunked_end(buf: &[u8]) -> Res<Option<usize>> {
+    let mut at = 0;
+    loop {
+        let Some(nl) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
+            return Ok(None);
+        };
+        let line = std::str::from_utf8(&buf[at..at + nl]).map_err(|_| "bad chunk size")?;
+        let hex = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(hex, 16).map_err(|_| format!("bad chunk size {hex:?}"))?;
+        at += nl + 2 + size + 2;
+        if at > buf.len() {
+            return Ok(None);
+        }
+        if size == 0 {
+            return Ok(Some(at));
+        }
+    }
+}
+
+/// One HTTP/1.1 connection to a loopback server speaking just enough of the protocol for this
+/// load (and no more than `wrk` would): a prepared request written whole, one request in
+/// flight, the response read by its length (or chunks, or until the server closes). No
+/// headers are copied and nothing is allocated per request, so the load generator spends its
+/// CPU on system calls rather than on a general-purpose client, leaving the machine to the
+/// server under test.
+struct Conn {
+    addr: SocketAddr,
+    stream: Option<tokio::net::TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Res<Conn> {
+        let mut c = Conn {
+            addr,
+            stream: None,
+            buf: Vec::with_capacity(16 << 10),
+        };
+        c.reconnect().await?;
+        Ok(c)
+    }
+
+    fn is_open(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    async fn reconnect(&mut self) -> Res<()> {
+        if !self.addr.ip().is_loopback() {
+            return Err(format!("refusing to send load to {}: loopback only", self.addr).into());
+        }
+        self.stream = None;
+        let s = tokio::net::TcpStream::connect(self.addr).await?;
+        s.set_nodelay(true)?;
+        self.stream = Some(s);
+        Ok(())
+    }
+
+    /// Send `req`, read the response; returns the status and the body's range in
+    /// [`Conn::body`]. A connection the server closes (or asks to close) is dropped; the next
+    /// call must [`Conn::reconnect`] first.
+    async fn exchange(&mut self, req: &[u8]) -> Res<(u16, std::ops::Range<usize>)> {
+        let r = self.exchange_inner(req).await;
+        if r.is_err() {
+            self.stream = None;
+        }
+        r
+    }
+
+    async fn exchange_inner(&mut self, req: &[u8]) -> Res<(u16, std::ops::Range<usize>)> {
+        let stream = self.stream.as_ref().ok_or("connection closed")?;
+        let mut off = 0;
+        while off < req.len() {
+            match stream.try_write(&req[off..]) {
+                Ok(n) => off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => stream.writable().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.buf.clear();
+        let mut head: Option<Head> = None;
+        let mut chunk = [0u8; 16 << 10];
+        loop {
+            if let Some(h) = &head {
+                let body = &self.buf[h.len..];
+                let done = match h.framing {
+                    Framing::Length(n) => (body.len() >= n).then_some(n),
+                    Framing::Chunked => chunked_end(body)?,
+                    Framing::UntilClose => None,
+                };
+                if let Some(n) = done {
+                    let (status, start, close) = (h.status, h.len, h.close);
+                    if close {
+                        self.stream = None;
+                    }
+                    return Ok((status, start..start + n));
+                }
+            }
+            stream.readable().await?;
+            match stream.try_read(&mut chunk) {
+                Ok(0) => {
+                    return match head {
+                        Some(h) if h.framing == Framing::UntilClose => {
+                            self.stream = None;
+                            Ok((h.status, h.len..self.buf.len()))
+                        }
+                        _ => Err("the server closed the connection mid-response".into()),
+                    };
+                }
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    if head.is_none() {
+                        head = parse_head(&self.buf)?;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The bytes of the last response's body (`range` from [`Conn::exchange`]).
+    fn body(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
 }
 
 /// One connection for set-up calls: sends `TrentService.<op>` and parses the JSON answer.
 struct Api {
-    addr: SocketAddr,
-    host: HeaderValue,
-    sender: Sender,
+    conn: Conn,
 }
 
 impl Api {
     async fn new(addr: SocketAddr) -> Res<Api> {
         Ok(Api {
-            addr,
-            host: HeaderValue::from_str(&addr.to_string())?,
-            sender: connect(addr).await?,
+            conn: Conn::open(addr).await?,
         })
     }
 
     async fn call(&mut self, op: &str, body: Value) -> Res<Value> {
-        let target = HeaderValue::from_str(&format!("TrentService.{op}"))?;
-        let bytes = Bytes::from(body.to_string());
-        let (status, out) = match send(&mut self.sender, &self.host, &target, bytes.clone()).await {
+        let req = request(self.conn.addr, op, body.to_string().as_bytes());
+        if !self.conn.is_open() {
+            self.conn.reconnect().await?;
+        }
+        let (status, range) = match self.conn.exchange(&req).await {
             Ok(r) => r,
             Err(_) => {
                 // The server may have closed an idle keep-alive connection: one retry.
-                self.sender = connect(self.addr).await?;
-                send(&mut self.sender, &self.host, &target, bytes).await?
+                self.conn.reconnect().await?;
+                self.conn.exchange(&req).await?
             }
         };
-        let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
+        let out = self.conn.body(range);
         if status != 200 {
-            return Err(format!("{op}: HTTP {status}: {}", String::from_utf8_lossy(&out)).into());
+            return Err(format!("{op}: HTTP {status}: {}", String::from_utf8_lossy(out)).into());
         }
-        Ok(v)
+        Ok(serde_json::from_slice(out).unwrap_or(Value::Null))
     }
 }
 
@@ -741,17 +901,17 @@ impl Workload<'_> {
             return Err("no request bodies".into());
         }
         let addr = srv.addr;
-        let host = HeaderValue::from_str(&addr.to_string())?;
-        let target = HeaderValue::from_str(&format!("TrentService.{op}"))?;
+        let requests: Arc<Vec<Bytes>> =
+            Arc::new(bodies.iter().map(|b| request(addr, op, b)).collect());
         let tickets = Arc::new(AtomicU64::new(0));
         let (max, warm, stop) = match bound {
             Bound::Timed(d) => (MAX_REQUESTS, WARMUP, WARMUP + d),
             Bound::Count(n) => (n, Duration::ZERO, SETUP_DEADLINE),
         };
         // Connect everyone first, so the window measures requests, not handshakes.
-        let mut senders = Vec::with_capacity(conns);
+        let mut conns_open = Vec::with_capacity(conns);
         for _ in 0..conns {
-            senders.push(connect(addr).await?);
+            conns_open.push(Conn::open(addr).await?);
         }
         let t0 = Instant::now();
         // CPU time over the measured window, sampled by a timer task (timed runs) or around the
@@ -768,13 +928,8 @@ impl Workload<'_> {
             }
         });
         let mut tasks = Vec::new();
-        for (i, mut sender) in senders.into_iter().enumerate() {
-            let (bodies, tickets, host, target) = (
-                Arc::clone(&bodies),
-                Arc::clone(&tickets),
-                host.clone(),
-                target.clone(),
-            );
+        for (i, mut conn) in conns_open.into_iter().enumerate() {
+            let (requests, tickets) = (Arc::clone(&requests), Arc::clone(&tickets));
             tasks.push(tokio::spawn(async move {
                 let mut out = WorkerOut {
                     samples: Vec::with_capacity(4096),
@@ -786,38 +941,32 @@ impl Workload<'_> {
                     if t0.elapsed() >= stop || tickets.fetch_add(1, Ordering::Relaxed) >= max {
                         break;
                     }
-                    let body = bodies[j % bodies.len()].clone();
+                    let req = &requests[j % requests.len()];
                     j += conns;
                     let start = t0.elapsed();
                     // A server without keep-alive (moto's Werkzeug answers `Connection: close`)
                     // costs a new connection per request, inside the measured latency.
-                    if sender.ready().await.is_err() {
+                    if !conn.is_open() {
                         out.reconnects += 1;
-                        match connect(addr).await {
-                            Ok(s) => sender = s,
-                            Err(e) => {
-                                out.first_error.get_or_insert_with(|| e.to_string());
-                                break;
-                            }
+                        if let Err(e) = conn.reconnect().await {
+                            out.first_error.get_or_insert_with(|| e.to_string());
+                            break;
                         }
                     }
-                    let ok = match send(&mut sender, &host, &target, body).await {
+                    let ok = match conn.exchange(req).await {
                         Ok((200, _)) => true,
-                        Ok((status, b)) => {
+                        Ok((status, range)) => {
                             if out.first_error.is_none() {
-                                out.first_error =
-                                    Some(format!("HTTP {status} {}", String::from_utf8_lossy(&b)));
+                                out.first_error = Some(format!(
+                                    "HTTP {status} {}",
+                                    String::from_utf8_lossy(conn.body(range))
+                                ));
                             }
                             false
                         }
                         Err(e) => {
                             if out.first_error.is_none() {
                                 out.first_error = Some(e.to_string());
-                            }
-                            out.reconnects += 1;
-                            match connect(addr).await {
-                                Ok(s) => sender = s,
-                                Err(_) => break,
                             }
                             false
                         }
