@@ -207,6 +207,9 @@ impl Table {
             .trim()
             .to_string();
         }
+        if let Some(st) = r.steal_pct.filter(|st| *st >= 1.0) {
+            note = format!("{note} (steal {st:.0}%)").trim().to_string();
+        }
         if r.reconnects > 0 {
             note = format!(
                 "{note} ({} new connections: the server closes them)",
@@ -315,7 +318,11 @@ fn verdict(ok: bool) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 
 struct Raw {
+    /// Set by the HTTP phase, whose Encrypt runs alternate with runs of this figure.
     enc32_1: f64,
+    p: Pkcs11,
+    slot: Slot,
+    key: ObjectHandle,
     enc32_n: f64,
     enc4k_1: f64,
     enc4k_n: f64,
@@ -326,34 +333,63 @@ struct Raw {
     anchor: Session,
 }
 
-/// Raw `C_GenerateKey` of token AES keys on one session, for `dur` (at most `MAX_RAW_KEYS`).
-/// Returns the rate, the count and a note with the CPU time per key.
-fn raw_generate(anchor: &Session, dur: Duration) -> Res<(f64, u64, String)> {
-    let cpu0 = cpu_secs("self");
-    let t0 = Instant::now();
-    let mut n = 0u64;
-    while n < MAX_RAW_KEYS && t0.elapsed() < dur {
-        anchor.generate_key(
-            &Mechanism::AesKeyGen,
-            &cks_sim::hsm::token::key_template(
-                "bench-raw-generated",
-                uuid::Uuid::new_v4().as_bytes(),
-            ),
-        )?;
-        n += 1;
+/// Raw `C_GenerateKey` of token AES keys on one session: what was done and what it cost.
+#[derive(Default, Clone, Copy)]
+struct RawGen {
+    keys: u64,
+    secs: f64,
+    /// This process's CPU time meanwhile (user, system), in seconds.
+    cpu: (f64, f64),
+}
+
+impl RawGen {
+    /// Generate up to `max` keys (at most `MAX_RAW_KEYS`), for at most `dur`.
+    fn run(anchor: &Session, max: u64, dur: Duration) -> Res<RawGen> {
+        let cpu0 = cpu_secs("self");
+        let t0 = Instant::now();
+        let mut keys = 0u64;
+        while keys < max.min(MAX_RAW_KEYS) && t0.elapsed() < dur {
+            anchor.generate_key(
+                &Mechanism::AesKeyGen,
+                &cks_sim::hsm::token::key_template(
+                    "bench-raw-generated",
+                    uuid::Uuid::new_v4().as_bytes(),
+                ),
+            )?;
+            keys += 1;
+        }
+        let cpu = match (cpu0, cpu_secs("self")) {
+            (Some(a), Some(b)) => (b.0 - a.0, b.1 - a.1),
+            _ => (0.0, 0.0),
+        };
+        Ok(RawGen {
+            keys,
+            secs: t0.elapsed().as_secs_f64(),
+            cpu,
+        })
     }
-    let rate = n as f64 / t0.elapsed().as_secs_f64();
-    let note = match (cpu0, cpu_secs("self")) {
-        (Some(a), Some(b)) if n > 0 => format!(
+
+    fn add(&mut self, o: RawGen) {
+        self.keys += o.keys;
+        self.secs += o.secs;
+        self.cpu.0 += o.cpu.0;
+        self.cpu.1 += o.cpu.1;
+    }
+
+    fn rate(&self) -> f64 {
+        self.keys as f64 / self.secs.max(1e-9)
+    }
+
+    fn note(&self) -> String {
+        let n = self.keys.max(1) as f64;
+        format!(
             "{} keys, D4 template [CPU/key: {:.0} µs ({:.0} user + {:.0} sys)]",
-            thousands(n),
-            ((b.0 - a.0) + (b.1 - a.1)) * 1e6 / n as f64,
-            (b.0 - a.0) * 1e6 / n as f64,
-            (b.1 - a.1) * 1e6 / n as f64
-        ),
-        _ => format!("{} keys, D4 template", thousands(n)),
-    };
-    Ok((rate, n, note))
+            thousands(self.keys),
+            (self.cpu.0 + self.cpu.1) * 1e6 / n,
+            self.cpu.0 * 1e6 / n,
+            self.cpu.1 * 1e6 / n
+        )
+    }
 }
 
 /// One cks-sim Encrypt's PKCS#11 work: `C_GenerateRandom` (12-byte IV), then `C_EncryptInit` +
@@ -466,15 +502,6 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
     let pt32 = [0x42u8; 32];
     let pt4k = vec![0x42u8; 4096];
     progress("raw token: AES-GCM encrypt");
-    let enc32_1 = RawEnc {
-        p: &p,
-        slot,
-        key,
-        pt: &pt32,
-        threads: 1,
-        fixed_iv: false,
-    }
-    .rate(d)?;
     let enc32_n = RawEnc {
         p: &p,
         slot,
@@ -514,12 +541,6 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
     let s = "1 limit";
     table.add(
         s,
-        "raw AES-GCM encrypt 32 B, 1 session",
-        rate(enc32_1),
-        "C_GenerateRandom(12) + C_EncryptInit + C_Encrypt, as cks-sim does",
-    );
-    table.add(
-        s,
         format!("raw AES-GCM encrypt 32 B, {pool} sessions"),
         rate(enc32_n),
         format!("{pool} threads = the pool's max_sessions"),
@@ -538,7 +559,10 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
         "without C_GenerateRandom, for reference",
     );
     Ok(Raw {
-        enc32_1,
+        enc32_1: 0.0,
+        p,
+        slot,
+        key,
         enc32_n,
         enc4k_1,
         enc4k_n,
@@ -782,6 +806,24 @@ impl Api {
         }
         Ok(serde_json::from_slice(out).unwrap_or(Value::Null))
     }
+
+    /// `GET path` on the simulator's control door, parsed as JSON.
+    async fn get(&mut self, path: &str) -> Res<Value> {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.conn.addr);
+        if !self.conn.is_open() {
+            self.conn.reconnect().await?;
+        }
+        let (status, range) = self.conn.exchange(req.as_bytes()).await?;
+        let out = self.conn.body(range);
+        if status != 200 {
+            return Err(format!(
+                "GET {path}: HTTP {status}: {}",
+                String::from_utf8_lossy(out)
+            )
+            .into());
+        }
+        Ok(serde_json::from_slice(out)?)
+    }
 }
 
 /// A server under load: where to send, and which process to charge CPU time to.
@@ -802,10 +844,29 @@ fn cpu_secs(pid: &str) -> Option<(f64, f64)> {
     Some((user as f64 / 100.0, sys as f64 / 100.0))
 }
 
-type CpuPair = (Option<(f64, f64)>, Option<(f64, f64)>);
+/// The machine's CPU time so far, in ticks: (all, stolen by the hypervisor), from
+/// `/proc/stat`. On a shared VM, steal is the time neighbours took: a run with much of it
+/// measured the neighbours as much as the software.
+fn steal_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = cpu
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    Some((f.iter().take(8).sum(), *f.get(7)?))
+}
+
+/// CPU time of the server and of this process, and the machine's steal ticks.
+type CpuPair = (Option<(f64, f64)>, Option<(f64, f64)>, Option<(u64, u64)>);
 
 fn cpu_pair(server: u32) -> CpuPair {
-    (cpu_secs(&server.to_string()), cpu_secs("self"))
+    (
+        cpu_secs(&server.to_string()),
+        cpu_secs("self"),
+        steal_ticks(),
+    )
 }
 
 #[derive(Default)]
@@ -815,6 +876,8 @@ struct LoadResult {
     /// generator's.
     server_cpu_us: Option<(f64, f64)>,
     client_cpu_us: Option<(f64, f64)>,
+    /// Share of the machine's CPU time the hypervisor gave to other guests meanwhile, in %.
+    steal_pct: Option<f64>,
     rps: f64,
     p50: Duration,
     p99: Duration,
@@ -822,6 +885,58 @@ struct LoadResult {
     errors: u64,
     reconnects: u64,
     first_error: Option<String>,
+    /// Every measured latency, in µs, sorted.
+    lat: Vec<u64>,
+}
+
+/// The `p` quantile of sorted latencies (µs).
+fn percentile(lat: &[u64], p: f64) -> Duration {
+    if lat.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+    Duration::from_micros(lat[i])
+}
+
+impl LoadResult {
+    /// One result for consecutive counted runs: their requests, time, latencies, errors and
+    /// CPU time together.
+    fn merge(parts: Vec<LoadResult>) -> LoadResult {
+        let mut m = LoadResult::default();
+        let (mut sv, mut cl) = (Some((0.0, 0.0)), Some((0.0, 0.0)));
+        let mut steal = Some(0.0);
+        let weigh = |acc: &mut Option<(f64, f64)>, x: Option<(f64, f64)>, n: f64| {
+            *acc = match (*acc, x) {
+                (Some(a), Some(x)) => Some((a.0 + x.0 * n, a.1 + x.1 * n)),
+                _ => None,
+            };
+        };
+        for p in parts {
+            let n = p.n as f64;
+            weigh(&mut sv, p.server_cpu_us, n);
+            weigh(&mut cl, p.client_cpu_us, n);
+            steal = steal
+                .zip(p.steal_pct)
+                .map(|(a, s)| a + s * p.elapsed.as_secs_f64());
+            m.n += p.n;
+            m.elapsed += p.elapsed;
+            m.errors += p.errors;
+            m.reconnects += p.reconnects;
+            if m.first_error.is_none() {
+                m.first_error = p.first_error;
+            }
+            m.lat.extend(p.lat);
+        }
+        m.lat.sort_unstable();
+        let n = (m.n as f64).max(1.0);
+        m.server_cpu_us = sv.map(|a| (a.0 / n, a.1 / n));
+        m.client_cpu_us = cl.map(|a| (a.0 / n, a.1 / n));
+        m.steal_pct = steal.map(|s| s / m.elapsed.as_secs_f64().max(1e-9));
+        m.rps = m.n as f64 / m.elapsed.as_secs_f64().max(1e-9);
+        m.p50 = percentile(&m.lat, 0.50);
+        m.p99 = percentile(&m.lat, 0.99);
+        m
+    }
 }
 
 /// How a workload ends.
@@ -855,6 +970,19 @@ async fn load(
     conns: usize,
     bound: Bound,
 ) -> Res<LoadResult> {
+    load_between(srv, op, bodies, conns, bound, &mut || Ok(())).await
+}
+
+/// [`load`], calling `between` before each run: a measurement to alternate with this one, so
+/// that both see the same spells of a shared machine's slowness.
+async fn load_between(
+    srv: Server,
+    op: &str,
+    bodies: Arc<Vec<Bytes>>,
+    conns: usize,
+    bound: Bound,
+    between: &mut dyn FnMut() -> Res<()>,
+) -> Res<LoadResult> {
     let w = Workload {
         srv,
         op,
@@ -869,6 +997,7 @@ async fn load(
     let mut best: Option<LoadResult> = None;
     let (mut errors, mut first_error) = (0, None);
     for _ in 0..n {
+        between()?;
         let r = w.run_once().await?;
         errors += r.errors;
         if first_error.is_none() {
@@ -924,7 +1053,7 @@ impl Workload<'_> {
                 Some((a, cpu_pair(srv.pid)))
             } else {
                 // The end is sampled once every worker is done.
-                Some((a, (None, None)))
+                Some((a, (None, None, None)))
             }
         });
         let mut tasks = Vec::new();
@@ -993,9 +1122,9 @@ impl Workload<'_> {
         }
         let cpu_end = cpu_pair(srv.pid);
         let cpu = match cpu.await? {
-            Some((a, (None, None))) => (a, cpu_end),
+            Some((a, (None, None, None))) => (a, cpu_end),
             Some(x) => x,
-            None => ((None, None), (None, None)),
+            None => ((None, None, None), (None, None, None)),
         };
         let (lo, hi) = match bound {
             Bound::Timed(_) => (warm.as_micros() as u64, stop.as_micros() as u64),
@@ -1013,18 +1142,12 @@ impl Workload<'_> {
             }
         }
         lat.sort_unstable();
-        let pct = |p: f64| -> Duration {
-            if lat.is_empty() {
-                return Duration::ZERO;
-            }
-            let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-            Duration::from_micros(lat[i])
-        };
         res.n = lat.len() as u64;
         res.elapsed = Duration::from_micros(hi.saturating_sub(lo));
         res.rps = res.n as f64 / res.elapsed.as_secs_f64().max(1e-9);
-        res.p50 = pct(0.50);
-        res.p99 = pct(0.99);
+        res.p50 = percentile(&lat, 0.50);
+        res.p99 = percentile(&lat, 0.99);
+        res.lat = lat;
         let per_req = |a: Option<(f64, f64)>, b: Option<(f64, f64)>| match (a, b) {
             (Some(a), Some(b)) if res.n > 0 => {
                 let n = res.n as f64;
@@ -1034,6 +1157,12 @@ impl Workload<'_> {
         };
         res.server_cpu_us = per_req(cpu.0.0, cpu.1.0);
         res.client_cpu_us = per_req(cpu.0.1, cpu.1.1);
+        res.steal_pct = match (cpu.0.2, cpu.1.2) {
+            (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
+                Some((s1.saturating_sub(s0)) as f64 * 100.0 / (t1 - t0) as f64)
+            }
+            _ => None,
+        };
         Ok(res)
     }
 }
@@ -1053,7 +1182,15 @@ struct Trio {
 }
 
 /// Encrypt, Decrypt and GenerateDataKey on one key.
-async fn trio(srv: Server, api: &mut Api, key: &str, set: &Settings) -> Res<Trio> {
+/// Encrypt, Decrypt and GenerateDataKey on `key`. With `raw`, each Encrypt run comes right
+/// after a run of the raw single-session figure it is compared with (which is set here).
+async fn trio(
+    srv: Server,
+    api: &mut Api,
+    key: &str,
+    set: &Settings,
+    raw: Option<&mut Raw>,
+) -> Res<Trio> {
     let pt = [0x42u8; 32];
     let enc = api
         .call("Encrypt", json!({"KeyId": key, "Plaintext": b64(&pt)}))
@@ -1063,14 +1200,32 @@ async fn trio(srv: Server, api: &mut Api, key: &str, set: &Settings) -> Res<Trio
         .ok_or("Encrypt returned no CiphertextBlob")?;
     let dec_body = Bytes::from(json!({ "CiphertextBlob": blob }).to_string());
     let b = Bound::Timed(set.secs);
-    let encrypt = load(
-        srv,
-        "Encrypt",
-        Arc::new(vec![encrypt_body(key, &pt)]),
-        set.conns,
-        b,
-    )
-    .await?;
+    let mut raw_best = 0f64;
+    let encrypt = match &raw {
+        Some(raw) => {
+            let enc = RawEnc {
+                p: &raw.p,
+                slot: raw.slot,
+                key: raw.key,
+                pt: &pt,
+                threads: 1,
+                fixed_iv: false,
+            };
+            let mut between = || -> Res<()> {
+                raw_best = raw_best.max(enc.run_once(set.secs)?);
+                Ok(())
+            };
+            let body = Arc::new(vec![encrypt_body(key, &pt)]);
+            load_between(srv, "Encrypt", body, set.conns, b, &mut between).await?
+        }
+        None => {
+            let body = Arc::new(vec![encrypt_body(key, &pt)]);
+            load(srv, "Encrypt", body, set.conns, b).await?
+        }
+    };
+    if let Some(raw) = raw {
+        raw.enc32_1 = raw_best;
+    }
     let decrypt = load(srv, "Decrypt", Arc::new(vec![dec_body]), set.conns, b).await?;
     let gdk = load(
         srv,
@@ -1338,6 +1493,8 @@ struct ScalePoint {
     keys: usize,
     encrypt: LoadResult,
     hot10: Option<LoadResult>,
+    /// The token's session copies of keys after the measured runs (D7's fast path).
+    copies: Option<u64>,
 }
 
 fn run() -> Res<()> {
@@ -1350,21 +1507,36 @@ fn run() -> Res<()> {
         set.scale,
         set.dir.display()
     ));
-    let raw = measure_raw(&set, &mut table)?;
+    let mut raw = measure_raw(&set, &mut table)?;
     let out = if std::env::var("BENCH_RAW_ONLY").is_ok_and(|v| v == "1") {
-        raw_generate(&raw.anchor, set.secs).map(|(r, _, note)| {
+        let pt = [0x42u8; 32];
+        let enc = RawEnc {
+            p: &raw.p,
+            slot: raw.slot,
+            key: raw.key,
+            pt: &pt,
+            threads: 1,
+            fixed_iv: false,
+        };
+        table.add(
+            "1 limit",
+            "raw AES-GCM encrypt 32 B, 1 session",
+            rate(enc.rate(set.secs)?),
+            "C_GenerateRandom(12) + C_EncryptInit + C_Encrypt, as cks-sim does",
+        );
+        RawGen::run(&raw.anchor, MAX_RAW_KEYS, set.secs).map(|g| {
             table.add(
                 "1 limit",
                 "raw C_GenerateKey (token AES-256 key), 1 session",
-                rate(r),
-                note,
+                rate(g.rate()),
+                g.note(),
             );
         })
     } else {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        rt.block_on(http_phases(&set, &raw, &mut table))
+        rt.block_on(http_phases(&set, &mut raw, &mut table))
     };
     if !set.keep {
         let _ = std::fs::remove_dir_all(&set.dir);
@@ -1387,7 +1559,7 @@ fn run() -> Res<()> {
     out
 }
 
-async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
+async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()> {
     let conns = set.conns;
     // ---- 2. cks-sim over HTTP ----
     let data = set.dir.join("data");
@@ -1399,6 +1571,7 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
     };
     let mut api = Api::new(srv.addr).await?;
     let store = connected_store(&sim, &mut api).await?;
+    let cluster = read_data(&sim.data, "default-cluster-id")?;
     let hsm_key = create_key(&mut api, Some(&store)).await?;
     let kms_key = create_key(&mut api, None).await?;
     progress(&format!(
@@ -1417,7 +1590,14 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
         }
     }
     progress("cks-sim: Encrypt/Decrypt/GenerateDataKey on a CloudHSM key");
-    let hsm = trio(srv, &mut api, &hsm_key, set).await?;
+    let hsm = trio(srv, &mut api, &hsm_key, set, Some(&mut *raw)).await?;
+    table.add(
+        "1 limit",
+        "raw AES-GCM encrypt 32 B, 1 session",
+        rate(raw.enc32_1),
+        "C_GenerateRandom(12) + C_EncryptInit + C_Encrypt, as cks-sim does; its runs alternate \
+         with those of cks-sim's Encrypt (CloudHSM key), which it is compared with",
+    );
     let enc4k = load(
         srv,
         "Encrypt",
@@ -1427,7 +1607,7 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
     )
     .await?;
     progress("cks-sim: the same on an AWS_KMS key");
-    let kms = trio(srv, &mut api, &kms_key, set).await?;
+    let kms = trio(srv, &mut api, &kms_key, set, None).await?;
     let s = "2 cks-sim";
     let c = format!("{conns} conns");
     table.add_load(
@@ -1462,7 +1642,7 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
     let mut points: Vec<ScalePoint> = Vec::new();
     let mut have = 1usize; // hsm_key
     let mut create_rates: Vec<(usize, usize, LoadResult)> = Vec::new();
-    let mut raw_gen: Option<(f64, u64, String)> = None;
+    let mut raw_gen: Option<RawGen> = None;
     for &target in &set.scale {
         if target > have {
             let n = target - have;
@@ -1471,21 +1651,39 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
                     create_key(&mut api, Some(&store)).await?;
                 }
             } else {
-                if raw_gen.is_none() {
-                    progress("raw token: C_GenerateKey (right before cks-sim's CreateKey)");
-                    raw_gen = Some(raw_generate(&raw.anchor, set.secs)?);
-                }
+                // The first batch is compared with raw generation: it is cut in `runs` parts,
+                // each right after the raw token generated as many keys, so both grow their
+                // token over the same object counts and see the same disk weather.
+                let parts = if raw_gen.is_none() { runs().max(1) } else { 1 };
                 progress(&format!(
-                    "cks-sim: CreateKey ×{n} ({have} → {target} keys) at {conns} conns"
+                    "cks-sim: CreateKey ×{n} ({have} → {target} keys) at {conns} conns{}",
+                    if parts > 1 {
+                        format!(", in {parts} parts after as many raw C_GenerateKey")
+                    } else {
+                        String::new()
+                    }
                 ));
-                let r = load(
-                    srv,
-                    "CreateKey",
-                    Arc::new(vec![create_key_body(&store)]),
-                    conns,
-                    Bound::Count(n as u64),
-                )
-                .await?;
+                let mut done = Vec::new();
+                let mut left = n;
+                for i in 0..parts {
+                    let chunk = left / (parts - i);
+                    left -= chunk;
+                    if parts > 1 || raw_gen.is_none() {
+                        let g = RawGen::run(&raw.anchor, chunk as u64, SETUP_DEADLINE)?;
+                        raw_gen.get_or_insert_default().add(g);
+                    }
+                    done.push(
+                        load(
+                            srv,
+                            "CreateKey",
+                            Arc::new(vec![create_key_body(&store)]),
+                            conns,
+                            Bound::Count(chunk as u64),
+                        )
+                        .await?,
+                    );
+                }
+                let r = LoadResult::merge(done);
                 if r.errors > 0 {
                     return Err(
                         format!("CreateKey failed: {}", r.first_error.unwrap_or_default()).into(),
@@ -1532,18 +1730,27 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
         } else {
             None
         };
+        let copies = api
+            .get(&format!("/_sim/clusters/{cluster}/token/stats"))
+            .await?
+            .get("session_copies")
+            .and_then(Value::as_u64);
         points.push(ScalePoint {
             keys: have,
             encrypt: r,
             hot10,
+            copies,
         });
     }
-    if let Some((r, _, note)) = &raw_gen {
+    if let Some(g) = &raw_gen {
         table.add(
             "1 limit",
             "raw C_GenerateKey (token AES-256 key), 1 session",
-            rate(*r),
-            format!("{note}; measured right before CreateKey"),
+            rate(g.rate()),
+            format!(
+                "{}; in parts alternating with the first CreateKey batch's",
+                g.note()
+            ),
         );
     }
     let s = "2 cks-sim";
@@ -1570,7 +1777,9 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
                 thousands(p.keys as u64)
             ),
             &p.encrypt,
-            "",
+            p.copies
+                .map(|c| format!("{} session copies of keys", thousands(c)))
+                .unwrap_or_default(),
         );
         if let Some(h) = &p.hot10 {
             table.add_load(
@@ -1655,7 +1864,7 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
                 addr: maddr,
                 pid: proc.pid(),
             };
-            let t = trio(msrv, &mut mapi, &mkey, set).await?;
+            let t = trio(msrv, &mut mapi, &mkey, set, None).await?;
             drop(mapi);
             proc.stop();
             Some(t)
@@ -1746,8 +1955,11 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
         table.add(
             s,
             "CreateKey / raw C_GenerateKey",
-            format!("{:.2}", ratio(c, raw_gen.as_ref().map_or(0.0, |g| g.0))),
-            "first CreateKey batch vs raw, measured back to back",
+            format!(
+                "{:.2}",
+                ratio(c, raw_gen.as_ref().map_or(0.0, RawGen::rate))
+            ),
+            "first CreateKey batch vs raw generation of as many keys, in alternating parts",
         );
     }
     table.add(
@@ -1823,7 +2035,7 @@ async fn http_phases(set: &Settings, raw: &Raw, table: &mut Table) -> Res<()> {
         );
     }
     if let Some(c) = create {
-        let x = ratio(c, raw_gen.as_ref().map_or(0.0, |g| g.0));
+        let x = ratio(c, raw_gen.as_ref().map_or(0.0, RawGen::rate));
         table.add(
             s,
             "CreateKey ≥ 80% raw C_GenerateKey",

@@ -485,7 +485,14 @@ async fn token_stats(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res
         async {
             token_pin(&app, &id)?;
             let t = app.token(&id).await?;
-            Ok(json!({"cluster_id": id, "calls": t.stats().calls(), "logged_in": t.is_logged_in(), "failing": t.is_failing()}))
+            Ok(json!({
+                "cluster_id": id,
+                "calls": t.stats().calls(),
+                "logged_in": t.is_logged_in(),
+                "failing": t.is_failing(),
+                "indexed_keys": t.indexed_keys(),
+                "session_copies": t.session_copies(),
+            }))
         }
         .await,
     )

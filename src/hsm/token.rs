@@ -543,7 +543,7 @@ impl Token {
                 Some(c)
             }
             Err(e) => {
-                tracing::info!(token = %self.label, error = %e, "no session copies of keys (C_CopyObject refused): using the token objects directly");
+                tracing::warn!(token = %self.label, key = %hex(&id), error = %e, "no session copies of keys (C_CopyObject refused): using the token objects directly");
                 st.copy_ok = false;
                 None
             }

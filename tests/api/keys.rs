@@ -394,6 +394,20 @@ fn crypto_on_the_token_binds_key_and_context() {
             assert_eq!(back.plaintext().unwrap().as_ref(), b"secret");
             assert!(back.key_id().unwrap().ends_with(b.as_str()));
         }
+        // The control door shows the token's key index and D7's session copies: both keys were
+        // used for cryptography, so both have a copy (none on a module without C_CopyObject).
+        let stats = sim
+            .control()
+            .call(
+                "GET",
+                &format!("/_sim/clusters/{cluster}/token/stats"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(stats["indexed_keys"].as_u64().unwrap() >= 2, "{stats}");
+        let copies = stats["session_copies"].as_u64().unwrap();
+        assert!(copies == 2 || copies == 0, "{stats}");
 
         let dk = kms
             .generate_data_key()
