@@ -994,23 +994,50 @@ async fn load_between(
         Bound::Timed(_) => runs(),
         Bound::Count(_) => 1,
     };
-    let mut best: Option<LoadResult> = None;
-    let (mut errors, mut first_error) = (0, None);
+    let mut best = Best::default();
     for _ in 0..n {
         between()?;
-        let r = w.run_once().await?;
-        errors += r.errors;
-        if first_error.is_none() {
-            first_error.clone_from(&r.first_error);
+        best.add(w.run_once().await?);
+    }
+    best.done()
+}
+
+/// Two timed workloads run in alternation, [`runs`] times each: the best of each, measured in
+/// the same spells of the machine's weather.
+async fn alternate(a: &Workload<'_>, b: &Workload<'_>) -> Res<(LoadResult, LoadResult)> {
+    let (mut ba, mut bb) = (Best::default(), Best::default());
+    for _ in 0..runs() {
+        ba.add(a.run_once().await?);
+        bb.add(b.run_once().await?);
+    }
+    Ok((ba.done()?, bb.done()?))
+}
+
+/// The fastest of several runs of one workload, with the errors of all of them.
+#[derive(Default)]
+struct Best {
+    best: Option<LoadResult>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Best {
+    fn add(&mut self, r: LoadResult) {
+        self.errors += r.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&r.first_error);
         }
-        if best.as_ref().is_none_or(|b| r.rps > b.rps) {
-            best = Some(r);
+        if self.best.as_ref().is_none_or(|b| r.rps > b.rps) {
+            self.best = Some(r);
         }
     }
-    let mut best = best.ok_or("no run")?;
-    best.errors = errors;
-    best.first_error = first_error;
-    Ok(best)
+
+    fn done(self) -> Res<LoadResult> {
+        let mut best = self.best.ok_or("no run")?;
+        best.errors = self.errors;
+        best.first_error = self.first_error;
+        Ok(best)
+    }
 }
 
 /// One HTTP workload (see [`load`]).
@@ -1304,12 +1331,16 @@ struct Sim {
 /// Start `cks-sim serve` on 127.0.0.1:0 with `data` as its data directory; returns it with the
 /// time from spawn until its port file appeared (it is written once start-up is complete:
 /// tokens open, stores resumed and logged in).
-fn start_sim(set: &Settings, data: &Path, run: &str) -> Res<(Sim, Duration)> {
+fn start_sim(set: &Settings, data: &Path, run: &str, seed: Option<&Path>) -> Res<(Sim, Duration)> {
     let port_file = set.dir.join(format!("port-{run}"));
     let log = std::fs::File::create(set.dir.join(format!("cks-sim-{run}.log")))?;
     let t0 = Instant::now();
-    let child = Command::new(&set.sim_bin)
-        .arg("serve")
+    let mut cmd = Command::new(&set.sim_bin);
+    cmd.arg("serve");
+    if let Some(seed) = seed {
+        cmd.arg("--seed").arg(seed);
+    }
+    let child = cmd
         .args(["--listen", "127.0.0.1:0", "--connect-delay-ms", "0"])
         .arg("--data-dir")
         .arg(data)
@@ -1423,6 +1454,12 @@ async fn connected_store(sim: &Sim, api: &mut Api) -> Res<String> {
         .to_string();
     api.call("ConnectCustomKeyStore", json!({ "CustomKeyStoreId": id }))
         .await?;
+    wait_connected(api, &id).await?;
+    Ok(id)
+}
+
+/// Poll until key store `id` is CONNECTED (60 s at most).
+async fn wait_connected(api: &mut Api, id: &str) -> Res<()> {
     let t0 = Instant::now();
     loop {
         let d = api
@@ -1432,7 +1469,7 @@ async fn connected_store(sim: &Sim, api: &mut Api) -> Res<String> {
             .as_str()
             .unwrap_or("");
         match state {
-            "CONNECTED" => return Ok(id),
+            "CONNECTED" => return Ok(()),
             "FAILED" => return Err(format!("store failed to connect: {d}").into()),
             _ if t0.elapsed() > Duration::from_secs(60) => {
                 return Err(format!("store still {state} after 60 s").into());
@@ -1440,6 +1477,31 @@ async fn connected_store(sim: &Sim, api: &mut Api) -> Res<String> {
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
+}
+
+/// A second cluster with its own token, a connected key store and [`SMALL_KEYS`]: the scale
+/// figures compare the default cluster's growing token with this one in alternating runs.
+const SMALL_STORE: &str = "cks-0000000000000be9c";
+const SMALL_KEYS: usize = 10;
+
+fn small_key_id(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
+}
+
+fn small_token_seed() -> String {
+    let mut s = format!(
+        "[[cluster]]\nid = \"cluster-benchsmallkeys\"\nazs = 2\n\
+         [[cluster.user]]\nname = \"kmsuser\"\nrole = \"crypto-user\"\npassword = \"benchKmsuser1\"\n\n\
+         [[key_store]]\nid = \"{SMALL_STORE}\"\nname = \"bench-small\"\n\
+         cluster_id = \"cluster-benchsmallkeys\"\npassword = \"benchKmsuser1\"\nconnect = true\n"
+    );
+    for i in 0..SMALL_KEYS {
+        s.push_str(&format!(
+            "\n[[key]]\nid = \"{}\"\nkey_store = \"{SMALL_STORE}\"\n",
+            small_key_id(i)
+        ));
+    }
+    s
 }
 
 fn create_key_body(store: &str) -> Bytes {
@@ -1492,6 +1554,8 @@ async fn list_all(api: &mut Api, limit: u32) -> Res<(Vec<String>, Duration, u32)
 struct ScalePoint {
     keys: usize,
     encrypt: LoadResult,
+    /// Encrypt over the second token's 10 keys, in runs alternating with `encrypt`'s.
+    small: LoadResult,
     hot10: Option<LoadResult>,
     /// The token's session copies of keys after the measured runs (D7's fast path).
     copies: Option<u64>,
@@ -1564,7 +1628,9 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
     // ---- 2. cks-sim over HTTP ----
     let data = set.dir.join("data");
     progress("cks-sim: starting (fresh data dir)");
-    let (mut sim, first_start) = start_sim(set, &data, "first")?;
+    let seed = set.dir.join("seed.toml");
+    std::fs::write(&seed, small_token_seed())?;
+    let (mut sim, first_start) = start_sim(set, &data, "first", Some(&seed))?;
     let srv = Server {
         addr: sim.addr,
         pid: sim.proc.pid(),
@@ -1639,10 +1705,36 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
     );
 
     // ---- 4. scale (with the CreateKey rate measured while growing the store) ----
+    // The seeded second token's keys, warmed once (their session copies made).
+    wait_connected(&mut api, SMALL_STORE).await?;
+    let small_ids: Vec<String> = (0..SMALL_KEYS).map(small_key_id).collect();
+    let small_bodies: Arc<Vec<Bytes>> = Arc::new(
+        small_ids
+            .iter()
+            .map(|k| encrypt_body(k, &[0x42u8; 32]))
+            .collect(),
+    );
+    let warm = load(
+        srv,
+        "Encrypt",
+        Arc::clone(&small_bodies),
+        conns,
+        Bound::Count(SMALL_KEYS as u64),
+    )
+    .await?;
+    if warm.errors > 0 {
+        return Err(format!(
+            "Encrypt on the second token failed: {}",
+            warm.first_error.unwrap_or_default()
+        )
+        .into());
+    }
     let mut points: Vec<ScalePoint> = Vec::new();
     let mut have = 1usize; // hsm_key
     let mut create_rates: Vec<(usize, usize, LoadResult)> = Vec::new();
     let mut raw_gen: Option<RawGen> = None;
+    // Ten keys of the largest count, measured again after the restart.
+    let mut last_hot: Vec<Bytes> = Vec::new();
     for &target in &set.scale {
         if target > have {
             let n = target - have;
@@ -1697,7 +1789,10 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             settle_disk();
         }
         let (ids, _, _) = list_all(&mut api, 1000).await?;
-        let keys: Vec<&String> = ids.iter().filter(|k| **k != kms_key).collect();
+        let keys: Vec<&String> = ids
+            .iter()
+            .filter(|k| **k != kms_key && !small_ids.contains(*k))
+            .collect();
         if keys.len() != have {
             return Err(format!(
                 "expected {have} CloudHSM keys, ListKeys shows {}",
@@ -1711,6 +1806,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             .map(|k| encrypt_body(k, &[0x42u8; 32]))
             .collect();
         let hot: Vec<Bytes> = bodies.iter().take(10).cloned().collect();
+        last_hot.clone_from(&hot);
         let bodies = Arc::new(bodies);
         // One unmeasured Encrypt per key first: the first use of a key makes its session copy
         // (C_CopyObject, once per key and login), and the figure is the steady state.
@@ -1722,7 +1818,14 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             Bound::Count(bodies.len() as u64),
         )
         .await?;
-        let r = load(srv, "Encrypt", bodies, conns, Bound::Timed(set.secs)).await?;
+        let timed = |bodies| Workload {
+            srv,
+            op: "Encrypt",
+            bodies,
+            conns,
+            bound: Bound::Timed(set.secs),
+        };
+        let (r, small) = alternate(&timed(bodies), &timed(Arc::clone(&small_bodies))).await?;
         // At the largest count, also 10 hot keys among them: the token's object count alone.
         let hot10 = if Some(&target) == set.scale.last() && have > 10 {
             progress(&format!("cks-sim: Encrypt over 10 of the {have} keys"));
@@ -1738,6 +1841,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         points.push(ScalePoint {
             keys: have,
             encrypt: r,
+            small,
             hot10,
             copies,
         });
@@ -1781,6 +1885,15 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
                 .map(|c| format!("{} session copies of keys", thousands(c)))
                 .unwrap_or_default(),
         );
+        table.add_load(
+            s,
+            format!("  and {SMALL_KEYS} keys on a second token (round-robin)"),
+            &p.small,
+            format!(
+                "runs alternating with the row above, which is {:.0}% of this",
+                ratio(p.encrypt.rps, p.small.rps) * 100.0
+            ),
+        );
         if let Some(h) = &p.hot10 {
             table.add_load(
                 s,
@@ -1819,7 +1932,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
     drop(api);
     progress(&format!("cks-sim: restart with {top} keys"));
     let stop_took = sim.proc.stop();
-    let (sim2, startup) = start_sim(set, &data, "restart")?;
+    let (sim2, startup) = start_sim(set, &data, "restart", None)?;
     sim = sim2;
     let mut api = Api::new(sim.addr).await?;
     let t_first = Instant::now();
@@ -1845,6 +1958,29 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             secs(stop_took)
         ),
     );
+    // The same ten hot keys on the restarted server: with the grown server's figure, this
+    // tells the cost of the token's object count from that of a heap that grew with it.
+    if top > 10 && first_ok.is_some() {
+        progress(&format!(
+            "cks-sim: Encrypt over 10 of the {top} keys after the restart"
+        ));
+        let srv = Server {
+            addr: sim.addr,
+            pid: sim.proc.pid(),
+        };
+        let warm = Arc::new(last_hot.clone());
+        load(srv, "Encrypt", Arc::clone(&warm), conns, Bound::Count(10)).await?;
+        let r = load(srv, "Encrypt", warm, conns, Bound::Timed(set.secs)).await?;
+        table.add_load(
+            s,
+            format!(
+                "Encrypt, 10 of the {} keys, after the restart",
+                thousands(top as u64)
+            ),
+            &r,
+            "same keys as above, on a fresh process",
+        );
+    }
     drop(api);
     sim.proc.stop();
 
@@ -2000,18 +2136,25 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         None => table.add(s, "Encrypt ≥ 50× moto", "n/a".into(), "moto not run"),
     }
     if let (Some(lo), Some(hi)) = (points.first(), points.last())
-        && hi.keys > lo.keys
+        && hi.keys > SMALL_KEYS
     {
-        let x = ratio(hi.encrypt.rps, lo.encrypt.rps);
+        // Judged on runs alternating with a 10-key token in the same process: the 10-key
+        // figure measured minutes earlier, before the store grew, differs from it as much by
+        // the machine's drift as by the keys.
+        let x = ratio(hi.encrypt.rps, hi.small.rps);
         table.add(
             s,
             format!(
-                "Encrypt at {} keys within 10% of {} keys",
-                thousands(hi.keys as u64),
-                thousands(lo.keys as u64)
+                "Encrypt at {} keys within 10% of {SMALL_KEYS} keys",
+                thousands(hi.keys as u64)
             ),
             format!("{:.0}%", x * 100.0),
-            verdict(x >= 0.90),
+            format!(
+                "{} (alternating runs on two tokens; against the {}-key figure measured first: {:.0}%)",
+                verdict(x >= 0.90),
+                thousands(lo.keys as u64),
+                ratio(hi.encrypt.rps, lo.encrypt.rps) * 100.0
+            ),
         );
     }
     table.add(
