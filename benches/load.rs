@@ -30,6 +30,7 @@ use cks_sim::hsm::{Module, Provisioner};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::object::Attribute;
 use cryptoki::object::ObjectHandle;
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
@@ -408,7 +409,8 @@ fn seal(s: &Session, key: ObjectHandle, aad: &[u8], pt: &[u8], fixed_iv: bool) -
 struct RawEnc<'a> {
     p: &'a Pkcs11,
     slot: Slot,
-    key: ObjectHandle,
+    /// Used round-robin.
+    keys: &'a [ObjectHandle],
     pt: &'a [u8],
     threads: usize,
     fixed_iv: bool,
@@ -428,7 +430,7 @@ impl RawEnc<'_> {
         let RawEnc {
             p,
             slot,
-            key,
+            keys,
             pt,
             threads,
             fixed_iv,
@@ -444,13 +446,14 @@ impl RawEnc<'_> {
                 let (p, total) = (p.clone(), &total);
                 hs.push(sc.spawn(move || -> Res<()> {
                     let s = p.open_rw_session(slot)?;
-                    let mut n = 0u64;
+                    let (mut n, mut i) = (0u64, 0usize);
                     loop {
                         let now = Instant::now();
                         if now >= end || n >= MAX_RAW_OPS {
                             break;
                         }
-                        seal(&s, key, &aad, pt, fixed_iv)?;
+                        seal(&s, keys[i % keys.len()], &aad, pt, fixed_iv)?;
+                        i += 1;
                         if now >= warm_end {
                             n += 1;
                         }
@@ -505,7 +508,7 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
     let enc32_n = RawEnc {
         p: &p,
         slot,
-        key,
+        keys: std::slice::from_ref(&key),
         pt: &pt32,
         threads: pool,
         fixed_iv: false,
@@ -514,7 +517,7 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
     let enc4k_1 = RawEnc {
         p: &p,
         slot,
-        key,
+        keys: std::slice::from_ref(&key),
         pt: &pt4k,
         threads: 1,
         fixed_iv: false,
@@ -523,7 +526,7 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
     let enc4k_n = RawEnc {
         p: &p,
         slot,
-        key,
+        keys: std::slice::from_ref(&key),
         pt: &pt4k,
         threads: pool,
         fixed_iv: false,
@@ -532,7 +535,7 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
     let enc32_fixed_iv = RawEnc {
         p: &p,
         slot,
-        key,
+        keys: std::slice::from_ref(&key),
         pt: &pt32,
         threads: 1,
         fixed_iv: true,
@@ -558,6 +561,61 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
         rate(enc32_fixed_iv),
         "without C_GenerateRandom, for reference",
     );
+    // The token's own cost of a large working set: one key against as many session keys as
+    // the largest scale point, in alternating runs (what cks-sim's scale figures pay on top).
+    let many = set.scale.iter().copied().max().unwrap_or(0);
+    if many > 1 {
+        progress(&format!(
+            "raw token: {many} session keys, encrypt round-robin"
+        ));
+        let mut keys = Vec::with_capacity(many);
+        for _ in 0..many {
+            let t: Vec<Attribute> = cks_sim::hsm::token::key_template(
+                "bench-raw-many",
+                uuid::Uuid::new_v4().as_bytes(),
+            )
+            .into_iter()
+            .map(|a| match a {
+                Attribute::Token(_) => Attribute::Token(false),
+                a => a,
+            })
+            .collect();
+            keys.push(anchor.generate_key(&Mechanism::AesKeyGen, &t)?);
+        }
+        let enc = |keys: &[ObjectHandle]| {
+            RawEnc {
+                p: &p,
+                slot,
+                keys,
+                pt: &pt32,
+                threads: 1,
+                fixed_iv: false,
+            }
+            .run_once(d)
+        };
+        let (mut one, mut all) = (0f64, 0f64);
+        for _ in 0..runs() {
+            one = one.max(enc(&keys[..1])?);
+            all = all.max(enc(&keys)?);
+        }
+        table.add(
+            s,
+            format!(
+                "raw AES-GCM encrypt 32 B, 1 session, {} keys round-robin",
+                thousands(many as u64)
+            ),
+            rate(all),
+            format!(
+                "session keys, as cks-sim's session copies; {:.0}% of one session key's {} in \
+                 alternating runs",
+                ratio(all, one) * 100.0,
+                rate(one)
+            ),
+        );
+        for k in keys {
+            anchor.destroy_object(k)?;
+        }
+    }
     Ok(Raw {
         enc32_1: 0.0,
         p,
@@ -1233,7 +1291,7 @@ async fn trio(
             let enc = RawEnc {
                 p: &raw.p,
                 slot: raw.slot,
-                key: raw.key,
+                keys: std::slice::from_ref(&raw.key),
                 pt: &pt,
                 threads: 1,
                 fixed_iv: false,
@@ -1577,7 +1635,7 @@ fn run() -> Res<()> {
         let enc = RawEnc {
             p: &raw.p,
             slot: raw.slot,
-            key: raw.key,
+            keys: std::slice::from_ref(&raw.key),
             pt: &pt,
             threads: 1,
             fixed_iv: false,
