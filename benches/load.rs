@@ -11,6 +11,12 @@
 //!    full ListKeys pagination;
 //! 5. ratios and the targets.
 //!
+//! A shared VM drifts by ±25% over minutes, so figures that are compared are measured in
+//! alternating runs: the raw single-session encrypt with cks-sim's Encrypt, raw key generation
+//! with the first CreateKey batch (over the same key counts), and each scale point's Encrypt
+//! with Encrypt on a second token of 10 keys (a seeded cluster in the same server). Every
+//! load figure also gives the CPU time per request and the hypervisor's steal time.
+//!
 //! It prints one table on stdout (progress goes to stderr). A plain `main` (`harness = false`):
 //! `cargo bench --bench load` passes `--bench`, which is ignored.
 //!
