@@ -366,12 +366,17 @@ impl Token {
     /// Re-scan the token's AES secret keys into the index (one `C_FindObjects` pass).
     fn rebuild_index_blocking(&self) -> Result<(), HsmError> {
         let found = self.pool.run_blocking(HsmOp::Inspect, 2, |s| {
+            let t0 = std::time::Instant::now();
             let handles = s
                 .find_objects(&[
                     Attribute::Class(ObjectClass::SECRET_KEY),
                     Attribute::Token(true),
                 ])
                 .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+            tracing::debug!(token = %self.label, keys = handles.len(), took = ?t0.elapsed(), "index: key objects found");
+            // SoftHSM2 checks an object's file on disk before each attribute read (~80 µs
+            // here): most of a restart with 10,000 keys. Splitting the reads over two
+            // sessions on two threads was tried and gained nothing (SoftHSM2 serialises them).
             let mut out = Vec::with_capacity(handles.len());
             for h in handles {
                 let attrs = s
@@ -385,6 +390,7 @@ impl Token {
                     }
                 }
             }
+            tracing::debug!(token = %self.label, took = ?t0.elapsed(), "index: ids read");
             Ok(out)
         })?;
         let mut idx = self
