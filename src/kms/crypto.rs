@@ -222,10 +222,10 @@ async fn open(
     let key_id = uuid::Uuid::from_bytes(b.key_id).to_string();
     let k = {
         let w = app.world();
-        let k =
-            w.keys.get(&key_id).cloned().ok_or_else(|| {
-                kms_err!(NotFound, "Key '{}' does not exist", key_arn(app, &key_id))
-            })?;
+        let k = w
+            .key(&key_id)
+            .cloned()
+            .ok_or_else(|| kms_err!(NotFound, "Key '{}' does not exist", key_arn(app, &key_id)))?;
         if let Some(raw) = expected {
             let named = resolve_key(app, &w, raw, KeyRef::AnyName)?;
             if named.id != k.id {

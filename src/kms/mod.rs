@@ -174,7 +174,7 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
         if !is_arn {
             return Err(not_found_plain(raw));
         }
-        return w.keys.get(id).cloned().ok_or_else(|| not_found(app, id));
+        return w.key(id).cloned().ok_or_else(|| not_found(app, id));
     }
     if name.starts_with("alias/") {
         if how == KeyRef::IdOrArn {
@@ -188,8 +188,7 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
             .get(name)
             .ok_or_else(|| kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, name)))?;
         return w
-            .keys
-            .get(&alias.target_key_id)
+            .key(&alias.target_key_id)
             .cloned()
             .ok_or_else(|| not_found(app, &alias.target_key_id));
     }
@@ -199,10 +198,7 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
             "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."
         ));
     }
-    w.keys
-        .get(name)
-        .cloned()
-        .ok_or_else(|| not_found(app, name))
+    w.key(name).cloned().ok_or_else(|| not_found(app, name))
 }
 
 fn not_found_plain(raw: &str) -> KmsError {

@@ -16,7 +16,7 @@ fn due(app: &App, now: f64) -> Vec<Arc<Key>> {
     w.pending
         .iter()
         .take_while(|(d, _)| *d <= now_ms)
-        .filter_map(|(_, id)| w.keys.get(id))
+        .filter_map(|(_, id)| w.key(id))
         .filter(|k| {
             k.state == KeyStateU::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
         })
