@@ -217,6 +217,12 @@ enum TokenCmd {
     },
     /// Key material left behind by deleted KMS keys.
     Orphans,
+    /// The simulator's use of a cluster's token: PKCS#11 calls, login, the key index and the
+    /// session copies of keys.
+    Stats {
+        #[arg(long)]
+        cluster_id: String,
+    },
 }
 
 #[derive(Args)]
@@ -381,6 +387,14 @@ fn run(cli: Cli) -> Result<(), String> {
                         .await
                 }
                 TokenCmd::Orphans => cl.call("GET", "/_sim/orphans", None).await,
+                TokenCmd::Stats { cluster_id } => {
+                    cl.call(
+                        "GET",
+                        &format!("/_sim/clusters/{cluster_id}/token/stats"),
+                        None,
+                    )
+                    .await
+                }
             }
         }),
     }

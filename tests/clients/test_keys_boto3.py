@@ -355,6 +355,15 @@ def test_sim_cli_clock_and_token_objects(sim):
         assert o["owner"] == "kms-key" and o["key_id"] == k["KeyId"]
         assert o["extractable"] is False
 
+    # The server's use of the token: a key used for cryptography has its session copy.
+    kms.encrypt(KeyId=kept["KeyId"], Plaintext=b"x")
+    r = sim.sim_cli("token", "stats", "--cluster-id", cluster, "--output", "json")
+    assert r.returncode == 0, r.stderr
+    stats = json.loads(r.stdout)
+    assert stats["cluster_id"] == cluster and stats["logged_in"] is True, stats
+    assert stats["calls"] > 0 and stats["indexed_keys"] >= 2, stats
+    assert stats["session_copies"] >= 1, stats
+
     kms.create_alias(AliasName="alias/doomed", TargetKeyId=doomed["KeyId"])
     kms.schedule_key_deletion(KeyId=doomed["KeyId"], PendingWindowInDays=7)
     sim.disconnect(store)  # so KMS cannot remove the material when the window ends
