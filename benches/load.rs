@@ -511,42 +511,21 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
     let pt32 = [0x42u8; 32];
     let pt4k = vec![0x42u8; 4096];
     progress("raw token: AES-GCM encrypt");
-    let enc32_n = RawEnc {
-        p: &p,
-        slot,
-        keys: std::slice::from_ref(&key),
-        pt: &pt32,
-        threads: pool,
-        fixed_iv: false,
-    }
-    .rate(d)?;
-    let enc4k_1 = RawEnc {
-        p: &p,
-        slot,
-        keys: std::slice::from_ref(&key),
-        pt: &pt4k,
-        threads: 1,
-        fixed_iv: false,
-    }
-    .rate(d)?;
-    let enc4k_n = RawEnc {
-        p: &p,
-        slot,
-        keys: std::slice::from_ref(&key),
-        pt: &pt4k,
-        threads: pool,
-        fixed_iv: false,
-    }
-    .rate(d)?;
-    let enc32_fixed_iv = RawEnc {
-        p: &p,
-        slot,
-        keys: std::slice::from_ref(&key),
-        pt: &pt32,
-        threads: 1,
-        fixed_iv: true,
-    }
-    .rate(d)?;
+    let one_key = |pt: &[u8], threads: usize, fixed_iv: bool| {
+        RawEnc {
+            p: &p,
+            slot,
+            keys: std::slice::from_ref(&key),
+            pt,
+            threads,
+            fixed_iv,
+        }
+        .rate(d)
+    };
+    let enc32_n = one_key(&pt32, pool, false)?;
+    let enc4k_1 = one_key(&pt4k, 1, false)?;
+    let enc4k_n = one_key(&pt4k, pool, false)?;
+    let enc32_fixed_iv = one_key(&pt32, 1, true)?;
     let s = "1 limit";
     table.add(
         s,
