@@ -61,6 +61,11 @@ const MAX_RAW_KEYS: u64 = 2_000;
 const SETUP_DEADLINE: Duration = Duration::from_secs(600);
 /// Warm-up before a timed workload's measured window.
 const WARMUP: Duration = Duration::from_millis(500);
+/// Warm-up before each slice of an interleaved pair (connections are open by then; this only
+/// lets the server's queues fill).
+const SLICE_WARMUP: Duration = Duration::from_millis(100);
+/// Target length of one measured slice of an interleaved pair.
+const SLICE: Duration = Duration::from_millis(750);
 const USER_PIN: &str = "bench-user-pin";
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
 const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20250101/us-east-1/kms/aws4_request, \
@@ -1004,6 +1009,8 @@ impl LoadResult {
 enum Bound {
     /// Warm up, then measure for this long (and never more than `MAX_REQUESTS`).
     Timed(Duration),
+    /// One slice of an interleaved pair: a short warm-up, then measure for this long.
+    Slice(Duration),
     /// Send exactly this many requests (within `SETUP_DEADLINE`), all measured.
     Count(u64),
 }
@@ -1052,7 +1059,7 @@ async fn load_between(
     };
     let n = match bound {
         Bound::Timed(_) => runs(),
-        Bound::Count(_) => 1,
+        Bound::Slice(_) | Bound::Count(_) => 1,
     };
     let mut best = Best::default();
     for _ in 0..n {
@@ -1062,15 +1069,67 @@ async fn load_between(
     best.done()
 }
 
-/// Two timed workloads run in alternation, [`runs`] times each: the best of each, measured in
-/// the same spells of the machine's weather.
-async fn alternate(a: &Workload<'_>, b: &Workload<'_>) -> Res<(LoadResult, LoadResult)> {
-    let (mut ba, mut bb) = (Best::default(), Best::default());
-    for _ in 0..runs() {
-        ba.add(a.run_once().await?);
-        bb.add(b.run_once().await?);
+/// Two workloads measured in short interleaved slices, A B B A A B B A …: each gets [`runs`]
+/// × `secs` of measured time in all, cut in slices of about [`SLICE`]. Both see the same spells
+/// of a shared machine's weather, and a steady drift cancels out within each A B B A block.
+/// Each side's figure is its total over all its slices (an unmeasured slice of B goes first).
+async fn interleave(a: &Workload<'_>, b: &Workload<'_>, secs: Duration) -> Res<Paired> {
+    let total = secs * runs() as u32;
+    let blocks = ((total.as_secs_f64() / SLICE.as_secs_f64() / 2.0).round() as u32).max(1);
+    let slice = total / (2 * blocks);
+    let (sa, sb) = (a.sliced(slice), b.sliced(slice));
+    let (mut ra, mut rb, mut blocks_ratio) = (Vec::new(), Vec::new(), Vec::new());
+    // An unmeasured slice of B first, so that A's first slice follows B like its others do,
+    // not whatever ran before the pair.
+    let lead = sb.run_once().await?;
+    for _ in 0..blocks {
+        let a1 = sa.run_once().await?;
+        let b1 = sb.run_once().await?;
+        let b2 = sb.run_once().await?;
+        let a2 = sa.run_once().await?;
+        blocks_ratio.push(ratio(a1.rps + a2.rps, b1.rps + b2.rps));
+        ra.extend([a1, a2]);
+        rb.extend([b1, b2]);
     }
-    Ok((ba.done()?, bb.done()?))
+    blocks_ratio.sort_by(f64::total_cmp);
+    let mut b = LoadResult::merge(rb);
+    b.errors += lead.errors;
+    if b.first_error.is_none() {
+        b.first_error = lead.first_error;
+    }
+    Ok(Paired {
+        a: LoadResult::merge(ra),
+        b,
+        blocks: blocks_ratio,
+    })
+}
+
+/// The result of [`interleave`].
+struct Paired {
+    a: LoadResult,
+    b: LoadResult,
+    /// A's rate over B's in each A B B A block, sorted.
+    blocks: Vec<f64>,
+}
+
+impl Paired {
+    /// A's rate over B's, over all slices.
+    fn ratio(&self) -> f64 {
+        ratio(self.a.rps, self.b.rps)
+    }
+
+    /// "N blocks: lo–hi%", the spread of the per-block ratios.
+    fn spread(&self) -> String {
+        match (self.blocks.first(), self.blocks.last()) {
+            (Some(lo), Some(hi)) => format!(
+                "{} A B B A blocks: {:.0}–{:.0}%",
+                self.blocks.len(),
+                lo * 100.0,
+                hi * 100.0
+            ),
+            _ => String::new(),
+        }
+    }
 }
 
 /// The fastest of several runs of one workload, with the errors of all of them.
@@ -1110,6 +1169,17 @@ struct Workload<'a> {
 }
 
 impl Workload<'_> {
+    /// The same workload as one slice of an interleaved pair.
+    fn sliced(&self, d: Duration) -> Self {
+        Workload {
+            srv: self.srv,
+            op: self.op,
+            bodies: Arc::clone(&self.bodies),
+            conns: self.conns,
+            bound: Bound::Slice(d),
+        }
+    }
+
     async fn run_once(&self) -> Res<LoadResult> {
         let (srv, op, conns, bound) = (self.srv, self.op, self.conns, self.bound);
         let bodies = Arc::clone(&self.bodies);
@@ -1122,6 +1192,7 @@ impl Workload<'_> {
         let tickets = Arc::new(AtomicU64::new(0));
         let (max, warm, stop) = match bound {
             Bound::Timed(d) => (MAX_REQUESTS, WARMUP, WARMUP + d),
+            Bound::Slice(d) => (MAX_REQUESTS, SLICE_WARMUP, SLICE_WARMUP + d),
             Bound::Count(n) => (n, Duration::ZERO, SETUP_DEADLINE),
         };
         // Connect everyone first, so the window measures requests, not handshakes.
@@ -1135,7 +1206,7 @@ impl Workload<'_> {
         let cpu = tokio::spawn(async move {
             tokio::time::sleep_until((t0 + warm).into()).await;
             let a = cpu_pair(srv.pid);
-            if matches!(bound, Bound::Timed(_)) {
+            if !matches!(bound, Bound::Count(_)) {
                 tokio::time::sleep_until((t0 + stop).into()).await;
                 Some((a, cpu_pair(srv.pid)))
             } else {
@@ -1214,7 +1285,7 @@ impl Workload<'_> {
             None => ((None, None, None), (None, None, None)),
         };
         let (lo, hi) = match bound {
-            Bound::Timed(_) => (warm.as_micros() as u64, stop.as_micros() as u64),
+            Bound::Timed(_) | Bound::Slice(_) => (warm.as_micros() as u64, stop.as_micros() as u64),
             Bound::Count(_) => (0, samples.iter().map(|s| s.end_us).max().unwrap_or(0)),
         };
         let mut lat: Vec<u64> = Vec::with_capacity(samples.len());
@@ -1606,9 +1677,9 @@ async fn list_all(api: &mut Api, limit: u32) -> Res<(Vec<String>, Duration, u32)
 
 struct ScalePoint {
     keys: usize,
-    encrypt: LoadResult,
-    /// Encrypt over the second token's 10 keys, in runs alternating with `encrypt`'s.
-    small: LoadResult,
+    /// Encrypt over these keys (A), interleaved with Encrypt over the second token's 10 keys
+    /// (B).
+    pair: Paired,
     hot10: Option<LoadResult>,
     /// The token's session copies of keys after the measured runs (D7's fast path).
     copies: Option<u64>,
@@ -1776,6 +1847,13 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         )
         .into());
     }
+    let encrypt_load = |bodies: Arc<Vec<Bytes>>| Workload {
+        srv,
+        op: "Encrypt",
+        bodies,
+        conns,
+        bound: Bound::Timed(set.secs),
+    };
     let mut points: Vec<ScalePoint> = Vec::new();
     let mut have = 1usize; // hsm_key
     let mut create_rates: Vec<(usize, usize, LoadResult)> = Vec::new();
@@ -1865,14 +1943,12 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             Bound::Count(bodies.len() as u64),
         )
         .await?;
-        let timed = |bodies| Workload {
-            srv,
-            op: "Encrypt",
-            bodies,
-            conns,
-            bound: Bound::Timed(set.secs),
-        };
-        let (r, small) = alternate(&timed(bodies), &timed(Arc::clone(&small_bodies))).await?;
+        let pair = interleave(
+            &encrypt_load(bodies),
+            &encrypt_load(Arc::clone(&small_bodies)),
+            set.secs,
+        )
+        .await?;
         // At the largest count, also 10 hot keys among them: the token's object count alone.
         let hot10 = if Some(&target) == set.scale.last() && have > 10 {
             progress(&format!("cks-sim: Encrypt over 10 of the {have} keys"));
@@ -1887,12 +1963,15 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             .and_then(Value::as_u64);
         points.push(ScalePoint {
             keys: have,
-            encrypt: r,
-            small,
+            pair,
             hot10,
             copies,
         });
     }
+    // The pairing's own noise: the same workload on both sides of an interleaved pair.
+    progress("cks-sim: Encrypt on the 10-key token interleaved with itself");
+    let same = encrypt_load(Arc::clone(&small_bodies));
+    let self_pair = interleave(&same, &same, set.secs).await?;
     if let Some(g) = &raw_gen {
         table.add(
             "1 limit",
@@ -1927,18 +2006,20 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
                 "Encrypt, {} keys on the token (round-robin, warm)",
                 thousands(p.keys as u64)
             ),
-            &p.encrypt,
+            &p.pair.a,
             p.copies
-                .map(|c| format!("{} session copies of keys", thousands(c)))
-                .unwrap_or_default(),
+                .map(|c| format!("{} session copies of keys; ", thousands(c)))
+                .unwrap_or_default()
+                + "all slices of the pair below",
         );
         table.add_load(
             s,
             format!("  and {SMALL_KEYS} keys on a second token (round-robin)"),
-            &p.small,
+            &p.pair.b,
             format!(
-                "runs alternating with the row above, which is {:.0}% of this",
-                ratio(p.encrypt.rps, p.small.rps) * 100.0
+                "interleaved with the row above, which is {:.0}% of this ({})",
+                p.pair.ratio() * 100.0,
+                p.pair.spread()
             ),
         );
         if let Some(h) = &p.hot10 {
@@ -1953,6 +2034,15 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             );
         }
     }
+    table.add(
+        s,
+        format!("  the {SMALL_KEYS}-key token's Encrypt interleaved with itself"),
+        format!("{:.0}%", self_pair.ratio() * 100.0),
+        format!(
+            "the pairing's own noise: the same workload on both sides ({})",
+            self_pair.spread()
+        ),
+    );
     let top = have;
     let mut list_default = None;
     for limit in [100u32, 1000] {
@@ -2188,7 +2278,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         // Judged on runs alternating with a 10-key token in the same process: the 10-key
         // figure measured minutes earlier, before the store grew, differs from it as much by
         // the machine's drift as by the keys.
-        let x = ratio(hi.encrypt.rps, hi.small.rps);
+        let x = hi.pair.ratio();
         table.add(
             s,
             format!(
@@ -2197,10 +2287,11 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             ),
             format!("{:.0}%", x * 100.0),
             format!(
-                "{} (alternating runs on two tokens; against the {}-key figure measured first: {:.0}%)",
+                "{} (interleaved with a 10-key token; {}; against the {}-key figure measured first: {:.0}%)",
                 verdict(x >= 0.90),
+                hi.pair.spread(),
                 thousands(lo.keys as u64),
-                ratio(hi.encrypt.rps, lo.encrypt.rps) * 100.0
+                ratio(hi.pair.a.rps, lo.pair.a.rps) * 100.0
             ),
         );
     }
