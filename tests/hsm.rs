@@ -312,12 +312,23 @@ fn fingerprints_are_stable_per_object_and_differ_between_keys() -> TestResult {
             .expect("fp-a listed");
         assert_eq!(oa.fingerprint.as_deref(), Some(fa.as_str()));
         assert_eq!(oa.class, "CKO_SECRET_KEY");
+        // Using a key may make its session copy; destroying the key destroys the copy too,
+        // and neither handle is used again.
+        t.encrypt(a, b"x".to_vec(), b"used".to_vec()).await?;
+        t.encrypt(b, b"x".to_vec(), b"used".to_vec()).await?;
+        let copies = t.session_copies();
         t.destroy(a).await?;
         assert!(!t.has_key(&a));
+        assert_eq!(t.session_copies(), copies.saturating_sub(1));
         assert!(matches!(
             t.fingerprint(a).await,
             Err(HsmError::KeyNotFound { .. })
         ));
+        assert!(matches!(
+            t.encrypt(a, b"x".to_vec(), b"gone".to_vec()).await,
+            Err(HsmError::KeyNotFound { .. })
+        ));
+        t.encrypt(b, b"x".to_vec(), b"still here".to_vec()).await?;
         t.logout().await?;
         Ok(())
     })
@@ -471,6 +482,9 @@ fn a_module_reinitialization_is_survived_by_logged_in_tokens() -> TestResult {
             .await?;
         assert_eq!(back, b"before");
         assert_eq!(t.fingerprint(id).await?, fp);
+        // The copies died with the old instance; the key got a new one on this use.
+        assert_eq!(t.indexed_keys(), 1);
+        assert!(t.session_copies() <= 1);
         assert!(t.is_logged_in());
         t.logout().await?;
         Ok(())

@@ -14,6 +14,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The `CKA_ID` of a key object: the KMS key ID's 16 bytes (D4).
@@ -115,8 +116,31 @@ pub struct Token {
     label: String,
     module: Module,
     pool: Arc<SessionPool>,
-    index: RwLock<HashMap<ObjectId, ObjectHandle>>,
+    /// The key index: one read lock and one hash lookup give a request its handle.
+    index: RwLock<HashMap<ObjectId, Entry>>,
     login: Mutex<LoginState>,
+    /// `LoginState::generation` + 1 while logged in, 0 when not: lets a request see whether
+    /// the login is current without taking the login lock.
+    login_gen: AtomicU64,
+    /// Whether `C_CopyObject` works on this module (assumed at login, cleared on refusal).
+    copy_ok: AtomicBool,
+}
+
+/// A key object in the index: the token object and, once made, its session copy.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    object: ObjectHandle,
+    /// A session copy (`CKA_TOKEN=false`, made with `C_CopyObject` on the anchor session, so
+    /// it lives exactly as long as the login): D7's fast path, since SoftHSM2 re-checks a
+    /// token object's file on every use. None until the key's first use, and always when the
+    /// module has no `C_CopyObject` (the AWS CloudHSM library): then the token object is used.
+    copy: Option<ObjectHandle>,
+}
+
+impl Entry {
+    fn object(object: ObjectHandle) -> Self {
+        Entry { object, copy: None }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -129,13 +153,6 @@ struct LoginState {
     pin: Option<String>,
     /// The module generation the login belongs to.
     generation: u64,
-    /// Session copies of key objects (`CKA_TOKEN=false`, made with `C_CopyObject` on the
-    /// anchor session, so they live exactly as long as the login): D7's fast path, since
-    /// SoftHSM2 re-checks a token object's file on every use. Empty when the module has no
-    /// `C_CopyObject` (the AWS CloudHSM library): then the token objects are used directly.
-    copies: HashMap<ObjectId, ObjectHandle>,
-    /// Whether `C_CopyObject` works on this module (detected on first use).
-    copy_ok: bool,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -160,6 +177,8 @@ impl Token {
             pool: Arc::new(SessionPool::new(module.clone(), label, slot, max_sessions)),
             index: RwLock::new(HashMap::new()),
             login: Mutex::new(LoginState::default()),
+            login_gen: AtomicU64::new(0),
+            copy_ok: AtomicBool::new(true),
         })
     }
 
@@ -213,9 +232,9 @@ impl Token {
         st.anchor = Some(anchor);
         st.pin = Some(user_pin.to_string());
         st.generation = generation;
-        st.copies.clear();
-        st.copy_ok = true;
         st.holders = 1;
+        self.copy_ok.store(true, Ordering::Relaxed);
+        self.login_gen.store(generation + 1, Ordering::Release);
         drop(st);
         if let Err(e) = self.rebuild_index_blocking() {
             let _ = self.logout_blocking();
@@ -258,15 +277,15 @@ impl Token {
             0 => Ok(()),
             1 => {
                 st.holders = 0;
+                self.login_gen.store(0, Ordering::Release);
                 let anchor = st.anchor.take();
                 let stale = st.generation;
                 st.pin = None;
                 // The copies belong to the anchor session and go with it.
-                st.copies.clear();
-                drop(st);
                 if let Ok(mut idx) = self.index.write() {
                     idx.clear();
                 }
+                drop(st);
                 if let Some(anchor) = anchor {
                     self.pool.stats().record(2);
                     let gate = self.module.enter();
@@ -300,15 +319,18 @@ impl Token {
 
     /// Whether a login of this token predates a module re-initialization.
     fn is_stale(&self) -> bool {
-        self.login
-            .lock()
-            .map(|st| st.holders > 0 && st.generation != self.module.generation())
-            .unwrap_or(false)
+        match self.login_gen.load(Ordering::Acquire) {
+            0 => false,
+            g => g - 1 != self.module.generation(),
+        }
     }
 
     /// After a module re-initialization, log in again (a new anchor session, the same PIN) and
     /// rebuild the key index (object handles are not stable across initializations). Blocking.
     fn ensure_current(&self) -> Result<(), HsmError> {
+        if !self.is_stale() {
+            return Ok(());
+        }
         let mut st = self
             .login
             .lock()
@@ -324,10 +346,15 @@ impl Token {
         if let Some(old) = st.anchor.take() {
             std::mem::forget(old);
         }
-        st.copies.clear();
+        // Every handle in the index belongs to the old instance: until the rebuild, requests
+        // find nothing there and search the token instead.
+        if let Ok(mut idx) = self.index.write() {
+            idx.clear();
+        }
         let (anchor, generation) = self.open_anchor(&user_pin)?;
         st.anchor = Some(anchor);
         st.generation = generation;
+        self.login_gen.store(generation + 1, Ordering::Release);
         drop(st);
         tracing::info!(token = %self.label, "logged in again after the module was re-initialized");
         self.rebuild_index_blocking()
@@ -398,13 +425,16 @@ impl Token {
             .write()
             .map_err(|e| HsmError::Worker(e.to_string()))?;
         idx.clear();
-        idx.extend(found);
+        idx.extend(found.into_iter().map(|(id, h)| (id, Entry::object(h))));
         Ok(())
     }
 
-    /// Number of session copies of key objects currently held (see `LoginState::copies`).
+    /// Number of session copies of key objects currently held (see [`Entry::copy`]).
     pub fn session_copies(&self) -> usize {
-        self.login.lock().map(|st| st.copies.len()).unwrap_or(0)
+        self.index
+            .read()
+            .map(|i| i.values().filter(|e| e.copy.is_some()).count())
+            .unwrap_or(0)
     }
 
     /// Number of key objects in the index.
@@ -420,7 +450,7 @@ impl Token {
             .unwrap_or(false)
     }
 
-    fn handle(&self, id: &ObjectId) -> Option<ObjectHandle> {
+    fn entry(&self, id: &ObjectId) -> Option<Entry> {
         self.index.read().ok().and_then(|i| i.get(id).copied())
     }
 
@@ -449,7 +479,7 @@ impl Token {
             })
             .await?;
         if let Ok(mut idx) = self.index.write() {
-            idx.insert(id, handle);
+            idx.insert(id, Entry::object(handle));
         }
         Ok(())
     }
@@ -461,8 +491,8 @@ impl Token {
             let me = Arc::clone(self);
             self.pool.offload(move || me.ensure_current()).await?;
         }
-        if let Some(h) = self.handle(id) {
-            return Ok(h);
+        if let Some(e) = self.entry(id) {
+            return Ok(e.object);
         }
         let idv = id.to_vec();
         let found = self
@@ -478,7 +508,7 @@ impl Token {
         match found.as_slice() {
             [h] => {
                 if let Ok(mut idx) = self.index.write() {
-                    idx.insert(*id, *h);
+                    idx.insert(*id, Entry::object(*h));
                 }
                 Ok(*h)
             }
@@ -486,82 +516,87 @@ impl Token {
         }
     }
 
-    /// Forget an index entry whose handle proved stale.
-    fn forget(&self, id: &ObjectId) {
-        if let Ok(mut idx) = self.index.write() {
-            idx.remove(id);
-        }
+    /// Forget an index entry whose handle proved stale (or whose object is gone); returns it.
+    fn forget(&self, id: &ObjectId) -> Option<Entry> {
+        self.index.write().ok().and_then(|mut idx| idx.remove(id))
     }
 
     /// The handle to use for cryptography with key `id`: its session copy, made on first use,
-    /// or the token object itself when copies are unavailable.
-    async fn working_handle(
-        self: &Arc<Self>,
-        id: ObjectId,
-        token_handle: ObjectHandle,
-    ) -> ObjectHandle {
-        // Never wait on an async worker: while another thread holds the login state (making
-        // a copy, logging in), use the token object this once.
-        match self.login.try_lock() {
-            Ok(st) => {
-                if st.holders == 0 || !st.copy_ok {
-                    return token_handle;
-                }
-                if let Some(c) = st.copies.get(&id) {
-                    return *c;
-                }
+    /// or the token object itself when copies are unavailable. The common case (a copy
+    /// exists, the login is current) takes one read lock and one hash lookup.
+    async fn working_handle(self: &Arc<Self>, id: ObjectId) -> Result<ObjectHandle, HsmError> {
+        let copies = self.copy_ok.load(Ordering::Relaxed);
+        if !self.is_stale()
+            && let Some(e) = self.entry(&id)
+        {
+            match e.copy {
+                Some(c) => return Ok(c),
+                None if !copies => return Ok(e.object),
+                None => {}
             }
-            Err(_) => return token_handle,
+        }
+        let object = self.resolve(&id).await?;
+        if !copies {
+            return Ok(object);
         }
         let me = Arc::clone(self);
         match self
             .pool
-            .offload(move || Ok(me.make_copy(id, token_handle)))
+            .offload(move || Ok(me.make_copy(id, object)))
             .await
         {
-            Ok(Some(c)) => c,
-            _ => token_handle,
+            Ok(Some(c)) => Ok(c),
+            _ => Ok(object),
         }
     }
 
-    /// Copy a key object into a session object on the anchor session. Blocking.
+    /// Copy a key object into a session object on the anchor session and note it in the
+    /// index. Blocking.
     fn make_copy(&self, id: ObjectId, token_handle: ObjectHandle) -> Option<ObjectHandle> {
-        let mut st = self.login.lock().ok()?;
-        if st.holders == 0 || !st.copy_ok {
+        let st = self.login.lock().ok()?;
+        if st.holders == 0 || !self.copy_ok.load(Ordering::Relaxed) {
             return None;
         }
-        if let Some(c) = st.copies.get(&id) {
-            return Some(*c);
+        if let Some(c) = self.entry(&id).and_then(|e| e.copy) {
+            return Some(c);
         }
         let gate = self.module.enter();
         if *gate != st.generation {
             return None;
         }
+        let anchor = st.anchor.as_ref()?;
         self.pool.stats().record(1);
-        let copied = st
-            .anchor
-            .as_ref()?
-            .copy_object(token_handle, &[Attribute::Token(false)]);
-        drop(gate);
-        match copied {
+        match anchor.copy_object(token_handle, &[Attribute::Token(false)]) {
             Ok(c) => {
-                st.copies.insert(id, c);
-                Some(c)
+                let kept = self.index.write().ok().is_some_and(|mut idx| {
+                    match idx.get_mut(&id) {
+                        Some(e) if e.object == token_handle => {
+                            e.copy = Some(c);
+                            true
+                        }
+                        // The key was forgotten or re-resolved meanwhile: no copy of it.
+                        _ => false,
+                    }
+                });
+                if kept {
+                    Some(c)
+                } else {
+                    self.pool.stats().record(1);
+                    let _ = anchor.destroy_object(c);
+                    None
+                }
             }
             Err(e) => {
                 tracing::warn!(token = %self.label, key = %hex(&id), error = %e, "no session copies of keys (C_CopyObject refused): using the token objects directly");
-                st.copy_ok = false;
+                self.copy_ok.store(false, Ordering::Relaxed);
                 None
             }
         }
     }
 
-    /// Destroy the session copy of key `id`, if there is one. Blocking.
-    fn drop_copy(&self, id: &ObjectId) {
-        let Ok(mut st) = self.login.lock() else {
-            return;
-        };
-        let Some(c) = st.copies.remove(id) else {
+    /// Destroy a session copy made on the anchor session. Blocking.
+    fn drop_copy(&self, copy: ObjectHandle) {
+        let Ok(st) = self.login.lock() else {
             return;
         };
         let gate = self.module.enter();
@@ -569,14 +604,7 @@ impl Token {
             && let Some(anchor) = st.anchor.as_ref()
         {
             self.pool.stats().record(1);
-            let _ = anchor.destroy_object(c);
-        }
-    }
-
-    /// Forget the session copy of `id` (its handle proved unusable).
-    fn forget_copy(&self, id: &ObjectId) {
-        if let Ok(mut st) = self.login.lock() {
-            st.copies.remove(id);
+            let _ = anchor.destroy_object(copy);
         }
     }
 
@@ -600,8 +628,7 @@ impl Token {
                 ),
             });
         }
-        let token_h = self.resolve(&id).await?;
-        let h = self.working_handle(id, token_h).await;
+        let h = self.working_handle(id).await?;
         let res = self
             .run(HsmOp::Encrypt, 2, move |s| {
                 let mut iv = s
@@ -618,7 +645,6 @@ impl Token {
             .await;
         if let Err(HsmError::KeyNotFound { .. }) = res {
             self.forget(&id);
-            self.forget_copy(&id);
             return Err(HsmError::KeyNotFound { id: hex(&id) });
         }
         res
@@ -639,8 +665,7 @@ impl Token {
                 rv: cryptoki::error::RvError::EncryptedDataLenRange,
             });
         }
-        let token_h = self.resolve(&id).await?;
-        let h = self.working_handle(id, token_h).await;
+        let h = self.working_handle(id).await?;
         let res = self
             .run(HsmOp::Decrypt, 1, move |s| {
                 let params = GcmParams::new(&mut iv, &aad, (GCM_TAG_LEN as u64 * 8).into())
@@ -651,7 +676,6 @@ impl Token {
             .await;
         if let Err(HsmError::KeyNotFound { .. }) = res {
             self.forget(&id);
-            self.forget_copy(&id);
             return Err(HsmError::KeyNotFound { id: hex(&id) });
         }
         res
@@ -680,15 +704,16 @@ impl Token {
                     .map_err(|e| HsmError::classify(HsmOp::Destroy, e))
             })
             .await?;
-        self.forget(&id);
-        let me = Arc::clone(self);
-        let _ = self
-            .pool
-            .offload(move || {
-                me.drop_copy(&id);
-                Ok(())
-            })
-            .await;
+        if let Some(copy) = self.forget(&id).and_then(|e| e.copy) {
+            let me = Arc::clone(self);
+            let _ = self
+                .pool
+                .offload(move || {
+                    me.drop_copy(copy);
+                    Ok(())
+                })
+                .await;
+        }
         Ok(())
     }
 
