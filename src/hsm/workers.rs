@@ -5,11 +5,18 @@
 //! server's CPU under load). Here a token has at most `max` threads of its own. A thread runs
 //! queued jobs back to back and sleeps only when the queue is empty. Another thread is woken
 //! (or started) only when no thread is awake, or when the job at the head of the queue has
-//! waited [`SPREAD_AFTER`]: the awake threads are blocked in slow calls (a network HSM, key
-//! generation on disk). A fast in-process module such as SoftHSM2, which serialises its calls
-//! internally, so stays on one thread under load, where a second one would only contend on its
-//! locks (measured: raw SoftHSM2 encryption is slower on four sessions than on one). When the
-//! burst is over (jobs no longer wait), the extra threads step back and sleep.
+//! waited [`SPREAD_AFTER`] while the threads in calls are blocked in them (a network HSM, key
+//! generation waiting on the disk). A job also waits when the thread running the jobs before it
+//! is merely waiting for a CPU (the async workers and this thread share the cores): then
+//! another thread would not help, only contend, so on Linux the busy threads' scheduler state
+//! is looked at (`/proc`, at most once per [`SPREAD_AFTER`]) and no thread joins while one of
+//! them is runnable, unless the oldest job has waited [`SPREAD_ANYWAY`]. A fast in-process
+//! module such as SoftHSM2, which serialises its calls internally, so stays on one thread under
+//! load, where a second one would only contend on its locks (measured: raw SoftHSM2 encryption
+//! is slower on four sessions than on one; HTTP Encrypt on a 2-core machine, where waiting for
+//! a CPU used to bring all four threads in, ran about 20% faster on one). When the burst is
+//! over (jobs no longer wait, or the busy threads are on a CPU again), the extra threads step
+//! back and sleep.
 //!
 //! Threads that stay idle for [`IDLE`] end, so a cluster nobody uses holds no threads. A job
 //! that panics is contained: its result channel closes (the caller sees an error) and the
@@ -27,8 +34,14 @@ use tokio::sync::oneshot;
 /// How long a thread waits for work before it ends.
 const IDLE: Duration = Duration::from_secs(30);
 
-/// How long the oldest queued job may wait before another thread joins.
+/// How long the oldest queued job may wait before another thread joins (if the threads in
+/// calls are blocked, not just waiting for a CPU).
 const SPREAD_AFTER: Duration = Duration::from_millis(1);
+
+/// How long the oldest queued job may wait before another thread joins, whatever the busy
+/// threads are doing (a long CPU-bound call). Waiting for a CPU alone passed 10 ms often
+/// enough on a loaded 2-core machine to bring all four threads in; 100 ms did not.
+const SPREAD_ANYWAY: Duration = Duration::from_millis(100);
 
 /// How often a thread that stepped back looks at a non-empty queue again.
 const RECHECK: Duration = Duration::from_millis(5);
@@ -62,6 +75,11 @@ struct State {
     /// Signals sent and not yet taken by a sleeping thread.
     wakeups: usize,
     closed: bool,
+    /// The threads running a job now, by Linux thread id (None where it is unknown).
+    in_calls: Vec<Option<u32>>,
+    /// When the busy threads' scheduler state was last looked at, and whether one of them was
+    /// runnable (on a CPU or waiting for one) then.
+    probed: Option<(Instant, bool)>,
 }
 
 impl std::fmt::Debug for State {
@@ -80,25 +98,63 @@ impl State {
         self.threads - self.sleeping + self.wakeups
     }
 
-    /// Whether the oldest queued job has waited long enough to want another thread.
-    fn behind(&self) -> bool {
+    /// How long the oldest queued job has waited.
+    fn waited(&self) -> Duration {
         self.queue
             .front()
-            .is_some_and(|(queued, _)| queued.elapsed() >= SPREAD_AFTER)
+            .map_or(Duration::ZERO, |(queued, _)| queued.elapsed())
+    }
+
+    /// Whether the queue is behind for want of a thread: its oldest job has waited
+    /// [`SPREAD_AFTER`] and a fresh look found every thread in a call blocked in it (not
+    /// waiting for a CPU, see [`State::probe_due`]), or it has waited [`SPREAD_ANYWAY`].
+    fn behind(&self) -> bool {
+        let waited = self.waited();
+        waited >= SPREAD_ANYWAY || (waited >= SPREAD_AFTER && self.calls_blocked())
+    }
+
+    /// Whether the last look, if fresh, found the threads in calls all blocked. With no
+    /// thread in a call, the awake ones are about to take the next job: not blocked.
+    fn calls_blocked(&self) -> bool {
+        !self.in_calls.is_empty()
+            && self
+                .probed
+                .is_some_and(|(at, runnable)| !runnable && at.elapsed() < SPREAD_AFTER)
+    }
+
+    /// Whether the busy threads' state should be looked at before deciding: the queue waits,
+    /// and the last look is older than [`SPREAD_AFTER`]. Returns the threads to look at.
+    fn probe_due(&self) -> Option<Vec<Option<u32>>> {
+        let waited = self.waited();
+        let stale = self
+            .probed
+            .is_none_or(|(at, _)| at.elapsed() >= SPREAD_AFTER);
+        (waited >= SPREAD_AFTER && waited < SPREAD_ANYWAY && stale && !self.in_calls.is_empty())
+            .then(|| self.in_calls.clone())
     }
 
     /// Whether a thread about to take a job should sleep instead: another thread is awake and
-    /// the queue's oldest job has not waited long (a fast module keeps up on one thread).
+    /// the queue is not behind (a fast module keeps up on one thread).
     fn steps_back(&self) -> bool {
         !self.closed && self.awake() > 1 && !self.behind()
     }
 
     /// Whether queued work needs one more thread, and which: a sleeping one, or a new one
-    /// (counted here; the caller starts it after releasing the lock).
+    /// (counted here; the caller starts it after releasing the lock), or first a look at the
+    /// busy threads (then the caller asks again).
     fn want_more(&mut self, max: usize) -> More {
-        if self.queue.is_empty() || (self.awake() > 0 && !self.behind()) {
-            More::No
-        } else if self.sleeping > self.wakeups {
+        if self.queue.is_empty() {
+            return More::No;
+        }
+        if self.awake() > 0 {
+            if let Some(tids) = self.probe_due() {
+                return More::Probe(tids);
+            }
+            if !self.behind() {
+                return More::No;
+            }
+        }
+        if self.sleeping > self.wakeups {
             self.wakeups += 1;
             More::Wake
         } else if self.threads < max {
@@ -114,6 +170,27 @@ enum More {
     No,
     Wake,
     Start,
+    /// Look at these busy threads' scheduler state, then decide.
+    Probe(Vec<Option<u32>>),
+}
+
+/// This thread's Linux thread id, from `/proc/thread-self` (None elsewhere).
+fn own_tid() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
+}
+
+/// Whether thread `tid` of this process is runnable (on a CPU or waiting for one), from its
+/// `/proc` stat line; None if that cannot be read.
+fn runnable(tid: u32) -> Option<bool> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // The state follows the command name, which is in parentheses and may hold anything.
+    let state = stat
+        .get(stat.rfind(')')? + 1..)?
+        .trim_start()
+        .chars()
+        .next()?;
+    Some(state == 'R')
 }
 
 impl Shared {
@@ -187,6 +264,17 @@ impl Workers {
 fn add(shared: &Arc<Shared>, more: More) {
     match more {
         More::No => {}
+        More::Probe(tids) => {
+            // A thread whose state is unknown counts as blocked: then the queue's wait alone
+            // decides, as on systems without /proc.
+            let on_cpu = tids.iter().any(|t| t.and_then(runnable).unwrap_or(false));
+            let more = {
+                let mut st = shared.lock();
+                st.probed = Some((Instant::now(), on_cpu));
+                st.want_more(shared.max)
+            };
+            add(shared, more);
+        }
         More::Wake => shared.wake.notify_one(),
         More::Start => {
             let s = Arc::clone(shared);
@@ -240,6 +328,7 @@ impl Drop for Workers {
 
 /// A thread's loop: run jobs while there are any, then sleep until woken or idle too long.
 fn serve(shared: &Arc<Shared>) {
+    let tid = own_tid();
     let mut st = shared.lock();
     loop {
         // Take the next job unless others are awake and keeping up (its wait is short): then
@@ -248,6 +337,7 @@ fn serve(shared: &Arc<Shared>) {
         if !st.steps_back()
             && let Some((_, job)) = st.queue.pop_front()
         {
+            st.in_calls.push(tid);
             // The next job has waited too long already: another thread joins.
             let more = st.want_more(shared.max);
             drop(st);
@@ -255,6 +345,9 @@ fn serve(shared: &Arc<Shared>) {
             // A panicking job drops its result sender: the caller sees `Lost`.
             let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
             st = shared.lock();
+            if let Some(i) = st.in_calls.iter().position(|t| *t == tid) {
+                st.in_calls.swap_remove(i);
+            }
             continue;
         }
         if st.closed && st.queue.is_empty() {
@@ -348,6 +441,53 @@ mod tests {
         assert_eq!(w.threads(), 1);
     }
 
+    #[test]
+    fn jobs_that_wait_for_a_cpu_stay_on_one_thread() {
+        // Each job keeps its thread busy on the CPU for 2 ms, so the ones queued behind it
+        // wait well past SPREAD_AFTER; another thread would not make them faster.
+        let w = Workers::new("t", 4);
+        rt().block_on(async {
+            let hs: Vec<_> = (0..10)
+                .map(|_| {
+                    w.run(|| {
+                        let t0 = Instant::now();
+                        while t0.elapsed() < Duration::from_millis(2) {
+                            std::hint::spin_loop();
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.await.expect("job ran");
+            }
+        });
+        assert_eq!(w.threads(), 1);
+    }
+
+    #[test]
+    fn a_thread_is_seen_runnable_when_it_runs_and_not_when_it_sleeps() {
+        let me = own_tid().expect("/proc/thread-self on Linux");
+        assert_eq!(runnable(me), Some(true));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tid_tx.send(own_tid()).expect("send tid");
+            let _ = rx.recv();
+        });
+        let tid = tid_rx.recv().expect("tid").expect("tid known");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while runnable(tid) != Some(false) {
+            assert!(
+                Instant::now() < deadline,
+                "the waiting thread never showed as asleep"
+            );
+            std::thread::yield_now();
+        }
+        tx.send(()).expect("wake");
+        t.join().expect("join");
+        assert_eq!(runnable(u32::MAX), None, "no such thread");
+    }
+
     fn state(threads: usize, sleeping: usize, waited: &[Duration]) -> State {
         let now = Instant::now();
         State {
@@ -361,14 +501,27 @@ mod tests {
         }
     }
 
+    /// `s` with one thread in a call, last seen runnable or blocked just now.
+    fn in_call(mut s: State, runnable: Option<bool>) -> State {
+        s.in_calls = vec![Some(7)];
+        s.probed = runnable.map(|r| (Instant::now(), r));
+        s
+    }
+
     #[test]
     fn a_thread_steps_back_only_while_another_is_awake_and_keeping_up() {
         let fresh = Duration::from_micros(100);
         let late = SPREAD_AFTER * 2;
         // Two awake threads, the queue's oldest job fresh: one steps back.
         assert!(state(2, 0, &[fresh, fresh]).steps_back());
-        // The oldest job has waited too long: both keep working.
-        assert!(!state(2, 0, &[late, fresh]).steps_back());
+        assert!(in_call(state(2, 0, &[fresh, fresh]), Some(false)).steps_back());
+        // The oldest job has waited too long and the call before it is blocked: both work.
+        assert!(!in_call(state(2, 0, &[late, fresh]), Some(false)).steps_back());
+        // ... but not when the call before it is only waiting for a CPU, or nobody looked.
+        assert!(in_call(state(2, 0, &[late, fresh]), Some(true)).steps_back());
+        assert!(in_call(state(2, 0, &[late, fresh]), None).steps_back());
+        // Waited far too long: everyone works, whatever the call is doing.
+        assert!(!in_call(state(2, 0, &[SPREAD_ANYWAY, fresh]), Some(true)).steps_back());
         // The only awake thread never steps back, whatever the queue.
         assert!(!state(2, 1, &[fresh]).steps_back());
         assert!(!state(1, 0, &[fresh, fresh, fresh]).steps_back());
@@ -379,15 +532,44 @@ mod tests {
     }
 
     #[test]
-    fn queued_work_asks_for_a_thread_only_when_none_is_awake_or_it_waits_too_long() {
+    fn queued_work_asks_for_a_thread_only_when_none_is_awake_or_the_calls_are_blocked() {
         let fresh = Duration::from_micros(100);
         let late = SPREAD_AFTER * 2;
+        // Nobody awake: wake or start one, whatever the wait.
         assert!(matches!(state(0, 0, &[fresh]).want_more(4), More::Start));
         assert!(matches!(state(2, 2, &[fresh]).want_more(4), More::Wake));
+        // Someone awake and the queue fresh: nothing.
         assert!(matches!(state(2, 1, &[fresh]).want_more(4), More::No));
-        assert!(matches!(state(2, 1, &[late]).want_more(4), More::Wake));
-        assert!(matches!(state(2, 0, &[late]).want_more(4), More::Start));
-        assert!(matches!(state(4, 0, &[late]).want_more(4), More::No));
+        // Late, with a thread in a call nobody looked at lately: look first.
+        assert!(matches!(
+            in_call(state(2, 1, &[late]), None).want_more(4),
+            More::Probe(t) if t == vec![Some(7)]
+        ));
+        // Late and the call blocked: another thread, woken or started, up to max.
+        assert!(matches!(
+            in_call(state(2, 1, &[late]), Some(false)).want_more(4),
+            More::Wake
+        ));
+        assert!(matches!(
+            in_call(state(2, 0, &[late]), Some(false)).want_more(4),
+            More::Start
+        ));
+        assert!(matches!(
+            in_call(state(4, 0, &[late]), Some(false)).want_more(4),
+            More::No
+        ));
+        // Late but the call is on a CPU (or waiting for one): nothing.
+        assert!(matches!(
+            in_call(state(2, 1, &[late]), Some(true)).want_more(4),
+            More::No
+        ));
+        // Late with no thread in a call: the awake one is about to take it.
+        assert!(matches!(state(2, 1, &[late]).want_more(4), More::No));
+        // Waited far too long: another thread, whatever the call is doing.
+        assert!(matches!(
+            in_call(state(2, 1, &[SPREAD_ANYWAY]), Some(true)).want_more(4),
+            More::Wake
+        ));
         assert!(matches!(state(1, 0, &[]).want_more(4), More::No));
     }
 
