@@ -337,9 +337,10 @@ fn serve(shared: &Arc<Shared>) {
         if !st.steps_back()
             && let Some((_, job)) = st.queue.pop_front()
         {
-            st.in_calls.push(tid);
-            // The next job has waited too long already: another thread joins.
+            // The next job has waited too long already: another thread joins (judged by the
+            // threads already in calls: this one has not started its job yet).
             let more = st.want_more(shared.max);
+            st.in_calls.push(tid);
             drop(st);
             add(shared, more);
             // A panicking job drops its result sender: the caller sees `Lost`.
