@@ -193,6 +193,12 @@ fn runnable(tid: u32) -> Option<bool> {
     Some(state == 'R')
 }
 
+/// Whether one of these threads is runnable. A thread whose state is unknown counts as
+/// blocked: then the queue's wait alone decides, as on systems without /proc.
+fn probe(tids: &[Option<u32>]) -> bool {
+    tids.iter().any(|t| t.and_then(runnable).unwrap_or(false))
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Jobs never run under this lock, so it cannot be poisoned by a job's panic.
@@ -265,9 +271,7 @@ fn add(shared: &Arc<Shared>, more: More) {
     match more {
         More::No => {}
         More::Probe(tids) => {
-            // A thread whose state is unknown counts as blocked: then the queue's wait alone
-            // decides, as on systems without /proc.
-            let on_cpu = tids.iter().any(|t| t.and_then(runnable).unwrap_or(false));
+            let on_cpu = probe(&tids);
             let more = {
                 let mut st = shared.lock();
                 st.probed = Some((Instant::now(), on_cpu));
@@ -331,6 +335,17 @@ fn serve(shared: &Arc<Shared>) {
     let tid = own_tid();
     let mut st = shared.lock();
     loop {
+        // Jobs wait while others are in calls: look at those calls before deciding whether to
+        // step back (also when no new job comes to make someone look).
+        if st.awake() > 1
+            && let Some(tids) = st.probe_due()
+        {
+            drop(st);
+            let on_cpu = probe(&tids);
+            st = shared.lock();
+            st.probed = Some((Instant::now(), on_cpu));
+            continue;
+        }
         // Take the next job unless others are awake and keeping up (its wait is short): then
         // this thread steps back, so a burst that spread the work does not leave several
         // threads contending for a module that serialises anyway.
