@@ -2285,7 +2285,8 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
                 "Encrypt at {} keys within 10% of {SMALL_KEYS} keys",
                 thousands(hi.keys as u64)
             ),
-            format!("{:.0}%", x * 100.0),
+            // One decimal: the verdict is often decided within a percent of the line.
+            format!("{:.1}%", x * 100.0),
             format!(
                 "{} (interleaved with a 10-key token; {}; against the {}-key figure measured first: {:.0}%)",
                 verdict(x >= 0.90),
