@@ -119,8 +119,8 @@ pub struct Token {
     /// The key index: one read lock and one hash lookup give a request its handle.
     index: RwLock<HashMap<ObjectId, Entry>>,
     login: Mutex<LoginState>,
-    /// `LoginState::generation` + 1 while logged in, 0 when not: lets a request see whether
-    /// the login is current without taking the login lock.
+    /// The module generation the login belongs to, + 1, while logged in; 0 when not. Written
+    /// under the login lock, read without it (see [`Token::login_generation`]).
     login_gen: AtomicU64,
     /// Whether `C_CopyObject` works on this module (assumed at login, cleared on refusal).
     copy_ok: AtomicBool,
@@ -151,8 +151,6 @@ struct LoginState {
     anchor: Option<Session>,
     /// The PIN of the current login, to log in again after a module re-initialization.
     pin: Option<String>,
-    /// The module generation the login belongs to.
-    generation: u64,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -231,7 +229,6 @@ impl Token {
         let (anchor, generation) = self.open_anchor(user_pin)?;
         st.anchor = Some(anchor);
         st.pin = Some(user_pin.to_string());
-        st.generation = generation;
         st.holders = 1;
         self.copy_ok.store(true, Ordering::Relaxed);
         self.login_gen.store(generation + 1, Ordering::Release);
@@ -277,9 +274,9 @@ impl Token {
             0 => Ok(()),
             1 => {
                 st.holders = 0;
+                let stale = self.login_generation();
                 self.login_gen.store(0, Ordering::Release);
                 let anchor = st.anchor.take();
-                let stale = st.generation;
                 st.pin = None;
                 // The copies belong to the anchor session and go with it.
                 if let Ok(mut idx) = self.index.write() {
@@ -289,7 +286,7 @@ impl Token {
                 if let Some(anchor) = anchor {
                     self.pool.stats().record(2);
                     let gate = self.module.enter();
-                    if *gate != stale {
+                    if Some(*gate) != stale {
                         // The module was re-initialized: the login and the session are gone.
                         return Ok(());
                     }
@@ -317,12 +314,15 @@ impl Token {
         }
     }
 
+    /// The module generation the current login belongs to; None when not logged in.
+    fn login_generation(&self) -> Option<u64> {
+        self.login_gen.load(Ordering::Acquire).checked_sub(1)
+    }
+
     /// Whether a login of this token predates a module re-initialization.
     fn is_stale(&self) -> bool {
-        match self.login_gen.load(Ordering::Acquire) {
-            0 => false,
-            g => g - 1 != self.module.generation(),
-        }
+        self.login_generation()
+            .is_some_and(|g| g != self.module.generation())
     }
 
     /// After a module re-initialization, log in again (a new anchor session, the same PIN) and
@@ -335,7 +335,7 @@ impl Token {
             .login
             .lock()
             .map_err(|e| HsmError::Worker(e.to_string()))?;
-        if st.holders == 0 || st.generation == self.module.generation() {
+        if !self.is_stale() {
             return Ok(());
         }
         let Some(user_pin) = st.pin.clone() else {
@@ -353,7 +353,6 @@ impl Token {
         }
         let (anchor, generation) = self.open_anchor(&user_pin)?;
         st.anchor = Some(anchor);
-        st.generation = generation;
         self.login_gen.store(generation + 1, Ordering::Release);
         drop(st);
         tracing::info!(token = %self.label, "logged in again after the module was re-initialized");
@@ -561,7 +560,7 @@ impl Token {
             return Some(c);
         }
         let gate = self.module.enter();
-        if *gate != st.generation {
+        if Some(*gate) != self.login_generation() {
             return None;
         }
         let anchor = st.anchor.as_ref()?;
@@ -600,7 +599,7 @@ impl Token {
             return;
         };
         let gate = self.module.enter();
-        if *gate == st.generation
+        if Some(*gate) == self.login_generation()
             && let Some(anchor) = st.anchor.as_ref()
         {
             self.pool.stats().record(1);
