@@ -193,13 +193,17 @@ fn runnable(tid: u32) -> Option<bool> {
     Some(state == 'R')
 }
 
-/// Whether one of these threads is runnable. A thread whose state is unknown counts as
-/// blocked: then the queue's wait alone decides, as on systems without /proc.
-fn probe(tids: &[Option<u32>]) -> bool {
-    tids.iter().any(|t| t.and_then(runnable).unwrap_or(false))
-}
-
 impl Shared {
+    /// Look at these busy threads (without the lock), then take the lock and note what was
+    /// seen: whether one of them is runnable. A thread whose state is unknown counts as
+    /// blocked: then the queue's wait alone decides, as on systems without /proc.
+    fn probe(&self, tids: &[Option<u32>]) -> MutexGuard<'_, State> {
+        let on_cpu = tids.iter().any(|t| t.and_then(runnable).unwrap_or(false));
+        let mut st = self.lock();
+        st.probed = Some((Instant::now(), on_cpu));
+        st
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Jobs never run under this lock, so it cannot be poisoned by a job's panic.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -271,12 +275,7 @@ fn add(shared: &Arc<Shared>, more: More) {
     match more {
         More::No => {}
         More::Probe(tids) => {
-            let on_cpu = probe(&tids);
-            let more = {
-                let mut st = shared.lock();
-                st.probed = Some((Instant::now(), on_cpu));
-                st.want_more(shared.max)
-            };
+            let more = shared.probe(&tids).want_more(shared.max);
             add(shared, more);
         }
         More::Wake => shared.wake.notify_one(),
@@ -341,9 +340,7 @@ fn serve(shared: &Arc<Shared>) {
             && let Some(tids) = st.probe_due()
         {
             drop(st);
-            let on_cpu = probe(&tids);
-            st = shared.lock();
-            st.probed = Some((Instant::now(), on_cpu));
+            st = shared.probe(&tids);
             continue;
         }
         // Take the next job unless others are awake and keeping up (its wait is short): then
