@@ -13,9 +13,11 @@
 //!
 //! A shared VM drifts by ±25% over minutes, so figures that are compared are measured in
 //! alternating runs: the raw single-session encrypt with cks-sim's Encrypt, raw key generation
-//! with the first CreateKey batch (over the same key counts), and each scale point's Encrypt
-//! with Encrypt on a second token of 10 keys (a seeded cluster in the same server). Every
-//! load figure also gives the CPU time per request and the hypervisor's steal time.
+//! with the first CreateKey batch (over the same key counts); each scale point's Encrypt is
+//! interleaved in short slices with Encrypt on a second token of 10 keys (a seeded cluster in
+//! the same server), and that 10-key workload once with itself, to show the pairing's own
+//! noise. Every load figure also gives the CPU time per request and the hypervisor's steal
+//! time.
 //!
 //! It prints one table on stdout (progress goes to stderr). A plain `main` (`harness = false`):
 //! `cargo bench --bench load` passes `--bench`, which is ignored.
@@ -1604,7 +1606,7 @@ async fn wait_connected(api: &mut Api, id: &str) -> Res<()> {
 }
 
 /// A second cluster with its own token, a connected key store and [`SMALL_KEYS`]: the scale
-/// figures compare the default cluster's growing token with this one in alternating runs.
+/// figures compare the default cluster's growing token with this one in interleaved slices.
 const SMALL_STORE: &str = "cks-0000000000000be9c";
 const SMALL_KEYS: usize = 10;
 
@@ -2275,7 +2277,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
     if let (Some(lo), Some(hi)) = (points.first(), points.last())
         && hi.keys > SMALL_KEYS
     {
-        // Judged on runs alternating with a 10-key token in the same process: the 10-key
+        // Judged on slices interleaved with a 10-key token in the same process: the 10-key
         // figure measured minutes earlier, before the store grew, differs from it as much by
         // the machine's drift as by the keys.
         let x = hi.pair.ratio();
