@@ -11,12 +11,12 @@
 //!    full ListKeys pagination;
 //! 5. ratios and the issue's targets.
 //!
-//! A shared VM drifts by ±25% over minutes, so figures that are compared are measured in
-//! alternating runs: the raw single-session encrypt with cks-sim's Encrypt, raw key generation
-//! with the first CreateKey batch (over the same key counts); each scale point's Encrypt is
-//! interleaved in short slices with Encrypt on a second token of 10 keys (a seeded cluster in
-//! the same server), and that 10-key workload once with itself, to show the pairing's own
-//! noise. Every load figure also gives the CPU time per request and the hypervisor's steal
+//! A shared VM drifts by ±25% over minutes, so figures that are compared are measured side by
+//! side: cks-sim's Encrypt is interleaved in short slices with the raw single-session encrypt
+//! it is judged against, and each scale point's Encrypt with Encrypt on a second token of 10
+//! keys (a seeded cluster in the same server), and that 10-key workload once with itself, to
+//! show the pairing's own noise; raw key generation alternates with the first CreateKey batch
+//! (over the same key counts). Every load figure also gives the CPU time per request and the hypervisor's steal
 //! time.
 //!
 //! It prints one table on stdout (progress goes to stderr). A plain `main` (`harness = false`):
@@ -25,7 +25,8 @@
 //! Environment: `CKS_SIM_BIN` (required: the release binary), `MOTO_SERVER_BIN` (optional),
 //! `SOFTHSM2_CONF` (required for the raw figures; its token directory must exist),
 //! `CKS_SIM_PKCS11_MODULE` (optional), `BENCH_SECS` (measured seconds per workload, default 3),
-//! `BENCH_RUNS` (default 3: each timed figure is the best of that many runs),
+//! `BENCH_RUNS` (default 3: each timed figure is the best of that many runs; an interleaved
+//! pair gets that many times `BENCH_SECS` per side, in slices),
 //! `BENCH_CONNS` (default 16), `BENCH_SCALE` (key counts, default `10,1000,10000`),
 //! `BENCH_DIR` (scratch directory, default the system temp dir), `BENCH_KEEP=1` (keep it),
 //! `BENCH_RAW_ONLY=1` (only the raw token figures).
@@ -332,8 +333,10 @@ fn verdict(ok: bool) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 
 struct Raw {
-    /// Set by the HTTP phase, whose Encrypt runs alternate with runs of this figure.
+    /// Set by the HTTP phase, whose Encrypt is interleaved with this figure in slices.
     enc32_1: f64,
+    /// The spread of cks-sim's Encrypt over this figure in the interleaved blocks.
+    enc32_1_spread: String,
     p: Pkcs11,
     slot: Slot,
     key: ObjectHandle,
@@ -457,6 +460,13 @@ impl RawEnc<'_> {
     }
 
     fn run_once(&self, dur: Duration) -> Res<f64> {
+        let (n, measured) = self.measure(WARMUP.min(dur / 2), dur)?;
+        Ok(n as f64 / measured.as_secs_f64().max(1e-9))
+    }
+
+    /// Encrypt for `warm` (not counted), then for `dur`: the operations done in the measured
+    /// window and its length.
+    fn measure(&self, warm: Duration, dur: Duration) -> Res<(u64, Duration)> {
         let RawEnc {
             p,
             slot,
@@ -468,7 +478,7 @@ impl RawEnc<'_> {
         let aad = [1u8; 17];
         let total = AtomicU64::new(0);
         let start = Instant::now();
-        let warm_end = start + WARMUP.min(dur / 2);
+        let warm_end = start + warm;
         let end = warm_end + dur;
         std::thread::scope(|sc| -> Res<()> {
             let mut hs = Vec::new();
@@ -498,7 +508,7 @@ impl RawEnc<'_> {
             Ok(())
         })?;
         let measured = Instant::now().min(end).saturating_duration_since(warm_end);
-        Ok(total.load(Ordering::Relaxed) as f64 / measured.as_secs_f64().max(1e-9))
+        Ok((total.load(Ordering::Relaxed), measured))
     }
 }
 
@@ -627,6 +637,7 @@ fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
     }
     Ok(Raw {
         enc32_1: 0.0,
+        enc32_1_spread: String::new(),
         p,
         slot,
         key,
@@ -1039,19 +1050,6 @@ async fn load(
     conns: usize,
     bound: Bound,
 ) -> Res<LoadResult> {
-    load_between(srv, op, bodies, conns, bound, &mut || Ok(())).await
-}
-
-/// [`load`], calling `between` before each run: a measurement to alternate with this one, so
-/// that both see the same spells of a shared machine's slowness.
-async fn load_between(
-    srv: Server,
-    op: &str,
-    bodies: Arc<Vec<Bytes>>,
-    conns: usize,
-    bound: Bound,
-    between: &mut dyn FnMut() -> Res<()>,
-) -> Res<LoadResult> {
     let w = Workload {
         srv,
         op,
@@ -1065,7 +1063,6 @@ async fn load_between(
     };
     let mut best = Best::default();
     for _ in 0..n {
-        between()?;
         best.add(w.run_once().await?);
     }
     best.done()
@@ -1075,7 +1072,7 @@ async fn load_between(
 /// × `secs` of measured time in all, cut in slices of about [`SLICE`]. Both see the same spells
 /// of a shared machine's weather, and a steady drift cancels out within each A B B A block.
 /// Each side's figure is its total over all its slices (an unmeasured slice of B goes first).
-async fn interleave(a: &Workload<'_>, b: &Workload<'_>, secs: Duration) -> Res<Paired> {
+async fn interleave(a: Side<'_>, b: Side<'_>, secs: Duration) -> Res<Paired> {
     let total = secs * runs() as u32;
     let blocks = ((total.as_secs_f64() / SLICE.as_secs_f64() / 2.0).round() as u32).max(1);
     let slice = total / (2 * blocks);
@@ -1104,6 +1101,37 @@ async fn interleave(a: &Workload<'_>, b: &Workload<'_>, secs: Duration) -> Res<P
         b,
         blocks: blocks_ratio,
     })
+}
+
+/// One side of an [`interleave`]d pair: an HTTP workload, or the raw in-process encryption
+/// loop (which has no latencies or server CPU to report, only its count and time).
+enum Side<'a> {
+    Http(Workload<'a>),
+    Raw(&'a RawEnc<'a>, Duration),
+}
+
+impl Side<'_> {
+    fn sliced(&self, d: Duration) -> Self {
+        match self {
+            Side::Http(w) => Side::Http(w.sliced(d)),
+            Side::Raw(r, _) => Side::Raw(r, d),
+        }
+    }
+
+    async fn run_once(&self) -> Res<LoadResult> {
+        match self {
+            Side::Http(w) => w.run_once().await,
+            Side::Raw(r, d) => {
+                let (n, elapsed) = r.measure(SLICE_WARMUP, *d)?;
+                Ok(LoadResult {
+                    n,
+                    elapsed,
+                    rps: n as f64 / elapsed.as_secs_f64().max(1e-9),
+                    ..LoadResult::default()
+                })
+            }
+        }
+    }
 }
 
 /// The result of [`interleave`].
@@ -1360,25 +1388,24 @@ async fn trio(
         .ok_or("Encrypt returned no CiphertextBlob")?;
     let dec_body = Bytes::from(json!({ "CiphertextBlob": blob }).to_string());
     let b = Bound::Timed(set.secs);
-    let mut raw_best = 0f64;
-    let encrypt = match &raw {
+    let body = Arc::new(vec![encrypt_body(key, &pt)]);
+    let encrypt = match raw {
         Some(raw) => {
             let enc = raw.one_session(&pt);
-            let mut between = || -> Res<()> {
-                raw_best = raw_best.max(enc.run_once(set.secs)?);
-                Ok(())
+            let http = Workload {
+                srv,
+                op: "Encrypt",
+                bodies: body,
+                conns: set.conns,
+                bound: b,
             };
-            let body = Arc::new(vec![encrypt_body(key, &pt)]);
-            load_between(srv, "Encrypt", body, set.conns, b, &mut between).await?
+            let pair = interleave(Side::Http(http), Side::Raw(&enc, set.secs), set.secs).await?;
+            raw.enc32_1 = pair.b.rps;
+            raw.enc32_1_spread = pair.spread();
+            pair.a
         }
-        None => {
-            let body = Arc::new(vec![encrypt_body(key, &pt)]);
-            load(srv, "Encrypt", body, set.conns, b).await?
-        }
+        None => load(srv, "Encrypt", body, set.conns, b).await?,
     };
-    if let Some(raw) = raw {
-        raw.enc32_1 = raw_best;
-    }
     let decrypt = load(srv, "Decrypt", Arc::new(vec![dec_body]), set.conns, b).await?;
     let gdk = load(
         srv,
@@ -1780,8 +1807,8 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         "raw AES-GCM encrypt 32 B, 1 session",
         rate(raw.enc32_1),
         format!(
-            "{RAW_ONE_NOTE}; its runs alternate with those of cks-sim's Encrypt (CloudHSM key), \
-             which it is compared with"
+            "{RAW_ONE_NOTE}; interleaved in slices with cks-sim's Encrypt (CloudHSM key), which \
+             it is compared with (total over its slices)"
         ),
     );
     let enc4k = load(
@@ -1963,8 +1990,8 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         )
         .await?;
         let pair = interleave(
-            &encrypt_load(bodies),
-            &encrypt_load(Arc::clone(&small_bodies)),
+            Side::Http(encrypt_load(bodies)),
+            Side::Http(encrypt_load(Arc::clone(&small_bodies))),
             set.secs,
         )
         .await?;
@@ -1989,8 +2016,8 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
     }
     // The pairing's own noise: the same workload on both sides of an interleaved pair.
     progress("cks-sim: Encrypt on the 10-key token interleaved with itself");
-    let same = encrypt_load(Arc::clone(&small_bodies));
-    let self_pair = interleave(&same, &same, set.secs).await?;
+    let same = || encrypt_load(Arc::clone(&small_bodies));
+    let self_pair = interleave(Side::Http(same()), Side::Http(same()), set.secs).await?;
     if let Some(g) = &raw_gen {
         table.add(
             "1 limit",
@@ -2280,7 +2307,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         s,
         "HTTP Encrypt (CloudHSM, 16 conns) ≥ 70% raw 1-session",
         format!("{:.0}%", r70 * 100.0),
-        verdict(r70 >= 0.70),
+        format!("{} ({})", verdict(r70 >= 0.70), raw.enc32_1_spread),
     );
     table.add(
         s,
