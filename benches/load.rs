@@ -212,8 +212,12 @@ impl Table {
                 .to_string();
         }
         if let (Some(sv), Some(cl)) = (r.server_cpu_us, r.client_cpu_us) {
+            let token = r
+                .token_cpu_us
+                .filter(|t| *t > 0.0)
+                .map_or(String::new(), |t| format!("; token threads {t:.0}"));
             note = format!(
-                "{note} [CPU/req: server {:.0} µs ({:.0} user + {:.0} sys), load gen {:.0} µs]",
+                "{note} [CPU/req: server {:.0} µs ({:.0} user + {:.0} sys{token}), load gen {:.0} µs]",
                 sv.0 + sv.1,
                 sv.0,
                 sv.1,
@@ -922,6 +926,29 @@ fn cpu_secs(pid: &str) -> Option<(f64, f64)> {
     Some((user as f64 / 100.0, sys as f64 / 100.0))
 }
 
+/// CPU time (user + system) of the server's PKCS#11 threads (`pkcs11-…`, one pool per token),
+/// in seconds: the token's own work, the rest of the server's time being HTTP, JSON and
+/// scheduling. A thread that ended since the last look takes its time with it (they end only
+/// after 30 s idle, so not within a measured run).
+fn token_cpu_secs(pid: u32) -> Option<f64> {
+    let mut ticks = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(stat) = std::fs::read_to_string(t.ok()?.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].starts_with("pkcs11-") {
+            continue;
+        }
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        ticks += f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    }
+    Some(ticks as f64 / 100.0)
+}
+
 /// The machine's CPU time so far, in ticks: (all, stolen by the hypervisor), from
 /// `/proc/stat`. On a shared VM, steal is the time neighbours took: a run with much of it
 /// measured the neighbours as much as the software.
@@ -937,13 +964,19 @@ fn steal_ticks() -> Option<(u64, u64)> {
 }
 
 /// CPU time of the server and of this process, and the machine's steal ticks.
-type CpuPair = (Option<(f64, f64)>, Option<(f64, f64)>, Option<(u64, u64)>);
+type CpuPair = (
+    Option<(f64, f64)>,
+    Option<(f64, f64)>,
+    Option<(u64, u64)>,
+    Option<f64>,
+);
 
 fn cpu_pair(server: u32) -> CpuPair {
     (
         cpu_secs(&server.to_string()),
         cpu_secs("self"),
         steal_ticks(),
+        token_cpu_secs(server),
     )
 }
 
@@ -954,6 +987,8 @@ struct LoadResult {
     /// generator's.
     server_cpu_us: Option<(f64, f64)>,
     client_cpu_us: Option<(f64, f64)>,
+    /// The part of the server's CPU per request spent on its PKCS#11 threads, in µs.
+    token_cpu_us: Option<f64>,
     /// Share of the machine's CPU time the hypervisor gave to other guests meanwhile, in %.
     steal_pct: Option<f64>,
     rps: f64,
@@ -983,6 +1018,7 @@ impl LoadResult {
         let mut m = LoadResult::default();
         let (mut sv, mut cl) = (Some((0.0, 0.0)), Some((0.0, 0.0)));
         let mut steal = Some(0.0);
+        let mut token = Some(0.0);
         let weigh = |acc: &mut Option<(f64, f64)>, x: Option<(f64, f64)>, n: f64| {
             *acc = match (*acc, x) {
                 (Some(a), Some(x)) => Some((a.0 + x.0 * n, a.1 + x.1 * n)),
@@ -993,6 +1029,7 @@ impl LoadResult {
             let n = p.n as f64;
             weigh(&mut sv, p.server_cpu_us, n);
             weigh(&mut cl, p.client_cpu_us, n);
+            token = token.zip(p.token_cpu_us).map(|(a, t)| a + t * n);
             steal = steal
                 .zip(p.steal_pct)
                 .map(|(a, s)| a + s * p.elapsed.as_secs_f64());
@@ -1009,6 +1046,7 @@ impl LoadResult {
         let n = (m.n as f64).max(1.0);
         m.server_cpu_us = sv.map(|a| (a.0 / n, a.1 / n));
         m.client_cpu_us = cl.map(|a| (a.0 / n, a.1 / n));
+        m.token_cpu_us = token.map(|t| t / n);
         m.steal_pct = steal.map(|s| s / m.elapsed.as_secs_f64().max(1e-9));
         m.rps = m.n as f64 / m.elapsed.as_secs_f64().max(1e-9);
         m.p50 = percentile(&m.lat, 0.50);
@@ -1236,12 +1274,12 @@ impl Workload<'_> {
         let cpu = tokio::spawn(async move {
             tokio::time::sleep_until((t0 + warm).into()).await;
             let a = cpu_pair(srv.pid);
-            if !matches!(bound, Bound::Count(_)) {
-                tokio::time::sleep_until((t0 + stop).into()).await;
-                Some((a, cpu_pair(srv.pid)))
-            } else {
+            if matches!(bound, Bound::Count(_)) {
                 // The end is sampled once every worker is done.
-                Some((a, (None, None, None)))
+                (a, None)
+            } else {
+                tokio::time::sleep_until((t0 + stop).into()).await;
+                (a, Some(cpu_pair(srv.pid)))
             }
         });
         let mut tasks = Vec::new();
@@ -1310,9 +1348,8 @@ impl Workload<'_> {
         }
         let cpu_end = cpu_pair(srv.pid);
         let cpu = match cpu.await? {
-            Some((a, (None, None, None))) => (a, cpu_end),
-            Some(x) => x,
-            None => ((None, None, None), (None, None, None)),
+            (a, Some(b)) => (a, b),
+            (a, None) => (a, cpu_end),
         };
         let (lo, hi) = match bound {
             Bound::Timed(_) | Bound::Slice(_) => (warm.as_micros() as u64, stop.as_micros() as u64),
@@ -1345,6 +1382,10 @@ impl Workload<'_> {
         };
         res.server_cpu_us = per_req(cpu.0.0, cpu.1.0);
         res.client_cpu_us = per_req(cpu.0.1, cpu.1.1);
+        res.token_cpu_us = match (cpu.0.3, cpu.1.3) {
+            (Some(a), Some(b)) if res.n > 0 => Some((b - a).max(0.0) * 1e6 / res.n as f64),
+            _ => None,
+        };
         res.steal_pct = match (cpu.0.2, cpu.1.2) {
             (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
                 Some((s1.saturating_sub(s0)) as f64 * 100.0 / (t1 - t0) as f64)
