@@ -16,8 +16,8 @@
 //! it is judged against, and each scale point's Encrypt with Encrypt on a second token of 10
 //! keys (a seeded cluster in the same server), and that 10-key workload once with itself, to
 //! show the pairing's own noise; raw key generation alternates with the first CreateKey batch
-//! (over the same key counts). Every load figure also gives the CPU time per request and the hypervisor's steal
-//! time.
+//! (over the same key counts). Every load figure also gives the CPU time per request (and the
+//! part of it on the token's PKCS#11 threads) and the hypervisor's steal time.
 //!
 //! It prints one table on stdout (progress goes to stderr). A plain `main` (`harness = false`):
 //! `cargo bench --bench load` passes `--bench`, which is ignored.
@@ -1796,8 +1796,8 @@ fn run() -> Res<()> {
     // What was measured is printed even when a later phase failed.
     println!(
         "cks-sim benchmarks: {} cores, {} connections, {} s measured per workload after {} ms \
-         warm-up, best of {} runs (p50/p99 and CPU from that run); every figure from this one \
-         run of the bench",
+         warm-up, best of {} runs (p50/p99 and CPU from that run; interleaved pairs: totals over \
+         all their slices); every figure from this one run of the bench",
         std::thread::available_parallelism().map_or(0, usize::from),
         set.conns,
         set.secs.as_secs_f64(),
