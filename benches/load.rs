@@ -915,14 +915,21 @@ struct Server {
     pid: u32,
 }
 
+/// The name and the (user, system) CPU ticks of a `/proc/…/stat` line (a process's or a
+/// thread's). Ticks are USER_HZ = 100 per second.
+fn stat_ticks(stat: &str) -> Option<(&str, u64, u64)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // After the command: state is field 3, utime field 14, stime field 15.
+    let user = f.get(11)?.parse::<u64>().ok()?;
+    let sys = f.get(12)?.parse::<u64>().ok()?;
+    Some((&stat[open + 1..close], user, sys))
+}
+
 /// CPU time (user, system; all threads) of process `pid` ("self" for this one), in seconds.
 fn cpu_secs(pid: &str) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the command: state is field 3, utime field 14, stime field 15 (in USER_HZ = 100).
-    let user = f.get(11)?.parse::<u64>().ok()?;
-    let sys = f.get(12)?.parse::<u64>().ok()?;
+    let (_, user, sys) = stat_ticks(&stat)?;
     Some((user as f64 / 100.0, sys as f64 / 100.0))
 }
 
@@ -936,15 +943,11 @@ fn token_cpu_secs(pid: u32) -> Option<f64> {
         let Ok(stat) = std::fs::read_to_string(t.ok()?.path().join("stat")) else {
             continue;
         };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if !stat[open + 1..close].starts_with("pkcs11-") {
-            continue;
+        if let Some((name, user, sys)) = stat_ticks(&stat)
+            && name.starts_with("pkcs11-")
+        {
+            ticks += user + sys;
         }
-        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        ticks += f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-            + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
     }
     Some(ticks as f64 / 100.0)
 }
