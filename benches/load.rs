@@ -215,7 +215,10 @@ impl Table {
             let token = r
                 .token_cpu_us
                 .filter(|t| *t > 0.0)
-                .map_or(String::new(), |t| format!("; token threads {t:.0}"));
+                .map_or(String::new(), |t| match r.token_nice {
+                    Some(n) => format!("; token threads {t:.0} at nice {n}"),
+                    None => format!("; token threads {t:.0}"),
+                });
             note = format!(
                 "{note} [CPU/req: server {:.0} µs ({:.0} user + {:.0} sys{token}), load gen {:.0} µs]",
                 sv.0 + sv.1,
@@ -936,9 +939,11 @@ fn cpu_secs(pid: &str) -> Option<(f64, f64)> {
 /// CPU time (user + system) of the server's PKCS#11 threads (`pkcs11-…`, one pool per token),
 /// in seconds: the token's own work, the rest of the server's time being HTTP, JSON and
 /// scheduling. A thread that ended since the last look takes its time with it (they end only
-/// after 30 s idle, so not within a measured run).
-fn token_cpu_secs(pid: u32) -> Option<f64> {
+/// after 30 s idle, so not within a measured run). With it, the lowest nice value among those
+/// threads (`[hsm] thread_nice` raises their priority when the server may).
+fn token_cpu_secs(pid: u32) -> Option<(f64, Option<i32>)> {
     let mut ticks = 0u64;
+    let mut nice: Option<i32> = None;
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let Ok(stat) = std::fs::read_to_string(t.ok()?.path().join("stat")) else {
             continue;
@@ -947,9 +952,18 @@ fn token_cpu_secs(pid: u32) -> Option<f64> {
             && name.starts_with("pkcs11-")
         {
             ticks += user + sys;
+            // Field 19 (nice) is the 17th after the command name.
+            let n = stat[stat.rfind(')')? + 1..]
+                .split_whitespace()
+                .nth(16)
+                .and_then(|x| x.parse::<i32>().ok());
+            nice = match (nice, n) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
     }
-    Some(ticks as f64 / 100.0)
+    Some((ticks as f64 / 100.0, nice))
 }
 
 /// The machine's CPU time so far, in ticks: (all, stolen by the hypervisor), from
@@ -971,7 +985,7 @@ type CpuPair = (
     Option<(f64, f64)>,
     Option<(f64, f64)>,
     Option<(u64, u64)>,
-    Option<f64>,
+    Option<(f64, Option<i32>)>,
 );
 
 fn cpu_pair(server: u32) -> CpuPair {
@@ -992,6 +1006,8 @@ struct LoadResult {
     client_cpu_us: Option<(f64, f64)>,
     /// The part of the server's CPU per request spent on its PKCS#11 threads, in µs.
     token_cpu_us: Option<f64>,
+    /// The PKCS#11 threads' nice value at the end of the run.
+    token_nice: Option<i32>,
     /// Share of the machine's CPU time the hypervisor gave to other guests meanwhile, in %.
     steal_pct: Option<f64>,
     rps: f64,
@@ -1033,6 +1049,7 @@ impl LoadResult {
             weigh(&mut sv, p.server_cpu_us, n);
             weigh(&mut cl, p.client_cpu_us, n);
             token = token.zip(p.token_cpu_us).map(|(a, t)| a + t * n);
+            m.token_nice = m.token_nice.or(p.token_nice);
             steal = steal
                 .zip(p.steal_pct)
                 .map(|(a, s)| a + s * p.elapsed.as_secs_f64());
@@ -1386,9 +1403,12 @@ impl Workload<'_> {
         res.server_cpu_us = per_req(cpu.0.0, cpu.1.0);
         res.client_cpu_us = per_req(cpu.0.1, cpu.1.1);
         res.token_cpu_us = match (cpu.0.3, cpu.1.3) {
-            (Some(a), Some(b)) if res.n > 0 => Some((b - a).max(0.0) * 1e6 / res.n as f64),
+            (Some((a, _)), Some((b, _))) if res.n > 0 => {
+                Some((b - a).max(0.0) * 1e6 / res.n as f64)
+            }
             _ => None,
         };
+        res.token_nice = cpu.1.3.and_then(|(_, nice)| nice);
         res.steal_pct = match (cpu.0.2, cpu.1.2) {
             (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
                 Some((s1.saturating_sub(s0)) as f64 * 100.0 / (t1 - t0) as f64)
@@ -1528,7 +1548,13 @@ struct Sim {
 /// Start `cks-sim serve` on 127.0.0.1:0 with `data` as its data directory; returns it with the
 /// time from spawn until its port file appeared (it is written once start-up is complete:
 /// tokens open, stores resumed and logged in).
-fn start_sim(set: &Settings, data: &Path, run: &str, seed: Option<&Path>) -> Res<(Sim, Duration)> {
+fn start_sim(
+    set: &Settings,
+    data: &Path,
+    run: &str,
+    seed: Option<&Path>,
+    config: Option<&Path>,
+) -> Res<(Sim, Duration)> {
     let port_file = set.dir.join(format!("port-{run}"));
     let log = std::fs::File::create(set.dir.join(format!("cks-sim-{run}.log")))?;
     let t0 = Instant::now();
@@ -1536,6 +1562,9 @@ fn start_sim(set: &Settings, data: &Path, run: &str, seed: Option<&Path>) -> Res
     cmd.arg("serve");
     if let Some(seed) = seed {
         cmd.arg("--seed").arg(seed);
+    }
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
     }
     let child = cmd
         .args(["--listen", "127.0.0.1:0", "--connect-delay-ms", "0"])
@@ -1577,6 +1606,48 @@ fn start_sim(set: &Settings, data: &Path, run: &str, seed: Option<&Path>) -> Res
 }
 
 /// `sync(1)`, then a moment for the flusher threads to go idle.
+/// Encrypt over the seeded 10-key token on `srv` (A) interleaved with the same on a fresh
+/// server configured with `[hsm] thread_nice = 0` (B).
+async fn plain_priority(set: &Settings, srv: Server, bodies: &Arc<Vec<Bytes>>) -> Res<Paired> {
+    let config = set.dir.join("thread-nice-0.toml");
+    std::fs::write(&config, "[hsm]\nthread_nice = 0\n")?;
+    let seed = set.dir.join("seed-nice-0.toml");
+    std::fs::write(&seed, small_token_seed())?;
+    let data = set.dir.join("data-nice-0");
+    let (sim, _) = start_sim(set, &data, "nice-0", Some(&seed), Some(&config))?;
+    let other = Server {
+        addr: sim.addr,
+        pid: sim.proc.pid(),
+    };
+    let mut api = Api::new(other.addr).await?;
+    wait_connected(&mut api, SMALL_STORE).await?;
+    let work = |srv| Workload {
+        srv,
+        op: "Encrypt",
+        bodies: Arc::clone(bodies),
+        conns: set.conns,
+        bound: Bound::Timed(set.secs),
+    };
+    let warm = load(
+        other,
+        "Encrypt",
+        Arc::clone(bodies),
+        set.conns,
+        Bound::Timed(WARMUP),
+    )
+    .await?;
+    if warm.errors > 0 {
+        return Err(format!(
+            "Encrypt on the thread_nice = 0 server failed: {}",
+            warm.first_error.unwrap_or_default()
+        )
+        .into());
+    }
+    let pair = interleave(Side::Http(work(srv)), Side::Http(work(other)), set.secs).await?;
+    drop(sim);
+    Ok(pair)
+}
+
 fn settle_disk() {
     let _ = Command::new("sync").status();
     std::thread::sleep(Duration::from_millis(500));
@@ -1819,7 +1890,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
     progress("cks-sim: starting (fresh data dir)");
     let seed = set.dir.join("seed.toml");
     std::fs::write(&seed, small_token_seed())?;
-    let (mut sim, first_start) = start_sim(set, &data, "first", Some(&seed))?;
+    let (mut sim, first_start) = start_sim(set, &data, "first", Some(&seed), None)?;
     let srv = Server {
         addr: sim.addr,
         pid: sim.proc.pid(),
@@ -1937,6 +2008,29 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         )
         .into());
     }
+    // The same 10-key workload on a second server whose token threads keep the process's
+    // priority (`[hsm] thread_nice = 0`, what a server without CAP_SYS_NICE gets), interleaved
+    // with this one.
+    progress(
+        "cks-sim: Encrypt with the token's threads at the process's priority (thread_nice = 0)",
+    );
+    let plain = plain_priority(set, srv, &small_bodies).await?;
+    table.add_load(
+        s,
+        format!("Encrypt, 10 keys, thread_nice = 0, {c}"),
+        &plain.b,
+        format!(
+            "a second server (own data dir and token) whose PKCS#11 threads keep the process's \
+             priority; the default server's {} ({}) against it: {:.0}% ({})",
+            rate(plain.a.rps),
+            match plain.a.token_nice {
+                Some(n) => format!("token threads at nice {n}"),
+                None => "token threads not seen".into(),
+            },
+            plain.ratio() * 100.0,
+            plain.spread()
+        ),
+    );
     let encrypt_load = |bodies: Arc<Vec<Bytes>>| Workload {
         srv,
         op: "Encrypt",
@@ -2159,7 +2253,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
     drop(api);
     progress(&format!("cks-sim: restart with {top} keys"));
     let stop_took = sim.proc.stop();
-    let (sim2, startup) = start_sim(set, &data, "restart", None)?;
+    let (sim2, startup) = start_sim(set, &data, "restart", None, None)?;
     sim = sim2;
     let mut api = Api::new(sim.addr).await?;
     let t_first = Instant::now();

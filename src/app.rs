@@ -271,7 +271,7 @@ impl App {
         })?;
         let store = Arc::new(Store::open(&config.db_path())?);
         let path = crate::hsm::module::locate(config.module.as_deref())?;
-        let module = Module::load(&path)?;
+        let module = Module::load(&path)?.with_thread_nice(config.thread_nice);
         let provisioner = match config.provisioner {
             ProvisionerKind::SoftToken => Provisioner::SoftToken,
             ProvisionerKind::None => Provisioner::None,

@@ -35,6 +35,10 @@ pub enum ConfigError {
     },
 }
 
+/// The default `[hsm] thread_nice`: the tokens' PKCS#11 threads one large step above the
+/// async workers (weight about 9× under Linux's scheduler), when the process may raise it.
+pub const DEFAULT_THREAD_NICE: i32 = -10;
+
 /// The file format (every field optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -91,6 +95,9 @@ pub struct HsmSection {
     pub pin_template: Option<String>,
     /// Sessions per token.
     pub max_sessions: Option<usize>,
+    /// Added to the process's nice value in the tokens' PKCS#11 threads (default -10: a
+    /// higher priority, if the process may take one; 0 leaves them alone).
+    pub thread_nice: Option<i32>,
     /// Label of the token holding AWS_KMS-origin keys.
     pub internal_token_label: Option<String>,
     /// PIN of that token (provisioned with it on a soft token).
@@ -165,6 +172,8 @@ pub struct Config {
     pub pin_template: String,
     /// Sessions per token.
     pub max_sessions: usize,
+    /// Nice value of the tokens' PKCS#11 threads, from the process's.
+    pub thread_nice: i32,
     /// Internal token label.
     pub internal_token_label: String,
     /// Internal token PIN (None: generated and kept in the data dir).
@@ -284,6 +293,15 @@ impl Config {
                 reason: "must be between 1 and 1024".into(),
             });
         }
+        let thread_nice = file.hsm.thread_nice.unwrap_or(DEFAULT_THREAD_NICE);
+        if !(-20..=19).contains(&thread_nice) {
+            return Err(ConfigError::Invalid {
+                field: "hsm.thread_nice",
+                reason: "must be between -20 and 19 (added to the process's nice value; 0 \
+                         leaves the PKCS#11 threads at the process's priority)"
+                    .into(),
+            });
+        }
         let internal_token_label = file
             .hsm
             .internal_token_label
@@ -306,6 +324,7 @@ impl Config {
             slots,
             pin_template,
             max_sessions,
+            thread_nice,
             internal_token_label,
             internal_token_pin: file.hsm.internal_token_pin,
             connect_delay_ms: ov
@@ -416,5 +435,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen_addr"), "{e}");
+        let f: FileConfig = toml::from_str("[hsm]\nthread_nice = -25").unwrap();
+        let e = Config::from_parts(f, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hsm.thread_nice"), "{e}");
+    }
+
+    #[test]
+    fn token_threads_ask_for_a_higher_priority_unless_told_not_to() {
+        let c = Config::from_parts(FileConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(c.thread_nice, DEFAULT_THREAD_NICE);
+        assert!(c.thread_nice < 0);
+        let f: FileConfig = toml::from_str("[hsm]\nthread_nice = 0").unwrap();
+        let c = Config::from_parts(f, &Overrides::default()).unwrap();
+        assert_eq!(c.thread_nice, 0);
     }
 }

@@ -289,6 +289,50 @@ fn concurrent_encryptions_all_succeed_and_never_run_on_the_async_worker() -> Tes
     })
 }
 
+/// The nice values of this process's threads whose name starts with `prefix`.
+fn thread_nices(prefix: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+        let Ok(stat) = std::fs::read_to_string(t.expect("task").path().join("stat")) else {
+            continue;
+        };
+        let (open, close) = (stat.find('(').expect("("), stat.rfind(')').expect(")"));
+        if stat[open + 1..close].starts_with(prefix) {
+            // Field 19 (nice) is the 17th after the command name.
+            let nice = stat[close + 1..].split_whitespace().nth(16).expect("nice");
+            out.push(nice.parse().expect("a number"));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_token_runs_its_calls_on_threads_at_the_module_s_nice_value() -> TestResult {
+    let _shared = shared();
+    // A positive value, which any process may take: lowering a priority needs no privilege.
+    let label = fresh_token("nice", "user-pin-6");
+    let base = thread_nices("")
+        .first()
+        .copied()
+        .expect("this process's threads");
+    let m = module().clone().with_thread_nice(2);
+    rt().block_on(async {
+        let t = Arc::new(Token::open(&m, &label, 2)?);
+        t.login("user-pin-6").await?;
+        t.generate_aes_key("nice-key", *uuid::Uuid::new_v4().as_bytes())
+            .await?;
+        // Thread names are cut to 15 bytes: "pkcs11-nice-…".
+        let nices = thread_nices(&format!("pkcs11-{}", &label[..8]));
+        assert!(!nices.is_empty(), "no PKCS#11 thread of the token found");
+        assert!(
+            nices.iter().all(|n| *n == (base + 2).min(19)),
+            "token threads at {nices:?}, process at {base}"
+        );
+        t.logout().await?;
+        Ok(())
+    })
+}
+
 #[test]
 fn fingerprints_are_stable_per_object_and_differ_between_keys() -> TestResult {
     let _shared = shared();

@@ -55,6 +55,8 @@ pub struct Module {
     /// holds the read side, so `C_Finalize` (write side) never runs under a live call, and a
     /// session from an older generation is known to be gone.
     gate: Arc<RwLock<u64>>,
+    /// Added to the process's nice value in the tokens' PKCS#11 threads (0: left alone).
+    thread_nice: i32,
 }
 
 impl Module {
@@ -77,6 +79,7 @@ impl Module {
             labels: Arc::default(),
             provisioning: Arc::default(),
             gate: Arc::default(),
+            thread_nice: 0,
         })
     }
 
@@ -87,6 +90,20 @@ impl Module {
     pub fn with_token_labels(mut self, labels: BTreeMap<String, String>) -> Self {
         self.labels = Arc::new(labels);
         self
+    }
+
+    /// Run the tokens' PKCS#11 threads at `nice` from the process's nice value (config
+    /// `[hsm] thread_nice`; negative is a higher priority, if the process may take it). Tokens
+    /// opened afterwards use it.
+    #[must_use]
+    pub fn with_thread_nice(mut self, nice: i32) -> Self {
+        self.thread_nice = nice;
+        self
+    }
+
+    /// See [`Module::with_thread_nice`].
+    pub fn thread_nice(&self) -> i32 {
+        self.thread_nice
     }
 
     /// Hold this while creating a token (see the field).

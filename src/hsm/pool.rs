@@ -64,12 +64,13 @@ pub struct SessionPool {
 impl SessionPool {
     /// A pool of at most `max_sessions` sessions on `slot`.
     pub fn new(module: Module, label: &str, slot: Slot, max_sessions: usize) -> Self {
+        let workers = Workers::new(label, max_sessions, module.thread_nice());
         SessionPool {
             module,
             label: label.to_string(),
             slot: Mutex::new(slot),
             idle: Mutex::new(Vec::new()),
-            workers: Workers::new(label, max_sessions),
+            workers,
             failing: AtomicBool::new(false),
             stats: CallStats::default(),
         }

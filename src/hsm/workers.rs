@@ -60,6 +60,9 @@ struct Shared {
     wake: Condvar,
     name: String,
     max: usize,
+    /// Added to the process's nice value in each thread this token starts (see
+    /// [`renice_self`]).
+    nice: i32,
     /// The threads started, joined when the pool goes away.
     handles: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -174,6 +177,76 @@ enum More {
     Probe(Vec<Option<u32>>),
 }
 
+/// Whether a thread failed to take its nice value already (said once per process).
+static RENICE_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Move the calling thread's nice value by `delta` from the process's.
+///
+/// A token's threads are the one serial stage of every request that uses it: under load the
+/// async workers and the HTTP clients wake up thousands of times a second, and each wake-up
+/// may preempt the token's thread while requests queue behind it (measured under Encrypt
+/// load on 2 cores: 0.2 preemptions of the token's thread per request; the workers then run
+/// out of work and park). At a higher priority (`[hsm] thread_nice`, default -10) it is
+/// preempted a tenth as often and the workers park a fifth as often. Raising a priority
+/// needs `CAP_SYS_NICE` or a `RLIMIT_NICE` that allows it; without either, the highest
+/// priority the limit allows is taken if that is still a raise, else the threads keep the
+/// process's priority, and the simulator says so once.
+fn renice_self(delta: i32, name: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{Resource, getpriority_process, getrlimit, setpriority_process};
+        let tid = rustix::thread::gettid();
+        let Ok(now) = getpriority_process(Some(tid)) else {
+            return;
+        };
+        let limit = getrlimit(Resource::Nice).current;
+        let mut refused = None;
+        for nice in nice_steps(now, delta, limit) {
+            match setpriority_process(Some(tid), nice) {
+                Ok(()) => {
+                    tracing::debug!(token = name, from = now, nice, "PKCS#11 thread reniced");
+                    return;
+                }
+                Err(e) => refused = Some(e),
+            }
+        }
+        if let Some(e) = refused
+            && !RENICE_REFUSED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!(
+                token = name,
+                wanted = now + delta,
+                nice = now,
+                error = %e,
+                "PKCS#11 threads keep the process's priority: a higher one needs CAP_SYS_NICE or \
+                 a larger RLIMIT_NICE (ulimit -e); set [hsm] thread_nice = 0 to stop trying"
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (delta, name);
+}
+
+/// The nice values to try for a thread at `now` asked to move by `delta`, best first:
+/// `now + delta` (within -20..=19); then, if that is a raise beyond what `RLIMIT_NICE`
+/// (`rlimit`, None for unlimited) allows without `CAP_SYS_NICE`, the most the limit allows, when
+/// that is still a raise. Empty when there is nothing to do.
+fn nice_steps(now: i32, delta: i32, rlimit: Option<u64>) -> Vec<i32> {
+    let want = (now + delta).clamp(-20, 19);
+    if want == now {
+        return Vec::new();
+    }
+    let mut steps = vec![want];
+    // Without CAP_SYS_NICE a thread may lower its nice value to 20 - RLIMIT_NICE at most.
+    if let Some(lim) = rlimit {
+        let floor = 20 - i32::try_from(lim.min(40)).unwrap_or(40);
+        if want < floor && floor < now {
+            steps.push(floor);
+        }
+    }
+    steps
+}
+
 /// This thread's Linux thread id, from `/proc/thread-self` (None elsewhere).
 fn own_tid() -> Option<u32> {
     let link = std::fs::read_link("/proc/thread-self").ok()?;
@@ -229,13 +302,16 @@ impl<T> Future for Pending<T> {
 
 impl Workers {
     /// A queue served by at most `max` threads named after `name`.
-    pub(crate) fn new(name: &str, max: usize) -> Self {
+    /// At most `max` threads named `pkcs11-<name>`, each at `nice` from the process's nice
+    /// value (0: left alone).
+    pub(crate) fn new(name: &str, max: usize, nice: i32) -> Self {
         Workers {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 wake: Condvar::new(),
                 name: name.to_string(),
                 max: max.max(1),
+                nice,
                 handles: Mutex::new(Vec::new()),
             }),
         }
@@ -331,6 +407,9 @@ impl Drop for Workers {
 
 /// A thread's loop: run jobs while there are any, then sleep until woken or idle too long.
 fn serve(shared: &Arc<Shared>) {
+    if shared.nice != 0 {
+        renice_self(shared.nice, &shared.name);
+    }
     let tid = own_tid();
     let mut st = shared.lock();
     loop {
@@ -402,7 +481,7 @@ mod tests {
 
     #[test]
     fn runs_every_job_off_the_caller_thread() {
-        let w = Workers::new("t", 2);
+        let w = Workers::new("t", 2, 0);
         let here = std::thread::current().id();
         rt().block_on(async {
             let mut hs = Vec::new();
@@ -420,7 +499,7 @@ mod tests {
 
     #[test]
     fn never_more_threads_than_max_even_when_jobs_block() {
-        let w = Arc::new(Workers::new("t", 3));
+        let w = Arc::new(Workers::new("t", 3, 0));
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         rt().block_on(async {
@@ -445,7 +524,7 @@ mod tests {
 
     #[test]
     fn jobs_that_do_not_wait_stay_on_one_thread() {
-        let w = Workers::new("t", 4);
+        let w = Workers::new("t", 4, 0);
         rt().block_on(async {
             for i in 0..500u32 {
                 assert_eq!(w.run(move || i + 1).await.expect("job ran"), i + 1);
@@ -458,7 +537,7 @@ mod tests {
     fn jobs_that_wait_for_a_cpu_stay_on_one_thread() {
         // Each job keeps its thread busy on the CPU for 2 ms, so the ones queued behind it
         // wait well past SPREAD_AFTER; another thread would not make them faster.
-        let w = Workers::new("t", 4);
+        let w = Workers::new("t", 4, 0);
         rt().block_on(async {
             let hs: Vec<_> = (0..10)
                 .map(|_| {
@@ -587,8 +666,51 @@ mod tests {
     }
 
     #[test]
+    fn nice_steps_raise_as_far_as_allowed_and_stay_in_range() {
+        // Unlimited (or CAP_SYS_NICE decides): just the wanted value.
+        assert_eq!(nice_steps(0, -10, None), vec![-10]);
+        // RLIMIT_NICE 0, the usual default: only the wanted value to try (it fails).
+        assert_eq!(nice_steps(0, -10, Some(0)), vec![-10]);
+        // RLIMIT_NICE 25 allows nice -5 without the capability: tried second.
+        assert_eq!(nice_steps(0, -10, Some(25)), vec![-10, -5]);
+        // A limit that allows no raise from where the thread is adds nothing.
+        assert_eq!(nice_steps(-5, -10, Some(25)), vec![-15]);
+        // Clamped to -20..=19; nothing to do when that is where the thread is.
+        assert_eq!(nice_steps(5, 20, None), vec![19]);
+        assert_eq!(nice_steps(-20, -10, None), Vec::<i32>::new());
+        assert_eq!(nice_steps(3, 0, Some(0)), Vec::<i32>::new());
+        // Lowering the priority needs no permission and no fallback.
+        assert_eq!(nice_steps(0, 3, Some(0)), vec![3]);
+    }
+
+    /// The nice value of thread `tid` of this process, from its `/proc` stat line.
+    fn nice_of(tid: u32) -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("stat");
+        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+        // Field 19 (nice) is the 17th after the command name.
+        rest.split_whitespace()
+            .nth(16)
+            .expect("nice")
+            .parse()
+            .expect("a number")
+    }
+
+    #[test]
+    fn threads_take_their_nice_value_from_the_process() {
+        let here = nice_of(own_tid().expect("linux"));
+        let w = Workers::new("t", 1, 3);
+        let there = rt()
+            .block_on(w.run(|| own_tid().map(nice_of)))
+            .expect("job runs")
+            .expect("linux");
+        assert_eq!(there, (here + 3).min(19));
+        // This thread was left alone.
+        assert_eq!(nice_of(own_tid().expect("linux")), here);
+    }
+
+    #[test]
     fn a_panicking_job_is_lost_and_the_thread_goes_on() {
-        let w = Workers::new("t", 1);
+        let w = Workers::new("t", 1, 0);
         rt().block_on(async {
             let r: Result<(), Lost> = w.run(|| panic!("boom")).await;
             assert!(r.is_err());
@@ -599,7 +721,7 @@ mod tests {
     #[test]
     fn jobs_queued_before_drop_still_run() {
         let done = Arc::new(AtomicUsize::new(0));
-        let w = Workers::new("t", 1);
+        let w = Workers::new("t", 1, 0);
         let d = Arc::clone(&done);
         let h = w.run(move || {
             std::thread::sleep(Duration::from_millis(20));
