@@ -215,9 +215,8 @@ impl Table {
             let token = r
                 .token_cpu_us
                 .filter(|t| *t > 0.0)
-                .map_or(String::new(), |t| match r.token_nice {
-                    Some(n) => format!("; token threads {t:.0} at nice {n}"),
-                    None => format!("; token threads {t:.0}"),
+                .map_or(String::new(), |t| {
+                    format!("; token threads {t:.0}{}", nice_note(&r.token_nice))
                 });
             note = format!(
                 "{note} [CPU/req: server {:.0} µs ({:.0} user + {:.0} sys{token}), load gen {:.0} µs]",
@@ -939,11 +938,11 @@ fn cpu_secs(pid: &str) -> Option<(f64, f64)> {
 /// CPU time (user + system) of the server's PKCS#11 threads (`pkcs11-…`, one pool per token),
 /// in seconds: the token's own work, the rest of the server's time being HTTP, JSON and
 /// scheduling. A thread that ended since the last look takes its time with it (they end only
-/// after 30 s idle, so not within a measured run). With it, the lowest nice value among those
-/// threads (`[hsm] thread_nice` raises their priority when the server may).
-fn token_cpu_secs(pid: u32) -> Option<(f64, Option<i32>)> {
+/// after 30 s idle, so not within a measured run). With it, the nice values of those threads,
+/// sorted, each once (`[hsm] thread_nice` raises their priority when the server may).
+fn token_cpu_secs(pid: u32) -> Option<(f64, Vec<i32>)> {
     let mut ticks = 0u64;
-    let mut nice: Option<i32> = None;
+    let mut nice = Vec::new();
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let Ok(stat) = std::fs::read_to_string(t.ok()?.path().join("stat")) else {
             continue;
@@ -953,17 +952,27 @@ fn token_cpu_secs(pid: u32) -> Option<(f64, Option<i32>)> {
         {
             ticks += user + sys;
             // Field 19 (nice) is the 17th after the command name.
-            let n = stat[stat.rfind(')')? + 1..]
+            if let Some(n) = stat[stat.rfind(')')? + 1..]
                 .split_whitespace()
                 .nth(16)
-                .and_then(|x| x.parse::<i32>().ok());
-            nice = match (nice, n) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+                .and_then(|x| x.parse::<i32>().ok())
+            {
+                nice.push(n);
+            }
         }
     }
+    nice.sort_unstable();
+    nice.dedup();
     Some((ticks as f64 / 100.0, nice))
+}
+
+/// " at nice -10" (or " at nice -20/-10" when the threads differ); empty when none was seen.
+fn nice_note(nice: &[i32]) -> String {
+    if nice.is_empty() {
+        return String::new();
+    }
+    let v: Vec<String> = nice.iter().map(i32::to_string).collect();
+    format!(" at nice {}", v.join("/"))
 }
 
 /// The machine's CPU time so far, in ticks: (all, stolen by the hypervisor), from
@@ -985,7 +994,7 @@ type CpuPair = (
     Option<(f64, f64)>,
     Option<(f64, f64)>,
     Option<(u64, u64)>,
-    Option<(f64, Option<i32>)>,
+    Option<(f64, Vec<i32>)>,
 );
 
 fn cpu_pair(server: u32) -> CpuPair {
@@ -1006,8 +1015,8 @@ struct LoadResult {
     client_cpu_us: Option<(f64, f64)>,
     /// The part of the server's CPU per request spent on its PKCS#11 threads, in µs.
     token_cpu_us: Option<f64>,
-    /// The PKCS#11 threads' nice value at the end of the run.
-    token_nice: Option<i32>,
+    /// The PKCS#11 threads' nice values at the end of the run (sorted, each once).
+    token_nice: Vec<i32>,
     /// Share of the machine's CPU time the hypervisor gave to other guests meanwhile, in %.
     steal_pct: Option<f64>,
     rps: f64,
@@ -1049,7 +1058,9 @@ impl LoadResult {
             weigh(&mut sv, p.server_cpu_us, n);
             weigh(&mut cl, p.client_cpu_us, n);
             token = token.zip(p.token_cpu_us).map(|(a, t)| a + t * n);
-            m.token_nice = m.token_nice.or(p.token_nice);
+            if m.token_nice.is_empty() {
+                m.token_nice = p.token_nice;
+            }
             steal = steal
                 .zip(p.steal_pct)
                 .map(|(a, s)| a + s * p.elapsed.as_secs_f64());
@@ -1402,13 +1413,13 @@ impl Workload<'_> {
         };
         res.server_cpu_us = per_req(cpu.0.0, cpu.1.0);
         res.client_cpu_us = per_req(cpu.0.1, cpu.1.1);
-        res.token_cpu_us = match (cpu.0.3, cpu.1.3) {
+        res.token_cpu_us = match (&cpu.0.3, &cpu.1.3) {
             (Some((a, _)), Some((b, _))) if res.n > 0 => {
                 Some((b - a).max(0.0) * 1e6 / res.n as f64)
             }
             _ => None,
         };
-        res.token_nice = cpu.1.3.and_then(|(_, nice)| nice);
+        res.token_nice = cpu.1.3.map(|(_, nice)| nice).unwrap_or_default();
         res.steal_pct = match (cpu.0.2, cpu.1.2) {
             (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
                 Some((s1.saturating_sub(s0)) as f64 * 100.0 / (t1 - t0) as f64)
@@ -2023,9 +2034,9 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             "a second server (own data dir and token) whose PKCS#11 threads keep the process's \
              priority; the default server's {} ({}) against it: {:.0}% ({})",
             rate(plain.a.rps),
-            match plain.a.token_nice {
-                Some(n) => format!("token threads at nice {n}"),
-                None => "token threads not seen".into(),
+            match nice_note(&plain.a.token_nice) {
+                n if n.is_empty() => "token threads not seen".into(),
+                n => format!("token threads{n}"),
             },
             plain.ratio() * 100.0,
             plain.spread()

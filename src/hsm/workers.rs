@@ -196,12 +196,17 @@ fn renice_self(delta: i32, name: &str) {
     {
         use rustix::process::{Resource, getpriority_process, getrlimit, setpriority_process};
         let tid = rustix::thread::gettid();
-        let Ok(now) = getpriority_process(Some(tid)) else {
+        // The process's nice value is its main thread's (what `nice cks-sim` set). A thread
+        // starts with its creator's value, which may be another token thread's, already moved.
+        let (Ok(now), Ok(base)) = (
+            getpriority_process(Some(tid)),
+            getpriority_process(Some(rustix::process::getpid())),
+        ) else {
             return;
         };
         let limit = getrlimit(Resource::Nice).current;
         let mut refused = None;
-        for nice in nice_steps(now, delta, limit) {
+        for nice in nice_steps(now, base + delta, limit) {
             match setpriority_process(Some(tid), nice) {
                 Ok(()) => {
                     tracing::debug!(token = name, from = now, nice, "PKCS#11 thread reniced");
@@ -215,7 +220,7 @@ fn renice_self(delta: i32, name: &str) {
         {
             tracing::info!(
                 token = name,
-                wanted = now + delta,
+                wanted = base + delta,
                 nice = now,
                 error = %e,
                 "PKCS#11 threads keep the process's priority: a higher one needs CAP_SYS_NICE or \
@@ -227,12 +232,12 @@ fn renice_self(delta: i32, name: &str) {
     let _ = (delta, name);
 }
 
-/// The nice values to try for a thread at `now` asked to move by `delta`, best first:
-/// `now + delta` (within -20..=19); then, if that is a raise beyond what `RLIMIT_NICE`
-/// (`rlimit`, None for unlimited) allows without `CAP_SYS_NICE`, the most the limit allows, when
-/// that is still a raise. Empty when there is nothing to do.
-fn nice_steps(now: i32, delta: i32, rlimit: Option<u64>) -> Vec<i32> {
-    let want = (now + delta).clamp(-20, 19);
+/// The nice values to try for a thread at `now` that should be at `want`, best first: `want`
+/// (within -20..=19); then, if that is a raise beyond what `RLIMIT_NICE` (`rlimit`, None for
+/// unlimited) allows without `CAP_SYS_NICE`, the most the limit allows, when that is still a
+/// raise. Empty when there is nothing to do.
+fn nice_steps(now: i32, want: i32, rlimit: Option<u64>) -> Vec<i32> {
+    let want = want.clamp(-20, 19);
     if want == now {
         return Vec::new();
     }
@@ -674,11 +679,13 @@ mod tests {
         // RLIMIT_NICE 25 allows nice -5 without the capability: tried second.
         assert_eq!(nice_steps(0, -10, Some(25)), vec![-10, -5]);
         // A limit that allows no raise from where the thread is adds nothing.
-        assert_eq!(nice_steps(-5, -10, Some(25)), vec![-15]);
+        assert_eq!(nice_steps(-5, -15, Some(25)), vec![-15]);
+        // A thread started by a thread already there has nothing to do (not -20: the target
+        // is the process's value plus the offset, not the creator's).
+        assert_eq!(nice_steps(-10, -10, None), Vec::<i32>::new());
         // Clamped to -20..=19; nothing to do when that is where the thread is.
-        assert_eq!(nice_steps(5, 20, None), vec![19]);
-        assert_eq!(nice_steps(-20, -10, None), Vec::<i32>::new());
-        assert_eq!(nice_steps(3, 0, Some(0)), Vec::<i32>::new());
+        assert_eq!(nice_steps(5, 25, None), vec![19]);
+        assert_eq!(nice_steps(-20, -30, None), Vec::<i32>::new());
         // Lowering the priority needs no permission and no fallback.
         assert_eq!(nice_steps(0, 3, Some(0)), vec![3]);
     }
@@ -696,16 +703,34 @@ mod tests {
     }
 
     #[test]
-    fn threads_take_their_nice_value_from_the_process() {
-        let here = nice_of(own_tid().expect("linux"));
+    fn threads_take_their_nice_value_from_the_process_not_from_their_creator() {
+        let base = nice_of(std::process::id());
+        let want = (base + 3).min(19);
         let w = Workers::new("t", 1, 3);
         let there = rt()
             .block_on(w.run(|| own_tid().map(nice_of)))
             .expect("job runs")
             .expect("linux");
-        assert_eq!(there, (here + 3).min(19));
-        // This thread was left alone.
-        assert_eq!(nice_of(own_tid().expect("linux")), here);
+        assert_eq!(there, want);
+        assert_eq!(
+            nice_of(std::process::id()),
+            base,
+            "the process was left alone"
+        );
+        // A thread started by one that has moved already (as a token thread that brings in
+        // another has) lands on the same value, not 3 further.
+        let w2 = Workers::new("t2", 1, 3);
+        let there = std::thread::spawn(move || {
+            let me = rustix::thread::gettid();
+            rustix::process::setpriority_process(Some(me), want)
+                .expect("lowering a priority needs no privilege");
+            rt().block_on(w2.run(|| own_tid().map(nice_of)))
+        })
+        .join()
+        .expect("creator thread")
+        .expect("job runs")
+        .expect("linux");
+        assert_eq!(there, want);
     }
 
     #[test]
