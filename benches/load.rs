@@ -45,6 +45,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -935,35 +936,55 @@ fn cpu_secs(pid: &str) -> Option<(f64, f64)> {
     Some((user as f64 / 100.0, sys as f64 / 100.0))
 }
 
-/// CPU time (user + system) of the server's PKCS#11 threads (`pkcs11-…`, one pool per token),
-/// in seconds: the token's own work, the rest of the server's time being HTTP, JSON and
-/// scheduling. A thread that ended since the last look takes its time with it (they end only
-/// after 30 s idle, so not within a measured run). With it, the nice values of those threads,
-/// sorted, each once (`[hsm] thread_nice` raises their priority when the server may).
-fn token_cpu_secs(pid: u32) -> Option<(f64, Vec<i32>)> {
-    let mut ticks = 0u64;
-    let mut nice = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let Ok(stat) = std::fs::read_to_string(t.ok()?.path().join("stat")) else {
-            continue;
-        };
-        if let Some((name, user, sys)) = stat_ticks(&stat)
-            && name.starts_with("pkcs11-")
-        {
-            ticks += user + sys;
-            // Field 19 (nice) is the 17th after the command name.
-            if let Some(n) = stat[stat.rfind(')')? + 1..]
-                .split_whitespace()
-                .nth(16)
-                .and_then(|x| x.parse::<i32>().ok())
+/// The server's PKCS#11 threads (`pkcs11-…`, one pool per token) at one moment: each one's CPU
+/// time (user + system ticks) by thread id, and their nice values, sorted, each once
+/// (`[hsm] thread_nice` raises their priority when the server may).
+#[derive(Default)]
+struct TokenThreads {
+    ticks: BTreeMap<String, u64>,
+    nice: Vec<i32>,
+}
+
+impl TokenThreads {
+    fn sample(pid: u32) -> Option<TokenThreads> {
+        let mut out = TokenThreads::default();
+        for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+            let t = t.ok()?;
+            let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+                continue;
+            };
+            if let Some((name, user, sys)) = stat_ticks(&stat)
+                && name.starts_with("pkcs11-")
             {
-                nice.push(n);
+                out.ticks
+                    .insert(t.file_name().to_string_lossy().into_owned(), user + sys);
+                // Field 19 (nice) is the 17th after the command name.
+                if let Some(n) = stat[stat.rfind(')')? + 1..]
+                    .split_whitespace()
+                    .nth(16)
+                    .and_then(|x| x.parse::<i32>().ok())
+                {
+                    out.nice.push(n);
+                }
             }
         }
+        out.nice.sort_unstable();
+        out.nice.dedup();
+        Some(out)
     }
-    nice.sort_unstable();
-    nice.dedup();
-    Some((ticks as f64 / 100.0, nice))
+
+    /// CPU seconds the token's threads spent since `before`: the token's own work, the rest
+    /// of the server's time being HTTP, JSON and scheduling. Counted per thread, so a thread
+    /// that started meanwhile counts from zero; one that ended (after 30 s idle) is not
+    /// counted at all, rather than taking its earlier time out of the total.
+    fn secs_since(&self, before: &TokenThreads) -> f64 {
+        let ticks: u64 = self
+            .ticks
+            .iter()
+            .map(|(tid, t)| t.saturating_sub(before.ticks.get(tid).copied().unwrap_or(0)))
+            .sum();
+        ticks as f64 / 100.0
+    }
 }
 
 /// " at nice -10" (or " at nice -20/-10" when the threads differ); empty when none was seen.
@@ -994,7 +1015,7 @@ type CpuPair = (
     Option<(f64, f64)>,
     Option<(f64, f64)>,
     Option<(u64, u64)>,
-    Option<(f64, Vec<i32>)>,
+    Option<TokenThreads>,
 );
 
 fn cpu_pair(server: u32) -> CpuPair {
@@ -1002,7 +1023,7 @@ fn cpu_pair(server: u32) -> CpuPair {
         cpu_secs(&server.to_string()),
         cpu_secs("self"),
         steal_ticks(),
-        token_cpu_secs(server),
+        TokenThreads::sample(server),
     )
 }
 
@@ -1414,12 +1435,10 @@ impl Workload<'_> {
         res.server_cpu_us = per_req(cpu.0.0, cpu.1.0);
         res.client_cpu_us = per_req(cpu.0.1, cpu.1.1);
         res.token_cpu_us = match (&cpu.0.3, &cpu.1.3) {
-            (Some((a, _)), Some((b, _))) if res.n > 0 => {
-                Some((b - a).max(0.0) * 1e6 / res.n as f64)
-            }
+            (Some(a), Some(b)) if res.n > 0 => Some(b.secs_since(a) * 1e6 / res.n as f64),
             _ => None,
         };
-        res.token_nice = cpu.1.3.map(|(_, nice)| nice).unwrap_or_default();
+        res.token_nice = cpu.1.3.map(|t| t.nice).unwrap_or_default();
         res.steal_pct = match (cpu.0.2, cpu.1.2) {
             (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => {
                 Some((s1.saturating_sub(s0)) as f64 * 100.0 / (t1 - t0) as f64)
