@@ -252,10 +252,12 @@ fn nice_steps(now: i32, want: i32, rlimit: Option<u64>) -> Vec<i32> {
     steps
 }
 
-/// This thread's Linux thread id, from `/proc/thread-self` (None elsewhere).
+/// This thread's Linux thread id (None elsewhere).
 fn own_tid() -> Option<u32> {
-    let link = std::fs::read_link("/proc/thread-self").ok()?;
-    link.file_name()?.to_str()?.parse().ok()
+    #[cfg(target_os = "linux")]
+    return u32::try_from(rustix::process::Pid::as_raw(Some(rustix::thread::gettid()))).ok();
+    #[cfg(not(target_os = "linux"))]
+    None
 }
 
 /// Whether thread `tid` of this process is runnable (on a CPU or waiting for one), from its
@@ -306,9 +308,8 @@ impl<T> Future for Pending<T> {
 }
 
 impl Workers {
-    /// A queue served by at most `max` threads named after `name`.
-    /// At most `max` threads named `pkcs11-<name>`, each at `nice` from the process's nice
-    /// value (0: left alone).
+    /// A queue served by at most `max` threads named `pkcs11-<name>`, each at `nice` from the
+    /// process's nice value (0: left alone).
     pub(crate) fn new(name: &str, max: usize, nice: i32) -> Self {
         Workers {
             shared: Arc::new(Shared {
