@@ -4,7 +4,9 @@
 //!    as many sessions as the pool uses) and raw `C_GenerateKey` of a token AES key;
 //! 2. a release `cks-sim serve` over HTTP on loopback, driven by this load generator with
 //!    keep-alive connections: Encrypt, Decrypt, GenerateDataKey on a CloudHSM-store key and on
-//!    an AWS_KMS key, and the CreateKey rate in a store;
+//!    an AWS_KMS key, and the CreateKey rate in a store; and Encrypt on a second server whose
+//!    token threads keep the process's priority (`[hsm] thread_nice = 0`), interleaved with
+//!    the default server;
 //! 3. the same workload against `moto_server` (ordinary keys only: moto has no CloudHSM key
 //!    stores);
 //! 4. scale: Encrypt over 10 / 1,000 / 10,000 keys on the token, start-up with 10,000 keys,
@@ -17,7 +19,8 @@
 //! keys (a seeded cluster in the same server), and that 10-key workload once with itself, to
 //! show the pairing's own noise; raw key generation alternates with the first CreateKey batch
 //! (over the same key counts). Every load figure also gives the CPU time per request (and the
-//! part of it on the token's PKCS#11 threads) and the hypervisor's steal time.
+//! part of it on the token's PKCS#11 threads, with their nice value) and the hypervisor's
+//! steal time.
 //!
 //! It prints one table on stdout (progress goes to stderr). A plain `main` (`harness = false`):
 //! `cargo bench --bench load` passes `--bench`, which is ignored.
