@@ -921,21 +921,31 @@ struct Server {
     pid: u32,
 }
 
-/// The name and the (user, system) CPU ticks of a `/proc/…/stat` line (a process's or a
-/// thread's). Ticks are USER_HZ = 100 per second.
-fn stat_ticks(stat: &str) -> Option<(&str, u64, u64)> {
+/// What the bench reads from a `/proc/…/stat` line (a process's or a thread's).
+struct Stat<'a> {
+    name: &'a str,
+    /// CPU ticks (USER_HZ = 100 per second).
+    user: u64,
+    sys: u64,
+    nice: i32,
+}
+
+fn parse_stat(stat: &str) -> Option<Stat<'_>> {
     let (open, close) = (stat.find('(')?, stat.rfind(')')?);
     let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    // After the command: state is field 3, utime field 14, stime field 15.
-    let user = f.get(11)?.parse::<u64>().ok()?;
-    let sys = f.get(12)?.parse::<u64>().ok()?;
-    Some((&stat[open + 1..close], user, sys))
+    // After the command: state is field 3, utime field 14, stime field 15, nice field 19.
+    Some(Stat {
+        name: &stat[open + 1..close],
+        user: f.get(11)?.parse().ok()?,
+        sys: f.get(12)?.parse().ok()?,
+        nice: f.get(16)?.parse().ok()?,
+    })
 }
 
 /// CPU time (user, system; all threads) of process `pid` ("self" for this one), in seconds.
 fn cpu_secs(pid: &str) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, user, sys) = stat_ticks(&stat)?;
+    let Stat { user, sys, .. } = parse_stat(&stat)?;
     Some((user as f64 / 100.0, sys as f64 / 100.0))
 }
 
@@ -956,19 +966,14 @@ impl TokenThreads {
             let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
                 continue;
             };
-            if let Some((name, user, sys)) = stat_ticks(&stat)
-                && name.starts_with("pkcs11-")
+            if let Some(st) = parse_stat(&stat)
+                && st.name.starts_with("pkcs11-")
             {
-                out.ticks
-                    .insert(t.file_name().to_string_lossy().into_owned(), user + sys);
-                // Field 19 (nice) is the 17th after the command name.
-                if let Some(n) = stat[stat.rfind(')')? + 1..]
-                    .split_whitespace()
-                    .nth(16)
-                    .and_then(|x| x.parse::<i32>().ok())
-                {
-                    out.nice.push(n);
-                }
+                out.ticks.insert(
+                    t.file_name().to_string_lossy().into_owned(),
+                    st.user + st.sys,
+                );
+                out.nice.push(st.nice);
             }
         }
         out.nice.sort_unstable();
