@@ -289,6 +289,14 @@ fn concurrent_encryptions_all_succeed_and_never_run_on_the_async_worker() -> Tes
     })
 }
 
+/// The command name and nice value of a `/proc/…/stat` line.
+fn name_and_nice(stat: &str) -> (&str, i32) {
+    let (open, close) = (stat.find('(').expect("("), stat.rfind(')').expect(")"));
+    // Field 19 (nice) is the 17th after the command name.
+    let nice = stat[close + 1..].split_whitespace().nth(16).expect("nice");
+    (&stat[open + 1..close], nice.parse().expect("a number"))
+}
+
 /// The nice values of this process's threads whose name starts with `prefix`.
 fn thread_nices(prefix: &str) -> Vec<i32> {
     let mut out = Vec::new();
@@ -296,11 +304,9 @@ fn thread_nices(prefix: &str) -> Vec<i32> {
         let Ok(stat) = std::fs::read_to_string(t.expect("task").path().join("stat")) else {
             continue;
         };
-        let (open, close) = (stat.find('(').expect("("), stat.rfind(')').expect(")"));
-        if stat[open + 1..close].starts_with(prefix) {
-            // Field 19 (nice) is the 17th after the command name.
-            let nice = stat[close + 1..].split_whitespace().nth(16).expect("nice");
-            out.push(nice.parse().expect("a number"));
+        let (name, nice) = name_and_nice(&stat);
+        if name.starts_with(prefix) {
+            out.push(nice);
         }
     }
     out
@@ -311,10 +317,8 @@ fn a_token_runs_its_calls_on_threads_at_the_module_s_nice_value() -> TestResult 
     let _shared = shared();
     // A positive value, which any process may take: lowering a priority needs no privilege.
     let label = fresh_token("nice", "user-pin-6");
-    let base = thread_nices("")
-        .first()
-        .copied()
-        .expect("this process's threads");
+    // The process's nice value: its main thread's.
+    let base = name_and_nice(&std::fs::read_to_string("/proc/self/stat").expect("stat")).1;
     let m = module().clone().with_thread_nice(2);
     rt().block_on(async {
         let t = Arc::new(Token::open(&m, &label, 2)?);
