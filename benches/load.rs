@@ -20,7 +20,7 @@
 //! show the pairing's own noise; raw key generation alternates with the first CreateKey batch
 //! (over the same key counts). Every load figure also gives the CPU time per request (and the
 //! part of it on the token's PKCS#11 threads, with their nice value) and the hypervisor's
-//! steal time.
+//! steal time. A target whose run was too noisy to tell (see [`NOISE_LIMIT`]) is "not judged".
 //!
 //! It prints one table on stdout (progress goes to stderr). A plain `main` (`harness = false`):
 //! `cargo bench --bench load` passes `--bench`, which is ignored.
