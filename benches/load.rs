@@ -232,9 +232,9 @@ impl Table {
             .trim()
             .to_string();
         }
-        if let Some(st) = r.steal_pct.filter(|st| *st >= 1.0) {
-            note = format!("{note} (steal {st:.0}%)").trim().to_string();
-        }
+        note = format!("{note}{}", steal_note(r.steal_pct))
+            .trim()
+            .to_string();
         if r.reconnects > 0 {
             note = format!(
                 "{note} ({} new connections: the server closes them)",
@@ -364,6 +364,13 @@ fn too_much_steal(steal_pct: Option<f64>) -> Option<String> {
     steal_pct
         .filter(|st| *st >= NOISE_LIMIT * 100.0)
         .map(|st| format!("the hypervisor took {st:.0}% of the machine's time meanwhile"))
+}
+
+/// " (steal N%)" for a row's note, when the hypervisor took at least 1% meanwhile.
+fn steal_note(steal_pct: Option<f64>) -> String {
+    steal_pct
+        .filter(|st| *st >= 1.0)
+        .map_or(String::new(), |st| format!(" (steal {st:.0}%)"))
 }
 
 /// The machine's steal (percent of all CPU time) between two [`steal_ticks`] samples.
@@ -2352,9 +2359,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             "spawn → port file (store CONNECTED); first Encrypt +{}; stop took {}{}",
             first_ok.map_or("FAILED".to_string(), secs),
             secs(stop_took),
-            startup_steal
-                .filter(|st| *st >= 1.0)
-                .map_or(String::new(), |st| format!(" (steal {st:.0}%)"))
+            steal_note(startup_steal)
         ),
     );
     // The same ten hot keys on the restarted server: with the grown server's figure, this
