@@ -691,16 +691,10 @@ mod tests {
         assert_eq!(nice_steps(0, 3, Some(0)), vec![3]);
     }
 
-    /// The nice value of thread `tid` of this process, from its `/proc` stat line.
+    /// The nice value of thread (or process) `tid`, as the kernel reports it.
     fn nice_of(tid: u32) -> i32 {
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("stat");
-        let rest = &stat[stat.rfind(')').expect("comm") + 1..];
-        // Field 19 (nice) is the 17th after the command name.
-        rest.split_whitespace()
-            .nth(16)
-            .expect("nice")
-            .parse()
-            .expect("a number")
+        let pid = rustix::process::Pid::from_raw(i32::try_from(tid).expect("a thread id"));
+        rustix::process::getpriority_process(pid).expect("getpriority")
     }
 
     #[test]
