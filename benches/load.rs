@@ -1362,6 +1362,19 @@ struct Workload<'a> {
     bound: Bound,
 }
 
+impl Workload<'static> {
+    /// Encrypt with `bodies` on `srv`, timed at the run's measured seconds and connections.
+    fn encrypt(set: &Settings, srv: Server, bodies: Arc<Vec<Bytes>>) -> Self {
+        Workload {
+            srv,
+            op: "Encrypt",
+            bodies,
+            conns: set.conns,
+            bound: Bound::Timed(set.secs),
+        }
+    }
+}
+
 impl Workload<'_> {
     /// The same workload as one slice of an interleaved pair.
     fn sliced(&self, d: Duration) -> Self {
@@ -1555,13 +1568,7 @@ async fn trio(
     let encrypt = match raw {
         Some(raw) => {
             let enc = raw.one_session(&pt);
-            let http = Workload {
-                srv,
-                op: "Encrypt",
-                bodies: body,
-                conns: set.conns,
-                bound: b,
-            };
+            let http = Workload::encrypt(set, srv, body);
             let pair = interleave(Side::Http(http), Side::Raw(&enc, set.secs), set.secs).await?;
             raw.enc32_1 = pair.b.rps;
             raw.enc32_1_spread = pair.spread();
@@ -1720,13 +1727,7 @@ async fn plain_priority(set: &Settings, srv: Server, bodies: &Arc<Vec<Bytes>>) -
     };
     let mut api = Api::new(other.addr).await?;
     wait_connected(&mut api, SMALL_STORE).await?;
-    let work = |srv| Workload {
-        srv,
-        op: "Encrypt",
-        bodies: Arc::clone(bodies),
-        conns: set.conns,
-        bound: Bound::Timed(set.secs),
-    };
+    let work = |srv| Workload::encrypt(set, srv, Arc::clone(bodies));
     warm_up(
         other,
         "Encrypt",
@@ -2111,13 +2112,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             plain.spread()
         ),
     );
-    let encrypt_load = |bodies: Arc<Vec<Bytes>>| Workload {
-        srv,
-        op: "Encrypt",
-        bodies,
-        conns,
-        bound: Bound::Timed(set.secs),
-    };
+    let encrypt_load = |bodies: Arc<Vec<Bytes>>| Workload::encrypt(set, srv, bodies);
     let mut points: Vec<ScalePoint> = Vec::new();
     let mut have = 1usize; // hsm_key
     let mut create_rates: Vec<(usize, usize, LoadResult)> = Vec::new();
