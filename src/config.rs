@@ -368,6 +368,14 @@ pub fn softhsm_conf_text(token_dir: &Path) -> String {
 mod tests {
     use super::*;
 
+    /// What `from_parts` says of a file with this text, which it must refuse.
+    fn refusal(text: &str) -> String {
+        let f: FileConfig = toml::from_str(text).unwrap();
+        Config::from_parts(f, &Overrides::default())
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn defaults_are_valid() {
         let c = Config::from_parts(FileConfig::default(), &Overrides::default()).unwrap();
@@ -399,10 +407,7 @@ mod tests {
         let c = Config::from_parts(f, &Overrides::default()).unwrap();
         assert_eq!(c.provisioner, ProvisionerKind::None);
         assert_eq!(c.soft_token, None);
-        let f: FileConfig = toml::from_str("[hsm]\nprovisioner = \"nope\"").unwrap();
-        let e = Config::from_parts(f, &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let e = refusal("[hsm]\nprovisioner = \"nope\"");
         assert!(e.contains("hsm.provisioner"), "{e}");
     }
 
@@ -418,10 +423,7 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let f: FileConfig = toml::from_str("[identity]\naccount = \"12\"").unwrap();
-        let e = Config::from_parts(f, &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let e = refusal("[identity]\naccount = \"12\"");
         assert!(e.contains("identity.account"), "{e}");
         let ov = Overrides {
             listen: Some("nope".into()),
@@ -435,10 +437,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen_addr"), "{e}");
-        let f: FileConfig = toml::from_str("[hsm]\nthread_nice = -25").unwrap();
-        let e = Config::from_parts(f, &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let e = refusal("[hsm]\nthread_nice = -25");
         assert!(e.contains("hsm.thread_nice"), "{e}");
     }
 
