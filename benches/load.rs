@@ -2535,10 +2535,12 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         format!("{:.2}", ratio(raw.enc32_fixed_iv, raw.enc32_1)),
         "what the IV draw costs",
     );
-    if let (Some(hi), Some(rs)) = (points.last(), &raw.scale)
-        && hi.keys == rs.keys
-    {
-        // The same comparison on the token alone: what cks-sim's figure is bounded by.
+    // The same comparison on the token alone, at the largest scale point: what cks-sim's
+    // figure is bounded by.
+    let token_alone = points
+        .last()
+        .and_then(|hi| raw.scale.as_ref().filter(|rs| rs.keys == hi.keys));
+    if let (Some(hi), Some(rs)) = (points.last(), token_alone) {
         let cpu = |r: &LoadResult| r.server_cpu_us.map(|(u, s)| u + s);
         let added = match (cpu(&hi.pair.a), cpu(&hi.pair.b)) {
             (Some(a), Some(b)) => format!("server CPU {:+.0} µs", a - b),
@@ -2636,9 +2638,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
                 hi.pair.spread(),
                 thousands(lo.keys as u64),
                 ratio(hi.pair.a.rps, lo.pair.a.rps) * 100.0,
-                raw.scale
-                    .as_ref()
-                    .filter(|rs| rs.keys == hi.keys)
+                token_alone
                     .map(|rs| format!("; the token alone: {:.0}%", rs.ratio * 100.0))
                     .unwrap_or_default()
             ),
