@@ -1,7 +1,8 @@
 //! `scripts/bench`'s measurements, in one process and one run (issue 7):
 //!
-//! 1. the limit: raw in-process PKCS#11 AES-256-GCM on a SoftHSM2 token key (one session and
-//!    as many sessions as the pool uses) and raw `C_GenerateKey` of a token AES key;
+//! 1. the limit: raw in-process PKCS#11 AES-256-GCM on a token key (SoftHSM2 by default, or
+//!    kryoptic: the soft token `CKS_SIM_PKCS11_MODULE` names; one session and as many sessions
+//!    as the pool uses) and raw `C_GenerateKey` of a token AES key;
 //! 2. a release `cks-sim serve` over HTTP on loopback, driven by this load generator with
 //!    keep-alive connections: Encrypt, Decrypt, GenerateDataKey on a CloudHSM-store key and on
 //!    an AWS_KMS key, and the CreateKey rate in a store; and Encrypt on a second server whose
@@ -26,8 +27,9 @@
 //! `cargo bench --bench load` passes `--bench`, which is ignored.
 //!
 //! Environment: `CKS_SIM_BIN` (required: the release binary), `MOTO_SERVER_BIN` (optional),
-//! `SOFTHSM2_CONF` (required for the raw figures; its token directory must exist),
-//! `CKS_SIM_PKCS11_MODULE` (optional), `BENCH_SECS` (measured seconds per workload, default 3),
+//! `CKS_SIM_PKCS11_MODULE` (optional: SoftHSM2 when unset), the soft token's configuration
+//! variable (required for the raw figures: `SOFTHSM2_CONF`, its token directory existing, or
+//! `KRYOPTIC_CONF`, with free slots; the servers write their own), `BENCH_SECS` (measured seconds per workload, default 3),
 //! `BENCH_RUNS` (default 3: each timed figure is the best of that many runs; an interleaved
 //! pair gets that many times `BENCH_SECS` per side, in slices),
 //! `BENCH_CONNS` (default 16), `BENCH_SCALE` (key counts, default `10,1000,10000`),
@@ -38,7 +40,7 @@
 
 use base64::Engine;
 use bytes::Bytes;
-use cks_sim::hsm::{Module, Provisioner};
+use cks_sim::hsm::{Module, Provisioner, SoftToken};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
@@ -580,22 +582,36 @@ impl RawEnc<'_> {
     }
 }
 
-fn measure_raw(set: &Settings, table: &mut Table) -> Res<Raw> {
+/// The module under test and its soft token. The bench makes its own tokens (`C_InitToken`),
+/// as the servers do, so only a soft token can run it.
+fn bench_module() -> Res<(SoftToken, PathBuf)> {
     let explicit = std::env::var_os("CKS_SIM_PKCS11_MODULE").map(PathBuf::from);
     let path = cks_sim::hsm::module::locate(explicit.as_deref())?;
-    let conf = std::env::var_os("SOFTHSM2_CONF")
-        .ok_or("SOFTHSM2_CONF is not set (scripts/bench sets it)")?;
+    let kind = SoftToken::detect(explicit.as_deref()).ok_or_else(|| {
+        format!(
+            "{}: the bench creates its own tokens, so it runs on SoftHSM2 or kryoptic only",
+            path.display()
+        )
+    })?;
+    Ok((kind, path))
+}
+
+fn measure_raw(set: &Settings, table: &mut Table, kind: SoftToken, path: &Path) -> Res<Raw> {
+    let var = kind.env_var();
+    let conf =
+        std::env::var_os(var).ok_or_else(|| format!("{var} is not set (scripts/bench sets it)"))?;
     progress(&format!(
-        "raw token: module {}, SOFTHSM2_CONF {}",
+        "raw token: {} module {}, {var} {}",
+        kind.name(),
         path.display(),
         PathBuf::from(conf).display()
     ));
-    let module = Module::load(&path)?;
+    let module = Module::load(path)?;
     let label = format!("bench-{}", short_id());
     Provisioner::SoftToken.ensure_token(&module, &label, "bench-so-pin", USER_PIN)?;
     let slot = module.find_token(&label)?;
     // An independent cryptoki handle on the same (already initialized) module.
-    let p = Pkcs11::new(&path)?;
+    let p = Pkcs11::new(path)?;
     let _ = p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
     let anchor = p.open_rw_session(slot)?;
     anchor.login(UserType::User, Some(&AuthPin::from(USER_PIN.to_string())))?;
@@ -1951,7 +1967,8 @@ fn run() -> Res<()> {
         set.scale,
         set.dir.display()
     ));
-    let mut raw = measure_raw(&set, &mut table)?;
+    let (kind, module) = bench_module()?;
+    let mut raw = measure_raw(&set, &mut table, kind, &module)?;
     let out = if std::env::var("BENCH_RAW_ONLY").is_ok_and(|v| v == "1") {
         let pt = [0x42u8; 32];
         table.add(
@@ -1981,9 +1998,11 @@ fn run() -> Res<()> {
     }
     // What was measured is printed even when a later phase failed.
     println!(
-        "cks-sim benchmarks: {} cores, {} connections, {} s measured per workload after {} ms \
+        "cks-sim benchmarks on {} ({}): {} cores, {} connections, {} s measured per workload after {} ms \
          warm-up, best of {} runs (p50/p99 and CPU from that run; interleaved pairs: totals over \
          all their slices); every figure from this one run of the bench",
+        kind.name(),
+        module.display(),
         std::thread::available_parallelism().map_or(0, usize::from),
         set.conns,
         set.secs.as_secs_f64(),
