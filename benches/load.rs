@@ -29,7 +29,8 @@
 //! Environment: `CKS_SIM_BIN` (required: the release binary), `MOTO_SERVER_BIN` (optional),
 //! `CKS_SIM_PKCS11_MODULE` (optional: SoftHSM2 when unset), the soft token's configuration
 //! variable (required for the raw figures: `SOFTHSM2_CONF`, its token directory existing, or
-//! `KRYOPTIC_CONF`, with free slots; the servers write their own), `BENCH_SECS` (measured seconds per workload, default 3),
+//! `KRYOPTIC_CONF`, with free slots; the servers write their own), `BENCH_SECS` (measured
+//! seconds per workload, default 3),
 //! `BENCH_RUNS` (default 3: each timed figure is the best of that many runs; an interleaved
 //! pair gets that many times `BENCH_SECS` per side, in slices),
 //! `BENCH_CONNS` (default 16), `BENCH_SCALE` (key counts, default `10,1000,10000`),
@@ -1478,12 +1479,9 @@ impl Workload<'_> {
                     if ticket >= max {
                         break;
                     }
-                    let req = if counted {
-                        &requests[ticket as usize % requests.len()]
-                    } else {
-                        j += conns;
-                        &requests[(j - conns) % requests.len()]
-                    };
+                    let k = if counted { ticket as usize } else { j };
+                    j += conns;
+                    let req = &requests[k % requests.len()];
                     let start = t0.elapsed();
                     // A server without keep-alive (moto's Werkzeug answers `Connection: close`)
                     // costs a new connection per request, inside the measured latency.
@@ -1866,7 +1864,6 @@ async fn connected_store(sim: &Sim, api: &mut Api) -> Res<String> {
     Ok(id)
 }
 
-/// Poll until key store `id` is CONNECTED (60 s at most).
 /// The session copies of keys the cluster's token holds (`None` if the server does not say).
 async fn session_copies(api: &mut Api, cluster: &str) -> Res<Option<u64>> {
     Ok(api
@@ -1876,6 +1873,7 @@ async fn session_copies(api: &mut Api, cluster: &str) -> Res<Option<u64>> {
         .and_then(Value::as_u64))
 }
 
+/// Poll until key store `id` is CONNECTED (60 s at most).
 async fn wait_connected(api: &mut Api, id: &str) -> Res<()> {
     let t0 = Instant::now();
     loop {
@@ -2263,11 +2261,12 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         .await?;
         // A key first used inside a measured slice would charge it a copy (on kryoptic, a
         // scan of the whole token).
-        let warm = session_copies(&mut api, &cluster).await?;
-        if warm.is_some_and(|c| c < have as u64) {
+        if let Some(warm) = session_copies(&mut api, &cluster).await?
+            && warm < have as u64
+        {
             return Err(format!(
                 "the warm-up left {} of the {have} keys without a session copy",
-                have as u64 - warm.unwrap_or(0)
+                have as u64 - warm
             )
             .into());
         }
