@@ -41,12 +41,9 @@ fn softhsm_conf() {
         std::env::var_os("SOFTHSM2_CONF")
             .expect("SOFTHSM2_CONF is set by .cargo/config.toml or scripts/bench"),
     );
-    if !conf.exists() {
-        let tokens = conf.parent().expect("conf has a parent").join("tokens");
-        std::fs::create_dir_all(&tokens).expect("create token dir");
-        std::fs::write(&conf, cks_sim::config::softhsm_conf_text(&tokens))
-            .expect("write softhsm2.conf");
-    }
+    cks_sim::hsm::SoftToken::SoftHsm2
+        .write_conf_if_missing(&conf, 0)
+        .expect("write softhsm2.conf");
 }
 
 fn module_path() -> PathBuf {

@@ -28,8 +28,8 @@
 //!
 //! Environment: `CKS_SIM_BIN` (required: the release binary), `MOTO_SERVER_BIN` (optional),
 //! `CKS_SIM_PKCS11_MODULE` (optional: SoftHSM2 when unset), the soft token's configuration
-//! variable (required for the raw figures: `SOFTHSM2_CONF`, its token directory existing, or
-//! `KRYOPTIC_CONF`, with free slots; the servers write their own), `BENCH_SECS` (measured
+//! variable (required for the raw figures: `SOFTHSM2_CONF` or `KRYOPTIC_CONF`; a missing file
+//! is written with the servers' settings, which write their own), `BENCH_SECS` (measured
 //! seconds per workload, default 3),
 //! `BENCH_RUNS` (default 3: each timed figure is the best of that many runs; an interleaved
 //! pair gets that many times `BENCH_SECS` per side, in slices),
@@ -599,13 +599,16 @@ fn bench_module() -> Res<(SoftToken, PathBuf)> {
 
 fn measure_raw(set: &Settings, table: &mut Table, kind: SoftToken, path: &Path) -> Res<Raw> {
     let var = kind.env_var();
-    let conf =
-        std::env::var_os(var).ok_or_else(|| format!("{var} is not set (scripts/bench sets it)"))?;
+    let conf = PathBuf::from(
+        std::env::var_os(var).ok_or_else(|| format!("{var} is not set (scripts/bench sets it)"))?,
+    );
+    // Written when missing, with the servers' settings (kryoptic: the raw token and a spare).
+    kind.write_conf_if_missing(&conf, 2)?;
     progress(&format!(
         "raw token: {} module {}, {var} {}",
         kind.name(),
         path.display(),
-        PathBuf::from(conf).display()
+        conf.display()
     ));
     let module = Module::load(path)?;
     let label = format!("bench-{}", short_id());
@@ -2017,9 +2020,9 @@ fn run() -> Res<()> {
     }
     // What was measured is printed even when a later phase failed.
     println!(
-        "cks-sim benchmarks on {} ({}): {} cores, {} connections, {} s measured per workload after {} ms \
-         warm-up, best of {} runs (p50/p99 and CPU from that run; interleaved pairs: totals over \
-         all their slices); every figure from this one run of the bench",
+        "cks-sim benchmarks on {} ({}): {} cores, {} connections, {} s measured per workload \
+         after {} ms warm-up, best of {} runs (p50/p99 and CPU from that run; interleaved pairs: \
+         totals over all their slices); every figure from this one run of the bench",
         kind.name(),
         module.display(),
         std::thread::available_parallelism().map_or(0, usize::from),

@@ -359,11 +359,6 @@ fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-/// The text of a SoftHSM2 config whose tokens live in `token_dir`.
-pub fn softhsm_conf_text(token_dir: &Path) -> String {
-    SoftToken::SoftHsm2.conf_text(token_dir, 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

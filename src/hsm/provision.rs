@@ -155,6 +155,21 @@ impl SoftToken {
         data_dir.join("tokens")
     }
 
+    /// Write the configuration file `conf` unless it exists: tokens in `tokens/` beside it
+    /// (created), `slots` slots for kryoptic. For in-process runs (tests, benchmarks) whose
+    /// environment already names `conf`.
+    pub fn write_conf_if_missing(self, conf: &Path, slots: u32) -> std::io::Result<()> {
+        if conf.exists() {
+            return Ok(());
+        }
+        let tokens = conf
+            .parent()
+            .ok_or_else(|| std::io::Error::other(format!("{}: no directory", conf.display())))?
+            .join("tokens");
+        std::fs::create_dir_all(&tokens)?;
+        std::fs::write(conf, self.conf_text(&tokens.canonicalize()?, slots))
+    }
+
     /// The configuration text for tokens stored in `storage` (an absolute path; kryoptic gets
     /// `slots` slots, `slot-NN.sql` each; SoftHSM2 adds a slot after every `C_InitToken`).
     pub fn conf_text(self, storage: &Path, slots: u32) -> String {

@@ -52,14 +52,9 @@ pub fn soft_token_conf() -> Option<PathBuf> {
     }));
     let dir = conf.parent().expect("conf has a parent").to_path_buf();
     match kind {
-        SoftToken::SoftHsm2 => {
-            if !conf.exists() {
-                let tokens = dir.join("tokens");
-                std::fs::create_dir_all(&tokens).expect("create token dir");
-                std::fs::write(&conf, cks_sim::config::softhsm_conf_text(&tokens))
-                    .expect("write softhsm2.conf");
-            }
-        }
+        SoftToken::SoftHsm2 => kind
+            .write_conf_if_missing(&conf, 0)
+            .expect("write softhsm2.conf"),
         SoftToken::Kryoptic => {
             let old = std::fs::read_to_string(&conf).ok();
             if old.is_none_or(|t| t.starts_with(CONF_MARKER)) {
