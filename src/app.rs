@@ -269,7 +269,9 @@ impl App {
                 config.data_dir.display()
             ))
         })?;
+        lock_down(&config.data_dir);
         let store = Arc::new(Store::open(&config.db_path())?);
+        lock_down_files(&config.data_dir);
         let path = crate::hsm::module::locate(config.module.as_deref())?;
         let module = Module::load(&path)?.with_thread_nice(config.thread_nice);
         let provisioner = match config.provisioner {
@@ -477,6 +479,43 @@ impl App {
     }
 }
 
+/// The data directory holds PINs, passwords and the clusters' private keys: only its owner
+/// may enter it (0700), whatever an older cks-sim or the umask left.
+fn lock_down(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data directory private");
+    }
+}
+
+/// Files of the data directory that hold secrets, made readable by their owner only (0600);
+/// directories of secrets (the soft tokens') made private (0700). Missing ones are skipped.
+fn lock_down_files(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    const SECRET_FILES: [&str; 7] = [
+        "cks-sim.sqlite",
+        "cks-sim.sqlite-wal",
+        "cks-sim.sqlite-shm",
+        "internal-token-pin",
+        crate::cluster::seed::KMSUSER_PASSWORD_FILE,
+        crate::cluster::seed::ADMIN_PASSWORD_FILE,
+        crate::cluster::seed::CA_KEY_FILE,
+    ];
+    let private = |p: std::path::PathBuf, mode: u32| {
+        if p.exists()
+            && let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+        {
+            tracing::warn!(file = %p.display(), error = %e, "cannot make a secret file private");
+        }
+    };
+    for f in SECRET_FILES {
+        private(dir.join(f), 0o600);
+    }
+    for d in ["tokens", "clusters"] {
+        private(dir.join(d), 0o700);
+    }
+}
+
 fn read_or_create_secret(path: &std::path::Path) -> Result<String, StartError> {
     if let Ok(s) = std::fs::read_to_string(path) {
         let s = s.trim().to_string();
@@ -485,9 +524,23 @@ fn read_or_create_secret(path: &std::path::Path) -> Result<String, StartError> {
         }
     }
     let s = crate::ids::secret(24);
-    std::fs::write(path, format!("{s}\n"))
+    write_private(path, &format!("{s}\n"))
         .map_err(|e| StartError::Io(format!("cannot write {}: {e}", path.display())))?;
     Ok(s)
+}
+
+/// Write a file only its owner can read (0600), on disk before this returns.
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()
 }
 
 #[cfg(test)]

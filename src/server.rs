@@ -27,7 +27,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", post(aws_json))
         .route("/service/BaldrApiService/operation/{op}", post(cbor_op))
-        .nest("/_sim", crate::control::router())
+        .nest("/_sim", crate::control::router(Arc::clone(&app)))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(app)
 }
@@ -108,34 +108,11 @@ fn cloudhsm_error_json(e: &CloudHsmError) -> Response {
     )
 }
 
-/// Read the body, refusing one larger than the configured limit with a 413. The rest of an
-/// oversized body is read and discarded (up to 64 MiB) so the client, still sending, always
-/// receives the answer instead of a reset connection.
+/// Read the body, refusing one larger than the configured limit (see [`crate::protocol::body`]).
 async fn read_body(app: &App, body: Body) -> Result<Bytes, KmsError> {
-    use http_body_util::BodyExt;
-    const DRAIN_CAP: usize = 64 << 20;
-    let limit = app.config.max_body_bytes;
-    let mut body = body;
-    let mut buf = bytes::BytesMut::new();
-    let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { break };
-        if let Ok(data) = frame.into_data() {
-            seen += data.len();
-            if seen <= limit {
-                buf.extend_from_slice(&data);
-            } else if seen > DRAIN_CAP {
-                break;
-            }
-        }
-    }
-    if seen > limit {
-        return Err(KmsError::new(
-            KmsErrorKind::Validation,
-            format!("The request body is larger than {limit} bytes."),
-        ));
-    }
-    Ok(buf.freeze())
+    crate::protocol::body::read_limited(body, app.config.max_body_bytes)
+        .await
+        .map_err(|e| KmsError::new(KmsErrorKind::Validation, e.to_string()))
 }
 
 fn too_large(e: &KmsError) -> Response {
