@@ -19,6 +19,7 @@ pub mod control;
 pub mod hsm;
 pub mod ids;
 pub mod kms;
+pub mod listener;
 pub mod protocol;
 pub mod server;
 pub mod store;

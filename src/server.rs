@@ -28,8 +28,112 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", post(aws_json))
         .route("/service/BaldrApiService/operation/{op}", post(cbor_op))
         .nest("/_sim", crate::control::router(Arc::clone(&app)))
+        .layer(axum::middleware::from_fn_with_state(
+            Detach::new(&app),
+            detached,
+        ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(app)
+}
+
+/// Which door a request knocked on, for the shape of an error the server itself gives.
+#[derive(Debug, Clone, Copy)]
+enum Door {
+    Kms,
+    CloudHsmJson,
+    CloudHsmCbor,
+    Control,
+}
+
+impl Door {
+    fn of(req: &axum::extract::Request) -> Door {
+        let path = req.uri().path();
+        if path.starts_with("/service/") {
+            Door::CloudHsmCbor
+        } else if path.starts_with("/_sim") {
+            Door::Control
+        } else if req
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|t| t.as_bytes().starts_with(b"BaldrApiService."))
+        {
+            Door::CloudHsmJson
+        } else {
+            Door::Kms
+        }
+    }
+
+    /// The door's internal-failure answer; `detail` goes to the log only.
+    fn internal(self, detail: &str) -> Response {
+        match self {
+            Door::Kms => kms_error(&KmsError::internal(detail)),
+            Door::CloudHsmJson => cloudhsm_error_json(&CloudHsmError::internal(detail)),
+            Door::CloudHsmCbor => {
+                let e = CloudHsmError::internal(detail);
+                cbor_response(e.status(), cbor::encode_error(e.type_name(), &e.message))
+            }
+            Door::Control => {
+                tracing::error!(%detail, "internal failure in the control door");
+                json_response(
+                    500,
+                    &serde_json::json!({"__type": "InternalError", "message": detail}),
+                    Some("InternalError"),
+                )
+            }
+        }
+    }
+}
+
+/// What the request middleware holds: the app, and the permits of requests in flight.
+#[derive(Clone)]
+struct Detach {
+    app: Arc<App>,
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+impl Detach {
+    fn new(app: &Arc<App>) -> Self {
+        Detach {
+            app: Arc::clone(app),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(
+                app.config.limits.max_connections,
+            )),
+        }
+    }
+}
+
+/// Every request runs to completion in a task of its own, detached from its connection: a
+/// client that hangs up or times out never stops a mutation between its token work, its
+/// SQLite commit and its change to memory (so the three never disagree). A request that takes
+/// longer than `request_timeout` is answered with an internal error while its work goes on.
+///
+/// The task holds one of `max_connections` permits until it ends, so clients that hang up
+/// and come back cannot pile up detached work: requests in flight (and with them the jobs in
+/// each token's queue, one per request at most) stay bounded, and a new request waits for a
+/// permit.
+async fn detached(
+    State(d): State<Detach>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let door = Door::of(&req);
+    let Ok(permit) = Arc::clone(&d.in_flight).acquire_owned().await else {
+        return door.internal("the server is shutting down");
+    };
+    let work = tokio::spawn(async move {
+        let response = next.run(req).await;
+        drop(permit);
+        response
+    });
+    let limit = d.app.config.limits.request_timeout;
+    match tokio::time::timeout(limit, work).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => door.internal(&format!("the request's task failed: {e}")),
+        Err(_) => door.internal(&format!(
+            "the request did not complete within {} ms (server.request_timeout_ms); its work goes on",
+            limit.as_millis()
+        )),
+    }
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves; connections still open a second
@@ -40,6 +144,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let listener = crate::listener::LimitedListener::new(listener, &app.config.limits);
     let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tx.send(());

@@ -1077,7 +1077,7 @@ fn backup_sort_key(b: &Backup) -> String {
 fn constraint(member: &str, value: &str, rule: &str) -> CloudHsmError {
     InputError::Constraint {
         member: member.into(),
-        value: shown(value),
+        value: crate::protocol::input::visible(member, shown(value)),
         rule: rule.into(),
     }
     .into()

@@ -103,7 +103,22 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ControlError> 
         body
     };
     serde_json::from_slice(body)
-        .map_err(|e| ControlError::bad(format!("invalid request body: {e}")))
+        .map_err(|e| ControlError::bad(format!("invalid request body: {}", without_values(&e))))
+}
+
+/// serde's message for a member of the wrong type or value quotes the value (`invalid type:
+/// string "hunter2", expected …`); a password may be that value, so only its kind is kept.
+fn without_values(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    for lead in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = text.strip_prefix(lead)
+            && let Some((found, expected)) = rest.split_once(", expected")
+        {
+            let kind = found.split([' ', '`', '"']).next().unwrap_or("value");
+            return format!("{lead}{kind}, expected{expected}");
+        }
+    }
+    text
 }
 
 /// The `/_sim` routes.

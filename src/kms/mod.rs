@@ -90,7 +90,7 @@ pub fn input_err(e: InputError) -> KmsError {
             member,
             value,
             rule,
-        } => KmsError::validation(&member, value, &rule),
+        } => KmsError::validation(&member, value.unwrap_or_default(), &rule),
     }
 }
 

@@ -98,6 +98,12 @@ pub fn decode_request(body: &[u8]) -> Result<Json, CborError> {
     if body.is_empty() {
         return Ok(Json::Object(Map::new()));
     }
+    if super::bounds::cbor_exceeds(body, super::bounds::MAX_ITEMS) {
+        return Err(CborError::Malformed(format!(
+            "the request holds more than {} CBOR items",
+            super::bounds::MAX_ITEMS
+        )));
+    }
 
     let mut reader = body;
     let parsed: ciborium::Value =
