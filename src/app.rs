@@ -76,6 +76,7 @@ pub enum Change {
     Alias(Alias),
     DelAlias(String),
     Orphan(Orphan),
+    DelOrphan(u64),
     ClockOffset(f64),
 }
 
@@ -158,6 +159,9 @@ impl World {
             Change::Orphan(x) => {
                 self.orphans.insert(orphan_id(x.seq), x);
             }
+            Change::DelOrphan(seq) => {
+                self.orphans.remove(&orphan_id(seq));
+            }
             Change::ClockOffset(o) => self.clock_offset = o,
         }
     }
@@ -207,6 +211,7 @@ fn batch_of(changes: &[Change]) -> Batch {
             Change::Alias(x) => b.put(Table::Aliases, x.name.clone(), x),
             Change::DelAlias(id) => b.delete(Table::Aliases, id.clone()),
             Change::Orphan(x) => b.put(Table::Orphans, orphan_id(x.seq), x),
+            Change::DelOrphan(seq) => b.delete(Table::Orphans, orphan_id(*seq)),
             Change::ClockOffset(o) => b.put(Table::Meta, "clock", &ClockDoc { offset_seconds: *o }),
         };
     }
@@ -243,6 +248,10 @@ pub struct App {
     internal_pin: String,
     /// Key stores whose kmsuser session this process holds (a token login each).
     kms_sessions: Mutex<std::collections::HashSet<String>>,
+    /// Steps where a test has asked the process to stop.
+    pub failpoints: crate::failpoint::Failpoints,
+    /// What the start-up reconciliation of tokens and metadata found.
+    pub reconciliation: Mutex<crate::kms::reconcile::Report>,
 }
 
 /// A start-up failure.
@@ -328,6 +337,8 @@ impl App {
             release: tokio::sync::Notify::new(),
             internal_pin,
             kms_sessions: Mutex::new(std::collections::HashSet::new()),
+            failpoints: crate::failpoint::Failpoints::from_env(),
+            reconciliation: Mutex::new(Default::default()),
         }))
     }
 

@@ -16,6 +16,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod control;
+pub mod failpoint;
 pub mod hsm;
 pub mod ids;
 pub mod kms;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 pub async fn start(app: &Arc<app::App>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     app.start_internal_token().await?;
     cluster::faults::reapply_token_faults(app).await?;
+    cluster::users::settle_all_pin_changes(app).await;
     if app.config.default_seed {
         cluster::seed::apply_default(app).await?;
     }
@@ -40,6 +42,7 @@ pub async fn start(app: &Arc<app::App>) -> Result<(), Box<dyn std::error::Error 
         kms::seed::apply_file(app, &seed).await?;
     }
     kms::sweep::sweep_if_due(app).await;
+    kms::reconcile::reconcile(app).await;
     kms::sweep::spawn_sweeper(app);
     Ok(())
 }

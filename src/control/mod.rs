@@ -147,6 +147,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/clusters/{id}/token/stats", get(token_stats))
         .route("/clusters/{id}/token/pin", get(token_pin_view))
         .route("/orphans", get(orphans))
+        .route("/failpoints", get(failpoints).post(arm_failpoint))
         .layer(axum::middleware::from_fn_with_state(app, local_only))
 }
 
@@ -183,6 +184,8 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "clusters": w.clusters.len(),
         "custom_key_stores": w.stores.len(),
         "keys": w.keys.len(),
+        "orphans": w.orphans.len(),
+        "reconciliation": *app.reconciliation.lock().unwrap_or_else(|p| p.into_inner()),
     })))
 }
 
@@ -606,4 +609,26 @@ async fn orphans(State(app): State<Arc<App>>) -> Response {
         })
         .collect();
     respond(Ok(json!({"orphans": list})))
+}
+
+async fn failpoints(State(app): State<Arc<App>>) -> Response {
+    respond(Ok(json!({
+        "steps": crate::failpoint::STEPS,
+        "armed": app.failpoints.armed(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArmFailpoint {
+    name: String,
+}
+
+/// Arm a failpoint: the process aborts when it next reaches that step (crash tests).
+async fn arm_failpoint(State(app): State<Arc<App>>, JsonBody(body): JsonBody) -> Response {
+    respond((|| {
+        let b: ArmFailpoint = parse(&body)?;
+        app.failpoints.arm(&b.name).map_err(ControlError::bad)?;
+        Ok(json!({"armed": app.failpoints.armed()}))
+    })())
 }

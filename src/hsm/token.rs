@@ -441,6 +441,45 @@ impl Token {
         self.index.read().map(|i| i.len()).unwrap_or(0)
     }
 
+    /// The ids of every key object in the index (the token's secret keys with a 16-byte
+    /// `CKA_ID`, as found at the last login and kept since).
+    pub fn indexed_ids(&self) -> Vec<ObjectId> {
+        self.index
+            .read()
+            .map(|i| i.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The label, class and id of the key object with this id (no fingerprint).
+    pub async fn describe_key(self: &Arc<Self>, id: ObjectId) -> Result<ObjectInfo, HsmError> {
+        let h = self.resolve(&id).await?;
+        self.pool
+            .run(HsmOp::Inspect, 1, move |s| {
+                let attrs = s
+                    .get_attributes(h, &[AttributeType::Label, AttributeType::Class])
+                    .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+                let mut info = ObjectInfo {
+                    class: String::new(),
+                    label: String::new(),
+                    id: hex(&id),
+                    key_type: None,
+                    fingerprint: None,
+                    extractable: None,
+                };
+                for a in attrs {
+                    match a {
+                        Attribute::Label(l) => {
+                            info.label = String::from_utf8_lossy(&l).into_owned()
+                        }
+                        Attribute::Class(c) => info.class = format!("{c}"),
+                        _ => {}
+                    }
+                }
+                Ok(info)
+            })
+            .await
+    }
+
     /// Whether the index knows a key object with this id.
     pub fn has_key(&self, id: &ObjectId) -> bool {
         self.index

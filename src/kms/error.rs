@@ -124,7 +124,9 @@ impl KmsError {
     pub fn validation(member: &str, value: impl fmt::Display, rule: &str) -> Self {
         let at = camel(member);
         let message = if crate::protocol::input::is_sensitive(member) {
-            format!("1 validation error detected: Value at '{at}' failed to satisfy constraint: {rule}")
+            format!(
+                "1 validation error detected: Value at '{at}' failed to satisfy constraint: {rule}"
+            )
         } else {
             format!(
                 "1 validation error detected: Value '{value}' at '{at}' failed to satisfy constraint: {rule}"

@@ -6,6 +6,7 @@ pub mod error;
 pub mod key;
 pub mod key_store;
 pub mod model;
+pub mod reconcile;
 pub mod seed;
 pub mod sweep;
 pub mod wire;

@@ -54,7 +54,10 @@ impl std::fmt::Display for InputError {
                     f,
                     "value '{v}' at '{member}' failed to satisfy constraint: {rule}"
                 ),
-                None => write!(f, "value at '{member}' failed to satisfy constraint: {rule}"),
+                None => write!(
+                    f,
+                    "value at '{member}' failed to satisfy constraint: {rule}"
+                ),
             },
         }
     }
