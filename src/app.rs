@@ -252,6 +252,9 @@ pub struct App {
     pub failpoints: crate::failpoint::Failpoints,
     /// What the start-up reconciliation of tokens and metadata found.
     pub reconciliation: Mutex<crate::kms::reconcile::Report>,
+    /// Permits of requests in flight (`server.max_connections` of them): a request holds one
+    /// until its work ends, even after its client has gone.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// A start-up failure.
@@ -326,7 +329,6 @@ impl App {
         };
         Ok(Arc::new(App {
             pin_template: PinTemplate(config.pin_template.clone()),
-            config,
             store,
             module,
             provisioner,
@@ -339,6 +341,8 @@ impl App {
             kms_sessions: Mutex::new(std::collections::HashSet::new()),
             failpoints: crate::failpoint::Failpoints::from_env(),
             reconciliation: Mutex::new(Default::default()),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
+            config,
         }))
     }
 
@@ -378,6 +382,14 @@ impl App {
             .unwrap_or(0.0);
         // Millisecond precision, as KMS reports.
         ((wall + self.world().clock_offset) * 1000.0).round() / 1000.0
+    }
+
+    /// Requests in flight now (each holds a permit until its work ends).
+    pub fn requests_in_flight(&self) -> usize {
+        self.config
+            .limits
+            .max_connections
+            .saturating_sub(self.in_flight.available_permits())
     }
 
     /// Current settings.

@@ -29,7 +29,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/service/BaldrApiService/operation/{op}", post(cbor_op))
         .nest("/_sim", crate::control::router(Arc::clone(&app)))
         .layer(axum::middleware::from_fn_with_state(
-            Detach::new(&app),
+            Arc::clone(&app),
             detached,
         ))
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -84,24 +84,6 @@ impl Door {
     }
 }
 
-/// What the request middleware holds: the app, and the permits of requests in flight.
-#[derive(Clone)]
-struct Detach {
-    app: Arc<App>,
-    in_flight: Arc<tokio::sync::Semaphore>,
-}
-
-impl Detach {
-    fn new(app: &Arc<App>) -> Self {
-        Detach {
-            app: Arc::clone(app),
-            in_flight: Arc::new(tokio::sync::Semaphore::new(
-                app.config.limits.max_connections,
-            )),
-        }
-    }
-}
-
 /// Every request runs to completion in a task of its own, detached from its connection: a
 /// client that hangs up or times out never stops a mutation between its token work, its
 /// SQLite commit and its change to memory (so the three never disagree). A request that takes
@@ -112,12 +94,12 @@ impl Detach {
 /// each token's queue, one per request at most) stay bounded, and a new request waits for a
 /// permit.
 async fn detached(
-    State(d): State<Detach>,
+    State(app): State<Arc<App>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let door = Door::of(&req);
-    let Ok(permit) = Arc::clone(&d.in_flight).acquire_owned().await else {
+    let Ok(permit) = Arc::clone(&app.in_flight).acquire_owned().await else {
         return door.internal("the server is shutting down");
     };
     let work = tokio::spawn(async move {
@@ -125,7 +107,7 @@ async fn detached(
         drop(permit);
         response
     });
-    let limit = d.app.config.limits.request_timeout;
+    let limit = app.config.limits.request_timeout;
     match tokio::time::timeout(limit, work).await {
         Ok(Ok(response)) => response,
         Ok(Err(e)) => door.internal(&format!("the request's task failed: {e}")),

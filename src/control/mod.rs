@@ -185,6 +185,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "custom_key_stores": w.stores.len(),
         "keys": w.keys.len(),
         "orphans": w.orphans.len(),
+        "requests_in_flight": app.requests_in_flight(),
         "reconciliation": *app.reconciliation.lock().unwrap_or_else(|p| p.into_inner()),
     })))
 }

@@ -7,6 +7,8 @@ mod common;
 mod bad_input;
 mod cluster;
 mod crash;
+mod edges;
+mod failpoints;
 mod framing;
 mod key_stores;
 mod keys;
