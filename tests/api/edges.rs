@@ -30,7 +30,10 @@ fn an_oversized_control_door_body_gets_413_and_is_never_held_in_memory() {
     .expect("an answer");
     assert_eq!(status, 413, "{v}");
     assert_eq!(v["__type"], "RequestEntityTooLarge", "{v}");
-    assert_eq!(v["message"], "The request body is larger than 1048576 bytes.");
+    assert_eq!(
+        v["message"],
+        "The request body is larger than 1048576 bytes."
+    );
     let grown = peak_rss_kib(sim.pid()).saturating_sub(before);
     assert!(
         grown < 16 * 1024,
@@ -64,8 +67,11 @@ fn a_clock_advance_that_is_not_finite_or_past_1000_years_is_refused_and_the_data
 #[test]
 fn a_start_on_an_unreadable_record_names_the_file_the_record_and_the_way_out() {
     let mut sim = Sim::start();
-    block_on(sim.control().call("POST", "/_sim/clock/advance", Some(json!({"days": 1}))))
-        .expect("advance");
+    block_on(
+        sim.control()
+            .call("POST", "/_sim/clock/advance", Some(json!({"days": 1}))),
+    )
+    .expect("advance");
     sim.stop();
     let db = sim.data_dir().join("cks-sim.sqlite");
     let conn = rusqlite::Connection::open(&db).expect("open the store");
@@ -84,7 +90,10 @@ fn a_start_on_an_unreadable_record_names_the_file_the_record_and_the_way_out() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&db.display().to_string()), "{err}");
-    assert!(err.contains("the record meta/clock cannot be read"), "{err}");
+    assert!(
+        err.contains("the record meta/clock cannot be read"),
+        "{err}"
+    );
     assert!(err.contains("DELETE FROM meta WHERE id = 'clock'"), "{err}");
     assert!(err.contains("another --data-dir"), "{err}");
 }
@@ -92,13 +101,22 @@ fn a_start_on_an_unreadable_record_names_the_file_the_record_and_the_way_out() {
 #[test]
 fn a_listen_address_beyond_loopback_is_refused_without_allow_remote() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
-        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir", "/nonexistent/never"])
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--data-dir",
+            "/nonexistent/never",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run serve");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("0.0.0.0:0 is reachable from other machines"), "{err}");
+    assert!(
+        err.contains("0.0.0.0:0 is reachable from other machines"),
+        "{err}"
+    );
     assert!(err.contains("--allow-remote"), "{err}");
 }
 
@@ -107,7 +125,13 @@ fn allow_remote_accepts_a_listen_address_beyond_loopback() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port_file = dir.path().join("port");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
-        .args(["serve", "--allow-remote", "--listen", "0.0.0.0:0", "--no-default-seed"])
+        .args([
+            "serve",
+            "--allow-remote",
+            "--listen",
+            "0.0.0.0:0",
+            "--no-default-seed",
+        ])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--port-file")
@@ -119,12 +143,16 @@ fn allow_remote_accepts_a_listen_address_beyond_loopback() {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("serve --allow-remote exited: {status}");
         }
-        std::fs::read_to_string(&port_file).ok().filter(|s| !s.is_empty())
+        std::fs::read_to_string(&port_file)
+            .ok()
+            .filter(|s| !s.is_empty())
     });
     let port = addr.rsplit(':').next().unwrap().to_string();
     let c = cks_sim::client::ControlClient::new(&format!("http://127.0.0.1:{port}"));
     let health = block_on(c.call("GET", "/_sim/health", None));
-    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
     assert!(addr.starts_with("0.0.0.0:"), "{addr}");
     assert_eq!(health.expect("health")["status"], "ok");
@@ -134,10 +162,18 @@ fn allow_remote_accepts_a_listen_address_beyond_loopback() {
 fn get_with_host(sim: &Sim, path: &str, host: &str) -> (u16, String) {
     let addr = sim.endpoint.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read");
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, text)
 }
 
@@ -145,11 +181,18 @@ fn get_with_host(sim: &Sim, path: &str, host: &str) -> (u16, String) {
 fn the_control_door_answers_only_requests_addressed_to_a_loopback_name() {
     let sim = Sim::start();
     let port = sim.endpoint.rsplit(':').next().unwrap().to_string();
-    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), "[::1]".into()] {
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "[::1]".into(),
+    ] {
         let (status, text) = get_with_host(&sim, "/_sim/health", &host);
         assert_eq!(status, 200, "{host}: {text}");
     }
-    for host in [format!("attacker.example:{port}"), "127.0.0.1.nip.io".into()] {
+    for host in [
+        format!("attacker.example:{port}"),
+        "127.0.0.1.nip.io".into(),
+    ] {
         let (status, text) = get_with_host(&sim, "/_sim/clusters", &host);
         assert_eq!(status, 403, "{host}: {text}");
         assert!(text.contains("\"__type\":\"Forbidden\""), "{text}");
@@ -168,7 +211,12 @@ fn the_data_dir_and_every_file_with_a_secret_are_private_to_their_owner() {
             & 0o777
     };
     assert_eq!(mode(&dir), 0o700);
-    for f in ["cks-sim.sqlite", "internal-token-pin", "kmsuser-password", "admin-password"] {
+    for f in [
+        "cks-sim.sqlite",
+        "internal-token-pin",
+        "kmsuser-password",
+        "admin-password",
+    ] {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
     }
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
@@ -182,7 +230,14 @@ fn a_cli_password_can_come_from_standard_input_so_it_never_shows_in_ps() {
     let sim = Sim::start();
     let cluster = block_on(default_cluster(&sim));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
-        .args(["user", "login", "--endpoint", &sim.endpoint, "--cluster-id", &cluster])
+        .args([
+            "user",
+            "login",
+            "--endpoint",
+            &sim.endpoint,
+            "--cluster-id",
+            &cluster,
+        ])
         .args(["--username", "admin", "--password-file", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -191,9 +246,17 @@ fn a_cli_password_can_come_from_standard_input_so_it_never_shows_in_ps() {
         .expect("run the CLI");
     writeln!(child.stdin.take().unwrap(), "{}", sim.admin_password()).unwrap();
     let out = child.wait_with_output().expect("CLI output");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let users = block_on(sim.control().call("GET", &format!("/_sim/clusters/{cluster}/users"), None))
-        .expect("users");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let users = block_on(sim.control().call(
+        "GET",
+        &format!("/_sim/clusters/{cluster}/users"),
+        None,
+    ))
+    .expect("users");
     let admin = users["users"]
         .as_array()
         .and_then(|u| u.iter().find(|u| u["username"] == "admin"))
@@ -218,7 +281,10 @@ fn a_json_request_with_more_than_10000_values_is_refused_before_it_is_decoded() 
     .expect("an answer");
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["__type"], "SerializationException");
-    assert_eq!(v["message"], "the request body holds more than 10000 JSON values");
+    assert_eq!(
+        v["message"],
+        "the request body holds more than 10000 JSON values"
+    );
 }
 
 #[test]
@@ -233,7 +299,10 @@ fn a_cbor_request_with_more_than_10000_items_is_refused_before_it_is_decoded() {
     let (status, v) = block_on(sim.control().raw(
         "POST",
         "/service/BaldrApiService/operation/DescribeClusters",
-        &[("smithy-protocol", "rpc-v2-cbor"), ("content-type", "application/cbor")],
+        &[
+            ("smithy-protocol", "rpc-v2-cbor"),
+            ("content-type", "application/cbor"),
+        ],
         body,
     ))
     .expect("an answer");
@@ -249,36 +318,95 @@ fn answer(sim: &Sim, method: &str, path: &str, target: Option<&str>, body: &Valu
     if let Some(t) = target {
         headers.push(("x-amz-target", t));
     }
-    let (status, v) = block_on(sim.control().raw(method, path, &headers, body.to_string().into_bytes()))
+    let (status, v) =
+        block_on(
+            sim.control()
+                .raw(method, path, &headers, body.to_string().into_bytes()),
+        )
         .expect("an answer");
     assert!(status >= 400, "{path} {target:?} accepted {body}: {v}");
     v.to_string()
 }
 
 /// Requests that put `secret` (not a valid value) in each sensitive member of each door.
-fn requests_with(secret: &str, cluster: &str, store: &str, key: &str) -> Vec<(&'static str, String, Option<&'static str>, Value)> {
+fn requests_with(
+    secret: &str,
+    cluster: &str,
+    store: &str,
+    key: &str,
+) -> Vec<(&'static str, String, Option<&'static str>, Value)> {
     let users = format!("/_sim/clusters/{cluster}/users");
     let anchor = "-----BEGIN CERTIFICATE-----";
     let long = format!("{secret}{}", "x".repeat(40));
     let short = &secret[..6];
     let plaintext = base64_of(&format!("{secret}{}", "p".repeat(4100)));
     vec![
-        ("POST", "/".into(), Some("TrentService.CreateCustomKeyStore"), json!({
+        (
+            "POST",
+            "/".into(),
+            Some("TrentService.CreateCustomKeyStore"),
+            json!({
             "CustomKeyStoreName": "s", "CloudHsmClusterId": cluster,
-            "TrustAnchorCertificate": anchor, "KeyStorePassword": long})),
-        ("POST", "/".into(), Some("TrentService.CreateCustomKeyStore"), json!({
+            "TrustAnchorCertificate": anchor, "KeyStorePassword": long}),
+        ),
+        (
+            "POST",
+            "/".into(),
+            Some("TrentService.CreateCustomKeyStore"),
+            json!({
             "CustomKeyStoreName": "s", "CloudHsmClusterId": cluster,
-            "TrustAnchorCertificate": anchor, "KeyStorePassword": short})),
-        ("POST", "/".into(), Some("TrentService.UpdateCustomKeyStore"), json!({
-            "CustomKeyStoreId": store, "KeyStorePassword": long})),
-        ("POST", "/".into(), Some("TrentService.Encrypt"), json!({"KeyId": key, "Plaintext": plaintext})),
-        ("POST", users.clone(), None, json!({"username": "u1", "role": "crypto-user", "password": long})),
-        ("POST", users.clone(), None, json!({"username": "u1", "role": "crypto-user", "password": short})),
-        ("POST", format!("{users}/admin/password"), None, json!({
-            "new_password": long, "auth_user": "admin", "auth_password": secret})),
-        ("POST", format!("{users}/admin/login"), None, json!({"password": secret})),
-        ("POST", format!("/_sim/clusters/{cluster}/activate"), None, json!({"admin_password": secret})),
-        ("POST", users, None, json!({"username": "u1", "role": "crypto-user", "password": secret.len() as u64 * 1_000_003})),
+            "TrustAnchorCertificate": anchor, "KeyStorePassword": short}),
+        ),
+        (
+            "POST",
+            "/".into(),
+            Some("TrentService.UpdateCustomKeyStore"),
+            json!({
+            "CustomKeyStoreId": store, "KeyStorePassword": long}),
+        ),
+        (
+            "POST",
+            "/".into(),
+            Some("TrentService.Encrypt"),
+            json!({"KeyId": key, "Plaintext": plaintext}),
+        ),
+        (
+            "POST",
+            users.clone(),
+            None,
+            json!({"username": "u1", "role": "crypto-user", "password": long}),
+        ),
+        (
+            "POST",
+            users.clone(),
+            None,
+            json!({"username": "u1", "role": "crypto-user", "password": short}),
+        ),
+        (
+            "POST",
+            format!("{users}/admin/password"),
+            None,
+            json!({
+            "new_password": long, "auth_user": "admin", "auth_password": secret}),
+        ),
+        (
+            "POST",
+            format!("{users}/admin/login"),
+            None,
+            json!({"password": secret}),
+        ),
+        (
+            "POST",
+            format!("/_sim/clusters/{cluster}/activate"),
+            None,
+            json!({"admin_password": secret}),
+        ),
+        (
+            "POST",
+            users,
+            None,
+            json!({"username": "u1", "role": "crypto-user", "password": secret.len() as u64 * 1_000_003}),
+        ),
     ]
 }
 
@@ -306,7 +434,10 @@ fn no_sensitive_value_is_echoed_in_any_answer_or_log_line() {
             let secret = format!("Zq{secret}");
             for (method, path, target, body) in requests_with(&secret, &cluster, &store, &key) {
                 let text = answer(&sim, method, &path, target, &body);
-                proptest::prop_assert!(!text.contains(&secret[..8]), "{path} {target:?} echoed: {text}");
+                proptest::prop_assert!(
+                    !text.contains(&secret[..8]),
+                    "{path} {target:?} echoed: {text}"
+                );
                 let number = (secret.len() as u64 * 1_000_003).to_string();
                 proptest::prop_assert!(!text.contains(&number), "{path} echoed the number: {text}");
             }

@@ -7,8 +7,11 @@ use crate::common::*;
 use serde_json::{Value, json};
 
 fn arm(sim: &Sim, step: &str) {
-    block_on(sim.control().call("POST", "/_sim/failpoints", Some(json!({"name": step}))))
-        .expect("arm the failpoint");
+    block_on(
+        sim.control()
+            .call("POST", "/_sim/failpoints", Some(json!({"name": step}))),
+    )
+    .expect("arm the failpoint");
 }
 
 fn health(sim: &Sim) -> Value {
@@ -44,9 +47,13 @@ async fn decrypt(sim: &Sim, blob: aws_sdk_kms::primitives::Blob) -> Vec<u8> {
 /// The token's view of the cluster, logged in with the PIN the server says it has: fails if
 /// the server's record of the PIN and the token disagree.
 fn token_objects(sim: &Sim, cluster: &str) -> Vec<Value> {
-    let pin = block_on(sim.control().call("GET", &format!("/_sim/clusters/{cluster}/token/pin"), None))
-        .expect("pin");
-    let pin = pin["pin"].as_str().expect("pin text").to_string();
+    let pin = block_on(sim.control().call(
+        "GET",
+        &format!("/_sim/clusters/{cluster}/token/pin"),
+        None,
+    ))
+    .expect("pin");
+    let pin = pin["user_pin"].as_str().expect("pin text").to_string();
     sim.inspect_token(cluster, &pin)
 }
 
@@ -65,16 +72,32 @@ fn a_crash_at_each_step_of_a_connects_password_rotation_leaves_a_store_that_conn
     let (store, cluster) = block_on(connected_store(&sim, "rotation"));
     let key = block_on(cloudhsm_key(&sim, &store));
     let blob = block_on(encrypt(&sim, &key, b"kept across crashes"));
-    for step in ["pin.intent_recorded", "pin.token_changed", "connect.committed"] {
+    for step in [
+        "pin.intent_recorded",
+        "pin.token_changed",
+        "connect.committed",
+    ] {
         block_on(disconnect(&sim, &store));
         arm(&sim, step);
         block_on(connect(&sim, &store));
-        assert!(!sim.wait_exit(60).success(), "{step}: the process stopped there");
+        assert!(
+            !sim.wait_exit(60).success(),
+            "{step}: the process stopped there"
+        );
         sim.respawn();
         block_on(wait_state(&sim.kms(), &store, "CONNECTED"));
-        assert_eq!(block_on(decrypt(&sim, blob.clone())), b"kept across crashes", "{step}");
+        assert_eq!(
+            block_on(decrypt(&sim, blob.clone())),
+            b"kept across crashes",
+            "{step}"
+        );
         let objects = token_objects(&sim, &cluster);
-        assert!(objects.iter().any(|o| o["label"].as_str().is_some_and(|l| l.ends_with(&key))), "{step}");
+        assert!(
+            objects
+                .iter()
+                .any(|o| o["label"].as_str().is_some_and(|l| l.ends_with(&key))),
+            "{step}"
+        );
     }
 }
 
@@ -82,8 +105,10 @@ fn reset_kmsuser(sim: &Sim, cluster: &str) {
     let _ = block_on(sim.control().call(
         "POST",
         &format!("/_sim/clusters/{cluster}/users/kmsuser/password"),
-        Some(json!({"new_password": "Reset-Password-1", "auth_user": "admin",
-                    "auth_password": sim.admin_password()})),
+        Some(
+            json!({"new_password": "Reset-Password-1", "auth_user": "admin",
+                    "auth_password": sim.admin_password()}),
+        ),
     ));
 }
 
@@ -121,8 +146,12 @@ fn a_crash_while_deleting_kmsuser_is_undone_at_start_up() {
     ));
     assert!(!sim.wait_exit(60).success());
     sim.respawn();
-    let users = block_on(sim.control().call("GET", &format!("/_sim/clusters/{cluster}/users"), None))
-        .expect("users");
+    let users = block_on(sim.control().call(
+        "GET",
+        &format!("/_sim/clusters/{cluster}/users"),
+        None,
+    ))
+    .expect("users");
     assert!(users.to_string().contains("\"kmsuser\""), "{users}");
     block_on(connect(&sim, &store));
     block_on(wait_state(&sim.kms(), &store, "CONNECTED"));
@@ -168,7 +197,10 @@ fn a_crash_between_destroying_a_deleted_keys_material_and_committing_leaves_no_p
     )
     .expect("schedule");
     arm(&sim, "deletion.material_destroyed");
-    let _ = block_on(sim.control().call("POST", "/_sim/clock/advance", Some(json!({"days": 8}))));
+    let _ = block_on(
+        sim.control()
+            .call("POST", "/_sim/clock/advance", Some(json!({"days": 8}))),
+    );
     assert!(!sim.wait_exit(60).success());
     sim.respawn();
     let gone = block_on(sim.kms().describe_key().key_id(&key).send());
@@ -185,8 +217,18 @@ async fn key_ids(sim: &Sim) -> std::collections::BTreeSet<String> {
     let mut ids = std::collections::BTreeSet::new();
     let mut marker: Option<String> = None;
     loop {
-        let out = sim.kms().list_keys().set_marker(marker.clone()).send().await.expect("list keys");
-        ids.extend(out.keys().iter().filter_map(|k| k.key_id().map(str::to_string)));
+        let out = sim
+            .kms()
+            .list_keys()
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .expect("list keys");
+        ids.extend(
+            out.keys()
+                .iter()
+                .filter_map(|k| k.key_id().map(str::to_string)),
+        );
         match out.next_marker() {
             Some(m) if out.truncated() => marker = Some(m.to_string()),
             _ => return ids,
@@ -228,7 +270,10 @@ fn thousands_of_cancelled_mutations_leave_memory_sqlite_and_the_tokens_in_agreem
         }
         n
     });
-    assert!(cancelled > 100, "only {cancelled} requests were cancelled in flight");
+    assert!(
+        cancelled > 100,
+        "only {cancelled} requests were cancelled in flight"
+    );
     deadline_poll("detached requests to finish", 120, || {
         (health(&sim)["requests_in_flight"] == 1).then_some(())
     });
@@ -240,7 +285,11 @@ fn thousands_of_cancelled_mutations_leave_memory_sqlite_and_the_tokens_in_agreem
         assert!(in_memory.contains(id), "material no live key owns: {o}");
     }
     sim.restart();
-    assert_eq!(block_on(key_ids(&sim)), in_memory, "memory and SQLite disagree");
+    assert_eq!(
+        block_on(key_ids(&sim)),
+        in_memory,
+        "memory and SQLite disagree"
+    );
     let h = health(&sim);
     assert_eq!(h["reconciliation"]["orphans_found"], 0, "{h}");
     assert_eq!(h["reconciliation"]["keys_missing_material"], 0, "{h}");

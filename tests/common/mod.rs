@@ -221,7 +221,9 @@ impl Sim {
     /// its exit status.
     pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
         let child = self.child.as_mut().expect("running");
-        let status = deadline_poll("the server to exit", secs, || child.try_wait().ok().flatten());
+        let status = deadline_poll("the server to exit", secs, || {
+            child.try_wait().ok().flatten()
+        });
         self.child = None;
         status
     }
