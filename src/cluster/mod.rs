@@ -5,6 +5,8 @@
 //! - [`certs`]: CSRs, customer CAs and the `InitializeCluster` certificate checks;
 //! - [`api`]: the cloudhsmv2 operations (`BaldrApiService`);
 //! - [`users`]: the CloudHSM CLI's user management and the kmsuser ↔ token PIN rule (D3);
+//! - [`objects`]: keys on a cluster's token as the CloudHSM CLI sees them (owners, shares,
+//!   filters, the crypto user's key commands);
 //! - [`faults`]: fault injection (D14);
 //! - [`seed`]: the default cluster and seed files (D15);
 //! - [`error`]: `CloudHsmError`, the one home of the cloudhsmv2 exception names.
@@ -14,5 +16,6 @@ pub mod certs;
 pub mod error;
 pub mod faults;
 pub mod model;
+pub mod objects;
 pub mod seed;
 pub mod users;
