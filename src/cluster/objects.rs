@@ -22,7 +22,6 @@ use super::model::{KMSUSER, Role, User};
 use super::users::get_user;
 use crate::app::{App, Change};
 use crate::hsm::{KeyAttributes, ObjectId, Token};
-use crate::kms::model::ConnectionState;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -221,86 +220,6 @@ impl Filter {
     fn is_empty(&self) -> bool {
         matches!(self, Filter::Attributes(t) if t.is_empty())
     }
-}
-
-/// Check `name`'s password without opening a session (every key command of the CLI
-/// authenticates this way). The rules of a login: a locked user is refused, kmsuser is
-/// refused while AWS KMS holds its login, and a wrong password counts as a failed login.
-///
-/// # Errors
-///
-/// `CloudHsmResourceNotFoundException` for an unknown cluster or user;
-/// `CloudHsmAccessDeniedException` as above.
-pub async fn authenticate(
-    app: &Arc<App>,
-    cluster_id: &str,
-    name: &str,
-    password: &str,
-) -> Result<User, CloudHsmError> {
-    let _w = app.writer.lock().await;
-    get_cluster(app, cluster_id)?;
-    let mut u = get_user(app, cluster_id, name)?;
-    if u.locked {
-        return Err(CloudHsmError::denied(format!(
-            "user is locked: an admin must reset the password of {}",
-            u.name
-        )));
-    }
-    if u.name == KMSUSER && kms_holds_kmsuser(app, cluster_id) {
-        return Err(CloudHsmError::denied("kmsuser is logged in by AWS KMS"));
-    }
-    if !u.password_matches(password) {
-        u.fail_login();
-        let msg = if u.locked {
-            format!("Wrong password for user {}; the user is now locked", u.name)
-        } else {
-            format!("Wrong password for user {}", u.name)
-        };
-        app.commit(vec![Change::User(u)]).await?;
-        return Err(CloudHsmError::denied(msg));
-    }
-    if u.failed_logins > 0 {
-        u.failed_logins = 0;
-        app.commit(vec![Change::User(u.clone())]).await?;
-    }
-    Ok(u)
-}
-
-fn kms_holds_kmsuser(app: &App, cluster_id: &str) -> bool {
-    app.world().stores.values().any(|s| {
-        s.cluster_id == cluster_id
-            && matches!(
-                s.state,
-                ConnectionState::Connected | ConnectionState::Connecting
-            )
-    })
-}
-
-/// The CLI's `login --username --role`: the role must be the user's own (checked before the
-/// password, so a wrong role costs no attempt), then [`super::users::login`] opens a session.
-///
-/// # Errors
-///
-/// As [`super::users::login`], and `CloudHsmAccessDeniedException` for a wrong role.
-pub async fn login_with_role(
-    app: &Arc<App>,
-    cluster_id: &str,
-    name: &str,
-    role: Role,
-    password: &str,
-) -> Result<User, CloudHsmError> {
-    get_cluster(app, cluster_id)?;
-    let u = get_user(app, cluster_id, name)?;
-    if u.role != role {
-        // AWS's wording for a login with the wrong role is not in the CloudHSM user guide.
-        return Err(CloudHsmError::denied(format!(
-            "The user {} does not have the role {}",
-            u.name,
-            role.as_str()
-        )));
-    }
-    super::users::login(app, cluster_id, name, password).await?;
-    get_user(app, cluster_id, name)
 }
 
 /// The token of a cluster and the PIN that opens it.

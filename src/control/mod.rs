@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+mod cloudhsm;
+
 /// A control-door error: `{"__type", "message"}` with a 4xx/5xx status.
 #[derive(Debug)]
 pub struct ControlError {
@@ -111,6 +113,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/clusters/{id}/token/stats", get(token_stats))
         .route("/clusters/{id}/token/pin", get(token_pin_view))
         .route("/orphans", get(orphans))
+        .merge(cloudhsm::router())
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {
