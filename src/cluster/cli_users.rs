@@ -67,6 +67,31 @@ fn kms_holds_kmsuser(app: &App, cluster_id: &str) -> bool {
     })
 }
 
+/// Check that `name` has `role` (the CLI names both at login).
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster or user;
+/// `CloudHsmAccessDeniedException` for another role.
+pub fn check_role(
+    app: &App,
+    cluster_id: &str,
+    name: &str,
+    role: Role,
+) -> Result<(), CloudHsmError> {
+    get_cluster(app, cluster_id)?;
+    let u = get_user(app, cluster_id, name)?;
+    if u.role == role {
+        return Ok(());
+    }
+    // AWS's wording for a login with the wrong role is not in the CloudHSM user guide.
+    Err(CloudHsmError::denied(format!(
+        "The user {} does not have the role {}",
+        u.name,
+        role.as_str()
+    )))
+}
+
 /// The CLI's `login --username --role`: the role must be the user's own (checked before the
 /// password, so a wrong role costs no attempt), then [`super::users::login`] opens a session.
 ///
@@ -80,16 +105,7 @@ pub async fn login_with_role(
     role: Role,
     password: &str,
 ) -> Result<User, CloudHsmError> {
-    get_cluster(app, cluster_id)?;
-    let u = get_user(app, cluster_id, name)?;
-    if u.role != role {
-        // AWS's wording for a login with the wrong role is not in the CloudHSM user guide.
-        return Err(CloudHsmError::denied(format!(
-            "The user {} does not have the role {}",
-            u.name,
-            role.as_str()
-        )));
-    }
+    check_role(app, cluster_id, name, role)?;
     super::users::login(app, cluster_id, name, password).await?;
     get_user(app, cluster_id, name)
 }
@@ -202,7 +218,14 @@ pub async fn change_password(
             u.name
         )));
     }
-    super::users::change_password(app, cluster_id, &u.name, new_password, &auth.name, auth_password)
-        .await?;
+    super::users::change_password(
+        app,
+        cluster_id,
+        &u.name,
+        new_password,
+        &auth.name,
+        auth_password,
+    )
+    .await?;
     get_user(app, cluster_id, name)
 }

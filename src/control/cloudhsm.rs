@@ -32,7 +32,10 @@ pub fn router() -> Router<Arc<App>> {
         )
         .route("/clusters/{id}/cli/keys/list", post(key_list))
         .route("/clusters/{id}/cli/keys/delete", post(key_delete))
-        .route("/clusters/{id}/cli/keys/generate-aes", post(key_generate_aes))
+        .route(
+            "/clusters/{id}/cli/keys/generate-aes",
+            post(key_generate_aes),
+        )
         .route("/clusters/{id}/cli/keys/share", post(key_share))
 }
 
@@ -49,10 +52,15 @@ fn role(s: &str) -> Result<Role, ControlError> {
 struct Auth {
     auth_user: String,
     auth_password: String,
+    /// The role the user logged in with, checked again.
+    auth_role: Option<String>,
 }
 
 impl Auth {
     async fn check(&self, app: &Arc<App>, cluster_id: &str) -> Result<User, ControlError> {
+        if let Some(r) = &self.auth_role {
+            cli_users::check_role(app, cluster_id, &self.auth_user, role(r)?)?;
+        }
         Ok(cli_users::authenticate(app, cluster_id, &self.auth_user, &self.auth_password).await?)
     }
 }
@@ -245,15 +253,9 @@ async fn key_list(State(app): State<Arc<App>>, Path(id): Path<String>, body: Byt
             let filter = objects::parse_filter(&b.filter)?;
             let user = b.auth.check(&app, &id).await?;
             let max = b.max_items.unwrap_or(10);
-            let page = objects::list_keys(
-                &app,
-                &id,
-                &user,
-                &filter,
-                max,
-                b.starting_token.as_deref(),
-            )
-            .await?;
+            let page =
+                objects::list_keys(&app, &id, &user, &filter, max, b.starting_token.as_deref())
+                    .await?;
             // The CLI's verbose flag has no effect for an admin.
             let verbose = b.verbose && user.role == Role::CryptoUser;
             let keys: Vec<Value> = page.keys.iter().map(|k| key_json(k, verbose)).collect();
