@@ -36,10 +36,13 @@ impl Console {
         let _ = out.flush();
     }
 
-    /// Print a JSON document as the CLI does (two-space indentation).
+    /// Print a JSON document as the CLI does (two-space indentation, members in the CLI's
+    /// order).
     pub fn print_json(&self, v: &Value) {
-        let text = serde_json::to_string_pretty(v).unwrap_or_default();
-        self.show(&format!("{text}\n"));
+        let mut text = String::new();
+        write_json(&mut text, v, 0);
+        text.push('\n');
+        self.show(&text);
     }
 
     /// Ask for a password with `label` (`Enter password:`); on a terminal it is not echoed.
@@ -100,5 +103,119 @@ impl Drop for Quiet {
                 rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, saved);
             let _ = std::io::stdout().write_all(b"\n");
         }
+    }
+}
+
+/// The order the CLI prints members in (the user guide's examples); others follow by name.
+const MEMBER_ORDER: &[&str] = &[
+    "error_code",
+    "data",
+    "username",
+    "role",
+    "locked",
+    "mfa",
+    "strategy",
+    "status",
+    "cluster-coverage",
+    "key-coverage",
+    "matched_keys",
+    "key",
+    "key-reference",
+    "key-info",
+    "key-owners",
+    "shared-users",
+    "key-quorum-values",
+    "manage-key-quorum-value",
+    "use-key-quorum-value",
+    "attributes",
+    "key-type",
+    "label",
+    "id",
+    "check-value",
+    "class",
+    "encrypt",
+    "decrypt",
+    "token",
+    "always-sensitive",
+    "derive",
+    "destroyable",
+    "extractable",
+    "local",
+    "modifiable",
+    "never-extractable",
+    "private",
+    "sensitive",
+    "sign",
+    "trusted",
+    "unwrap",
+    "verify",
+    "wrap",
+    "wrap-with-trusted",
+    "key-length-bytes",
+    "total_key_count",
+    "returned_key_count",
+    "next_token",
+    "message",
+];
+
+fn member_rank(name: &str) -> (usize, &str) {
+    let rank = MEMBER_ORDER
+        .iter()
+        .position(|m| *m == name)
+        .unwrap_or(MEMBER_ORDER.len());
+    (rank, name)
+}
+
+/// Pretty-print `v` into `out` at `depth` (two spaces a level), objects in the CLI's order.
+fn write_json(out: &mut String, v: &Value, depth: usize) {
+    let pad = |d: usize| "  ".repeat(d);
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            let mut members: Vec<(&String, &Value)> = m.iter().collect();
+            members.sort_by(|a, b| member_rank(a.0).cmp(&member_rank(b.0)));
+            out.push_str("{\n");
+            for (i, (k, x)) in members.iter().enumerate() {
+                out.push_str(&pad(depth + 1));
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push_str(": ");
+                write_json(out, x, depth + 1);
+                out.push_str(if i + 1 < members.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(depth));
+            out.push('}');
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push_str("[\n");
+            for (i, x) in a.iter().enumerate() {
+                out.push_str(&pad(depth + 1));
+                write_json(out, x, depth + 1);
+                out.push_str(if i + 1 < a.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&pad(depth));
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_is_printed_in_the_clis_member_order() {
+        let mut out = String::new();
+        let v = json!({"data": {"username": "admin1", "role": "admin"}, "error_code": 0});
+        write_json(&mut out, &v, 0);
+        assert_eq!(
+            out,
+            "{\n  \"error_code\": 0,\n  \"data\": {\n    \"username\": \"admin1\",\n    \"role\": \"admin\"\n  }\n}"
+        );
+        let mut out = String::new();
+        write_json(&mut out, &json!({"mfa": [], "x": {}}), 0);
+        assert_eq!(out, "{\n  \"mfa\": [],\n  \"x\": {}\n}");
+        let back: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back, json!({"mfa": [], "x": {}}));
     }
 }
