@@ -668,3 +668,46 @@ fn cli_interactive_login_lasts_until_logout() {
         .clone();
     assert_eq!(a["logged_in"], false);
 }
+
+#[test]
+fn cli_cluster_activate_sets_the_first_admin_password_of_an_initialized_cluster() {
+    let sim = Sim::start();
+    let id = block_on(async {
+        let c = sim.control();
+        let created = c
+            .aws(
+                "BaldrApiService.CreateCluster",
+                json!({"HsmType": "hsm2m.medium", "SubnetIds": ["subnet-0123456789abcdef0"]}),
+            )
+            .await
+            .unwrap();
+        let id = created["Cluster"]["ClusterId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let csr = created["Cluster"]["Certificates"]["ClusterCsr"]
+            .as_str()
+            .unwrap();
+        let ca = cks_sim::cluster::certs::new_customer_ca("test CA").unwrap();
+        let signed = cks_sim::cluster::certs::sign_csr(&ca, csr).unwrap();
+        c.aws(
+            "BaldrApiService.InitializeCluster",
+            json!({"ClusterId": id, "SignedCert": signed, "TrustAnchor": ca.cert_pem}),
+        )
+        .await
+        .unwrap();
+        id
+    });
+    let docs = interactive(
+        &sim,
+        &id,
+        "cluster activate\nFirstAdmin1\nFirstAdmin1\nlogin --username admin --role admin\nFirstAdmin1\ncluster activate --password Another123\n",
+    );
+    assert_eq!(ok(&docs[0]), &json!("Cluster activation successful"));
+    assert_eq!(ok(&docs[1]), &json!({"username": "admin", "role": "admin"}));
+    assert!(
+        error(&docs[2]).contains("only an INITIALIZED cluster can be activated"),
+        "{}",
+        docs[2]
+    );
+}
