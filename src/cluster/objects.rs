@@ -65,7 +65,18 @@ pub enum AttrValue {
 }
 
 impl AttrValue {
-    /// The value as a filter compares it.
+    /// Whether a filter's `want` selects this value: text exactly (hex values in any case),
+    /// booleans and numbers by their written form.
+    pub fn matches(&self, want: &str) -> bool {
+        match self {
+            AttrValue::Text(s) if s.starts_with("0x") => s.eq_ignore_ascii_case(want),
+            AttrValue::Text(s) => s == want,
+            AttrValue::Bool(b) => want.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+            AttrValue::Number(n) => want.parse::<u64>().is_ok_and(|w| w == *n),
+        }
+    }
+
+    /// The value as text.
     pub fn as_text(&self) -> String {
         match self {
             AttrValue::Text(s) => s.clone(),
@@ -210,10 +221,9 @@ impl Filter {
     pub fn matches(&self, key: &KeyView) -> bool {
         match self {
             Filter::Reference(r) => key.reference == *r,
-            Filter::Attributes(terms) => terms.iter().all(|(name, want)| {
-                key.attribute(name)
-                    .is_some_and(|v| v.as_text().eq_ignore_ascii_case(want) || &v.as_text() == want)
-            }),
+            Filter::Attributes(terms) => terms
+                .iter()
+                .all(|(name, want)| key.attribute(name).is_some_and(|v| v.matches(want))),
         }
     }
 
@@ -244,6 +254,11 @@ async fn all_keys(app: &Arc<App>, cluster_id: &str) -> Result<Vec<KeyView>, Clou
         .with_login(&pin, |t| async move { t.list_key_attributes().await })
         .await?;
     let w = app.world();
+    // A user deleted since it was given a share no longer shares the key.
+    let exists = |name: &String| {
+        w.users
+            .contains_key(&super::model::user_key(cluster_id, name))
+    };
     let mut out: Vec<KeyView> = attrs
         .into_iter()
         .map(|a| {
@@ -251,7 +266,15 @@ async fn all_keys(app: &Arc<App>, cluster_id: &str) -> Result<Vec<KeyView>, Clou
             KeyView {
                 reference: key_reference(&a.id),
                 owner: rec.map_or_else(|| KMSUSER.to_string(), |r| r.owner.clone()),
-                shared_users: rec.map(|r| r.shared_users.clone()).unwrap_or_default(),
+                shared_users: rec
+                    .map(|r| {
+                        r.shared_users
+                            .iter()
+                            .filter(|u| exists(u))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 attrs: a,
             }
         })
@@ -603,6 +626,18 @@ mod tests {
         assert!(f.matches(&k));
         let f = parse_filter(&["key-reference=0x7".into()]).unwrap();
         assert!(!f.matches(&k));
+    }
+
+    #[test]
+    fn labels_match_exactly_and_hex_values_in_any_case() {
+        let k = view(&[0xab; 16], "MyKey", "u");
+        let m = |t: &str| parse_filter(&[t.to_string()]).unwrap().matches(&k);
+        assert!(m("attr.label=MyKey"));
+        assert!(!m("attr.label=mykey"));
+        assert!(m("attr.check-value=0xAE8FF0"));
+        assert!(m("attr.extractable=FALSE"));
+        assert!(!m("attr.key-length-bytes=16"));
+        assert!(!m("attr.no-such-attribute=1"));
     }
 
     #[test]
