@@ -47,22 +47,19 @@ fn role(s: &str) -> Result<Role, ControlError> {
     })
 }
 
-/// The logged-in user of a request.
-#[derive(Deserialize)]
-struct Auth {
-    auth_user: String,
-    auth_password: String,
-    /// The role the user logged in with, checked again.
-    auth_role: Option<String>,
-}
-
-impl Auth {
-    async fn check(&self, app: &Arc<App>, cluster_id: &str) -> Result<User, ControlError> {
-        if let Some(r) = &self.auth_role {
-            cli_users::check_role(app, cluster_id, &self.auth_user, role(r)?)?;
-        }
-        Ok(cli_users::authenticate(app, cluster_id, &self.auth_user, &self.auth_password).await?)
+/// The logged-in user of a request (`auth_user`, `auth_password` and, when given, the role
+/// it logged in with), checked again as each CLI command does.
+async fn authenticated(
+    app: &Arc<App>,
+    cluster_id: &str,
+    user: &str,
+    password: &str,
+    role_name: Option<&str>,
+) -> Result<User, ControlError> {
+    if let Some(r) = role_name {
+        cli_users::check_role(app, cluster_id, user, role(r)?)?;
     }
+    Ok(cli_users::authenticate(app, cluster_id, user, password).await?)
 }
 
 fn user_json(u: &User) -> Value {
@@ -129,9 +126,11 @@ async fn users(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response 
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UserBody {
-    #[serde(flatten)]
-    auth: Auth,
+    auth_user: String,
+    auth_password: String,
+    auth_role: Option<String>,
     username: String,
     role: String,
     password: Option<String>,
@@ -150,7 +149,14 @@ async fn user_create(State(app): State<Arc<App>>, Path(id): Path<String>, body: 
         async {
             let b: UserBody = parse(&body)?;
             let r = role(&b.role)?;
-            let auth = b.auth.check(&app, &id).await?;
+            let auth = authenticated(
+                &app,
+                &id,
+                &b.auth_user,
+                &b.auth_password,
+                b.auth_role.as_deref(),
+            )
+            .await?;
             let v = cli_users::create_user(&app, &id, &auth, &b.username, r, b.password()?).await?;
             Ok(json!({"username": v.username, "role": v.role}))
         }
@@ -163,7 +169,14 @@ async fn user_delete(State(app): State<Arc<App>>, Path(id): Path<String>, body: 
         async {
             let b: UserBody = parse(&body)?;
             let r = role(&b.role)?;
-            let auth = b.auth.check(&app, &id).await?;
+            let auth = authenticated(
+                &app,
+                &id,
+                &b.auth_user,
+                &b.auth_password,
+                b.auth_role.as_deref(),
+            )
+            .await?;
             let u = cli_users::delete_user(&app, &id, &auth, &b.username, r).await?;
             Ok(user_json(&u))
         }
@@ -180,12 +193,19 @@ async fn user_change_password(
         async {
             let b: UserBody = parse(&body)?;
             let r = role(&b.role)?;
-            let auth = b.auth.check(&app, &id).await?;
+            let auth = authenticated(
+                &app,
+                &id,
+                &b.auth_user,
+                &b.auth_password,
+                b.auth_role.as_deref(),
+            )
+            .await?;
             let u = cli_users::change_password(
                 &app,
                 &id,
                 &auth,
-                &b.auth.auth_password,
+                &b.auth_password,
                 &b.username,
                 r,
                 b.password()?,
@@ -235,9 +255,11 @@ fn key_json(k: &KeyView, verbose: bool) -> Value {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeyListBody {
-    #[serde(flatten)]
-    auth: Auth,
+    auth_user: String,
+    auth_password: String,
+    auth_role: Option<String>,
     #[serde(default)]
     filter: Vec<String>,
     #[serde(default)]
@@ -251,7 +273,14 @@ async fn key_list(State(app): State<Arc<App>>, Path(id): Path<String>, body: Byt
         async {
             let b: KeyListBody = parse(&body)?;
             let filter = objects::parse_filter(&b.filter)?;
-            let user = b.auth.check(&app, &id).await?;
+            let user = authenticated(
+                &app,
+                &id,
+                &b.auth_user,
+                &b.auth_password,
+                b.auth_role.as_deref(),
+            )
+            .await?;
             let max = b.max_items.unwrap_or(10);
             let page =
                 objects::list_keys(&app, &id, &user, &filter, max, b.starting_token.as_deref())
@@ -274,9 +303,11 @@ async fn key_list(State(app): State<Arc<App>>, Path(id): Path<String>, body: Byt
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct KeyDeleteBody {
-    #[serde(flatten)]
-    auth: Auth,
+    auth_user: String,
+    auth_password: String,
+    auth_role: Option<String>,
     filter: Vec<String>,
 }
 
@@ -285,7 +316,14 @@ async fn key_delete(State(app): State<Arc<App>>, Path(id): Path<String>, body: B
         async {
             let b: KeyDeleteBody = parse(&body)?;
             let filter = objects::parse_filter(&b.filter)?;
-            let user = b.auth.check(&app, &id).await?;
+            let user = authenticated(
+                &app,
+                &id,
+                &b.auth_user,
+                &b.auth_password,
+                b.auth_role.as_deref(),
+            )
+            .await?;
             objects::delete_key(&app, &id, &user, &filter).await?;
             Ok(json!({"message": "Key deleted successfully"}))
         }
@@ -294,9 +332,11 @@ async fn key_delete(State(app): State<Arc<App>>, Path(id): Path<String>, body: B
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GenerateBody {
-    #[serde(flatten)]
-    auth: Auth,
+    auth_user: String,
+    auth_password: String,
+    auth_role: Option<String>,
     label: String,
     key_length_bytes: u64,
     #[serde(default)]
@@ -311,7 +351,14 @@ async fn key_generate_aes(
     respond(
         async {
             let b: GenerateBody = parse(&body)?;
-            let user = b.auth.check(&app, &id).await?;
+            let user = authenticated(
+                &app,
+                &id,
+                &b.auth_user,
+                &b.auth_password,
+                b.auth_role.as_deref(),
+            )
+            .await?;
             let k = objects::generate_aes(
                 &app,
                 &id,
@@ -328,9 +375,11 @@ async fn key_generate_aes(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ShareBody {
-    #[serde(flatten)]
-    auth: Auth,
+    auth_user: String,
+    auth_password: String,
+    auth_role: Option<String>,
     filter: Vec<String>,
     username: String,
     role: String,
@@ -347,11 +396,17 @@ async fn key_share(State(app): State<Arc<App>>, Path(id): Path<String>, body: By
                     "Keys can be shared only with crypto users (--role crypto-user)",
                 ));
             }
-            let user = b.auth.check(&app, &id).await?;
+            let (who, pw) = (&b.auth_user, &b.auth_password);
+            let user = authenticated(&app, &id, who, pw, b.auth_role.as_deref()).await?;
             objects::share_key(&app, &id, &user, &filter, &b.username, b.share).await?;
             // AWS's exact success message for key share / unshare is not in the user guide
             // pages we could read; this wording is the simulator's own.
-            let r: CResult = Ok(json!({"message": if b.share { "Key shared successfully" } else { "Key unshared successfully" }}));
+            let message = if b.share {
+                "Key shared successfully"
+            } else {
+                "Key unshared successfully"
+            };
+            let r: CResult = Ok(json!({ "message": message }));
             r
         }
         .await,

@@ -711,3 +711,38 @@ fn cli_cluster_activate_sets_the_first_admin_password_of_an_initialized_cluster(
         docs[2]
     );
 }
+
+#[test]
+fn cli_control_routes_refuse_unknown_fields_and_never_echo_passwords() {
+    let sim = Sim::start();
+    let cluster = block_on(default_cluster(&sim));
+    let c = sim.control();
+    let path = format!("/_sim/clusters/{cluster}/cli/keys/list");
+    let body = json!({"auth_user": "kmsuser", "auth_password": "Secret-Pw-123", "bogus": 1});
+    match block_on(c.call("POST", &path, Some(body))) {
+        Err(cks_sim::client::ClientError::Api {
+            status, message, ..
+        }) => {
+            assert_eq!(status, 400);
+            assert!(message.contains("bogus"), "{message}");
+            assert!(!message.contains("Secret-Pw-123"), "{message}");
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+    let body = json!({"auth_user": "kmsuser", "auth_password": "Secret-Pw-123"});
+    match block_on(c.call("POST", &path, Some(body))) {
+        Err(cks_sim::client::ClientError::Api {
+            status,
+            type_name,
+            message,
+        }) => {
+            assert_eq!(
+                (status, type_name.as_str()),
+                (400, "CloudHsmAccessDeniedException"),
+                "{message}"
+            );
+            assert!(!message.contains("Secret-Pw-123"), "{message}");
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+}
