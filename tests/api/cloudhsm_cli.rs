@@ -746,3 +746,71 @@ fn cli_control_routes_refuse_unknown_fields_and_never_echo_passwords() {
         other => panic!("accepted: {other:?}"),
     }
 }
+
+#[test]
+fn cli_key_owners_and_shares_survive_a_restart() {
+    let mut sim = Sim::start();
+    let cluster = block_on(default_cluster(&sim));
+    let admin = format!("admin:{}", sim.admin_password());
+    for u in ["dave", "erin"] {
+        let (ok_exit, doc) = single(
+            &sim,
+            "admin",
+            &admin,
+            &[
+                "user",
+                "create",
+                "--username",
+                u,
+                "--role",
+                "crypto-user",
+                "--password",
+                "Passw0rd12",
+                "--cluster-id",
+                &cluster,
+            ],
+            "",
+        );
+        assert!(ok_exit, "{doc}");
+    }
+    let (_, k) = single(
+        &sim,
+        "crypto-user",
+        "dave:Passw0rd12",
+        &[
+            "key",
+            "generate-symmetric",
+            "aes",
+            "--label",
+            "kept",
+            "--key-length-bytes",
+            "16",
+            "--share-crypto-users",
+            "erin",
+            "--cluster-id",
+            &cluster,
+        ],
+        "",
+    );
+    let reference = ok(&k)["key"]["key-reference"].as_str().unwrap().to_string();
+    sim.restart();
+    let filter = format!("key-reference={reference}");
+    let (_, seen) = single(
+        &sim,
+        "crypto-user",
+        "erin:Passw0rd12",
+        &[
+            "key",
+            "list",
+            "--filter",
+            &filter,
+            "--verbose",
+            "--cluster-id",
+            &cluster,
+        ],
+        "",
+    );
+    let info = &ok(&seen)["matched_keys"][0]["key-info"];
+    assert_eq!(info["key-owners"][0]["username"], "dave", "{seen}");
+    assert_eq!(info["shared-users"][0]["username"], "erin", "{seen}");
+}
