@@ -323,6 +323,7 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
         Cmd::Serve(a) => serve(a),
         Cmd::InspectToken(a) => inspect_token(a),
+        // Answered in `main` (it has its own exit status).
         Cmd::CloudhsmCli { .. } => Ok(()),
         Cmd::Clock { c, cmd } => client(&c, |cl| async move {
             match cmd {
