@@ -21,6 +21,7 @@ use std::sync::Arc;
 /// The routes, relative to `/_sim`.
 pub fn router() -> Router<Arc<App>> {
     Router::new()
+        .route("/cli/default-cluster", get(default_cluster))
         .route("/clusters/{id}/cli/login", post(login))
         .route("/clusters/{id}/cli/logout", post(logout))
         .route("/clusters/{id}/cli/users", get(users))
@@ -37,6 +38,13 @@ pub fn router() -> Router<Arc<App>> {
             post(key_generate_aes),
         )
         .route("/clusters/{id}/cli/keys/share", post(key_share))
+}
+
+/// The cluster the CLI uses when none is named and there are several: the default one.
+async fn default_cluster(State(app): State<Arc<App>>) -> Response {
+    respond(Ok(
+        json!({"cluster_id": crate::cluster::seed::default_cluster_id(&app)}),
+    ))
 }
 
 fn role(s: &str) -> Result<Role, ControlError> {

@@ -669,10 +669,9 @@ fn cli_interactive_login_lasts_until_logout() {
     assert_eq!(a["logged_in"], false);
 }
 
-#[test]
-fn cli_cluster_activate_sets_the_first_admin_password_of_an_initialized_cluster() {
-    let sim = Sim::start();
-    let id = block_on(async {
+/// A new cluster taken to INITIALIZED through the cloudhsmv2 API.
+fn initialized_cluster(sim: &Sim) -> String {
+    block_on(async {
         let c = sim.control();
         let created = c
             .aws(
@@ -697,7 +696,13 @@ fn cli_cluster_activate_sets_the_first_admin_password_of_an_initialized_cluster(
         .await
         .unwrap();
         id
-    });
+    })
+}
+
+#[test]
+fn cli_cluster_activate_sets_the_first_admin_password_of_an_initialized_cluster() {
+    let sim = Sim::start();
+    let id = initialized_cluster(&sim);
     let docs = interactive(
         &sim,
         &id,
@@ -813,4 +818,29 @@ fn cli_key_owners_and_shares_survive_a_restart() {
     let info = &ok(&seen)["matched_keys"][0]["key-info"];
     assert_eq!(info["key-owners"][0]["username"], "dave", "{seen}");
     assert_eq!(info["shared-users"][0]["username"], "erin", "{seen}");
+}
+
+#[test]
+fn cli_without_cluster_id_uses_the_only_or_else_the_default_cluster() {
+    let sim = Sim::start();
+    let default = block_on(default_cluster(&sim));
+    let other = initialized_cluster(&sim);
+    assert_ne!(other, default);
+    let r = run_cli(cks_sim(), &sim, &["user", "list"], &[], "");
+    let docs = documents(&r.stdout);
+    let names: Vec<String> = ok(&docs[0])["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["admin", "kmsuser"], "the default cluster's users");
+    let r = run_cli(
+        cks_sim(),
+        &sim,
+        &["user", "list", "--cluster-id", &other],
+        &[],
+        "",
+    );
+    assert_eq!(ok(&documents(&r.stdout)[0])["users"], json!([]));
 }

@@ -69,7 +69,8 @@ impl Session {
             })
     }
 
-    /// The cluster: `--cluster-id`, the session's, or the simulator's only cluster.
+    /// The cluster: `--cluster-id`, the session's, the simulator's only cluster, or its
+    /// default cluster.
     fn cluster(&mut self, given: Option<String>) -> Result<String, String> {
         if let Some(c) = given.or_else(|| self.cluster_id.clone()) {
             return Ok(c);
@@ -83,17 +84,21 @@ impl Session {
                     .collect()
             })
             .unwrap_or_default();
-        match ids.as_slice() {
-            [one] => {
-                self.cluster_id = Some(one.clone());
-                Ok(one.clone())
-            }
-            [] => Err("The simulator has no cluster".to_string()),
-            _ => Err(format!(
-                "The simulator has {} clusters: choose one with --cluster-id",
-                ids.len()
-            )),
-        }
+        let chosen = match ids.as_slice() {
+            [one] => one.clone(),
+            [] => return Err("The simulator has no cluster".to_string()),
+            _ => self.call("GET", "/_sim/cli/default-cluster", None)?["cluster_id"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    format!(
+                        "The simulator has {} clusters: choose one with --cluster-id",
+                        ids.len()
+                    )
+                })?,
+        };
+        self.cluster_id = Some(chosen.clone());
+        Ok(chosen)
     }
 
     /// The user a command runs as: the login (interactive) or the environment (single).
