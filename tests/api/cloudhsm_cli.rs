@@ -844,3 +844,24 @@ fn cli_without_cluster_id_uses_the_only_or_else_the_default_cluster() {
     );
     assert_eq!(ok(&documents(&r.stdout)[0])["users"], json!([]));
 }
+
+#[test]
+fn cli_a_user_changing_its_own_password_stays_logged_in_with_the_new_one() {
+    let sim = Sim::start();
+    let cluster = block_on(default_cluster(&sim));
+    let admin = sim.admin_password();
+    let docs = interactive(
+        &sim,
+        &cluster,
+        &format!(
+            "login --username admin --role admin\n{admin}\nuser change-password --username admin --role admin\nNewAdmin123\nNewAdmin123\nuser create --username frank --role crypto-user --password Passw0rd12\nlogout\nlogin --username admin --role admin\nNewAdmin123\n"
+        ),
+    );
+    ok(&docs[1]);
+    assert_eq!(
+        ok(&docs[2]),
+        &json!({"username": "frank", "role": "crypto-user"})
+    );
+    ok(&docs[3]);
+    ok(&docs[4]);
+}

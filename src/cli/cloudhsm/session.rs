@@ -259,11 +259,19 @@ impl Session {
         let body = self.authed(
             json!({"username": user.username, "role": user.role.as_str(), "password": password}),
         )?;
-        self.call(
+        let data = self.call(
             "POST",
             &format!("/_sim/clusters/{id}/cli/users/{route}"),
             Some(body),
-        )
+        )?;
+        // A logged-in user who changed its own password goes on with the new one.
+        if let (Some(login), Some(new)) = (self.login.as_mut(), password)
+            && route == "change-password"
+            && login.username.eq_ignore_ascii_case(&user.username)
+        {
+            login.password = new;
+        }
+        Ok(data)
     }
 
     fn key(&mut self, cluster_id: Option<String>, cmd: KeyCmd) -> Result<Value, String> {
