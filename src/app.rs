@@ -9,6 +9,7 @@
 //! HSM (D9).
 
 use crate::cluster::model::{Backup, Cluster, Hsm, User};
+use crate::cluster::objects::ObjectOwners;
 use crate::config::{Config, ProvisionerKind};
 use crate::hsm::{HsmError, Module, PinTemplate, Provisioner, Token};
 use crate::kms::model::{Alias, Key, KeyStore, Orphan};
@@ -42,6 +43,9 @@ pub struct World {
     pub aliases: BTreeMap<String, Alias>,
     /// Orphans by sequence (zero-padded).
     pub orphans: BTreeMap<String, Orphan>,
+    /// Owners and shares of token objects not simply owned by kmsuser, by
+    /// `<cluster-id>/<object id hex>`.
+    pub object_owners: BTreeMap<String, ObjectOwners>,
     /// Clock offset in seconds.
     pub clock_offset: f64,
     /// Keys pending deletion, ordered by deletion date (milliseconds) — so finding the due
@@ -76,7 +80,11 @@ pub enum Change {
     Alias(Alias),
     DelAlias(String),
     Orphan(Orphan),
-    DelOrphan(u64),
+    /// Remove an orphan record (by its store ID, the zero-padded sequence).
+    DelOrphan(String),
+    ObjectOwners(ObjectOwners),
+    /// Forget the owners record of a token object (by `<cluster-id>/<object id hex>`).
+    DelObjectOwners(String),
     ClockOffset(f64),
 }
 
@@ -85,7 +93,7 @@ struct ClockDoc {
     offset_seconds: f64,
 }
 
-fn orphan_id(seq: u64) -> String {
+pub(crate) fn orphan_id(seq: u64) -> String {
     format!("{seq:012}")
 }
 
@@ -159,8 +167,14 @@ impl World {
             Change::Orphan(x) => {
                 self.orphans.insert(orphan_id(x.seq), x);
             }
-            Change::DelOrphan(seq) => {
-                self.orphans.remove(&orphan_id(seq));
+            Change::DelOrphan(id) => {
+                self.orphans.remove(&id);
+            }
+            Change::ObjectOwners(x) => {
+                self.object_owners.insert(x.key(), x);
+            }
+            Change::DelObjectOwners(id) => {
+                self.object_owners.remove(&id);
             }
             Change::ClockOffset(o) => self.clock_offset = o,
         }
@@ -211,7 +225,9 @@ fn batch_of(changes: &[Change]) -> Batch {
             Change::Alias(x) => b.put(Table::Aliases, x.name.clone(), x),
             Change::DelAlias(id) => b.delete(Table::Aliases, id.clone()),
             Change::Orphan(x) => b.put(Table::Orphans, orphan_id(x.seq), x),
-            Change::DelOrphan(seq) => b.delete(Table::Orphans, orphan_id(*seq)),
+            Change::DelOrphan(id) => b.delete(Table::Orphans, id.clone()),
+            Change::ObjectOwners(x) => b.put(Table::TokenObjects, x.key(), x),
+            Change::DelObjectOwners(id) => b.delete(Table::TokenObjects, id.clone()),
             Change::ClockOffset(o) => b.put(Table::Meta, "clock", &ClockDoc { offset_seconds: *o }),
         };
     }
@@ -318,6 +334,9 @@ impl App {
         }
         for (_, x) in store.load::<Orphan>(Table::Orphans)? {
             world.apply(Change::Orphan(x));
+        }
+        for (_, x) in store.load::<ObjectOwners>(Table::TokenObjects)? {
+            world.apply(Change::ObjectOwners(x));
         }
         if let Some(c) = store.get::<ClockDoc>(Table::Meta, "clock")? {
             world.clock_offset = c.offset_seconds;

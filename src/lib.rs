@@ -9,9 +9,11 @@
 //! - [`hsm`] (the only `cryptoki` user) and [`store`] (the only SQL).
 //!
 //! [`app::App`] is the one shared handle, built once from a [`config::Config`];
-//! [`control`] is the `/_sim` door used by the `cks-sim` CLI and tests.
+//! [`control`] is the `/_sim` door used by the `cks-sim` CLI, [`cli`] (the CloudHSM CLI
+//! look-alike) and tests.
 
 pub mod app;
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;

@@ -77,6 +77,14 @@ enum Cmd {
     /// Read a token directly, in this process, without the server: an independent view
     /// (labels, ids and material fingerprints of every object).
     InspectToken(InspectArgs),
+    /// The CloudHSM CLI's commands over a simulated cluster (also: this binary invoked
+    /// through a link named `cloudhsm-cli`). See `cks-sim cloudhsm-cli --help`.
+    #[command(name = "cloudhsm-cli", disable_help_flag = true)]
+    CloudhsmCli {
+        /// The CloudHSM CLI command line.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -346,7 +354,14 @@ fn secret(value: Option<String>, file: Option<PathBuf>, flag: &str) -> Result<St
 }
 
 fn main() -> ExitCode {
+    if cks_sim::cli::cloudhsm::invoked_as_cloudhsm_cli() {
+        return cks_sim::cli::cloudhsm::main(std::env::args_os().collect());
+    }
     let cli = Cli::parse();
+    if let Cmd::CloudhsmCli { args } = cli.cmd {
+        let argv = std::iter::once(std::ffi::OsString::from("cloudhsm-cli")).chain(args);
+        return cks_sim::cli::cloudhsm::main(argv.collect());
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -412,6 +427,8 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
         Cmd::Serve(a) => serve(a),
         Cmd::InspectToken(a) => inspect_token(a),
+        // Answered in `main` (it has its own exit status).
+        Cmd::CloudhsmCli { .. } => Ok(()),
         Cmd::Clock { c, cmd } => client(&c, |cl| async move {
             match cmd {
                 ClockCmd::Show => cl.call("GET", "/_sim/clock", None).await,

@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+mod cloudhsm;
+
 /// A control-door error: `{"__type", "message"}` with a 4xx/5xx status.
 #[derive(Debug)]
 pub struct ControlError {
@@ -66,7 +68,7 @@ type CResult = Result<Value, ControlError>;
 
 /// A control-door request body, read with the server's size limit (`max_body_bytes`): a
 /// larger one is answered 413 `RequestEntityTooLarge` without being kept in memory.
-struct JsonBody(Bytes);
+pub(super) struct JsonBody(pub(super) Bytes);
 
 impl axum::extract::FromRequest<Arc<App>> for JsonBody {
     type Rejection = Response;
@@ -148,6 +150,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/clusters/{id}/token/pin", get(token_pin_view))
         .route("/orphans", get(orphans))
         .route("/failpoints", get(failpoints).post(arm_failpoint))
+        .merge(cloudhsm::router())
         .layer(axum::middleware::from_fn_with_state(app, local_only))
 }
 

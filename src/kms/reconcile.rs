@@ -99,7 +99,7 @@ async fn reconcile_token(app: &Arc<App>, token: &Arc<Token>, label: &str, report
         if hex_id(&o.object_id).is_some_and(|id| !on_token.contains(&id)) {
             tracing::info!(key = %o.key_arn, "reconciliation: an orphan's material is gone; record cleared");
             report.orphan_records_cleared += 1;
-            changes.push(Change::DelOrphan(o.seq));
+            changes.push(Change::DelOrphan(crate::app::orphan_id(o.seq)));
         }
     }
     let explained: BTreeSet<ObjectId> = live

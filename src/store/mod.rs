@@ -81,6 +81,8 @@ pub enum Table {
     Aliases,
     /// Orphaned key material log (id = sequence number as text).
     Orphans,
+    /// Owners and shares of cluster token objects (id = `<cluster-id>/<object id hex>`).
+    TokenObjects,
     /// Simulator settings that persist (clock offset, …).
     Meta,
 }
@@ -96,6 +98,7 @@ impl Table {
             Table::Keys => "keys",
             Table::Aliases => "aliases",
             Table::Orphans => "orphans",
+            Table::TokenObjects => "token_objects",
             Table::Meta => "meta",
         }
     }

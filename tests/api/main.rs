@@ -5,6 +5,7 @@
 mod common;
 
 mod bad_input;
+mod cloudhsm_cli;
 mod cluster;
 mod crash;
 mod edges;
