@@ -19,8 +19,15 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[test]
 fn an_oversized_control_door_body_gets_413_and_is_never_held_in_memory() {
     let sim = Sim::start();
+    // Warm up on a body just within the limit (1 MiB of spaces is an empty JSON body), so the
+    // baseline includes what any large request costs: buffers, threads, allocator arenas.
+    let mut within = vec![b' '; (1 << 20) - 2];
+    within.extend_from_slice(b"{}");
+    let (status, v) =
+        block_on(sim.control().raw("POST", "/_sim/settings", &[], within)).expect("an answer");
+    assert_eq!(status, 200, "{v}");
     let before = peak_rss_kib(sim.pid());
-    let body = vec![b' '; 48 << 20];
+    let body = vec![b' '; 60 << 20];
     let (status, v) = block_on(sim.control().raw(
         "POST",
         "/_sim/settings",
@@ -36,8 +43,8 @@ fn an_oversized_control_door_body_gets_413_and_is_never_held_in_memory() {
     );
     let grown = peak_rss_kib(sim.pid()).saturating_sub(before);
     assert!(
-        grown < 16 * 1024,
-        "a 48 MiB body grew the peak resident memory by {grown} KiB"
+        grown < 24 * 1024,
+        "a 60 MiB body grew the peak resident memory by {grown} KiB"
     );
 }
 
