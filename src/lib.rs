@@ -9,12 +9,14 @@
 //! - [`hsm`] (the only `cryptoki` user) and [`store`] (the only SQL).
 //!
 //! [`app::App`] is the one shared handle, built once from a [`config::Config`];
-//! [`control`] is the `/_sim` door used by the `cks-sim` CLI and tests.
+//! [`control`] is the `/_sim` door used by the `cks-sim` CLI and tests; [`console`] is the
+//! HTML console for a browser.
 
 pub mod app;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod hsm;
 pub mod ids;
