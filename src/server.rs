@@ -29,7 +29,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", post(aws_json).get(crate::console::root))
         .route("/service/BaldrApiService/operation/{op}", post(cbor_op))
         .nest("/_sim", crate::control::router())
-        .nest("/console", crate::console::router())
+        .merge(crate::console::router())
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(app)
 }

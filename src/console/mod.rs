@@ -29,32 +29,43 @@ use std::sync::Arc;
 const STYLESHEET: &str = include_str!("assets/console.css");
 const SCRIPT: &str = include_str!("assets/console.js");
 
-/// The `/console` routes (nest them under `/console`).
+/// The console's routes, all under `/console` (merge them into the server's router).
 pub fn router() -> Router<Arc<App>> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/console/key-stores") }))
-        .route("/assets/console.css", get(stylesheet))
-        .route("/assets/console.js", get(script))
-        .route("/key-stores", get(stores::list))
-        .route("/key-stores/states", get(stores::states))
+        .route("/console", get(to_key_stores))
+        .route("/console/", get(to_key_stores))
+        .route("/console/assets/console.css", get(stylesheet))
+        .route("/console/assets/console.js", get(script))
+        .route("/console/key-stores", get(stores::list))
+        .route("/console/key-stores/states", get(stores::states))
         .route(
-            "/key-stores/create",
+            "/console/key-stores/create",
             get(forms::create_form).post(forms::create),
         )
-        .route("/key-stores/edit", get(forms::edit_form).post(forms::edit))
         .route(
-            "/key-stores/delete",
+            "/console/key-stores/edit",
+            get(forms::edit_form).post(forms::edit),
+        )
+        .route(
+            "/console/key-stores/delete",
             get(stores::delete_confirm).post(stores::delete),
         )
-        .route("/key-stores/connect", post(stores::connect))
-        .route("/key-stores/disconnect", post(stores::disconnect))
-        .route("/key-stores/{id}/keys", get(keys::list))
-        .route("/keys/schedule-deletion", post(keys::schedule_deletion))
-        .route("/keys/cancel-deletion", post(keys::cancel_deletion))
-        .route("/simulator", get(sim::show))
-        .route("/simulator/clock", post(sim::advance_clock))
-        .route("/simulator/fault", post(sim::set_fault))
+        .route("/console/key-stores/connect", post(stores::connect))
+        .route("/console/key-stores/disconnect", post(stores::disconnect))
+        .route("/console/key-stores/{id}/keys", get(keys::list))
+        .route(
+            "/console/keys/schedule-deletion",
+            post(keys::schedule_deletion),
+        )
+        .route("/console/keys/cancel-deletion", post(keys::cancel_deletion))
+        .route("/console/simulator", get(sim::show))
+        .route("/console/simulator/clock", post(sim::advance_clock))
+        .route("/console/simulator/fault", post(sim::set_fault))
         .layer(axum::middleware::from_fn(guard))
+}
+
+async fn to_key_stores() -> Redirect {
+    Redirect::to("/console/key-stores")
 }
 
 /// `GET /` from a browser (it accepts HTML): off to the console. Other clients get a 404 that
