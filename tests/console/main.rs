@@ -47,7 +47,7 @@ const TESTS: &[Test] = &[
 ];
 
 fn main() {
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let filter = name_filter(std::env::args().skip(1));
     let list_only = std::env::args().any(|a| a == "--list");
     let chosen: Vec<&Test> = TESTS
         .iter()
@@ -83,6 +83,29 @@ fn main() {
         eprintln!("failed: {failed:?}");
         std::process::exit(101);
     }
+}
+
+/// The first free argument, skipping libtest's options and their values (`cargo test` passes
+/// e.g. `--test-threads 4` to every test binary).
+fn name_filter(args: impl Iterator<Item = String>) -> Option<String> {
+    const WITH_VALUE: &[&str] = &[
+        "--test-threads",
+        "--skip",
+        "--color",
+        "--format",
+        "--logfile",
+        "--shuffle-seed",
+        "-Z",
+    ];
+    let mut args = args;
+    while let Some(a) = args.next() {
+        if WITH_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
 }
 
 /// The list page of `sim`.

@@ -222,19 +222,17 @@ impl Browser {
         .await;
     }
 
-    /// The rendered text of `e`.
-    pub async fn text(&self, e: &Element) -> String {
-        self.cmd("GET", &format!("/element/{}/text", e.0), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+    /// The rendered text of `e`, or `None` when the page replaced it (a stale element).
+    pub async fn try_text(&self, e: &Element) -> Option<String> {
+        let path = format!("/session/{}/element/{}/text", self.session, e.0);
+        let v = try_call(&self.http, "GET", &path, None).await.ok()?;
+        Some(v.as_str().unwrap_or_default().to_string())
     }
 
-    /// The rendered text of the element matching `css`.
+    /// The rendered text of the element matching `css` (found again if the page changes
+    /// under it, for up to 10 s).
     pub async fn text_of(&self, css: &str) -> String {
-        let e = self.find(css).await;
-        self.text(&e).await
+        self.wait_text(css, 10, |_| true).await
     }
 
     /// Run `script` in the page and return its value.
@@ -247,20 +245,22 @@ impl Browser {
         .await
     }
 
-    /// Wait (up to `secs`) until `f(page text)` holds, polling the text of `css`.
+    /// Wait (up to `secs`) until the text of the element matching `css` satisfies `f`, and
+    /// return it; a page that navigates meanwhile is simply looked at again.
     pub async fn wait_text(&self, css: &str, secs: u64, f: impl Fn(&str) -> bool) -> String {
         let end = Instant::now() + Duration::from_secs(secs);
+        let mut last = None;
         loop {
-            let texts = self.find_all(css).await;
-            if let Some(e) = texts.first() {
-                let t = self.text(e).await;
-                if f(&t) {
-                    return t;
+            if let Some(e) = self.find_all(css).await.first() {
+                last = self.try_text(e).await;
+                if let Some(t) = last.as_deref().filter(|t| f(t)) {
+                    return t.to_string();
                 }
-                assert!(Instant::now() < end, "{css:?} never matched; last {t:?}");
-            } else {
-                assert!(Instant::now() < end, "no element matches {css:?}");
             }
+            assert!(
+                Instant::now() < end,
+                "{css:?} never matched; last text {last:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -284,6 +284,18 @@ impl Browser {
 
 /// One WebDriver command; panics with the driver's error on failure.
 async fn call(http: &ControlClient, method: &str, path: &str, body: Option<Value>) -> Value {
+    try_call(http, method, path, body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One WebDriver command; the driver's error as text on failure.
+async fn try_call(
+    http: &ControlClient,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
     let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
     let (status, v) = http
         .raw(
@@ -293,12 +305,12 @@ async fn call(http: &ControlClient, method: &str, path: &str, body: Option<Value
             bytes,
         )
         .await
-        .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
-    assert!(
-        status == 200,
-        "WebDriver {method} {path}: {status} {}: {}",
-        v["value"]["error"],
-        v["value"]["message"]
-    );
-    v["value"].clone()
+        .map_err(|e| format!("WebDriver {method} {path}: {e}"))?;
+    if status != 200 {
+        return Err(format!(
+            "WebDriver {method} {path}: {status} {}: {}",
+            v["value"]["error"], v["value"]["message"]
+        ));
+    }
+    Ok(v["value"].clone())
 }
