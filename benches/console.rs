@@ -19,18 +19,12 @@ use std::time::Duration;
 use tower_service::Service;
 
 const KEYS: usize = 1_000;
-/// Cluster IDs for the nine extra stores (a store per cluster).
-const EXTRA_CLUSTERS: [&str; 9] = [
-    "cluster-benchstorea",
-    "cluster-benchstoreb",
-    "cluster-benchstorec",
-    "cluster-benchstored",
-    "cluster-benchstoree",
-    "cluster-benchstoref",
-    "cluster-benchstoreg",
-    "cluster-benchstoreh",
-    "cluster-benchstorei",
-];
+/// Clusters beside the default one (a key store needs a cluster of its own).
+const EXTRA_CLUSTERS: usize = 9;
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
 
 fn softhsm_conf() {
     let conf = PathBuf::from(
@@ -58,18 +52,33 @@ fn read(dir: &Path, file: &str) -> String {
         .to_string()
 }
 
-/// A seed with nine more clusters, each with a (disconnected) key store.
+/// A seed with nine more clusters (IDs derived from the data directory's fresh salt, so their
+/// tokens' labels are new).
 fn seed_file(dir: &Path) -> PathBuf {
-    let mut toml = String::new();
-    for (i, id) in EXTRA_CLUSTERS.iter().enumerate() {
-        toml.push_str(&format!("[[cluster]]\nid = \"{id}\"\nhsms = 2\n\n"));
-        toml.push_str(&format!(
-            "[[key_store]]\nname = \"BenchStore{i}\"\ncluster_id = \"{id}\"\npassword = \"benchPassw0rd\"\n\n"
-        ));
-    }
+    let toml = "[[cluster]]\nhsms = 2\n\n".repeat(EXTRA_CLUSTERS);
     let path = dir.join("bench-seed.toml");
     std::fs::write(&path, toml).expect("write seed");
     path
+}
+
+/// A disconnected store on each seeded cluster.
+async fn extra_stores(app: &Arc<App>, dir: &Path) {
+    let default = read(dir, "default-cluster-id");
+    let clusters: Vec<String> = app.world().clusters.keys().cloned().collect();
+    for (i, id) in clusters.iter().filter(|c| **c != default).enumerate() {
+        let anchor = read(&dir.join("clusters").join(id), "customerCA.crt");
+        call(
+            app,
+            "CreateCustomKeyStore",
+            json!({
+                "CustomKeyStoreName": format!("BenchStore{i}"),
+                "CloudHsmClusterId": id,
+                "TrustAnchorCertificate": anchor,
+                "KeyStorePassword": "benchPassw0rd",
+            }),
+        )
+        .await;
+    }
 }
 
 /// Ten stores; the default cluster's is connected and holds 1,000 keys. Returns its ID.
@@ -129,15 +138,16 @@ async fn populate(app: &Arc<App>, dir: &Path) -> String {
     store
 }
 
-async fn get(router: &mut axum::Router, path: &str) -> usize {
+/// `GET path` through the router; the page's HTML.
+async fn get(router: &mut axum::Router, path: &str) -> String {
     let req = Request::get(path).body(Body::empty()).expect("request");
     let Ok(resp) = router.call(req).await;
     assert!(resp.status().is_success(), "{path}: {}", resp.status());
-    http_body_util::BodyExt::collect(resp.into_body())
+    let body = http_body_util::BodyExt::collect(resp.into_body())
         .await
         .expect("body")
-        .to_bytes()
-        .len()
+        .to_bytes();
+    String::from_utf8(body.to_vec()).expect("UTF-8 page")
 }
 
 fn render(c: &mut Criterion) {
@@ -147,6 +157,8 @@ fn render(c: &mut Criterion) {
         .tempdir()
         .expect("tempdir");
     let mut file = FileConfig::default();
+    file.hsm.internal_token_label = Some(format!("bench-internal-{}", short_id()));
+    file.hsm.internal_token_pin = Some("bench-internal-pin".into());
     file.simulation.connect_delay_ms = Some(0);
     let ov = Overrides {
         data_dir: Some(dir.path().to_path_buf()),
@@ -162,11 +174,22 @@ fn render(c: &mut Criterion) {
         .expect("runtime");
     let store = rt.block_on(async {
         cks_sim::start(&app).await.expect("start");
+        extra_stores(&app, dir.path()).await;
         populate(&app, dir.path()).await
     });
     assert_eq!(app.world().stores.len(), 10);
     let mut router = cks_sim::server::router(Arc::clone(&app));
     let keys_path = format!("/console/key-stores/{store}/keys");
+    // What is measured is the full pages: 10 rows, and 1,000 keys.
+    let list = rt.block_on(get(&mut router, "/console/key-stores"));
+    assert_eq!(list.matches("<tr data-store=").count(), 10);
+    let keys = rt.block_on(get(&mut router, &keys_path));
+    assert_eq!(keys.matches("<tr data-key=").count(), KEYS);
+    println!(
+        "console pages: key stores {} bytes, 1,000 keys {} bytes",
+        list.len(),
+        keys.len()
+    );
     let mut g = c.benchmark_group("console_render");
     g.bench_function("key_stores_10", |b| {
         b.iter(|| rt.block_on(get(&mut router, "/console/key-stores")))

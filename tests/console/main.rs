@@ -44,6 +44,14 @@ const TESTS: &[Test] = &[
         "the_simulator_pane_shows_clusters_users_token_objects_and_sets_faults",
         simulator_pane_shows_and_sets,
     ),
+    (
+        "a_create_error_shows_beside_the_form_and_the_password_is_not_sent_back",
+        create_error_beside_the_form,
+    ),
+    (
+        "edit_renames_a_connected_store_and_refuses_a_new_password_until_disconnected",
+        edit_follows_update_rules,
+    ),
 ];
 
 fn main() {
@@ -614,4 +622,102 @@ fn simulator_pane_shows_and_sets(driver: &Driver) {
         assert_eq!(c["faults"]["network_down"], json!(true));
         b.quit().await;
     });
+}
+
+fn create_error_beside_the_form(driver: &Driver) {
+    let sim = Sim::start();
+    block_on(async {
+        default_cluster(&sim).await;
+        let b = Browser::open(driver).await;
+        b.goto(&format!("{}/console/key-stores/create", sim.endpoint))
+            .await;
+        b.fill("#name", "WrongAnchor").await;
+        b.fill(
+            "#trust_anchor",
+            "-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----",
+        )
+        .await;
+        b.fill("#password", "SomePassw0rd").await;
+        b.click_css("form.card button.primary").await;
+        let error = b.text_of(".side-errors .flash.error").await;
+        assert!(error.contains("IncorrectTrustAnchorException"), "{error}");
+        assert!(error.contains("How to fix it: Upload or paste"), "{error}");
+        b.screenshot("create-error").await;
+        // The form keeps what was typed, except the password.
+        let values = b
+            .run(
+                "return ['name', 'password'].map(i => document.getElementById(i).value);",
+                json!([]),
+            )
+            .await;
+        assert_eq!(values, json!(["WrongAnchor", ""]));
+        let html = b
+            .run("return document.documentElement.outerHTML;", json!([]))
+            .await;
+        assert!(!html.as_str().unwrap().contains("SomePassw0rd"));
+        let stores = sim.kms().describe_custom_key_stores().send().await.unwrap();
+        assert!(stores.custom_key_stores().is_empty(), "nothing was created");
+        b.quit().await;
+    });
+}
+
+fn edit_follows_update_rules(driver: &Driver) {
+    let sim = Sim::start();
+    block_on(async {
+        let (id, _) = connected_store(&sim, "BeforeRename").await;
+        let b = Browser::open(driver).await;
+        b.goto(&list_url(&sim)).await;
+        store_action(&b, &id, "Edit").await;
+        b.fill("#name", "AfterRename").await;
+        b.click_css("form.card button.primary").await;
+        assert_eq!(
+            b.text_of(".flash.success").await,
+            "Updated key store AfterRename."
+        );
+        let name = |v: aws_sdk_kms::operation::describe_custom_key_stores::DescribeCustomKeyStoresOutput| {
+            v.custom_key_stores()[0]
+                .custom_key_store_name()
+                .unwrap()
+                .to_string()
+        };
+        let kms = sim.kms();
+        let described = kms
+            .describe_custom_key_stores()
+            .custom_key_store_id(&id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(name(described), "AfterRename");
+
+        // A new password while CONNECTED: UpdateCustomKeyStore's refusal, nothing changed.
+        store_action(&b, &id, "Edit").await;
+        b.fill("#password", "AnotherPassw0rd").await;
+        b.click_css("form.card button.primary").await;
+        let error = b.text_of(".side-errors .flash.error").await;
+        assert!(
+            error.contains("CustomKeyStoreInvalidStateException"),
+            "{error}"
+        );
+        assert!(error.contains("disconnect it"), "{error}");
+        let html = b
+            .run("return document.documentElement.outerHTML;", json!([]))
+            .await;
+        assert!(!html.as_str().unwrap().contains("AnotherPassw0rd"));
+        assert_eq!(row_state_api(&sim, &id).await, "CONNECTED");
+        b.quit().await;
+    });
+}
+
+async fn row_state_api(sim: &Sim, id: &str) -> String {
+    sim.kms()
+        .describe_custom_key_stores()
+        .custom_key_store_id(id)
+        .send()
+        .await
+        .unwrap()
+        .custom_key_stores()[0]
+        .connection_state()
+        .unwrap()
+        .as_str()
+        .to_string()
 }
