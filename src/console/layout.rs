@@ -61,7 +61,7 @@ pub fn respond(status: StatusCode, markup: Markup) -> Response {
     (status, Html(markup.into_string())).into_response()
 }
 
-/// The `403` page for a state change from another origin.
+/// The `403` page for a foreign `Host` or a state change from another origin.
 pub fn forbidden() -> Response {
     let body = html! {
         (DOCTYPE)
@@ -69,8 +69,9 @@ pub fn forbidden() -> Response {
             head { meta charset="utf-8"; title { "Forbidden · cks-sim console" } }
             body {
                 h1 { "403 Forbidden" }
-                p { "The console accepts changes only from its own pages (same origin). \
-                     A form on another site cannot drive this simulator." }
+                p { "The console answers only at an IP address or localhost, and accepts changes \
+                     only from its own pages (same origin). A page on another site cannot drive \
+                     this simulator." }
             }
         }
     };

@@ -86,8 +86,12 @@ pub async fn root(headers: HeaderMap) -> Response {
     }
 }
 
-/// Refuse state changes from other origins, then add the console's security headers.
+/// Refuse requests addressed by a DNS name other than `localhost` and state changes from other
+/// origins, then add the console's security headers.
 async fn guard(req: Request, next: Next) -> Response {
+    if !host_is_address(req.headers()) {
+        return layout::forbidden();
+    }
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
     if !safe && !same_origin(req.headers()) {
         return layout::forbidden();
@@ -110,6 +114,20 @@ async fn guard(req: Request, next: Next) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// The `Host` is an IP address or `localhost` (with any port). A DNS-rebinding attack reaches
+/// the simulator under the attacker's own domain name, which this refuses, so a foreign page
+/// can neither read the console nor post to it as "same origin".
+fn host_is_address(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// A POST is the console's own when its `Origin` is `http://<Host>` and the browser does not
@@ -220,6 +238,32 @@ mod tests {
             ("origin", "http://127.0.0.1:4599"),
             ("sec-fetch-site", "cross-site"),
         ])));
+    }
+
+    #[test]
+    fn only_addresses_and_localhost_are_accepted_as_host() {
+        for ok in [
+            "127.0.0.1:4599",
+            "localhost:4599",
+            "LOCALHOST",
+            "[::1]:4599",
+            "10.0.0.5",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("host", HeaderValue::from_str(ok).unwrap());
+            assert!(host_is_address(&h), "{ok}");
+        }
+        for bad in [
+            "evil.example:4599",
+            "127.0.0.1.evil.example",
+            "localhost.evil",
+            "",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("host", HeaderValue::from_str(bad).unwrap());
+            assert!(!host_is_address(&h), "{bad}");
+        }
+        assert!(!host_is_address(&HeaderMap::new()));
     }
 
     #[test]

@@ -565,6 +565,20 @@ fn cross_origin_post_is_refused(driver: &Driver) {
         }
         assert!(store_exists(&sim, &id).await);
 
+        // Reached under a foreign DNS name (as after DNS rebinding), even a GET is refused.
+        let port = sim.endpoint.rsplit(':').next().unwrap().to_string();
+        let evil_host = format!("rebind.example:{port}");
+        let (status, _) = c
+            .raw(
+                "GET",
+                "/console/key-stores",
+                &[("host", evil_host.as_str())],
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 403);
+
         // From its own origin, the same post goes through.
         let own = sim.endpoint.clone();
         let (status, _) = c
