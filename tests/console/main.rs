@@ -122,7 +122,7 @@ fn list_url(sim: &Sim) -> String {
 }
 
 /// Select the row of store `id`, open **Key store actions** and choose `action`.
-async fn store_action(b: &Browser, id: &str, action: &str) {
+async fn store_action(b: &Browser<'_>, id: &str, action: &str) {
     b.click_css(&format!("tr[data-store=\"{id}\"] input[type=radio]"))
         .await;
     b.click_css("details.menu summary").await;
@@ -134,13 +134,13 @@ async fn store_action(b: &Browser, id: &str, action: &str) {
 }
 
 /// The connection state shown in the row of store `id`.
-async fn row_state(b: &Browser, id: &str) -> String {
+async fn row_state(b: &Browser<'_>, id: &str) -> String {
     b.text_of(&format!("td.state-cell[data-id=\"{id}\"] .state"))
         .await
 }
 
 /// Wait until the row of store `id` shows `state` (the page updates itself).
-async fn wait_row_state(b: &Browser, id: &str, state: &str) {
+async fn wait_row_state(b: &Browser<'_>, id: &str, state: &str) {
     let css = format!("td.state-cell[data-id=\"{id}\"] .state");
     b.wait_text(&css, 20, |t| t == state).await;
 }

@@ -16,10 +16,9 @@ pub struct Driver {
     child: Child,
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
+    /// Sessions not yet closed, so [`Driver::stop`] can close what a failed test left open.
+    open_sessions: Mutex<Vec<String>>,
 }
-
-/// Sessions not yet closed, so the harness can close them if a test panics.
-static OPEN_SESSIONS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -42,6 +41,7 @@ impl Driver {
         let driver = Driver {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            open_sessions: Mutex::new(Vec::new()),
         };
         let client = ControlClient::new(&driver.endpoint);
         let rt = runtime();
@@ -63,8 +63,8 @@ impl Driver {
     pub fn stop(mut self) {
         let rt = runtime();
         let client = ControlClient::new(&self.endpoint);
-        let left: Vec<(String, String)> = std::mem::take(&mut *OPEN_SESSIONS.lock().unwrap());
-        for (_, id) in left {
+        let left = std::mem::take(&mut *self.open_sessions.lock().unwrap());
+        for id in left {
             let _ = rt.block_on(client.raw("DELETE", &format!("/session/{id}"), &[], Vec::new()));
         }
         let _ = Command::new("kill")
@@ -82,7 +82,8 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// One headless Chromium session.
-pub struct Browser {
+pub struct Browser<'d> {
+    driver: &'d Driver,
     http: ControlClient,
     session: String,
     _profile: tempfile::TempDir,
@@ -92,9 +93,9 @@ pub struct Browser {
 #[derive(Debug, Clone)]
 pub struct Element(String);
 
-impl Browser {
+impl<'d> Browser<'d> {
     /// A new session at 1280×800 with a fresh profile.
-    pub async fn open(driver: &Driver) -> Browser {
+    pub async fn open(driver: &'d Driver) -> Browser<'d> {
         let profile = tempfile::Builder::new()
             .prefix("cks-sim-chromium-")
             .tempdir()
@@ -120,11 +121,9 @@ impl Browser {
         let http = ControlClient::new(&driver.endpoint);
         let v = call(&http, "POST", "/session", Some(caps)).await;
         let session = v["sessionId"].as_str().expect("session id").to_string();
-        OPEN_SESSIONS
-            .lock()
-            .unwrap()
-            .push((driver.endpoint.clone(), session.clone()));
+        driver.open_sessions.lock().unwrap().push(session.clone());
         Browser {
+            driver,
             http,
             session,
             _profile: profile,
@@ -139,10 +138,11 @@ impl Browser {
     /// Close the session.
     pub async fn quit(self) {
         self.cmd("DELETE", "", None).await;
-        OPEN_SESSIONS
+        self.driver
+            .open_sessions
             .lock()
             .unwrap()
-            .retain(|(_, s)| s != &self.session);
+            .retain(|s| s != &self.session);
     }
 
     /// Navigate to `url` and wait for the page to load.
