@@ -250,7 +250,10 @@ async fn change_connection(app: &Arc<App>, f: IdForm, op: &str, notice: &str) ->
             "/console/key-stores?notice={notice}&name={}",
             query_value(&store_name(app, &id))
         )),
-        Err(e) => list_with(app, error_status(&e), layout::kms_error(&e, html! {})).await,
+        Err(e) => {
+            let extra = action_at_hand(app, &e, &id, &store_name(app, &id));
+            list_with(app, error_status(&e), layout::kms_error(&e, extra)).await
+        }
     }
 }
 
@@ -310,14 +313,15 @@ pub async fn delete(State(app): State<Arc<App>>, Form(f): Form<IdForm>) -> Respo
             query_value(&name)
         )),
         Err(e) => {
-            let extra = delete_failure_help(&app, &e, &id, &name);
+            let extra = action_at_hand(&app, &e, &id, &name);
             list_with(&app, error_status(&e), layout::kms_error(&e, extra)).await
         }
     }
 }
 
-/// The action at hand after a refused delete: disconnect the store, or see its keys.
-fn delete_failure_help(app: &App, e: &KmsError, id: &str, name: &str) -> Markup {
+/// The action at hand after a refused operation: disconnect the store (when its state is in
+/// the way), or see its keys (when it still holds some).
+fn action_at_hand(app: &App, e: &KmsError, id: &str, name: &str) -> Markup {
     match e.kind {
         KmsErrorKind::CustomKeyStoreInvalidState => {
             let state = app.world().stores.get(id).map(|s| s.state);
@@ -356,4 +360,41 @@ fn key_counts(app: &App, id: &str) -> (usize, usize) {
             p + usize::from(k.state == KeyStateU::PendingDeletion),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_wire_connection_error_code_has_help() {
+        for code in [
+            "CLUSTER_NOT_FOUND",
+            "SUBNET_NOT_FOUND",
+            "INSUFFICIENT_FREE_ADDRESSES_IN_SUBNET",
+            "INSUFFICIENT_CLOUDHSM_HSMS",
+            "NETWORK_ERRORS",
+            "USER_NOT_FOUND",
+            "USER_LOCKED_OUT",
+            "USER_LOGGED_IN",
+            "INVALID_CREDENTIALS",
+            "INTERNAL_ERROR",
+        ] {
+            assert!(code_help(code).is_some(), "{code}");
+        }
+        assert!(code_help("XKS_PROXY_TIMED_OUT").is_none());
+    }
+
+    #[test]
+    fn notices_name_the_store_and_unknown_ones_show_nothing() {
+        let n = |notice: &str| Notice {
+            notice: Some(notice.into()),
+            name: Some("Example".into()),
+        };
+        assert_eq!(
+            notice_text(&n("deleted")).as_deref(),
+            Some("Deleted key store Example.")
+        );
+        assert!(notice_text(&n("something-else")).is_none());
+    }
 }
