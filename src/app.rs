@@ -9,6 +9,7 @@
 //! HSM (D9).
 
 use crate::cluster::model::{Backup, Cluster, Hsm, User};
+use crate::cluster::objects::ObjectOwners;
 use crate::config::{Config, ProvisionerKind};
 use crate::hsm::{HsmError, Module, PinTemplate, Provisioner, Token};
 use crate::kms::model::{Alias, Key, KeyStore, Orphan};
@@ -42,6 +43,9 @@ pub struct World {
     pub aliases: BTreeMap<String, Alias>,
     /// Orphans by sequence (zero-padded).
     pub orphans: BTreeMap<String, Orphan>,
+    /// Owners and shares of token objects not simply owned by kmsuser, by
+    /// `<cluster-id>/<object id hex>`.
+    pub object_owners: BTreeMap<String, ObjectOwners>,
     /// Clock offset in seconds.
     pub clock_offset: f64,
     /// Keys pending deletion, ordered by deletion date (milliseconds) — so finding the due
@@ -76,6 +80,11 @@ pub enum Change {
     Alias(Alias),
     DelAlias(String),
     Orphan(Orphan),
+    /// Remove an orphan record (by its store ID, the zero-padded sequence).
+    DelOrphan(String),
+    ObjectOwners(ObjectOwners),
+    /// Forget the owners record of a token object (by `<cluster-id>/<object id hex>`).
+    DelObjectOwners(String),
     ClockOffset(f64),
 }
 
@@ -84,7 +93,7 @@ struct ClockDoc {
     offset_seconds: f64,
 }
 
-fn orphan_id(seq: u64) -> String {
+pub(crate) fn orphan_id(seq: u64) -> String {
     format!("{seq:012}")
 }
 
@@ -158,6 +167,15 @@ impl World {
             Change::Orphan(x) => {
                 self.orphans.insert(orphan_id(x.seq), x);
             }
+            Change::DelOrphan(id) => {
+                self.orphans.remove(&id);
+            }
+            Change::ObjectOwners(x) => {
+                self.object_owners.insert(x.key(), x);
+            }
+            Change::DelObjectOwners(id) => {
+                self.object_owners.remove(&id);
+            }
             Change::ClockOffset(o) => self.clock_offset = o,
         }
     }
@@ -207,6 +225,9 @@ fn batch_of(changes: &[Change]) -> Batch {
             Change::Alias(x) => b.put(Table::Aliases, x.name.clone(), x),
             Change::DelAlias(id) => b.delete(Table::Aliases, id.clone()),
             Change::Orphan(x) => b.put(Table::Orphans, orphan_id(x.seq), x),
+            Change::DelOrphan(id) => b.delete(Table::Orphans, id.clone()),
+            Change::ObjectOwners(x) => b.put(Table::TokenObjects, x.key(), x),
+            Change::DelObjectOwners(id) => b.delete(Table::TokenObjects, id.clone()),
             Change::ClockOffset(o) => b.put(Table::Meta, "clock", &ClockDoc { offset_seconds: *o }),
         };
     }
@@ -243,6 +264,13 @@ pub struct App {
     internal_pin: String,
     /// Key stores whose kmsuser session this process holds (a token login each).
     kms_sessions: Mutex<std::collections::HashSet<String>>,
+    /// Steps where a test has asked the process to stop.
+    pub failpoints: crate::failpoint::Failpoints,
+    /// What the start-up reconciliation of tokens and metadata found.
+    pub reconciliation: Mutex<crate::kms::reconcile::Report>,
+    /// Permits of requests in flight (`server.max_connections` of them): a request holds one
+    /// until its work ends, even after its client has gone.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// A start-up failure.
@@ -269,7 +297,9 @@ impl App {
                 config.data_dir.display()
             ))
         })?;
+        lock_down(&config.data_dir);
         let store = Arc::new(Store::open(&config.db_path())?);
+        lock_down_files(&config.data_dir);
         let path = crate::hsm::module::locate(config.module.as_deref())?;
         let module = Module::load(&path)?.with_thread_nice(config.thread_nice);
         let provisioner = match config.provisioner {
@@ -305,6 +335,9 @@ impl App {
         for (_, x) in store.load::<Orphan>(Table::Orphans)? {
             world.apply(Change::Orphan(x));
         }
+        for (_, x) in store.load::<ObjectOwners>(Table::TokenObjects)? {
+            world.apply(Change::ObjectOwners(x));
+        }
         if let Some(c) = store.get::<ClockDoc>(Table::Meta, "clock")? {
             world.clock_offset = c.offset_seconds;
         }
@@ -315,7 +348,6 @@ impl App {
         };
         Ok(Arc::new(App {
             pin_template: PinTemplate(config.pin_template.clone()),
-            config,
             store,
             module,
             provisioner,
@@ -326,6 +358,10 @@ impl App {
             release: tokio::sync::Notify::new(),
             internal_pin,
             kms_sessions: Mutex::new(std::collections::HashSet::new()),
+            failpoints: crate::failpoint::Failpoints::from_env(),
+            reconciliation: Mutex::new(Default::default()),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
+            config,
         }))
     }
 
@@ -365,6 +401,14 @@ impl App {
             .unwrap_or(0.0);
         // Millisecond precision, as KMS reports.
         ((wall + self.world().clock_offset) * 1000.0).round() / 1000.0
+    }
+
+    /// Requests in flight now (each holds a permit until its work ends).
+    pub fn requests_in_flight(&self) -> usize {
+        self.config
+            .limits
+            .max_connections
+            .saturating_sub(self.in_flight.available_permits())
     }
 
     /// Current settings.
@@ -477,6 +521,43 @@ impl App {
     }
 }
 
+/// The data directory holds PINs, passwords and the clusters' private keys: only its owner
+/// may enter it (0700), whatever an older cks-sim or the umask left.
+fn lock_down(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data directory private");
+    }
+}
+
+/// Files of the data directory that hold secrets, made readable by their owner only (0600);
+/// directories of secrets (the soft tokens') made private (0700). Missing ones are skipped.
+fn lock_down_files(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    const SECRET_FILES: [&str; 7] = [
+        "cks-sim.sqlite",
+        "cks-sim.sqlite-wal",
+        "cks-sim.sqlite-shm",
+        "internal-token-pin",
+        crate::cluster::seed::KMSUSER_PASSWORD_FILE,
+        crate::cluster::seed::ADMIN_PASSWORD_FILE,
+        crate::cluster::seed::CA_KEY_FILE,
+    ];
+    let private = |p: std::path::PathBuf, mode: u32| {
+        if p.exists()
+            && let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+        {
+            tracing::warn!(file = %p.display(), error = %e, "cannot make a secret file private");
+        }
+    };
+    for f in SECRET_FILES {
+        private(dir.join(f), 0o600);
+    }
+    for d in ["tokens", "clusters"] {
+        private(dir.join(d), 0o700);
+    }
+}
+
 fn read_or_create_secret(path: &std::path::Path) -> Result<String, StartError> {
     if let Ok(s) = std::fs::read_to_string(path) {
         let s = s.trim().to_string();
@@ -485,9 +566,23 @@ fn read_or_create_secret(path: &std::path::Path) -> Result<String, StartError> {
         }
     }
     let s = crate::ids::secret(24);
-    std::fs::write(path, format!("{s}\n"))
+    write_private(path, &format!("{s}\n"))
         .map_err(|e| StartError::Io(format!("cannot write {}: {e}", path.display())))?;
     Ok(s)
+}
+
+/// Write a file only its owner can read (0600), on disk before this returns.
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()
 }
 
 #[cfg(test)]

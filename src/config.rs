@@ -63,6 +63,15 @@ pub struct ServerSection {
     pub data_dir: Option<PathBuf>,
     /// Largest accepted request body.
     pub max_body_bytes: Option<usize>,
+    /// Accept a listen address that is not loopback (the control door has no access control).
+    pub allow_remote: Option<bool>,
+    /// Most client connections open at once; more wait to be accepted.
+    pub max_connections: Option<usize>,
+    /// A connection that sends nothing for this long is closed (slow or idle clients).
+    pub idle_timeout_ms: Option<u64>,
+    /// A request not answered within this long gets an internal error (its work, if it
+    /// changes anything, still completes: see the server's notes on cancellation).
+    pub request_timeout_ms: Option<u64>,
 }
 
 /// `[identity]`
@@ -135,6 +144,70 @@ pub struct Overrides {
     pub connect_delay_ms: Option<u64>,
     /// `--no-default-seed`
     pub no_default_seed: bool,
+    /// `--allow-remote`
+    pub allow_remote: bool,
+}
+
+/// Limits on what clients can hold of the process at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most client connections open at once.
+    pub max_connections: usize,
+    /// Idle time after which a connection is closed.
+    pub idle_timeout: std::time::Duration,
+    /// Time after which a request is answered with an internal error.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Limits {
+    fn from_section(s: &ServerSection) -> Result<Self, ConfigError> {
+        let max_connections = s.max_connections.unwrap_or(1024);
+        if max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                field: "server.max_connections",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let ms = |v: Option<u64>, default: u64, field: &'static str| match v.unwrap_or(default) {
+            0 => Err(ConfigError::Invalid {
+                field,
+                reason: "must be at least 1 (milliseconds)".into(),
+            }),
+            n => Ok(std::time::Duration::from_millis(n)),
+        };
+        Ok(Limits {
+            max_connections,
+            idle_timeout: ms(s.idle_timeout_ms, 120_000, "server.idle_timeout_ms")?,
+            request_timeout: ms(s.request_timeout_ms, 60_000, "server.request_timeout_ms")?,
+        })
+    }
+}
+
+/// The listen address, refused when it is not loopback unless remote access is allowed: the
+/// control door answers with kmsuser's password and has no access control.
+fn listen_address(s: &ServerSection, ov: &Overrides) -> Result<SocketAddr, ConfigError> {
+    let text = ov
+        .listen
+        .clone()
+        .or_else(|| s.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:4599".into());
+    let listen: SocketAddr = text.parse().map_err(|e| ConfigError::Invalid {
+        field: "server.listen",
+        reason: format!("{text:?} is not an address like 127.0.0.1:4599 ({e})"),
+    })?;
+    let allowed = ov.allow_remote || s.allow_remote == Some(true);
+    if !(listen.ip().is_loopback() || allowed) {
+        return Err(ConfigError::Invalid {
+            field: "server.listen",
+            reason: format!(
+                "{listen} is reachable from other machines, and the control door (/_sim) hands \
+                 out kmsuser's password without access control: listen on a loopback address \
+                 (127.0.0.1), or pass --allow-remote ([server] allow_remote = true) on a \
+                 network you trust"
+            ),
+        });
+    }
+    Ok(listen)
 }
 
 /// Which token provisioner to use.
@@ -155,6 +228,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Limits that keep a flood of clients from exhausting the process.
+    pub limits: Limits,
+    /// Whether the local doors (`/_sim`, the console) answer requests addressed to any host
+    /// name (`--allow-remote`); otherwise only to loopback names, against DNS rebinding.
+    pub allow_remote: bool,
     /// Account ID.
     pub account: String,
     /// Region.
@@ -200,15 +278,8 @@ impl Config {
 
     /// Validate `file` with `ov` applied on top.
     pub fn from_parts(file: FileConfig, ov: &Overrides) -> Result<Self, ConfigError> {
-        let listen_s = ov
-            .listen
-            .clone()
-            .or(file.server.listen)
-            .unwrap_or_else(|| "127.0.0.1:4599".into());
-        let listen: SocketAddr = listen_s.parse().map_err(|e| ConfigError::Invalid {
-            field: "server.listen",
-            reason: format!("{listen_s:?} is not an address like 127.0.0.1:4599 ({e})"),
-        })?;
+        let listen = listen_address(&file.server, ov)?;
+        let limits = Limits::from_section(&file.server)?;
         let data_dir = ov
             .data_dir
             .clone()
@@ -316,6 +387,8 @@ impl Config {
             listen,
             data_dir,
             max_body_bytes,
+            limits,
+            allow_remote: ov.allow_remote || file.server.allow_remote == Some(true),
             account,
             region,
             module,

@@ -9,18 +9,21 @@
 //! - [`hsm`] (the only `cryptoki` user) and [`store`] (the only SQL).
 //!
 //! [`app::App`] is the one shared handle, built once from a [`config::Config`];
-//! [`control`] is the `/_sim` door used by the `cks-sim` CLI and tests; [`console`] is the
-//! HTML console for a browser.
+//! [`control`] is the `/_sim` door used by the `cks-sim` CLI, [`cli`] (the CloudHSM CLI
+//! look-alike) and tests; [`console`] is the HTML console for a browser.
 
 pub mod app;
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod failpoint;
 pub mod hsm;
 pub mod ids;
 pub mod kms;
+pub mod listener;
 pub mod protocol;
 pub mod server;
 pub mod store;
@@ -32,6 +35,7 @@ use std::sync::Arc;
 pub async fn start(app: &Arc<app::App>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     app.start_internal_token().await?;
     cluster::faults::reapply_token_faults(app).await?;
+    cluster::users::settle_all_pin_changes(app).await;
     if app.config.default_seed {
         cluster::seed::apply_default(app).await?;
     }
@@ -41,6 +45,7 @@ pub async fn start(app: &Arc<app::App>) -> Result<(), Box<dyn std::error::Error 
         kms::seed::apply_file(app, &seed).await?;
     }
     kms::sweep::sweep_if_due(app).await;
+    kms::reconcile::reconcile(app).await;
     kms::sweep::spawn_sweeper(app);
     Ok(())
 }

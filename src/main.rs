@@ -77,6 +77,14 @@ enum Cmd {
     /// Read a token directly, in this process, without the server: an independent view
     /// (labels, ids and material fingerprints of every object).
     InspectToken(InspectArgs),
+    /// The CloudHSM CLI's commands over a simulated cluster (also: this binary invoked
+    /// through a link named `cloudhsm-cli`). See `cks-sim cloudhsm-cli --help`.
+    #[command(name = "cloudhsm-cli", disable_help_flag = true)]
+    CloudhsmCli {
+        /// The CloudHSM CLI command line.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -126,6 +134,10 @@ struct ServeArgs {
     /// Write the bound address (host:port) to this file once listening.
     #[arg(long)]
     port_file: Option<PathBuf>,
+    /// Allow a listen address that is not loopback. The control door (/_sim) has no access
+    /// control and hands out kmsuser's password: use only on a network you trust.
+    #[arg(long)]
+    allow_remote: bool,
 }
 
 #[derive(Subcommand)]
@@ -166,8 +178,12 @@ enum UserCmd {
         /// admin or crypto-user.
         #[arg(long)]
         role: String,
+        /// The password (or env CKS_SIM_PASSWORD, or --password-file; never needed on the command line).
+        #[arg(long, env = "CKS_SIM_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Read the password from this file's first line (`-`: standard input).
         #[arg(long)]
-        password: String,
+        password_file: Option<PathBuf>,
     },
     /// Delete a user.
     Delete {
@@ -182,13 +198,21 @@ enum UserCmd {
         cluster_id: String,
         #[arg(long)]
         username: String,
+        /// The new password (or env CKS_SIM_NEW_PASSWORD, or --new-password-file; never needed on the command line).
+        #[arg(long, env = "CKS_SIM_NEW_PASSWORD", hide_env_values = true)]
+        new_password: Option<String>,
+        /// Read the new password from this file's first line (`-`: standard input).
         #[arg(long)]
-        new_password: String,
+        new_password_file: Option<PathBuf>,
         /// Who authorises the change (the user itself or an admin).
         #[arg(long)]
         auth_user: String,
+        /// The authorising user's password (or env CKS_SIM_AUTH_PASSWORD, or --auth-password-file; never needed on the command line).
+        #[arg(long, env = "CKS_SIM_AUTH_PASSWORD", hide_env_values = true)]
+        auth_password: Option<String>,
+        /// Read the authorising user's password from this file's first line (`-`: standard input).
         #[arg(long)]
-        auth_password: String,
+        auth_password_file: Option<PathBuf>,
     },
     /// Log a user in (a session outside KMS).
     Login {
@@ -196,8 +220,12 @@ enum UserCmd {
         cluster_id: String,
         #[arg(long)]
         username: String,
+        /// The password (or env CKS_SIM_PASSWORD, or --password-file; never needed on the command line).
+        #[arg(long, env = "CKS_SIM_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Read the password from this file's first line (`-`: standard input).
         #[arg(long)]
-        password: String,
+        password_file: Option<PathBuf>,
     },
     /// Log a user out.
     Logout {
@@ -236,13 +264,104 @@ struct InspectArgs {
     /// The token label (a cluster ID).
     #[arg(long)]
     label: String,
-    /// The user PIN (kmsuser's current password).
+    /// The user PIN, kmsuser's current password (or env CKS_SIM_PIN, or --pin-file; never needed on the command line).
+    #[arg(long, env = "CKS_SIM_PIN", hide_env_values = true)]
+    pin: Option<String>,
+    /// Read the user pin, kmsuser's current password from this file's first line (`-`: standard input).
     #[arg(long)]
-    pin: String,
+    pin_file: Option<PathBuf>,
+}
+
+impl UserCmd {
+    /// The same command with every password read from its file, flag or environment variable
+    /// into the flag's place.
+    fn with_secrets(self) -> Result<Self, String> {
+        Ok(match self {
+            UserCmd::Create {
+                cluster_id,
+                username,
+                role,
+                password,
+                password_file,
+            } => UserCmd::Create {
+                password: Some(secret(password, password_file, "--password")?),
+                password_file: None,
+                cluster_id,
+                username,
+                role,
+            },
+            UserCmd::ChangePassword {
+                cluster_id,
+                username,
+                new_password,
+                new_password_file,
+                auth_user,
+                auth_password,
+                auth_password_file,
+            } => UserCmd::ChangePassword {
+                new_password: Some(secret(new_password, new_password_file, "--new-password")?),
+                new_password_file: None,
+                auth_password: Some(secret(
+                    auth_password,
+                    auth_password_file,
+                    "--auth-password",
+                )?),
+                auth_password_file: None,
+                cluster_id,
+                username,
+                auth_user,
+            },
+            UserCmd::Login {
+                cluster_id,
+                username,
+                password,
+                password_file,
+            } => UserCmd::Login {
+                password: Some(secret(password, password_file, "--password")?),
+                password_file: None,
+                cluster_id,
+                username,
+            },
+            other => other,
+        })
+    }
+}
+
+/// A password or PIN from the flag or its environment variable (`value`), or from the first
+/// line of `file` (`-` for standard input), so it need not show in `ps`.
+fn secret(value: Option<String>, file: Option<PathBuf>, flag: &str) -> Result<String, String> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(format!("give {flag} or {flag}-file, not both")),
+        (Some(v), None) => Ok(v),
+        (None, Some(path)) => {
+            let text = if path.as_os_str() == "-" {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("cannot read {flag} from standard input: {e}"))?;
+                line
+            } else {
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {flag}-file {}: {e}", path.display()))?
+            };
+            Ok(text.lines().next().unwrap_or("").to_string())
+        }
+        (None, None) => Err(format!(
+            "{flag} is required: give it as {flag}-file FILE (or - for standard input), in its \
+             environment variable, or as {flag} VALUE"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
+    if cks_sim::cli::cloudhsm::invoked_as_cloudhsm_cli() {
+        return cks_sim::cli::cloudhsm::main(std::env::args_os().collect());
+    }
     let cli = Cli::parse();
+    if let Cmd::CloudhsmCli { args } = cli.cmd {
+        let argv = std::iter::once(std::ffi::OsString::from("cloudhsm-cli")).chain(args);
+        return cks_sim::cli::cloudhsm::main(argv.collect());
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -308,6 +427,8 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.cmd {
         Cmd::Serve(a) => serve(a),
         Cmd::InspectToken(a) => inspect_token(a),
+        // Answered in `main` (it has its own exit status).
+        Cmd::CloudhsmCli { .. } => Ok(()),
         Cmd::Clock { c, cmd } => client(&c, |cl| async move {
             match cmd {
                 ClockCmd::Show => cl.call("GET", "/_sim/clock", None).await,
@@ -331,41 +452,85 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
         }),
-        Cmd::User { c, cmd } => client(&c, |cl| async move {
-            match cmd {
-                UserCmd::List { cluster_id } => cl.call("GET", &format!("/_sim/clusters/{cluster_id}/users"), None).await,
-                UserCmd::Create { cluster_id, username, role, password } => {
-                    cl.call(
-                        "POST",
-                        &format!("/_sim/clusters/{cluster_id}/users"),
-                        Some(json!({"username": username, "role": role, "password": password})),
-                    )
-                    .await
-                }
-                UserCmd::Delete { cluster_id, username } => {
-                    cl.call("DELETE", &format!("/_sim/clusters/{cluster_id}/users/{username}"), None).await
-                }
-                UserCmd::ChangePassword { cluster_id, username, new_password, auth_user, auth_password } => {
-                    cl.call(
+        Cmd::User { c, cmd } => {
+            let cmd = cmd.with_secrets()?;
+            client(&c, |cl| async move {
+                match cmd {
+                    UserCmd::List { cluster_id } => {
+                        cl.call("GET", &format!("/_sim/clusters/{cluster_id}/users"), None)
+                            .await
+                    }
+                    UserCmd::Create {
+                        cluster_id,
+                        username,
+                        role,
+                        password,
+                        password_file,
+                    } => {
+                        let _ = password_file; // read by UserCmd::with_secrets
+                        cl.call(
+                            "POST",
+                            &format!("/_sim/clusters/{cluster_id}/users"),
+                            Some(json!({"username": username, "role": role, "password": password})),
+                        )
+                        .await
+                    }
+                    UserCmd::Delete {
+                        cluster_id,
+                        username,
+                    } => {
+                        cl.call(
+                            "DELETE",
+                            &format!("/_sim/clusters/{cluster_id}/users/{username}"),
+                            None,
+                        )
+                        .await
+                    }
+                    UserCmd::ChangePassword {
+                        cluster_id,
+                        username,
+                        new_password,
+                        new_password_file,
+                        auth_user,
+                        auth_password,
+                        auth_password_file,
+                    } => {
+                        let _ = (new_password_file, auth_password_file); // read by UserCmd::with_secrets
+                        cl.call(
                         "POST",
                         &format!("/_sim/clusters/{cluster_id}/users/{username}/password"),
                         Some(json!({"new_password": new_password, "auth_user": auth_user, "auth_password": auth_password})),
                     )
                     .await
+                    }
+                    UserCmd::Login {
+                        cluster_id,
+                        username,
+                        password,
+                        password_file,
+                    } => {
+                        let _ = password_file; // read by UserCmd::with_secrets
+                        cl.call(
+                            "POST",
+                            &format!("/_sim/clusters/{cluster_id}/users/{username}/login"),
+                            Some(json!({"password": password})),
+                        )
+                        .await
+                    }
+                    UserCmd::Logout {
+                        cluster_id,
+                        username,
+                    } => {
+                        cl.call(
+                            "POST",
+                            &format!("/_sim/clusters/{cluster_id}/users/{username}/logout"),
+                            None,
+                        )
+                        .await
+                    }
                 }
-                UserCmd::Login { cluster_id, username, password } => {
-                    cl.call(
-                        "POST",
-                        &format!("/_sim/clusters/{cluster_id}/users/{username}/login"),
-                        Some(json!({"password": password})),
-                    )
-                    .await
-                }
-                UserCmd::Logout { cluster_id, username } => {
-                    cl.call("POST", &format!("/_sim/clusters/{cluster_id}/users/{username}/logout"), None).await
-                }
-            }
-        }),
+            })
+        }
         Cmd::Fault {
             c,
             cluster_id,
@@ -480,8 +645,12 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         seed: a.seed,
         connect_delay_ms: a.connect_delay_ms,
         no_default_seed: a.no_default_seed,
+        allow_remote: a.allow_remote,
     };
     let config = Config::load(&ov).map_err(|e| e.to_string())?;
+    // Everything the server creates (the data directory, SQLite's files, the soft tokens'
+    // files) holds secrets or sits beside them: its owner's alone.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
     if let Some((kind, conf)) = &config.soft_token {
@@ -537,6 +706,7 @@ fn init_tracing() {
 }
 
 fn inspect_token(a: InspectArgs) -> Result<(), String> {
+    let pin = secret(a.pin.clone(), a.pin_file.clone(), "--pin")?;
     // The same soft token configuration as the server's (kept as the server wrote it); any
     // other module is used with the environment as given.
     if let Some(kind) = SoftToken::detect(a.module.as_deref()) {
@@ -554,7 +724,7 @@ fn inspect_token(a: InspectArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let token = Arc::new(token);
         let objects = token
-            .with_login(&a.pin, |t| async move { t.list_objects().await })
+            .with_login(&pin, |t| async move { t.list_objects().await })
             .await
             .map_err(|e| e.to_string())?;
         let list: Vec<Value> = objects

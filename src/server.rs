@@ -28,10 +28,96 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/", post(aws_json).get(crate::console::root))
         .route("/service/BaldrApiService/operation/{op}", post(cbor_op))
-        .nest("/_sim", crate::control::router())
-        .merge(crate::console::router())
+        .nest("/_sim", crate::control::router(Arc::clone(&app)))
+        .merge(crate::console::router(Arc::clone(&app)))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            detached,
+        ))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(app)
+}
+
+/// Which door a request knocked on, for the shape of an error the server itself gives.
+#[derive(Debug, Clone, Copy)]
+enum Door {
+    Kms,
+    CloudHsmJson,
+    CloudHsmCbor,
+    Control,
+}
+
+impl Door {
+    fn of(req: &axum::extract::Request) -> Door {
+        let path = req.uri().path();
+        if path.starts_with("/service/") {
+            Door::CloudHsmCbor
+        } else if path.starts_with("/_sim") {
+            Door::Control
+        } else if req
+            .headers()
+            .get("x-amz-target")
+            .is_some_and(|t| t.as_bytes().starts_with(b"BaldrApiService."))
+        {
+            Door::CloudHsmJson
+        } else {
+            Door::Kms
+        }
+    }
+
+    /// The door's internal-failure answer; `detail` goes to the log only.
+    fn internal(self, detail: &str) -> Response {
+        match self {
+            Door::Kms => kms_error(&KmsError::internal(detail)),
+            Door::CloudHsmJson => cloudhsm_error_json(&CloudHsmError::internal(detail)),
+            Door::CloudHsmCbor => {
+                let e = CloudHsmError::internal(detail);
+                cbor_response(e.status(), cbor::encode_error(e.type_name(), &e.message))
+            }
+            Door::Control => {
+                tracing::error!(%detail, "internal failure in the control door");
+                json_response(
+                    500,
+                    &serde_json::json!({"__type": "InternalError", "message": detail}),
+                    Some("InternalError"),
+                )
+            }
+        }
+    }
+}
+
+/// Every request runs to completion in a task of its own, detached from its connection: a
+/// client that hangs up or times out never stops a mutation between its token work, its
+/// SQLite commit and its change to memory (so the three never disagree). A request that takes
+/// longer than `request_timeout` is answered with an internal error while its work goes on.
+///
+/// The task holds one of `max_connections` permits until it ends, so clients that hang up
+/// and come back cannot pile up detached work: requests in flight (and with them the jobs in
+/// each token's queue, one per request at most) stay bounded, and a new request waits for a
+/// permit.
+async fn detached(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let door = Door::of(&req);
+    let Ok(permit) = Arc::clone(&app.in_flight).acquire_owned().await else {
+        return door.internal("the server is shutting down");
+    };
+    let work = tokio::spawn(async move {
+        let response = next.run(req).await;
+        drop(permit);
+        response
+    });
+    let limit = app.config.limits.request_timeout;
+    match tokio::time::timeout(limit, work).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => door.internal(&format!("the request's task failed: {e}")),
+        Err(_) => door.internal(&format!(
+            "the request did not complete within {} ms (server.request_timeout_ms); its work goes on",
+            limit.as_millis()
+        )),
+    }
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves; connections still open a second
@@ -42,6 +128,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let listener = crate::listener::LimitedListener::new(listener, &app.config.limits);
     let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = tx.send(());
@@ -110,34 +197,11 @@ fn cloudhsm_error_json(e: &CloudHsmError) -> Response {
     )
 }
 
-/// Read the body, refusing one larger than the configured limit with a 413. The rest of an
-/// oversized body is read and discarded (up to 64 MiB) so the client, still sending, always
-/// receives the answer instead of a reset connection.
+/// Read the body, refusing one larger than the configured limit (see [`crate::protocol::body`]).
 async fn read_body(app: &App, body: Body) -> Result<Bytes, KmsError> {
-    use http_body_util::BodyExt;
-    const DRAIN_CAP: usize = 64 << 20;
-    let limit = app.config.max_body_bytes;
-    let mut body = body;
-    let mut buf = bytes::BytesMut::new();
-    let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { break };
-        if let Ok(data) = frame.into_data() {
-            seen += data.len();
-            if seen <= limit {
-                buf.extend_from_slice(&data);
-            } else if seen > DRAIN_CAP {
-                break;
-            }
-        }
-    }
-    if seen > limit {
-        return Err(KmsError::new(
-            KmsErrorKind::Validation,
-            format!("The request body is larger than {limit} bytes."),
-        ));
-    }
-    Ok(buf.freeze())
+    crate::protocol::body::read_limited(body, app.config.max_body_bytes)
+        .await
+        .map_err(|e| KmsError::new(KmsErrorKind::Validation, e.to_string()))
 }
 
 fn too_large(e: &KmsError) -> Response {

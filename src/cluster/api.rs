@@ -202,6 +202,7 @@ pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, 
             has_token: false,
             faults: Faults::default(),
             next_ip: 0,
+            pending_user_pin: None,
         };
         app.commit(vec![Change::Cluster(c.clone())]).await?;
         return Ok(c);
@@ -255,6 +256,7 @@ pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, 
         has_token: true,
         faults: Faults::default(),
         next_ip: 0,
+        pending_user_pin: None,
     };
     let mut changes = vec![Change::Cluster(c.clone())];
     for u in &backup.users {
@@ -1077,7 +1079,7 @@ fn backup_sort_key(b: &Backup) -> String {
 fn constraint(member: &str, value: &str, rule: &str) -> CloudHsmError {
     InputError::Constraint {
         member: member.into(),
-        value: shown(value),
+        value: crate::protocol::input::visible(member, shown(value)),
         rule: rule.into(),
     }
     .into()
@@ -1627,6 +1629,7 @@ mod tests {
             has_token: false,
             faults: Faults::default(),
             next_ip: 0,
+            pending_user_pin: None,
         }
     }
 

@@ -135,6 +135,11 @@ pub struct Cluster {
     /// Next HSM IP suffix to hand out.
     #[serde(default)]
     pub next_ip: u32,
+    /// A user PIN change begun and not yet committed (D20: the intent is recorded before
+    /// `C_SetPIN`): the PIN the token may now have instead of `token_user_pin`. Settled by
+    /// [`crate::cluster::users::settle_pin_change`] at start-up and before the next change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_user_pin: Option<String>,
 }
 
 /// An HSM of a cluster: metadata over the cluster's one token (D2).

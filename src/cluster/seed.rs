@@ -183,6 +183,13 @@ pub async fn apply_default(app: &Arc<App>) -> Result<(), CloudHsmError> {
     Ok(())
 }
 
+/// The default cluster's ID (from its marker file in the data directory), if it still exists.
+pub fn default_cluster_id(app: &App) -> Option<String> {
+    let id = std::fs::read_to_string(app.config.data_dir.join(DEFAULT_CLUSTER_FILE)).ok()?;
+    let id = id.trim().to_string();
+    app.world().clusters.contains_key(&id).then_some(id)
+}
+
 /// Rewrite the default cluster's missing files whose content is still known.
 async fn rewrite_known_files(app: &Arc<App>, dir: &Path) -> Result<(), CloudHsmError> {
     let marker = dir.join(DEFAULT_CLUSTER_FILE);

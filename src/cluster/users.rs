@@ -134,22 +134,101 @@ pub(crate) fn get_user(app: &App, cluster_id: &str, name: &str) -> Result<User, 
 
 /// D3: change the token's user PIN from `kmsuser`'s old password (the cluster's
 /// `token_user_pin`) to `new_password`, and record it in `c` (not yet committed).
+///
+/// Crash-safe (D20), with `app.writer` held: the new PIN is first committed as the cluster's
+/// `pending_user_pin`, then the token's PIN changes (`C_SetPIN`); the caller's commit of `c`
+/// (new `token_user_pin`, nothing pending) ends it. A process stopped between the steps leaves
+/// the intent, which [`settle_pin_change`] resolves. If the token refuses, the intent is
+/// withdrawn and nothing has changed.
 async fn set_token_pin(
     app: &Arc<App>,
     c: &mut Cluster,
     new_password: &str,
 ) -> Result<(), CloudHsmError> {
     if c.has_token {
+        settle_pin_change(app, &c.id).await?;
+        *c = get_cluster(app, &c.id)?;
+        let mut intent = c.clone();
+        intent.pending_user_pin = Some(new_password.to_string());
+        app.commit(vec![Change::Cluster(intent)]).await?;
+        app.failpoints.hit("pin.intent_recorded");
         let token = app.token(&c.id).await?;
-        token
+        let changed = token
             .set_user_pin(
                 &app.pin(KMSUSER, &c.token_user_pin),
                 &app.pin(KMSUSER, new_password),
             )
-            .await?;
+            .await;
+        if let Err(e) = changed {
+            if let Err(undo) = app.commit(vec![Change::Cluster(c.clone())]).await {
+                tracing::warn!(error = %undo, "cannot withdraw a PIN change the token refused");
+            }
+            return Err(e.into());
+        }
+        app.failpoints.hit("pin.token_changed");
     }
     c.token_user_pin = new_password.to_string();
+    c.pending_user_pin = None;
     Ok(())
+}
+
+/// Settle a token PIN change that was begun and never committed (the process stopped, or
+/// the commit failed, between the intent and the end), **with `app.writer` held**. The change
+/// was never acknowledged, so it is undone: whatever PIN the token has now, the previous one
+/// (the cluster's `token_user_pin`, still `kmsuser`'s recorded password) is restored, and the
+/// intent is cleared. A token that takes neither PIN is reported and the intent kept.
+///
+/// # Errors
+///
+/// `CloudHsmResourceNotFoundException` for an unknown cluster; `CloudHsmInternalFailureException`
+/// if the token cannot be reached or takes neither PIN.
+pub async fn settle_pin_change(app: &Arc<App>, cluster_id: &str) -> Result<(), CloudHsmError> {
+    let c = get_cluster(app, cluster_id)?;
+    let Some(pending) = c.pending_user_pin.clone() else {
+        return Ok(());
+    };
+    let token = app.token(&c.id).await?;
+    // A PIN check needs a token nobody is logged in to (PKCS#11 login state is per process);
+    // a change is only pending while no key store on the cluster is connected.
+    for _ in 0..64 {
+        if !token.is_logged_in() {
+            break;
+        }
+        token.logout().await?;
+    }
+    let previous = app.pin(KMSUSER, &c.token_user_pin);
+    if token.check_user_pin(&previous).await.is_err() {
+        let next = app.pin(KMSUSER, &pending);
+        token.check_user_pin(&next).await.map_err(|e| {
+            CloudHsmError::internal(format!(
+                "cluster {cluster_id}: a PIN change was interrupted and the token takes neither \
+                 the previous nor the new PIN ({e})"
+            ))
+        })?;
+        token.set_user_pin(&next, &previous).await?;
+        tracing::info!(cluster = cluster_id, "an interrupted PIN change was undone");
+    }
+    let mut settled = c;
+    settled.pending_user_pin = None;
+    app.commit(vec![Change::Cluster(settled)]).await?;
+    Ok(())
+}
+
+/// Settle every cluster's interrupted PIN change (at start-up, before key stores reconnect).
+pub async fn settle_all_pin_changes(app: &Arc<App>) {
+    let pending: Vec<String> = app
+        .world()
+        .clusters
+        .values()
+        .filter(|c| c.pending_user_pin.is_some())
+        .map(|c| c.id.clone())
+        .collect();
+    let _w = app.writer.lock().await;
+    for id in pending {
+        if let Err(e) = settle_pin_change(app, &id).await {
+            tracing::error!(cluster = %id, error = %e.message, "cannot settle an interrupted PIN change");
+        }
+    }
 }
 
 /// `CONNECTED` key stores on the cluster, marked as having lost their delete-capable session.

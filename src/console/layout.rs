@@ -69,9 +69,10 @@ pub fn forbidden() -> Response {
             head { meta charset="utf-8"; title { "Forbidden · cks-sim console" } }
             body {
                 h1 { "403 Forbidden" }
-                p { "The console answers only at an IP address or localhost, and accepts changes \
-                     only from its own pages (same origin). A page on another site cannot drive \
-                     this simulator." }
+                p { "The console answers only requests addressed to localhost, 127.0.0.1 or [::1] \
+                     (unless the server was started with --allow-remote), and accepts changes only \
+                     from its own pages (same origin). A page on another site cannot drive this \
+                     simulator." }
             }
         }
     };

@@ -39,9 +39,11 @@ async fn control(
         .method(method)
         .uri(path)
         .header("content-type", "application/json")
+        // The door answers loopback names only; this call never leaves the process.
+        .header("host", "localhost")
         .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
         .map_err(|e| fail(e.to_string()))?;
-    let mut door = crate::control::router().with_state(Arc::clone(app));
+    let mut door = crate::control::router(Arc::clone(app)).with_state(Arc::clone(app));
     let Ok(resp) = door.call(req).await;
     let status = resp.status();
     let bytes = http_body_util::BodyExt::collect(resp.into_body())

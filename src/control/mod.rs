@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+mod cloudhsm;
+
 /// A control-door error: `{"__type", "message"}` with a 4xx/5xx status.
 #[derive(Debug)]
 pub struct ControlError {
@@ -64,6 +66,27 @@ impl From<crate::hsm::HsmError> for ControlError {
 
 type CResult = Result<Value, ControlError>;
 
+/// A control-door request body, read with the server's size limit (`max_body_bytes`): a
+/// larger one is answered 413 `RequestEntityTooLarge` without being kept in memory.
+pub(super) struct JsonBody(pub(super) Bytes);
+
+impl axum::extract::FromRequest<Arc<App>> for JsonBody {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, app: &Arc<App>) -> Result<Self, Response> {
+        crate::protocol::body::read_limited(req.into_body(), app.config.max_body_bytes)
+            .await
+            .map(JsonBody)
+            .map_err(|e| {
+                respond(Err(ControlError {
+                    status: 413,
+                    type_name: "RequestEntityTooLarge",
+                    message: e.to_string(),
+                }))
+            })
+    }
+}
+
 fn respond(r: CResult) -> Response {
     match r {
         Ok(v) => crate::server::json_response(200, &v, None),
@@ -82,11 +105,26 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ControlError> 
         body
     };
     serde_json::from_slice(body)
-        .map_err(|e| ControlError::bad(format!("invalid request body: {e}")))
+        .map_err(|e| ControlError::bad(format!("invalid request body: {}", without_values(&e))))
+}
+
+/// serde's message for a member of the wrong type or value quotes the value (`invalid type:
+/// string "hunter2", expected …`); a password may be that value, so only its kind is kept.
+fn without_values(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    for lead in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = text.strip_prefix(lead)
+            && let Some((found, expected)) = rest.split_once(", expected")
+        {
+            let kind = found.split([' ', '`', '"']).next().unwrap_or("value");
+            return format!("{lead}{kind}, expected{expected}");
+        }
+    }
+    text
 }
 
 /// The `/_sim` routes.
-pub fn router() -> Router<Arc<App>> {
+pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/health", get(health))
         .route("/clock", get(clock))
@@ -111,6 +149,33 @@ pub fn router() -> Router<Arc<App>> {
         .route("/clusters/{id}/token/stats", get(token_stats))
         .route("/clusters/{id}/token/pin", get(token_pin_view))
         .route("/orphans", get(orphans))
+        .route("/failpoints", get(failpoints).post(arm_failpoint))
+        .merge(cloudhsm::router())
+        .layer(axum::middleware::from_fn_with_state(app, local_only))
+}
+
+/// Answer only requests addressed to a loopback host name (DNS rebinding), unless the server
+/// was started with `--allow-remote`.
+async fn local_only(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if app.config.allow_remote || crate::protocol::host::is_loopback_host(host) {
+        return next.run(req).await;
+    }
+    respond(Err(ControlError {
+        status: 403,
+        type_name: "Forbidden",
+        message: "the control door answers only requests addressed to localhost, 127.0.0.1 or \
+                  [::1] (start the server with --allow-remote to widen it)"
+            .into(),
+    }))
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {
@@ -122,6 +187,9 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "clusters": w.clusters.len(),
         "custom_key_stores": w.stores.len(),
         "keys": w.keys.len(),
+        "orphans": w.orphans.len(),
+        "requests_in_flight": app.requests_in_flight(),
+        "reconciliation": *app.reconciliation.lock().unwrap_or_else(|p| p.into_inner()),
     })))
 }
 
@@ -149,6 +217,10 @@ async fn clock(State(app): State<Arc<App>>) -> Response {
     respond(Ok(clock_json(&app)))
 }
 
+/// How far ahead of the real clock the simulated one may run: 1,000 years. Far enough for any
+/// deletion window or rotation period, near enough that every date stays a valid timestamp.
+pub const MAX_CLOCK_OFFSET_SECONDS: f64 = 1000.0 * 365.25 * 86_400.0;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Advance {
@@ -157,7 +229,7 @@ struct Advance {
     days: Option<f64>,
 }
 
-async fn clock_advance(State(app): State<Arc<App>>, body: Bytes) -> Response {
+async fn clock_advance(State(app): State<Arc<App>>, JsonBody(body): JsonBody) -> Response {
     respond(
         async {
             let a: Advance = parse(&body)?;
@@ -172,6 +244,14 @@ async fn clock_advance(State(app): State<Arc<App>>, body: Bytes) -> Response {
             {
                 let _w = app.writer.lock().await;
                 let offset = app.world().clock_offset + secs;
+                if offset > MAX_CLOCK_OFFSET_SECONDS {
+                    return Err(ControlError::bad(format!(
+                        "the simulated clock runs at most 1000 years ahead of the real clock; \
+                         it is {:.0} seconds ahead now, so it can move at most {:.0} seconds more",
+                        app.world().clock_offset,
+                        MAX_CLOCK_OFFSET_SECONDS - app.world().clock_offset
+                    )));
+                }
                 app.commit(vec![Change::ClockOffset(offset)])
                     .await
                     .map_err(|e| ControlError::bad(e.to_string()))?;
@@ -195,7 +275,7 @@ struct SettingsPatch {
     hold_connections: Option<bool>,
 }
 
-async fn set_settings(State(app): State<Arc<App>>, body: Bytes) -> Response {
+async fn set_settings(State(app): State<Arc<App>>, JsonBody(body): JsonBody) -> Response {
     respond((|| {
         let p: SettingsPatch = parse(&body)?;
         let mut s: Settings = app.settings();
@@ -262,7 +342,11 @@ struct ActivateBody {
     admin_password: String,
 }
 
-async fn activate(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn activate(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Response {
     respond(
         async {
             let b: ActivateBody = parse(&body)?;
@@ -290,7 +374,11 @@ struct CreateUserBody {
     password: String,
 }
 
-async fn create_user(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn create_user(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Response {
     respond(
         async {
             let b: CreateUserBody = parse(&body)?;
@@ -331,7 +419,7 @@ struct PasswordBody {
 async fn change_password(
     State(app): State<Arc<App>>,
     Path((id, name)): Path<(String, String)>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Response {
     respond(
         async {
@@ -360,7 +448,7 @@ struct LoginBody {
 async fn login(
     State(app): State<Arc<App>>,
     Path((id, name)): Path<(String, String)>,
-    body: Bytes,
+    JsonBody(body): JsonBody,
 ) -> Response {
     respond(
         async {
@@ -399,7 +487,11 @@ fn yes() -> bool {
     true
 }
 
-async fn set_fault(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn set_fault(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Response {
     respond(
         async {
             let b: FaultBody = parse(&body)?;
@@ -521,4 +613,26 @@ async fn orphans(State(app): State<Arc<App>>) -> Response {
         })
         .collect();
     respond(Ok(json!({"orphans": list})))
+}
+
+async fn failpoints(State(app): State<Arc<App>>) -> Response {
+    respond(Ok(json!({
+        "steps": crate::failpoint::STEPS,
+        "armed": app.failpoints.armed(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArmFailpoint {
+    name: String,
+}
+
+/// Arm a failpoint: the process aborts when it next reaches that step (crash tests).
+async fn arm_failpoint(State(app): State<Arc<App>>, JsonBody(body): JsonBody) -> Response {
+    respond((|| {
+        let b: ArmFailpoint = parse(&body)?;
+        app.failpoints.arm(&b.name).map_err(ControlError::bad)?;
+        Ok(json!({"armed": app.failpoints.armed()}))
+    })())
 }

@@ -20,4 +20,4 @@ mod workers;
 pub use error::{HsmError, HsmOp};
 pub use module::Module;
 pub use provision::{Provisioner, SoftToken};
-pub use token::{ObjectId, ObjectInfo, PinTemplate, Sealed, Token};
+pub use token::{KeyAttributes, ObjectId, ObjectInfo, PinTemplate, Sealed, Token};

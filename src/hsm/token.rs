@@ -441,6 +441,45 @@ impl Token {
         self.index.read().map(|i| i.len()).unwrap_or(0)
     }
 
+    /// The ids of every key object in the index (the token's secret keys with a 16-byte
+    /// `CKA_ID`, as found at the last login and kept since).
+    pub fn indexed_ids(&self) -> Vec<ObjectId> {
+        self.index
+            .read()
+            .map(|i| i.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The label, class and id of the key object with this id (no fingerprint).
+    pub async fn describe_key(self: &Arc<Self>, id: ObjectId) -> Result<ObjectInfo, HsmError> {
+        let h = self.resolve(&id).await?;
+        self.pool
+            .run(HsmOp::Inspect, 1, move |s| {
+                let attrs = s
+                    .get_attributes(h, &[AttributeType::Label, AttributeType::Class])
+                    .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+                let mut info = ObjectInfo {
+                    class: String::new(),
+                    label: String::new(),
+                    id: hex(&id),
+                    key_type: None,
+                    fingerprint: None,
+                    extractable: None,
+                };
+                for a in attrs {
+                    match a {
+                        Attribute::Label(l) => {
+                            info.label = String::from_utf8_lossy(&l).into_owned()
+                        }
+                        Attribute::Class(c) => info.class = format!("{c}"),
+                        _ => {}
+                    }
+                }
+                Ok(info)
+            })
+            .await
+    }
+
     /// Whether the index knows a key object with this id.
     pub fn has_key(&self, id: &ObjectId) -> bool {
         self.index
@@ -846,4 +885,182 @@ fn describe_object(s: &Session, h: ObjectHandle) -> Result<ObjectInfo, HsmError>
         info.fingerprint = fingerprint_of(s, h).ok();
     }
     Ok(info)
+}
+
+/// A key object's attributes as the CloudHSM CLI shows them (see [`Token::list_key_attributes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAttributes {
+    /// `CKA_ID`, raw.
+    pub id: Vec<u8>,
+    /// `CKA_LABEL` as text (lossy).
+    pub label: String,
+    /// `CKA_CLASS`: `SECRET_KEY`, `PUBLIC_KEY` or `PRIVATE_KEY`.
+    pub class: String,
+    /// `CKA_KEY_TYPE`, e.g. `AES`.
+    pub key_type: Option<String>,
+    /// `CKA_CHECK_VALUE`, when the token keeps one.
+    pub check_value: Option<Vec<u8>>,
+    /// `CKA_VALUE_LEN` (secret keys), in bytes.
+    pub value_len: Option<u64>,
+    /// The boolean attributes the token answered, by PKCS#11 name in snake case
+    /// (`encrypt`, `never_extractable`, …), in a fixed order.
+    pub flags: Vec<(&'static str, bool)>,
+}
+
+/// The boolean attributes [`Token::list_key_attributes`] reads.
+const KEY_FLAGS: [(AttributeType, &str); 17] = [
+    (AttributeType::AlwaysSensitive, "always_sensitive"),
+    (AttributeType::Decrypt, "decrypt"),
+    (AttributeType::Derive, "derive"),
+    (AttributeType::Destroyable, "destroyable"),
+    (AttributeType::Encrypt, "encrypt"),
+    (AttributeType::Extractable, "extractable"),
+    (AttributeType::Local, "local"),
+    (AttributeType::Modifiable, "modifiable"),
+    (AttributeType::NeverExtractable, "never_extractable"),
+    (AttributeType::Private, "private"),
+    (AttributeType::Sensitive, "sensitive"),
+    (AttributeType::Sign, "sign"),
+    (AttributeType::Token, "token"),
+    (AttributeType::Trusted, "trusted"),
+    (AttributeType::Unwrap, "unwrap"),
+    (AttributeType::Verify, "verify"),
+    (AttributeType::Wrap, "wrap"),
+];
+
+/// The key classes [`Token::list_key_attributes`] looks for.
+const KEY_CLASSES: [ObjectClass; 3] = [
+    ObjectClass::SECRET_KEY,
+    ObjectClass::PRIVATE_KEY,
+    ObjectClass::PUBLIC_KEY,
+];
+
+impl Token {
+    /// Every key object on the token (secret, private and public token keys), with the
+    /// attributes a key listing shows. Needs a login (see [`Token::with_login`]).
+    pub async fn list_key_attributes(self: &Arc<Self>) -> Result<Vec<KeyAttributes>, HsmError> {
+        self.run(HsmOp::Inspect, KEY_CLASSES.len() as u64, |s| {
+            let mut out = Vec::new();
+            for class in KEY_CLASSES {
+                let handles = s
+                    .find_objects(&[Attribute::Class(class), Attribute::Token(true)])
+                    .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+                for h in handles {
+                    out.push(key_attributes_of(s, h)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Generate a persistent AES secret key of `len_bytes` (16, 24 or 32) bytes with
+    /// `CKA_LABEL` = `label` and `CKA_ID` = `id`: token, private, sensitive, extractable,
+    /// encrypt/decrypt/wrap/unwrap (the CloudHSM CLI's `key generate-symmetric aes`).
+    pub async fn generate_aes_key_of_length(
+        self: &Arc<Self>,
+        label: &str,
+        id: ObjectId,
+        len_bytes: u64,
+    ) -> Result<(), HsmError> {
+        if self.has_key(&id) {
+            return Err(HsmError::Pkcs11 {
+                op: HsmOp::GenerateKey,
+                detail: format!("a key object with id {} exists already", hex(&id)),
+            });
+        }
+        let template = vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(len_bytes.into()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(true),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Wrap(true),
+            Attribute::Unwrap(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.to_vec()),
+        ];
+        let handle = self
+            .run(HsmOp::GenerateKey, 1, move |s| {
+                s.generate_key(&Mechanism::AesKeyGen, &template)
+                    .map_err(|e| HsmError::classify(HsmOp::GenerateKey, e))
+            })
+            .await?;
+        if let Ok(mut idx) = self.index.write() {
+            idx.insert(id, Entry::object(handle));
+        }
+        Ok(())
+    }
+}
+
+fn key_attributes_of(s: &Session, h: ObjectHandle) -> Result<KeyAttributes, HsmError> {
+    let mut wanted = vec![
+        AttributeType::Class,
+        AttributeType::Label,
+        AttributeType::Id,
+        AttributeType::KeyType,
+        AttributeType::CheckValue,
+        AttributeType::ValueLen,
+    ];
+    wanted.extend(KEY_FLAGS.iter().map(|(t, _)| *t));
+    let attrs = s
+        .get_attributes(h, &wanted)
+        .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+    let mut out = KeyAttributes {
+        id: Vec::new(),
+        label: String::new(),
+        class: String::new(),
+        key_type: None,
+        check_value: None,
+        value_len: None,
+        flags: Vec::new(),
+    };
+    let mut flags: HashMap<AttributeType, bool> = HashMap::new();
+    for a in attrs {
+        match a {
+            Attribute::Class(c) => out.class = format!("{c}"),
+            Attribute::Label(l) => out.label = String::from_utf8_lossy(&l).into_owned(),
+            Attribute::Id(i) => out.id = i,
+            Attribute::KeyType(k) => out.key_type = Some(format!("{k}")),
+            Attribute::CheckValue(v) => out.check_value = Some(v),
+            Attribute::ValueLen(n) => out.value_len = Some(u64::from(n)),
+            other => {
+                if let Some(b) = bool_of(&other) {
+                    flags.insert(other.attribute_type(), b);
+                }
+            }
+        }
+    }
+    out.flags = KEY_FLAGS
+        .iter()
+        .filter_map(|(t, name)| flags.get(t).map(|b| (*name, *b)))
+        .collect();
+    Ok(out)
+}
+
+fn bool_of(a: &Attribute) -> Option<bool> {
+    match a {
+        Attribute::AlwaysSensitive(b)
+        | Attribute::Decrypt(b)
+        | Attribute::Derive(b)
+        | Attribute::Destroyable(b)
+        | Attribute::Encrypt(b)
+        | Attribute::Extractable(b)
+        | Attribute::Local(b)
+        | Attribute::Modifiable(b)
+        | Attribute::NeverExtractable(b)
+        | Attribute::Private(b)
+        | Attribute::Sensitive(b)
+        | Attribute::Sign(b)
+        | Attribute::Token(b)
+        | Attribute::Trusted(b)
+        | Attribute::Unwrap(b)
+        | Attribute::Verify(b)
+        | Attribute::Wrap(b) => Some(*b),
+        _ => None,
+    }
 }

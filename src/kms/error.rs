@@ -119,15 +119,20 @@ impl KmsError {
         self.kind.status()
     }
 
-    /// `ValidationException` in AWS's generic form.
+    /// `ValidationException` in AWS's generic form. A sensitive member's value is left out,
+    /// as AWS leaves it out: `Value at 'plaintext' failed to satisfy constraint: …`.
     pub fn validation(member: &str, value: impl fmt::Display, rule: &str) -> Self {
-        KmsError::new(
-            KmsErrorKind::Validation,
+        let at = camel(member);
+        let message = if crate::protocol::input::is_sensitive(member) {
             format!(
-                "1 validation error detected: Value '{value}' at '{}' failed to satisfy constraint: {rule}",
-                camel(member)
-            ),
-        )
+                "1 validation error detected: Value at '{at}' failed to satisfy constraint: {rule}"
+            )
+        } else {
+            format!(
+                "1 validation error detected: Value '{value}' at '{at}' failed to satisfy constraint: {rule}"
+            )
+        };
+        KmsError::new(KmsErrorKind::Validation, message)
     }
 
     /// `ValidationException` for a missing required member.

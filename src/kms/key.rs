@@ -344,6 +344,7 @@ pub async fn create_key_with_id(
                 KmsError::internal(e)
             }
         })?;
+    app.failpoints.hit("create_key.material_made");
     let key = Key {
         id: id.to_string(),
         arn,

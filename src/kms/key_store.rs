@@ -378,7 +378,9 @@ async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool)
     changes.push(Change::Store(store));
     if let Err(e) = app.commit(changes).await {
         tracing::error!(error = %e, "cannot record the connection outcome");
+        return;
     }
+    app.failpoints.hit("connect.committed");
 }
 
 fn check_connect(
@@ -448,11 +450,14 @@ async fn login_and_rotate(
     changes: &mut Vec<Change>,
     rotate: bool,
 ) -> Result<(), ConnectionErrorCode> {
-    let internal = |e: crate::hsm::HsmError| {
-        tracing::warn!(error = %e, "PKCS#11 failure while connecting");
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "failure while connecting");
         ConnectionErrorCode::InternalError
     };
-    let (mut cluster, mut user) = {
+    crate::cluster::users::settle_pin_change(app, &store.cluster_id)
+        .await
+        .map_err(|e| internal(&e.message))?;
+    let (cluster, mut user) = {
         let w = app.world();
         let c = w.clusters.get(&store.cluster_id).cloned();
         let u = w
@@ -464,31 +469,28 @@ async fn login_and_rotate(
             _ => return Err(ConnectionErrorCode::InternalError),
         }
     };
-    let token = app.token(&cluster.id).await.map_err(internal)?;
+    let token = app.token(&cluster.id).await.map_err(|e| internal(&e))?;
     token
         .login(&app.pin(KMSUSER, &cluster.token_user_pin))
         .await
-        .map_err(internal)?;
-    user.failed_logins = 0;
-    if rotate {
-        let fresh = crate::ids::secret(24);
-        if let Err(e) = token
-            .set_user_pin(
-                &app.pin(KMSUSER, &cluster.token_user_pin),
-                &app.pin(KMSUSER, &fresh),
-            )
-            .await
-        {
-            let _ = token.logout().await;
-            return Err(internal(e));
-        }
-        user.set_password(&fresh);
-        cluster.token_user_pin = fresh.clone();
-        store.password = fresh;
-        changes.push(Change::Cluster(cluster));
+        .map_err(|e| internal(&e))?;
+    if !rotate {
+        user.failed_logins = 0;
+        changes.push(Change::User(user));
+        return Ok(());
     }
-    changes.push(Change::User(user));
-    Ok(())
+    let fresh = crate::ids::secret(24);
+    match crate::cluster::users::kmsuser_password_changes(app, &cluster.id, &fresh).await {
+        Ok(rotated) => {
+            changes.extend(rotated);
+            store.password = fresh;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = token.logout().await;
+            Err(internal(&e.message))
+        }
+    }
 }
 
 /// `DisconnectCustomKeyStore`.

@@ -6,6 +6,7 @@ pub mod error;
 pub mod key;
 pub mod key_store;
 pub mod model;
+pub mod reconcile;
 pub mod seed;
 pub mod sweep;
 pub mod wire;
@@ -90,7 +91,7 @@ pub fn input_err(e: InputError) -> KmsError {
             member,
             value,
             rule,
-        } => KmsError::validation(&member, value, &rule),
+        } => KmsError::validation(&member, value.unwrap_or_default(), &rule),
     }
 }
 

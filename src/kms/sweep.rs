@@ -57,7 +57,7 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
     changes.extend(aliases.into_iter().map(Change::DelAlias));
     let destroyed_or_reason: Result<(), String> = match k.origin {
         Origin::AwsKms => match app.internal_token().await {
-            Ok(t) => t.destroy(id).await.map_err(|e| e.to_string()),
+            Ok(t) => already_gone_is_destroyed(t.destroy(id).await).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         },
         Origin::AwsCloudhsm => match &store {
@@ -69,9 +69,7 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
                 let reachable = super::key::reachable(&app.world(), &s.cluster_id).is_ok();
                 if reachable {
                     match app.token(&s.cluster_id).await {
-                        Ok(t) => t
-                            .destroy(id)
-                            .await
+                        Ok(t) => already_gone_is_destroyed(t.destroy(id).await)
                             .map_err(|e| format!("destroying the backing key failed: {e}")),
                         Err(e) => Err(format!("the cluster token is unavailable: {e}")),
                     }
@@ -86,6 +84,9 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
             None => Err("the custom key store no longer exists".into()),
         },
     };
+    if destroyed_or_reason.is_ok() {
+        app.failpoints.hit("deletion.material_destroyed");
+    }
     if let Err(reason) = destroyed_or_reason {
         tracing::info!(key = %k.arn, %reason, "key deleted; material left on the token");
         if k.origin == Origin::AwsCloudhsm {
@@ -118,4 +119,19 @@ pub fn spawn_sweeper(app: &Arc<App>) {
             sweep_if_due(&app).await;
         }
     });
+}
+
+/// A key object that is already gone counts as destroyed: a process stopped between the
+/// destroy and the commit finds it so when the deletion is completed again after a restart,
+/// and recording an orphan then would name material that no longer exists.
+fn already_gone_is_destroyed(
+    r: Result<(), crate::hsm::HsmError>,
+) -> Result<(), crate::hsm::HsmError> {
+    match r {
+        Err(crate::hsm::HsmError::KeyNotFound { id }) => {
+            tracing::info!(object = %id, "the key's material was already destroyed");
+            Ok(())
+        }
+        other => other,
+    }
 }

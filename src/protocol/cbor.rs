@@ -98,6 +98,12 @@ pub fn decode_request(body: &[u8]) -> Result<Json, CborError> {
     if body.is_empty() {
         return Ok(Json::Object(Map::new()));
     }
+    if super::bounds::cbor_exceeds(body, super::bounds::MAX_ITEMS) {
+        return Err(CborError::Malformed(format!(
+            "the request holds more than {} CBOR items",
+            super::bounds::MAX_ITEMS
+        )));
+    }
 
     let mut reader = body;
     let parsed: ciborium::Value =
@@ -742,9 +748,10 @@ mod tests {
     fn nesting_limit() {
         assert!(decode_request(&nested_body(MAX_DEPTH - 1)).is_ok());
         assert_malformed(decode_request(&nested_body(MAX_DEPTH)), "maximum depth");
-        // Far beyond the limit: rejected by the parser without deep recursion.
+        // Far beyond the limit (within the item bound): rejected by the parser without deep
+        // recursion. Deeper still is more than the items a request may hold (protocol::bounds).
         let mut deep = vec![0xa1, 0x61, b'k'];
-        deep.extend(std::iter::repeat_n(0x81, 100_000));
+        deep.extend(std::iter::repeat_n(0x81, 9_000));
         deep.push(0x80);
         assert_malformed(decode_request(&deep), "maximum depth");
     }

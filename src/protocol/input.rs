@@ -29,8 +29,9 @@ pub enum InputError {
     Constraint {
         /// Member name.
         member: String,
-        /// The value as shown to the user (truncated).
-        value: String,
+        /// The value as shown to the user (truncated); `None` for a sensitive member, whose
+        /// value is never echoed.
+        value: Option<String>,
         /// The rule, in AWS's words.
         rule: String,
     },
@@ -48,14 +49,45 @@ impl std::fmt::Display for InputError {
                 member,
                 value,
                 rule,
-            } => {
-                write!(
+            } => match value {
+                Some(v) => write!(
                     f,
-                    "value '{value}' at '{member}' failed to satisfy constraint: {rule}"
-                )
-            }
+                    "value '{v}' at '{member}' failed to satisfy constraint: {rule}"
+                ),
+                None => write!(
+                    f,
+                    "value at '{member}' failed to satisfy constraint: {rule}"
+                ),
+            },
         }
     }
+}
+
+/// Members whose values AWS never echoes in an error (the models' `sensitive` shapes:
+/// `KeyStorePasswordType`, `PlaintextType` and the XKS proxy credential), and the control
+/// door's passwords and PINs.
+pub const SENSITIVE_MEMBERS: &[&str] = &[
+    "KeyStorePassword",
+    "Plaintext",
+    "AccessKeyId",
+    "RawSecretAccessKey",
+    "password",
+    "new_password",
+    "auth_password",
+    "admin_password",
+    "pin",
+];
+
+/// Whether `member` (in any case) holds a secret.
+pub fn is_sensitive(member: &str) -> bool {
+    SENSITIVE_MEMBERS
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(member))
+}
+
+/// The value to show in an error about `member`: none for a sensitive member.
+pub fn visible(member: &str, value: String) -> Option<String> {
+    (!is_sensitive(member)).then_some(value)
 }
 
 /// Shorten a value for an error message.
@@ -78,6 +110,12 @@ impl Input {
     pub fn parse_json(body: &[u8]) -> R<Self> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Input::default());
+        }
+        if super::bounds::json_exceeds(body, super::bounds::MAX_ITEMS) {
+            return Err(InputError::Malformed(format!(
+                "the request body holds more than {} JSON values",
+                super::bounds::MAX_ITEMS
+            )));
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(m)) => Ok(Input(m)),
@@ -133,14 +171,14 @@ impl Input {
         if n < min {
             return Err(InputError::Constraint {
                 member: m.into(),
-                value: shown(s),
+                value: visible(m, shown(s)),
                 rule: format!("Member must have length greater than or equal to {min}"),
             });
         }
         if n > max {
             return Err(InputError::Constraint {
                 member: m.into(),
-                value: shown(s),
+                value: visible(m, shown(s)),
                 rule: format!("Member must have length less than or equal to {max}"),
             });
         }
@@ -171,14 +209,14 @@ impl Input {
         if v < min {
             return Err(InputError::Constraint {
                 member: m.into(),
-                value: v.to_string(),
+                value: visible(m, v.to_string()),
                 rule: format!("Member must have value greater than or equal to {min}"),
             });
         }
         if v > max {
             return Err(InputError::Constraint {
                 member: m.into(),
-                value: v.to_string(),
+                value: visible(m, v.to_string()),
                 rule: format!("Member must have value less than or equal to {max}"),
             });
         }
@@ -211,7 +249,7 @@ impl Input {
         if bytes.len() < min || bytes.len() > max {
             return Err(InputError::Constraint {
                 member: m.into(),
-                value: format!("{} bytes", bytes.len()),
+                value: visible(m, format!("{} bytes", bytes.len())),
                 rule: format!("Member must have length between {min} and {max} bytes"),
             });
         }

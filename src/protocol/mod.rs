@@ -1,4 +1,7 @@
 //! Wire framing only: awsJson1_1 and rpc-v2-cbor. No domain logic lives here.
 
+pub mod body;
+pub mod bounds;
 pub mod cbor;
+pub mod host;
 pub mod input;

@@ -17,6 +17,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE keys       (id TEXT PRIMARY KEY, doc TEXT NOT NULL CHECK (json_valid(doc)));
      CREATE TABLE aliases    (id TEXT PRIMARY KEY, doc TEXT NOT NULL CHECK (json_valid(doc)));
      CREATE TABLE orphans    (id TEXT PRIMARY KEY, doc TEXT NOT NULL CHECK (json_valid(doc)));",
+    // 2: who owns a cluster token's object, and with whom it is shared (the CloudHSM CLI's
+    // `key-owners` and `shared-users`), for objects not owned by kmsuser or shared.
+    "CREATE TABLE token_objects (id TEXT PRIMARY KEY, doc TEXT NOT NULL CHECK (json_valid(doc)));",
 ];
 
 /// The schema version this binary writes.
@@ -74,6 +77,6 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 9);
+        assert_eq!(tables, 10);
     }
 }

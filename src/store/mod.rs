@@ -41,6 +41,22 @@ pub enum StoreError {
         /// The latest version this binary knows.
         known: i64,
     },
+    /// A stored record cannot be read back: the start stops and says which, and the way out.
+    #[error(
+        "metadata store {path}: the record {table}/{id} cannot be read ({detail}). Repair or \
+         remove that row (for example: sqlite3 {path} \"DELETE FROM {table} WHERE id = '{id}'\"), \
+         or start with another --data-dir"
+    )]
+    BadRecord {
+        /// The database file.
+        path: String,
+        /// The table's name.
+        table: &'static str,
+        /// The record's ID.
+        id: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The lock around the connection was poisoned by a panic.
     #[error("metadata store lock poisoned")]
     Poisoned,
@@ -65,6 +81,8 @@ pub enum Table {
     Aliases,
     /// Orphaned key material log (id = sequence number as text).
     Orphans,
+    /// Owners and shares of cluster token objects (id = `<cluster-id>/<object id hex>`).
+    TokenObjects,
     /// Simulator settings that persist (clock offset, …).
     Meta,
 }
@@ -80,6 +98,7 @@ impl Table {
             Table::Keys => "keys",
             Table::Aliases => "aliases",
             Table::Orphans => "orphans",
+            Table::TokenObjects => "token_objects",
             Table::Meta => "meta",
         }
     }
@@ -166,9 +185,10 @@ impl Store {
         let mut conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
-        // NORMAL in WAL mode survives a killed process (the WAL is in the OS cache); only a
-        // power loss can drop the last commits.
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        // FULL: every commit is on disk (the WAL synced) before the request that made it is
+        // answered, so not even a power loss drops an acknowledged change. NORMAL would survive
+        // a killed process only. Reads (Encrypt and the rest of the data plane) write nothing.
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
@@ -239,16 +259,8 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, doc) = row.map_err(|e| self.err(e))?;
-            match serde_json::from_str(&doc) {
-                Ok(v) => out.push((id, v)),
-                Err(e) => {
-                    return Err(self.err(rusqlite::Error::FromSqlConversionFailure(
-                        1,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )));
-                }
-            }
+            let value = self.decode(table, &id, &doc)?;
+            out.push((id, value));
         }
         Ok(out)
     }
@@ -265,16 +277,21 @@ impl Store {
             .query_row(&sql, params![id], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))?;
-        match doc {
-            None => Ok(None),
-            Some(d) => serde_json::from_str(&d).map(Some).map_err(|e| {
-                self.err(rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                ))
-            }),
-        }
+        doc.map(|d| self.decode(table, id, &d)).transpose()
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+        id: &str,
+        doc: &str,
+    ) -> Result<T, StoreError> {
+        serde_json::from_str(doc).map_err(|e| StoreError::BadRecord {
+            path: self.path.display().to_string(),
+            table: table.name(),
+            id: id.to_string(),
+            detail: e.to_string(),
+        })
     }
 }
 

@@ -5,8 +5,11 @@
 mod common;
 
 mod bad_input;
+mod cloudhsm_cli;
 mod cluster;
 mod crash;
+mod edges;
+mod failpoints;
 mod framing;
 mod key_stores;
 mod keys;

@@ -145,6 +145,8 @@ pub struct Sim {
     pub child: Option<std::process::Child>,
     pub endpoint: String,
     pub extra_args: Vec<String>,
+    /// Where the server's log (stderr) goes, appended across restarts; `None`: inherited.
+    pub log_file: Option<PathBuf>,
 }
 
 pub fn deadline_poll<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
@@ -179,9 +181,51 @@ impl Sim {
             child: None,
             endpoint: String::new(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            log_file: None,
         };
         sim.spawn();
         sim
+    }
+
+    /// Start with the log at debug level written to `server.log` in the test directory
+    /// (read it with [`Sim::log`]).
+    pub fn start_logged(args: &[&str]) -> Sim {
+        let dir = tempfile::Builder::new()
+            .prefix("cks-sim-test-")
+            .tempdir()
+            .expect("tempdir");
+        let log = dir.path().join("server.log");
+        let mut sim = Sim {
+            dir,
+            child: None,
+            endpoint: String::new(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            log_file: Some(log),
+        };
+        sim.spawn();
+        sim
+    }
+
+    /// Everything the server has logged so far (for a [`Sim::start_logged`] server).
+    pub fn log(&self) -> String {
+        let path = self.log_file.as_ref().expect("a logged server");
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Wait (with a deadline) for the server to exit by itself, e.g. at a failpoint; returns
+    /// its exit status.
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let status = deadline_poll("the server to exit", secs, || {
+            child.try_wait().ok().flatten()
+        });
+        self.child = None;
+        status
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -200,11 +244,9 @@ impl Sim {
             .arg("--port-file")
             .arg(&port_file)
             .args(&self.extra_args)
-            .env(
-                "CKS_SIM_LOG",
-                std::env::var("CKS_SIM_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("CKS_SIM_LOG", self.log_level())
             .stdin(std::process::Stdio::null())
+            .stderr(self.log_sink())
             .spawn()
             .expect("spawn cks-sim serve");
         self.child = Some(child);
@@ -219,6 +261,25 @@ impl Sim {
                 .filter(|s| !s.is_empty())
         });
         self.endpoint = format!("http://{addr}");
+    }
+
+    fn log_level(&self) -> String {
+        match self.log_file {
+            Some(_) => "debug".into(),
+            None => std::env::var("CKS_SIM_LOG").unwrap_or_else(|_| "warn".into()),
+        }
+    }
+
+    fn log_sink(&self) -> std::process::Stdio {
+        match &self.log_file {
+            Some(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(std::process::Stdio::from)
+                .expect("open the server log"),
+            None => std::process::Stdio::inherit(),
+        }
     }
 
     /// Stop with SIGTERM (by PID) and wait.
