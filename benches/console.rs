@@ -140,7 +140,10 @@ async fn populate(app: &Arc<App>, dir: &Path) -> String {
 
 /// `GET path` through the router; the page's HTML.
 async fn get(router: &mut axum::Router, path: &str) -> String {
-    let req = Request::get(path).body(Body::empty()).expect("request");
+    let req = Request::get(path)
+        .header("host", "localhost")
+        .body(Body::empty())
+        .expect("request");
     let Ok(resp) = router.call(req).await;
     assert!(resp.status().is_success(), "{path}: {}", resp.status());
     let body = http_body_util::BodyExt::collect(resp.into_body())
