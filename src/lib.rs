@@ -10,13 +10,14 @@
 //!
 //! [`app::App`] is the one shared handle, built once from a [`config::Config`];
 //! [`control`] is the `/_sim` door used by the `cks-sim` CLI, [`cli`] (the CloudHSM CLI
-//! look-alike) and tests.
+//! look-alike) and tests; [`console`] is the HTML console for a browser.
 
 pub mod app;
 pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod failpoint;
 pub mod hsm;

@@ -3,7 +3,8 @@
 //! - `POST /` with `X-Amz-Target: TrentService.<Op>` → KMS (awsJson1_1);
 //! - `POST /` with `X-Amz-Target: BaldrApiService.<Op>` → cloudhsmv2 (awsJson1_1);
 //! - `POST /service/BaldrApiService/operation/<Op>` → cloudhsmv2 (rpc-v2-cbor);
-//! - `/_sim/…` → the simulator's control door.
+//! - `/_sim/…` → the simulator's control door;
+//! - `/console/…` → the console (HTML for a browser; `GET /` from a browser lands there).
 
 use crate::app::App;
 use crate::cluster::error::CloudHsmError;
@@ -25,9 +26,10 @@ const AMZ_JSON: &str = "application/x-amz-json-1.1";
 /// Build the router for `app`.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/", post(aws_json))
+        .route("/", post(aws_json).get(crate::console::root))
         .route("/service/BaldrApiService/operation/{op}", post(cbor_op))
         .nest("/_sim", crate::control::router(Arc::clone(&app)))
+        .merge(crate::console::router(Arc::clone(&app)))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             detached,
