@@ -51,6 +51,42 @@ pub struct FileConfig {
     pub hsm: HsmSection,
     /// `[simulation]`
     pub simulation: SimulationSection,
+    /// `[auth]`
+    pub auth: AuthSection,
+    /// `[quotas]`
+    pub quotas: QuotasSection,
+}
+
+/// `[auth]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// `"sigv4"` (the default) or `"none"`.
+    pub mode: Option<String>,
+    /// `[[auth.credentials]]`, added to the default `test`/`test` pair.
+    pub credentials: Vec<CredentialEntry>,
+}
+
+/// One `[[auth.credentials]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialEntry {
+    /// Access key ID.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Its 12-digit account (default: `[identity] account`).
+    pub account: Option<String>,
+    /// The IAM user it belongs to (default: the account's root user).
+    pub user: Option<String>,
+}
+
+/// `[quotas]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasSection {
+    /// `"off"` (the default) or `"aws"`.
+    pub mode: Option<String>,
 }
 
 /// `[server]`
@@ -186,6 +222,10 @@ pub struct Config {
     pub seed: Option<PathBuf>,
     /// Create the default cluster on first start.
     pub default_seed: bool,
+    /// `[auth]`: signature verification and credentials.
+    pub auth: crate::auth::AuthSettings,
+    /// `[quotas]`: request-rate quotas.
+    pub quotas: crate::auth::quota::QuotaMode,
 }
 
 impl Config {
@@ -312,6 +352,17 @@ impl Config {
                 reason: "must be 1 to 32 characters (a PKCS#11 token label)".into(),
             });
         }
+        let auth = auth_settings(file.auth, &account)?;
+        let quotas = match file.quotas.mode.as_deref() {
+            None | Some("off") => crate::auth::quota::QuotaMode::Off,
+            Some("aws") => crate::auth::quota::QuotaMode::Aws,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    field: "quotas.mode",
+                    reason: format!("{other:?}: use \"off\" or \"aws\""),
+                });
+            }
+        };
         Ok(Config {
             listen,
             data_dir,
@@ -334,6 +385,8 @@ impl Config {
             disconnect_delay_ms: file.simulation.disconnect_delay_ms.unwrap_or(50),
             seed: ov.seed.clone().or(file.simulation.seed),
             default_seed: !ov.no_default_seed && file.simulation.default_seed.unwrap_or(true),
+            auth,
+            quotas,
         })
     }
 
@@ -346,6 +399,69 @@ impl Config {
     pub fn token_dir(&self) -> PathBuf {
         self.data_dir.join("tokens")
     }
+}
+
+/// Validate `[auth]`: the mode, and each credential (a 12-digit account, no access key ID
+/// twice). The default `test`/`test` pair maps to `default_account` unless an entry reuses
+/// its access key ID.
+fn auth_settings(
+    section: AuthSection,
+    default_account: &str,
+) -> Result<crate::auth::AuthSettings, ConfigError> {
+    use crate::auth::{AuthMode, AuthSettings, Credential, DEFAULT_ACCESS_KEY, DEFAULT_SECRET};
+    let mode = match section.mode.as_deref() {
+        None | Some("sigv4") => AuthMode::SigV4,
+        Some("none") => AuthMode::None,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                field: "auth.mode",
+                reason: format!("{other:?}: use \"sigv4\" or \"none\""),
+            });
+        }
+    };
+    let mut credentials: Vec<Credential> = Vec::new();
+    for c in section.credentials {
+        let account = c.account.unwrap_or_else(|| default_account.to_string());
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Invalid {
+                field: "auth.credentials.account",
+                reason: format!("{account:?} is not a 12-digit AWS account ID"),
+            });
+        }
+        if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "auth.credentials",
+                reason: "access_key_id and secret_access_key must not be empty".into(),
+            });
+        }
+        if credentials
+            .iter()
+            .any(|e| e.access_key_id == c.access_key_id)
+        {
+            return Err(ConfigError::Invalid {
+                field: "auth.credentials.access_key_id",
+                reason: format!("{:?} is configured twice", c.access_key_id),
+            });
+        }
+        credentials.push(Credential {
+            access_key_id: c.access_key_id,
+            secret_access_key: c.secret_access_key,
+            account,
+            user: c.user,
+        });
+    }
+    if !credentials
+        .iter()
+        .any(|c| c.access_key_id == DEFAULT_ACCESS_KEY)
+    {
+        credentials.push(Credential {
+            access_key_id: DEFAULT_ACCESS_KEY.into(),
+            secret_access_key: DEFAULT_SECRET.into(),
+            account: default_account.to_string(),
+            user: None,
+        });
+    }
+    Ok(AuthSettings { mode, credentials })
 }
 
 fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {

@@ -12,6 +12,7 @@
 //! [`control`] is the `/_sim` door used by the `cks-sim` CLI and tests.
 
 pub mod app;
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod config;

@@ -3,19 +3,24 @@
 //! - `POST /` with `X-Amz-Target: TrentService.<Op>` → KMS (awsJson1_1);
 //! - `POST /` with `X-Amz-Target: BaldrApiService.<Op>` → cloudhsmv2 (awsJson1_1);
 //! - `POST /service/BaldrApiService/operation/<Op>` → cloudhsmv2 (rpc-v2-cbor);
+//! - `POST /` form-encoded (or a presigned `GET /?Action=…`) → STS (query protocol);
 //! - `/_sim/…` → the simulator's control door.
+//!
+//! Every KMS, cloudhsmv2 and STS request passes [`crate::auth::http`] (SigV4, quotas) before
+//! dispatch; `/_sim` does not.
 
 use crate::app::App;
+use crate::auth::http::{self as edge, Door, Edge};
 use crate::cluster::error::CloudHsmError;
 use crate::kms::error::{KmsError, KmsErrorKind};
 use crate::protocol::cbor;
 use crate::protocol::input::Input;
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
@@ -24,11 +29,13 @@ const AMZ_JSON: &str = "application/x-amz-json-1.1";
 
 /// Build the router for `app`.
 pub fn router(app: Arc<App>) -> Router {
+    let edge = Arc::new(Edge::new(&app.config));
     Router::new()
-        .route("/", post(aws_json))
+        .route("/", post(aws_json).merge(get(sts_get)))
         .route("/service/BaldrApiService/operation/{op}", post(cbor_op))
         .nest("/_sim", crate::control::router())
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(Extension(edge))
         .with_state(app)
 }
 
@@ -146,15 +153,44 @@ fn too_large(e: &KmsError) -> Response {
     )
 }
 
-async fn aws_json(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+/// STS's presigned form: `GET /?Action=GetCallerIdentity&X-Amz-…`.
+async fn sts_get(
+    Extension(edge): Extension<Arc<Edge>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    edge::sts_door(&edge, &method, &uri, &headers, b"")
+}
+
+async fn aws_json(
+    State(app): State<Arc<App>>,
+    Extension(edge): Extension<Arc<Edge>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let body = match read_body(&app, body).await {
         Ok(b) => b,
         Err(e) => return too_large(&e),
     };
+    if edge::is_query_protocol(&headers) {
+        return edge::sts_door(&edge, &method, &uri, &headers, &body);
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let door = if target.starts_with("BaldrApiService.") {
+        Door::CloudHsmJson
+    } else {
+        Door::Kms
+    };
+    let caller = match edge::authenticate(&edge, door, &method, &uri, &headers, &body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let Some((service, op)) = target.split_once('.') else {
         return kms_error(&KmsError::new(
             KmsErrorKind::UnknownOperation,
@@ -167,6 +203,11 @@ async fn aws_json(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -
         Ok(i) => i,
         Err(e) => return kms_error(&crate::kms::input_err(e)),
     };
+    if service == "TrentService"
+        && let Err(r) = edge::throttle(&edge, &app, &caller, op, &input)
+    {
+        return *r;
+    }
     match service {
         "TrentService" => match crate::kms::handle(&app, op, input).await {
             Ok(Some(v)) => json_response(200, &v, None),
@@ -209,7 +250,10 @@ fn cbor_response(status: u16, body: Vec<u8>) -> Response {
 
 async fn cbor_op(
     State(app): State<Arc<App>>,
+    Extension(edge): Extension<Arc<Edge>>,
     Path(op): Path<String>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -217,6 +261,9 @@ async fn cbor_op(
         Ok(b) => b,
         Err(e) => return cbor_response(413, cbor::encode_error("ValidationException", &e.message)),
     };
+    if let Err(r) = edge::authenticate(&edge, Door::CloudHsmCbor, &method, &uri, &headers, &body) {
+        return *r;
+    }
     if headers.get("smithy-protocol").and_then(|v| v.to_str().ok()) != Some("rpc-v2-cbor") {
         return cbor_response(
             400,

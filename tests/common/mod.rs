@@ -286,7 +286,7 @@ impl Sim {
             .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
             .region(aws_sdk_kms::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_kms::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "tests",
+                "test", "test", None, None, "tests",
             ))
             .endpoint_url(&self.endpoint)
             .http_client(aws_smithy_http_client::Builder::new().build_http())
