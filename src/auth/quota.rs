@@ -91,8 +91,14 @@ struct Bucket {
 }
 
 impl Bucket {
+    /// Credit the time since the last refill. Callers on other threads may bring a `now`
+    /// older than the last one seen: the clock of the bucket never goes back, so no interval
+    /// is credited twice.
     fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        if now <= self.last {
+            return;
+        }
+        let dt = now.duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + dt * self.rate).min(self.rate);
         self.last = now;
     }
