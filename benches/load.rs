@@ -78,6 +78,8 @@ const SLICE_WARMUP: Duration = Duration::from_millis(100);
 const SLICE: Duration = Duration::from_millis(750);
 const USER_PIN: &str = "bench-user-pin";
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
+/// The `[auth]` section of every measured server's configuration.
+const AUTH_NONE: &str = "[auth]\nmode = \"none\"\n";
 const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20250101/us-east-1/kms/aws4_request, \
                     SignedHeaders=content-type;host;x-amz-target, Signature=00";
 
@@ -1717,9 +1719,17 @@ fn start_sim(
     if let Some(seed) = seed {
         cmd.arg("--seed").arg(seed);
     }
-    if let Some(config) = config {
-        cmd.arg("--config").arg(config);
-    }
+    // The load generator sends one fixed, unverifiable signature: every server it measures
+    // runs with `[auth] mode = "none"` unless its own configuration says otherwise.
+    let default_config = set.dir.join("auth-none.toml");
+    let config = match config {
+        Some(c) => c.to_path_buf(),
+        None => {
+            std::fs::write(&default_config, AUTH_NONE)?;
+            default_config
+        }
+    };
+    cmd.arg("--config").arg(config);
     let child = cmd
         .args(["--listen", "127.0.0.1:0", "--connect-delay-ms", "0"])
         .arg("--data-dir")
@@ -1764,7 +1774,7 @@ fn start_sim(
 /// server configured with `[hsm] thread_nice = 0` (B).
 async fn plain_priority(set: &Settings, srv: Server, bodies: &Arc<Vec<Bytes>>) -> Res<Paired> {
     let config = set.dir.join("thread-nice-0.toml");
-    std::fs::write(&config, "[hsm]\nthread_nice = 0\n")?;
+    std::fs::write(&config, format!("[hsm]\nthread_nice = 0\n{AUTH_NONE}"))?;
     let seed = set.dir.join("seed-nice-0.toml");
     std::fs::write(&seed, small_token_seed())?;
     let data = set.dir.join("data-nice-0");

@@ -1,0 +1,79 @@
+"""SigV4 at the edges, through the real clients: the AWS CLI and boto3 sign, the simulator
+verifies; STS GetCallerIdentity names the signing account; `[auth] mode = "none"` accepts
+anything."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import Sim
+
+SECOND_ACCOUNT = """
+[[auth.credentials]]
+access_key_id = "AKIDALICE0000000000A"
+secret_access_key = "alice/secret+key"
+account = "444455556666"
+user = "alice"
+"""
+
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your "
+    "AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+
+
+@pytest.fixture
+def sim2(tmp_path):
+    s = Sim(tmp_path, config=SECOND_ACCOUNT)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_cli_sts_get_caller_identity_names_the_default_account(sim):
+    out = sim.aws("sts", "get-caller-identity")
+    assert out["Account"] == "111122223333"
+    assert out["Arn"] == "arn:aws:iam::111122223333:root"
+    assert out["UserId"] == "111122223333"
+
+
+def test_boto3_sts_names_the_account_and_user_of_the_signing_key(sim2):
+    sts = sim2.client("sts", key="AKIDALICE0000000000A", secret="alice/secret+key",
+                      region="eu-west-1")
+    who = sts.get_caller_identity()
+    assert who["Account"] == "444455556666"
+    assert who["Arn"] == "arn:aws:iam::444455556666:user/alice"
+    assert who["UserId"].startswith("AIDA")
+
+
+def test_boto3_right_secret_works_wrong_secret_is_refused_in_aws_words(sim2):
+    sim2.client("kms", key="AKIDALICE0000000000A", secret="alice/secret+key").list_keys()
+    wrong = sim2.client("kms", key="AKIDALICE0000000000A", secret="not-alice")
+    with pytest.raises(ClientError) as e:
+        wrong.list_keys()
+    assert e.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert e.value.response["Error"]["Message"] == SIGNATURE_MISMATCH
+    with pytest.raises(ClientError) as e:
+        sim2.client("cloudhsmv2", key="AKIDALICE0000000000A", secret="x").describe_clusters()
+    assert e.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+
+def test_cli_unknown_key_is_unrecognized_and_sts_says_invalid_client_token(sim):
+    env_key = "AWS_ACCESS_KEY_ID=AKIDNOBODY"
+    r = sim.shell(f"{env_key} aws kms list-keys")
+    assert r.rc != 0 and r.error_code == "UnrecognizedClientException", r.stderr
+    assert "The security token included in the request is invalid." in r.stderr
+    r = sim.shell(f"{env_key} aws sts get-caller-identity")
+    assert r.rc != 0 and r.error_code == "InvalidClientTokenId", r.stderr
+
+
+def test_mode_none_accepts_any_key(tmp_path):
+    s = Sim(tmp_path, config='[auth]\nmode = "none"\n')
+    try:
+        s.client("kms", key="AKIDNOBODY", secret="whatever").list_keys()
+        assert s.client("sts", key="AKIDNOBODY", secret="x").get_caller_identity()[
+            "Account"] == "111122223333"
+    finally:
+        s.stop()
