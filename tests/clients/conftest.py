@@ -115,9 +115,10 @@ class Sim:
             (root / "config.toml").write_text(config)
             extra = ["--config", str(root / "config.toml")]
         self.proc = subprocess.Popen(
-            [*extra,
+            [
                 self.bin,
                 "serve",
+                *extra,
                 "--listen",
                 "127.0.0.1:0",
                 "--port-file",
