@@ -553,6 +553,37 @@ mod tests {
     }
 
     #[test]
+    fn auth_keeps_the_default_pair_and_names_bad_credentials() {
+        let c = Config::from_parts(FileConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(c.auth.mode, crate::auth::AuthMode::SigV4);
+        assert_eq!(c.quotas, crate::auth::quota::QuotaMode::Off);
+        let test = c
+            .auth
+            .credentials
+            .iter()
+            .find(|k| k.access_key_id == "test");
+        assert_eq!(test.map(|k| k.account.as_str()), Some("111122223333"));
+        let f: FileConfig = toml::from_str(
+            "[auth]\nmode = \"none\"\n[[auth.credentials]]\naccess_key_id = \"A\"\n\
+             secret_access_key = \"s\"\naccount = \"444455556666\"\n[quotas]\nmode = \"aws\"",
+        )
+        .unwrap();
+        let c = Config::from_parts(f, &Overrides::default()).unwrap();
+        assert_eq!(c.auth.mode, crate::auth::AuthMode::None);
+        assert_eq!(c.auth.credentials.len(), 2);
+        assert_eq!(c.quotas, crate::auth::quota::QuotaMode::Aws);
+        let e = refusal(
+            "[[auth.credentials]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\naccount = \"1\"",
+        );
+        assert!(e.contains("auth.credentials.account"), "{e}");
+        let twice = "[[auth.credentials]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n";
+        let e = refusal(&format!("{twice}{twice}"));
+        assert!(e.contains("configured twice"), "{e}");
+        assert!(refusal("[auth]\nmode = \"hmac\"").contains("auth.mode"));
+        assert!(refusal("[quotas]\nmode = \"on\"").contains("quotas.mode"));
+    }
+
+    #[test]
     fn token_threads_ask_for_a_higher_priority_unless_told_not_to() {
         let c = Config::from_parts(FileConfig::default(), &Overrides::default()).unwrap();
         assert_eq!(c.thread_nice, DEFAULT_THREAD_NICE);
