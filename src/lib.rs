@@ -20,6 +20,7 @@ pub mod control;
 pub mod hsm;
 pub mod ids;
 pub mod kms;
+pub mod namespace;
 pub mod protocol;
 pub mod server;
 pub mod store;

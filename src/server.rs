@@ -208,17 +208,24 @@ async fn aws_json(
     {
         return *r;
     }
+    let ns = edge::namespace_of(&edge, &app, &caller);
     match service {
-        "TrentService" => match crate::kms::handle(&app, op, input).await {
-            Ok(Some(v)) => json_response(200, &v, None),
-            Ok(None) => kms_error(&unknown(target)),
-            Err(e) => kms_error(&e),
-        },
-        "BaldrApiService" => match crate::cluster::api::handle(&app, op, input).await {
-            Ok(Some(v)) => json_response(200, &v, None),
-            Ok(None) => kms_error(&unknown(target)),
-            Err(e) => cloudhsm_error_json(&e),
-        },
+        "TrentService" => {
+            match crate::namespace::scoped(&app, ns, crate::kms::handle(&app, op, input)).await {
+                Ok(Some(v)) => json_response(200, &v, None),
+                Ok(None) => kms_error(&unknown(target)),
+                Err(e) => kms_error(&e),
+            }
+        }
+        "BaldrApiService" => {
+            match crate::namespace::scoped(&app, ns, crate::cluster::api::handle(&app, op, input))
+                .await
+            {
+                Ok(Some(v)) => json_response(200, &v, None),
+                Ok(None) => kms_error(&unknown(target)),
+                Err(e) => cloudhsm_error_json(&e),
+            }
+        }
         _ => kms_error(&unknown(target)),
     }
 }
@@ -261,9 +268,12 @@ async fn cbor_op(
         Ok(b) => b,
         Err(e) => return cbor_response(413, cbor::encode_error("ValidationException", &e.message)),
     };
-    if let Err(r) = edge::authenticate(&edge, Door::CloudHsmCbor, &method, &uri, &headers, &body) {
-        return *r;
-    }
+    let caller = match edge::authenticate(&edge, Door::CloudHsmCbor, &method, &uri, &headers, &body)
+    {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let ns = edge::namespace_of(&edge, &app, &caller);
     if headers.get("smithy-protocol").and_then(|v| v.to_str().ok()) != Some("rpc-v2-cbor") {
         return cbor_response(
             400,
@@ -280,7 +290,7 @@ async fn cbor_op(
         Ok(i) => i,
         Err(m) => return cbor_response(400, cbor::encode_error("SerializationException", &m)),
     };
-    match crate::cluster::api::handle(&app, &op, input).await {
+    match crate::namespace::scoped(&app, ns, crate::cluster::api::handle(&app, &op, input)).await {
         Ok(Some(v)) => cbor_response(200, cbor::encode_response(&v)),
         Ok(None) => cbor_response(
             404,

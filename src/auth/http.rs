@@ -143,6 +143,18 @@ pub fn refusal(door: Door, e: &AuthError) -> Response {
     }
 }
 
+/// The namespace a request of `caller` lives in: the credential's account and the scope's
+/// region with SigV4; the default one with `mode = "none"`, as before namespaces existed.
+pub fn namespace_of(edge: &Edge, app: &App, caller: &Caller) -> crate::namespace::Namespace {
+    match edge.auth.mode() {
+        super::AuthMode::SigV4 => crate::namespace::Namespace {
+            account: caller.account.clone(),
+            region: caller.region.clone(),
+        },
+        super::AuthMode::None => crate::namespace::default(app),
+    }
+}
+
 /// With quotas on, take the KMS request `op` from its quotas; `ThrottlingException` when one
 /// is exhausted.
 pub fn throttle(

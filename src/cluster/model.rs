@@ -135,6 +135,12 @@ pub struct Cluster {
     /// Next HSM IP suffix to hand out.
     #[serde(default)]
     pub next_ip: u32,
+    /// Its namespace's account; empty for the default one (see [`crate::namespace`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    /// Its namespace's region; empty with `account`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
 }
 
 /// An HSM of a cluster: metadata over the cluster's one token (D2).

@@ -11,4 +11,5 @@ mod crash;
 mod framing;
 mod key_stores;
 mod keys;
+mod namespaces;
 mod state_machine;
