@@ -77,3 +77,24 @@ def test_mode_none_accepts_any_key(tmp_path):
             "Account"] == "111122223333"
     finally:
         s.stop()
+
+
+def test_boto3_accounts_and_regions_are_isolated_and_arns_say_so(sim2):
+    home = sim2.client("kms")
+    key = home.create_key()["KeyMetadata"]
+    assert key["Arn"] == f"arn:aws:kms:us-east-1:111122223333:key/{key['KeyId']}"
+    eu = sim2.client("kms", region="eu-west-1")
+    eu_key = eu.create_key()["KeyMetadata"]
+    assert eu_key["Arn"].startswith("arn:aws:kms:eu-west-1:111122223333:key/")
+    alice = sim2.client("kms", key="AKIDALICE0000000000A", secret="alice/secret+key")
+    for other in (eu, alice):
+        with pytest.raises(ClientError) as e:
+            other.describe_key(KeyId=key["KeyId"])
+        assert e.value.response["Error"]["Code"] == "NotFoundException"
+        assert key["KeyId"] not in [k["KeyId"] for k in other.list_keys()["Keys"]]
+    assert [k["KeyId"] for k in eu.list_keys()["Keys"]] == [eu_key["KeyId"]]
+    # The CLI in another region sees no cluster; in the default one, the seeded cluster.
+    r = sim2.shell("AWS_DEFAULT_REGION=eu-west-1 aws cloudhsmv2 describe-clusters")
+    assert r.rc == 0 and '"Clusters": []' in r.stdout, r.stdout + r.stderr
+    assert sim2.aws("cloudhsmv2", "describe-clusters")["Clusters"][0]["ClusterId"] == \
+        sim2.default_cluster
