@@ -49,6 +49,17 @@ pub async fn scoped<F: Future>(app: &App, ns: Namespace, f: F) -> F::Output {
         .await
 }
 
+/// Run the synchronous `f` as a request of namespace `ns`.
+pub fn sync_scoped<R>(app: &App, ns: Namespace, f: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(
+        Scope {
+            ns,
+            default: default(app),
+        },
+        f,
+    )
+}
+
 /// The namespace of the request being served, or the default one.
 pub fn current(app: &App) -> Namespace {
     CURRENT

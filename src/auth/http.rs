@@ -167,7 +167,8 @@ pub fn throttle(
     if !edge.quotas.enabled() {
         return Ok(());
     }
-    let store = key_store_of(app, op, input);
+    let ns = namespace_of(edge, app, caller);
+    let store = crate::namespace::sync_scoped(app, ns, || key_store_of(app, op, input));
     let call = Call {
         account: &caller.account,
         region: &caller.region,
