@@ -578,6 +578,79 @@ mod tests {
         assert_eq!(c.region, "us-east-1");
     }
 
+    /// A presigned `GET /?Action=GetCallerIdentity…` query, signed by `test`/`test` at `when`.
+    fn presigned_query(when: i64, expires: u64) -> String {
+        let date = format_amz_date(when);
+        let scope = sigv4::Scope {
+            date: date[..8].into(),
+            region: "us-east-1".into(),
+            service: "sts".into(),
+        };
+        let params: Vec<(String, String)> = [
+            ("Action", "GetCallerIdentity".to_string()),
+            ("Version", "2011-06-15".to_string()),
+            ("X-Amz-Algorithm", sigv4::ALGORITHM.to_string()),
+            ("X-Amz-Credential", format!("test/{}", scope.render())),
+            ("X-Amz-Date", date.clone()),
+            ("X-Amz-Expires", expires.to_string()),
+            ("X-Amz-SignedHeaders", "host".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let headers = [("host".to_string(), "h".to_string())];
+        let creq = sigv4::canonical_request(&CanonicalInput {
+            method: "GET",
+            raw_path: "/",
+            query: &params,
+            headers: &headers,
+            signed_headers: &["host".to_string()],
+            payload_hash: &sigv4::sha256_hex(b""),
+        });
+        let sig = sigv4::signature(
+            &sigv4::signing_key("test", &scope),
+            &sigv4::string_to_sign(&date, &scope, &creq),
+        );
+        let mut q: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", sigv4::uri_encode(v.as_bytes())))
+            .collect();
+        q.push(format!("X-Amz-Signature={sig}"));
+        q.join("&")
+    }
+
+    #[test]
+    fn a_presigned_url_works_until_it_expires() {
+        let a = authenticator(AuthMode::SigV4);
+        let query = presigned_query(NOW, 60);
+        let headers = [("host".to_string(), "h".to_string())];
+        let req = SignedRequest {
+            method: "GET",
+            raw_path: "/",
+            raw_query: &query,
+            headers: &headers,
+            body: b"",
+        };
+        let c = a
+            .verify(&req, "sts", at(NOW + 59))
+            .expect("within its lifetime");
+        assert_eq!(c.account, "111122223333");
+        assert!(matches!(
+            a.verify(&req, "sts", at(NOW + 61)),
+            Err(AuthError::Expired(m)) if m.starts_with("Signature expired: ")
+        ));
+        let longer = query.replace("X-Amz-Expires=60", "X-Amz-Expires=6000");
+        let req = SignedRequest {
+            raw_query: &longer,
+            ..req
+        };
+        assert_eq!(
+            a.verify(&req, "sts", at(NOW + 61)),
+            Err(AuthError::BadSignature),
+            "a lifetime changed after signing"
+        );
+    }
+
     #[test]
     fn amz_dates_round_trip() {
         assert_eq!(format_amz_date(NOW), "20150830T123600Z");

@@ -98,3 +98,21 @@ def test_boto3_accounts_and_regions_are_isolated_and_arns_say_so(sim2):
     assert r.rc == 0 and '"Clusters": []' in r.stdout, r.stdout + r.stderr
     assert sim2.aws("cloudhsmv2", "describe-clusters")["Clusters"][0]["ClusterId"] == \
         sim2.default_cluster
+
+
+def test_a_presigned_sts_url_from_boto3_answers_with_the_account(sim2):
+    import urllib.request
+
+    sts = sim2.client("sts", key="AKIDALICE0000000000A", secret="alice/secret+key")
+    url = sts.generate_presigned_url("get_caller_identity", ExpiresIn=60, HttpMethod="GET")
+    assert "X-Amz-Signature=" in url
+    with urllib.request.urlopen(url, timeout=30) as r:
+        body = r.read().decode()
+    assert "<Account>444455556666</Account>" in body, body
+    tampered = url.replace("X-Amz-Expires=60", "X-Amz-Expires=61")
+    try:
+        urllib.request.urlopen(tampered, timeout=30)
+        raise AssertionError("a tampered presigned URL was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in e.read().decode()
