@@ -87,6 +87,8 @@ pub struct CredentialEntry {
 pub struct QuotasSection {
     /// `"off"` (the default) or `"aws"`.
     pub mode: Option<String>,
+    /// Every rate multiplied by this (default 1).
+    pub scale: Option<f64>,
 }
 
 /// `[server]`
@@ -225,7 +227,7 @@ pub struct Config {
     /// `[auth]`: signature verification and credentials.
     pub auth: crate::auth::AuthSettings,
     /// `[quotas]`: request-rate quotas.
-    pub quotas: crate::auth::quota::QuotaMode,
+    pub quotas: crate::auth::quota::QuotaSettings,
 }
 
 impl Config {
@@ -353,16 +355,7 @@ impl Config {
             });
         }
         let auth = auth_settings(file.auth, &account)?;
-        let quotas = match file.quotas.mode.as_deref() {
-            None | Some("off") => crate::auth::quota::QuotaMode::Off,
-            Some("aws") => crate::auth::quota::QuotaMode::Aws,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    field: "quotas.mode",
-                    reason: format!("{other:?}: use \"off\" or \"aws\""),
-                });
-            }
-        };
+        let quotas = quota_settings(&file.quotas)?;
         Ok(Config {
             listen,
             data_dir,
@@ -399,6 +392,31 @@ impl Config {
     pub fn token_dir(&self) -> PathBuf {
         self.data_dir.join("tokens")
     }
+}
+
+/// Validate `[quotas]`: the mode, and a scale in (0, 1000].
+fn quota_settings(
+    section: &QuotasSection,
+) -> Result<crate::auth::quota::QuotaSettings, ConfigError> {
+    use crate::auth::quota::{QuotaMode, QuotaSettings};
+    let mode = match section.mode.as_deref() {
+        None | Some("off") => QuotaMode::Off,
+        Some("aws") => QuotaMode::Aws,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                field: "quotas.mode",
+                reason: format!("{other:?}: use \"off\" or \"aws\""),
+            });
+        }
+    };
+    let scale = section.scale.unwrap_or(1.0);
+    if !(scale > 0.0 && scale <= 1000.0) {
+        return Err(ConfigError::Invalid {
+            field: "quotas.scale",
+            reason: format!("{scale} must be above 0 and at most 1000"),
+        });
+    }
+    Ok(QuotaSettings { mode, scale })
 }
 
 /// Validate `[auth]`: the mode, and each credential (a 12-digit account, no access key ID
@@ -556,7 +574,8 @@ mod tests {
     fn auth_keeps_the_default_pair_and_names_bad_credentials() {
         let c = Config::from_parts(FileConfig::default(), &Overrides::default()).unwrap();
         assert_eq!(c.auth.mode, crate::auth::AuthMode::SigV4);
-        assert_eq!(c.quotas, crate::auth::quota::QuotaMode::Off);
+        assert_eq!(c.quotas.mode, crate::auth::quota::QuotaMode::Off);
+        assert_eq!(c.quotas.scale, 1.0);
         let test = c
             .auth
             .credentials
@@ -571,7 +590,8 @@ mod tests {
         let c = Config::from_parts(f, &Overrides::default()).unwrap();
         assert_eq!(c.auth.mode, crate::auth::AuthMode::None);
         assert_eq!(c.auth.credentials.len(), 2);
-        assert_eq!(c.quotas, crate::auth::quota::QuotaMode::Aws);
+        assert_eq!(c.quotas.mode, crate::auth::quota::QuotaMode::Aws);
+        assert!(refusal("[quotas]\nscale = 0.0").contains("quotas.scale"));
         let e = refusal(
             "[[auth.credentials]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\naccount = \"1\"",
         );

@@ -12,6 +12,25 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// The validated `[quotas]` section.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuotaSettings {
+    /// `mode`.
+    pub mode: QuotaMode,
+    /// `scale`: every rate multiplied by it (default 1: AWS's figures; 0.1 rehearses throttling
+    /// at a tenth of them, on a machine too slow to outpace the real ones).
+    pub scale: f64,
+}
+
+impl Default for QuotaSettings {
+    fn default() -> Self {
+        QuotaSettings {
+            mode: QuotaMode::Off,
+            scale: 1.0,
+        }
+    }
+}
+
 /// `[quotas] mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaMode {
@@ -87,6 +106,9 @@ pub fn management_rps(op: &str) -> Option<f64> {
 struct Bucket {
     tokens: f64,
     rate: f64,
+    /// One second's worth, and never less than one request (a scaled 5 per second still
+    /// lets one through).
+    capacity: f64,
     last: Instant,
 }
 
@@ -99,7 +121,7 @@ impl Bucket {
             return;
         }
         let dt = now.duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.rate).min(self.rate);
+        self.tokens = (self.tokens + dt * self.rate).min(self.capacity);
         self.last = now;
     }
 }
@@ -108,6 +130,7 @@ impl Bucket {
 #[derive(Debug)]
 pub struct Quotas {
     mode: QuotaMode,
+    scale: f64,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
@@ -125,10 +148,11 @@ pub struct Call<'a> {
 }
 
 impl Quotas {
-    /// Quotas in `mode`.
-    pub fn new(mode: QuotaMode) -> Self {
+    /// Quotas as configured.
+    pub fn new(settings: QuotaSettings) -> Self {
         Quotas {
-            mode,
+            mode: settings.mode,
+            scale: settings.scale,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -161,9 +185,11 @@ impl Quotas {
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         for (name, rate) in &wanted {
+            let rate = rate * self.scale;
             let b = buckets.entry(name.clone()).or_insert(Bucket {
-                tokens: *rate,
-                rate: *rate,
+                tokens: rate.max(1.0),
+                rate,
+                capacity: rate.max(1.0),
                 last: now,
             });
             b.refill(now);
@@ -185,6 +211,23 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn aws(scale: f64) -> QuotaSettings {
+        QuotaSettings {
+            mode: QuotaMode::Aws,
+            scale,
+        }
+    }
+
+    #[test]
+    fn scale_multiplies_every_rate() {
+        let q = Quotas::new(aws(0.1));
+        let t = Instant::now();
+        let n = (0..1000)
+            .filter(|_| q.admit(encrypt("cks-1", "a"), t))
+            .count();
+        assert_eq!(n, 180);
+    }
+
     fn encrypt<'a>(store: &'a str, account: &'a str) -> Call<'a> {
         Call {
             account,
@@ -196,7 +239,7 @@ mod tests {
 
     #[test]
     fn a_key_store_admits_1800_in_one_instant_then_refills() {
-        let q = Quotas::new(QuotaMode::Aws);
+        let q = Quotas::new(aws(1.0));
         let t0 = Instant::now();
         let admitted = (0..2000)
             .filter(|_| q.admit(encrypt("cks-1", "111122223333"), t0))
@@ -216,7 +259,7 @@ mod tests {
 
     #[test]
     fn management_rates_are_per_account_and_region_and_off_means_off() {
-        let q = Quotas::new(QuotaMode::Aws);
+        let q = Quotas::new(aws(1.0));
         let t = Instant::now();
         let call = |account| Call {
             account,
@@ -226,7 +269,7 @@ mod tests {
         };
         assert_eq!((0..10).filter(|_| q.admit(call("a"), t)).count(), 5);
         assert!(q.admit(call("b"), t));
-        let off = Quotas::new(QuotaMode::Off);
+        let off = Quotas::new(QuotaSettings::default());
         assert!((0..5000).all(|_| off.admit(encrypt("cks-1", "a"), t)));
     }
 }
