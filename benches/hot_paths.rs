@@ -95,6 +95,83 @@ fn request(c: &mut Criterion) {
     g.finish();
 }
 
+/// The SigV4 verification of one Encrypt request with the headers `aws-sdk-kms` signs (issue
+/// 21's target: at most 10 µs of server CPU per request).
+fn sigv4(c: &mut Criterion) {
+    use cks_sim::auth::{AuthMode, AuthSettings, Authenticator, Credential, SignedRequest};
+    let settings = AuthSettings {
+        mode: AuthMode::SigV4,
+        credentials: vec![Credential {
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+            account: "111122223333".into(),
+            user: None,
+        }],
+    };
+    let auth = Authenticator::new(&settings, "111122223333", "us-east-1");
+    let body = json!({
+        "KeyId": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "Plaintext": b64(&[0x42; 32]),
+    })
+    .to_string()
+    .into_bytes();
+    let base: Vec<(String, String)> = [
+        (
+            "amz-sdk-invocation-id",
+            "2a3c0f0e-6d5b-4a36-9a2c-6f2ab1c8e1d4",
+        ),
+        ("amz-sdk-request", "attempt=1; max=3"),
+        ("content-length", "120"),
+        ("content-type", "application/x-amz-json-1.1"),
+        ("host", "127.0.0.1:4599"),
+        ("x-amz-target", "TrentService.Encrypt"),
+        (
+            "x-amz-user-agent",
+            "aws-sdk-rust/1.3.9 api/kms/1.99.0 os/linux lang/rust/1.94.0",
+        ),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let date = cks_sim::auth::format_amz_date(secs);
+    let scope = cks_sim::auth::sigv4::Scope {
+        date: date[..8].to_string(),
+        region: "us-east-1".into(),
+        service: "kms".into(),
+    };
+    let unsigned = SignedRequest {
+        method: "POST",
+        raw_path: "/",
+        raw_query: "",
+        headers: &base,
+        body: &body,
+    };
+    let mut headers = base.clone();
+    headers.extend(cks_sim::auth::sign_headers(
+        ("test", "test"),
+        &scope,
+        &date,
+        &unsigned,
+    ));
+    let req = SignedRequest {
+        method: "POST",
+        raw_path: "/",
+        raw_query: "",
+        headers: &headers,
+        body: &body,
+    };
+    auth.verify(&req, "kms", now)
+        .expect("the bench's request verifies");
+    c.bench_function("sigv4_verify/encrypt_32", |bch| {
+        bch.iter(|| auth.verify(black_box(&req), "kms", now).expect("verify"))
+    });
+}
+
 fn token(c: &mut Criterion) {
     softhsm_conf();
     let module = Module::load(&module_path()).expect("load module");
@@ -245,6 +322,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = blob, request, token, service
+    targets = blob, request, sigv4, token, service
 }
 criterion_main!(benches);

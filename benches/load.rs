@@ -78,8 +78,9 @@ const SLICE_WARMUP: Duration = Duration::from_millis(100);
 const SLICE: Duration = Duration::from_millis(750);
 const USER_PIN: &str = "bench-user-pin";
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
-const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20250101/us-east-1/kms/aws4_request, \
-                    SignedHeaders=content-type;host;x-amz-target, Signature=00";
+/// The `[auth]` section of every measured server's configuration but the one that measures
+/// signature verification (the requests are signed either way).
+const AUTH_NONE: &str = "[auth]\nmode = \"none\"\n";
 
 /// How many times each timed figure is measured; the best run is kept (`BENCH_RUNS`). A shared
 /// VM's neighbours only ever slow a run down, so the best of a few is the steadiest estimate
@@ -748,11 +749,39 @@ fn measure_raw(set: &Settings, table: &mut Table, kind: SoftToken, path: &Path) 
 // The HTTP load generator
 // ---------------------------------------------------------------------------------------------
 
-/// A prepared awsJson1_1 request: the whole HTTP/1.1 message, written with one system call.
+/// A prepared awsJson1_1 request: the whole HTTP/1.1 message, written with one system call,
+/// SigV4-signed with `test`/`test` for us-east-1 now (valid for 5 minutes on a server that
+/// verifies: requests are prepared again for each run and each slice).
 fn request(addr: SocketAddr, op: &str, body: &[u8]) -> Bytes {
+    let host = addr.to_string();
+    let target = format!("TrentService.{op}");
+    let headers = vec![
+        ("content-type".to_string(), AMZ_JSON.to_string()),
+        ("host".to_string(), host.clone()),
+        ("x-amz-target".to_string(), target.clone()),
+    ];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let date = cks_sim::auth::format_amz_date(now);
+    let scope = cks_sim::auth::sigv4::Scope {
+        date: date[..8].to_string(),
+        region: "us-east-1".into(),
+        service: "kms".into(),
+    };
+    let unsigned = cks_sim::auth::SignedRequest {
+        method: "POST",
+        raw_path: "/",
+        raw_query: "",
+        headers: &headers,
+        body,
+    };
+    let [(_, amz_date), (_, auth)] =
+        cks_sim::auth::sign_headers(("test", "test"), &scope, &date, &unsigned);
     let mut r = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {AMZ_JSON}\r\n\
-         X-Amz-Target: TrentService.{op}\r\nAuthorization: {AUTH}\r\nContent-Length: {}\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: {AMZ_JSON}\r\n\
+         X-Amz-Target: {target}\r\nX-Amz-Date: {amz_date}\r\nAuthorization: {auth}\r\n\
+         Content-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -1717,9 +1746,17 @@ fn start_sim(
     if let Some(seed) = seed {
         cmd.arg("--seed").arg(seed);
     }
-    if let Some(config) = config {
-        cmd.arg("--config").arg(config);
-    }
+    // The load generator sends one fixed, unverifiable signature: every server it measures
+    // runs with `[auth] mode = "none"` unless its own configuration says otherwise.
+    let default_config = set.dir.join("auth-none.toml");
+    let config = match config {
+        Some(c) => c.to_path_buf(),
+        None => {
+            std::fs::write(&default_config, AUTH_NONE)?;
+            default_config
+        }
+    };
+    cmd.arg("--config").arg(config);
     let child = cmd
         .args(["--listen", "127.0.0.1:0", "--connect-delay-ms", "0"])
         .arg("--data-dir")
@@ -1764,11 +1801,40 @@ fn start_sim(
 /// server configured with `[hsm] thread_nice = 0` (B).
 async fn plain_priority(set: &Settings, srv: Server, bodies: &Arc<Vec<Bytes>>) -> Res<Paired> {
     let config = set.dir.join("thread-nice-0.toml");
-    std::fs::write(&config, "[hsm]\nthread_nice = 0\n")?;
+    std::fs::write(&config, format!("[hsm]\nthread_nice = 0\n{AUTH_NONE}"))?;
     let seed = set.dir.join("seed-nice-0.toml");
     std::fs::write(&seed, small_token_seed())?;
     let data = set.dir.join("data-nice-0");
     let (sim, _) = start_sim(set, &data, "nice-0", Some(&seed), Some(&config))?;
+    let other = Server {
+        addr: sim.addr,
+        pid: sim.proc.pid(),
+    };
+    let mut api = Api::new(other.addr).await?;
+    wait_connected(&mut api, SMALL_STORE).await?;
+    let work = |srv| Workload::encrypt(set, srv, Arc::clone(bodies));
+    warm_up(
+        other,
+        "Encrypt",
+        Arc::clone(bodies),
+        set.conns,
+        Bound::Timed(WARMUP),
+    )
+    .await?;
+    let pair = interleave(Side::Http(work(srv)), Side::Http(work(other)), set.secs).await?;
+    drop(sim);
+    Ok(pair)
+}
+
+/// Encrypt over the seeded 10-key token on `srv` (A, `[auth] mode = "none"`) interleaved with
+/// the same on a fresh server that verifies every request's signature (B, `mode = "sigv4"`).
+async fn sigv4_priced(set: &Settings, srv: Server, bodies: &Arc<Vec<Bytes>>) -> Res<Paired> {
+    let config = set.dir.join("auth-sigv4.toml");
+    std::fs::write(&config, "[auth]\nmode = \"sigv4\"\n")?;
+    let seed = set.dir.join("seed-sigv4.toml");
+    std::fs::write(&seed, small_token_seed())?;
+    let data = set.dir.join("data-sigv4");
+    let (sim, _) = start_sim(set, &data, "sigv4", Some(&seed), Some(&config))?;
     let other = Server {
         addr: sim.addr,
         pid: sim.proc.pid(),
@@ -2170,6 +2236,24 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             },
             plain.ratio() * 100.0,
             plain.spread()
+        ),
+    );
+    progress("cks-sim: Encrypt with every signature verified ([auth] mode = \"sigv4\")");
+    let signed = sigv4_priced(set, srv, &small_bodies).await?;
+    table.add_load(
+        s,
+        format!("Encrypt, 10 keys, [auth] sigv4, {c}"),
+        &signed.b,
+        format!(
+            "a second server that verifies each request's SigV4 signature; the default server \
+             ([auth] none, {}, {} server CPU) against it: {:.0}% ({})",
+            rate(signed.a.rps),
+            signed
+                .a
+                .server_cpu_us
+                .map_or_else(|| "?".into(), |(u, k)| format!("{:.0} µs", u + k)),
+            signed.ratio() * 100.0,
+            signed.spread()
         ),
     );
     let encrypt_load = |bodies: Arc<Vec<Bytes>>| Workload::encrypt(set, srv, bodies);

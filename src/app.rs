@@ -39,7 +39,7 @@ pub struct World {
     /// cache misses instead of a string comparison at every level of the ordered map (a
     /// profile of Encrypt cycling through 10,000 keys put about 1 µs per request there).
     keys_by_id: HashMap<String, Arc<Key>>,
-    /// Aliases by name.
+    /// Aliases by [`Alias::storage_id`] (the name, in the default namespace).
     pub aliases: BTreeMap<String, Alias>,
     /// Orphans by sequence (zero-padded).
     pub orphans: BTreeMap<String, Orphan>,
@@ -159,7 +159,7 @@ impl World {
                 }
             }
             Change::Alias(x) => {
-                self.aliases.insert(x.name.clone(), x);
+                self.aliases.insert(x.storage_id(), x);
             }
             Change::DelAlias(id) => {
                 self.aliases.remove(&id);
@@ -222,7 +222,7 @@ fn batch_of(changes: &[Change]) -> Batch {
             Change::DelStore(id) => b.delete(Table::KeyStores, id.clone()),
             Change::Key(x) => b.put(Table::Keys, x.id.clone(), x),
             Change::DelKey(id) => b.delete(Table::Keys, id.clone()),
-            Change::Alias(x) => b.put(Table::Aliases, x.name.clone(), x),
+            Change::Alias(x) => b.put(Table::Aliases, x.storage_id(), x),
             Change::DelAlias(id) => b.delete(Table::Aliases, id.clone()),
             Change::Orphan(x) => b.put(Table::Orphans, orphan_id(x.seq), x),
             Change::DelOrphan(id) => b.delete(Table::Orphans, id.clone()),

@@ -11,6 +11,9 @@ use serde_json::Value;
 pub struct ControlClient {
     endpoint: String,
     http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    /// Access key ID, secret and region that sign requests to the AWS doors (`/` and
+    /// `/service/…`); `None`: sent unsigned.
+    signing: Option<(String, String, String)>,
 }
 
 /// What went wrong talking to the simulator.
@@ -47,7 +50,91 @@ impl ControlClient {
         ControlClient {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             http: Client::builder(TokioExecutor::new()).build_http(),
+            signing: Some((
+                crate::auth::DEFAULT_ACCESS_KEY.into(),
+                crate::auth::DEFAULT_SECRET.into(),
+                "us-east-1".into(),
+            )),
         }
+    }
+
+    /// The same client signing its AWS-door requests with `access_key`/`secret` for `region`
+    /// (`None`: unsigned). Requests that already carry an `authorization` header are sent as
+    /// they are.
+    pub fn with_signing(mut self, signing: Option<(&str, &str, &str)>) -> Self {
+        self.signing = signing.map(|(k, s, r)| (k.into(), s.into(), r.into()));
+        self
+    }
+
+    /// The SigV4 headers (`host`, `x-amz-date`, `authorization`) for a request to an AWS door,
+    /// or none (a `/_sim` request, signing off, or an `authorization` header already given).
+    fn signature_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Vec<(String, String)> {
+        let Some((key, secret, region)) = &self.signing else {
+            return Vec::new();
+        };
+        let aws_door = path == "/" || path.starts_with("/?") || path.starts_with("/service/");
+        if !aws_door
+            || headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            return Vec::new();
+        }
+        let host = self
+            .endpoint
+            .split_once("://")
+            .map_or(self.endpoint.as_str(), |(_, h)| h)
+            .to_string();
+        let mut list: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_string()))
+            .collect();
+        list.push(("host".into(), host.clone()));
+        let target = list
+            .iter()
+            .find(|(k, _)| k == "x-amz-target")
+            .map_or("", |(_, v)| v.as_str());
+        let form = list.iter().any(|(k, v)| {
+            k == "content-type" && v.starts_with("application/x-www-form-urlencoded")
+        });
+        let service = if path.starts_with("/service/") || target.starts_with("BaldrApiService.") {
+            "cloudhsm"
+        } else if target.is_empty() && (form || method == "GET") {
+            "sts"
+        } else {
+            "kms"
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let amz_date = crate::auth::format_amz_date(now);
+        let scope = crate::auth::sigv4::Scope {
+            date: amz_date[..8].to_string(),
+            region: region.clone(),
+            service: service.into(),
+        };
+        let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
+        let req = crate::auth::SignedRequest {
+            method,
+            raw_path,
+            raw_query,
+            headers: &list,
+            body,
+        };
+        let mut out = vec![("host".to_string(), host)];
+        out.extend(crate::auth::sign_headers(
+            (key, secret),
+            &scope,
+            &amz_date,
+            &req,
+        ));
+        out
     }
 
     /// Send `method path` with an optional JSON body and extra headers; return the status and
@@ -64,6 +151,9 @@ impl ControlClient {
             .uri(format!("{}{path}", self.endpoint));
         for (k, v) in headers {
             req = req.header(*k, *v);
+        }
+        for (k, v) in self.signature_headers(method, path, headers, &body) {
+            req = req.header(k, v);
         }
         let req = req
             .body(Full::new(Bytes::from(body)))

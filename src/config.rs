@@ -51,6 +51,44 @@ pub struct FileConfig {
     pub hsm: HsmSection,
     /// `[simulation]`
     pub simulation: SimulationSection,
+    /// `[auth]`
+    pub auth: AuthSection,
+    /// `[quotas]`
+    pub quotas: QuotasSection,
+}
+
+/// `[auth]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// `"sigv4"` (the default) or `"none"`.
+    pub mode: Option<String>,
+    /// `[[auth.credentials]]`, added to the default `test`/`test` pair.
+    pub credentials: Vec<CredentialEntry>,
+}
+
+/// One `[[auth.credentials]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialEntry {
+    /// Access key ID.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Its 12-digit account (default: `[identity] account`).
+    pub account: Option<String>,
+    /// The IAM user it belongs to (default: the account's root user).
+    pub user: Option<String>,
+}
+
+/// `[quotas]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasSection {
+    /// `"off"` (the default) or `"aws"`.
+    pub mode: Option<String>,
+    /// Every rate multiplied by this (default 1).
+    pub scale: Option<f64>,
 }
 
 /// `[server]`
@@ -264,6 +302,10 @@ pub struct Config {
     pub seed: Option<PathBuf>,
     /// Create the default cluster on first start.
     pub default_seed: bool,
+    /// `[auth]`: signature verification and credentials.
+    pub auth: crate::auth::AuthSettings,
+    /// `[quotas]`: request-rate quotas.
+    pub quotas: crate::auth::quota::QuotaSettings,
 }
 
 impl Config {
@@ -383,6 +425,8 @@ impl Config {
                 reason: "must be 1 to 32 characters (a PKCS#11 token label)".into(),
             });
         }
+        let auth = auth_settings(file.auth, &account)?;
+        let quotas = quota_settings(&file.quotas)?;
         Ok(Config {
             listen,
             data_dir,
@@ -407,6 +451,8 @@ impl Config {
             disconnect_delay_ms: file.simulation.disconnect_delay_ms.unwrap_or(50),
             seed: ov.seed.clone().or(file.simulation.seed),
             default_seed: !ov.no_default_seed && file.simulation.default_seed.unwrap_or(true),
+            auth,
+            quotas,
         })
     }
 
@@ -419,6 +465,94 @@ impl Config {
     pub fn token_dir(&self) -> PathBuf {
         self.data_dir.join("tokens")
     }
+}
+
+/// Validate `[quotas]`: the mode, and a scale in (0, 1000].
+fn quota_settings(
+    section: &QuotasSection,
+) -> Result<crate::auth::quota::QuotaSettings, ConfigError> {
+    use crate::auth::quota::{QuotaMode, QuotaSettings};
+    let mode = match section.mode.as_deref() {
+        None | Some("off") => QuotaMode::Off,
+        Some("aws") => QuotaMode::Aws,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                field: "quotas.mode",
+                reason: format!("{other:?}: use \"off\" or \"aws\""),
+            });
+        }
+    };
+    let scale = section.scale.unwrap_or(1.0);
+    if !(scale > 0.0 && scale <= 1000.0) {
+        return Err(ConfigError::Invalid {
+            field: "quotas.scale",
+            reason: format!("{scale} must be above 0 and at most 1000"),
+        });
+    }
+    Ok(QuotaSettings { mode, scale })
+}
+
+/// Validate `[auth]`: the mode, and each credential (a 12-digit account, no access key ID
+/// twice). The default `test`/`test` pair maps to `default_account` unless an entry reuses
+/// its access key ID.
+fn auth_settings(
+    section: AuthSection,
+    default_account: &str,
+) -> Result<crate::auth::AuthSettings, ConfigError> {
+    use crate::auth::{AuthMode, AuthSettings, Credential, DEFAULT_ACCESS_KEY, DEFAULT_SECRET};
+    let mode = match section.mode.as_deref() {
+        None | Some("sigv4") => AuthMode::SigV4,
+        Some("none") => AuthMode::None,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                field: "auth.mode",
+                reason: format!("{other:?}: use \"sigv4\" or \"none\""),
+            });
+        }
+    };
+    let mut credentials: Vec<Credential> = Vec::new();
+    for c in section.credentials {
+        let account = c.account.unwrap_or_else(|| default_account.to_string());
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Invalid {
+                field: "auth.credentials.account",
+                reason: format!("{account:?} is not a 12-digit AWS account ID"),
+            });
+        }
+        if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "auth.credentials",
+                reason: "access_key_id and secret_access_key must not be empty".into(),
+            });
+        }
+        if credentials
+            .iter()
+            .any(|e| e.access_key_id == c.access_key_id)
+        {
+            return Err(ConfigError::Invalid {
+                field: "auth.credentials.access_key_id",
+                reason: format!("{:?} is configured twice", c.access_key_id),
+            });
+        }
+        credentials.push(Credential {
+            access_key_id: c.access_key_id,
+            secret_access_key: c.secret_access_key,
+            account,
+            user: c.user,
+        });
+    }
+    if !credentials
+        .iter()
+        .any(|c| c.access_key_id == DEFAULT_ACCESS_KEY)
+    {
+        credentials.push(Credential {
+            access_key_id: DEFAULT_ACCESS_KEY.into(),
+            secret_access_key: DEFAULT_SECRET.into(),
+            account: default_account.to_string(),
+            user: None,
+        });
+    }
+    Ok(AuthSettings { mode, credentials })
 }
 
 fn read_file(p: &Path) -> Result<FileConfig, ConfigError> {
@@ -507,6 +641,39 @@ mod tests {
         assert!(e.contains("listen_addr"), "{e}");
         let e = refusal("[hsm]\nthread_nice = -25");
         assert!(e.contains("hsm.thread_nice"), "{e}");
+    }
+
+    #[test]
+    fn auth_keeps_the_default_pair_and_names_bad_credentials() {
+        let c = Config::from_parts(FileConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(c.auth.mode, crate::auth::AuthMode::SigV4);
+        assert_eq!(c.quotas.mode, crate::auth::quota::QuotaMode::Off);
+        assert_eq!(c.quotas.scale, 1.0);
+        let test = c
+            .auth
+            .credentials
+            .iter()
+            .find(|k| k.access_key_id == "test");
+        assert_eq!(test.map(|k| k.account.as_str()), Some("111122223333"));
+        let f: FileConfig = toml::from_str(
+            "[auth]\nmode = \"none\"\n[[auth.credentials]]\naccess_key_id = \"A\"\n\
+             secret_access_key = \"s\"\naccount = \"444455556666\"\n[quotas]\nmode = \"aws\"",
+        )
+        .unwrap();
+        let c = Config::from_parts(f, &Overrides::default()).unwrap();
+        assert_eq!(c.auth.mode, crate::auth::AuthMode::None);
+        assert_eq!(c.auth.credentials.len(), 2);
+        assert_eq!(c.quotas.mode, crate::auth::quota::QuotaMode::Aws);
+        assert!(refusal("[quotas]\nscale = 0.0").contains("quotas.scale"));
+        let e = refusal(
+            "[[auth.credentials]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\naccount = \"1\"",
+        );
+        assert!(e.contains("auth.credentials.account"), "{e}");
+        let twice = "[[auth.credentials]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n";
+        let e = refusal(&format!("{twice}{twice}"));
+        assert!(e.contains("configured twice"), "{e}");
+        assert!(refusal("[auth]\nmode = \"hmac\"").contains("auth.mode"));
+        assert!(refusal("[quotas]\nmode = \"on\"").contains("quotas.mode"));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod hsm;
 pub mod ids;
 pub mod kms;
 pub mod listener;
+pub mod namespace;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -3,20 +3,26 @@
 //! - `POST /` with `X-Amz-Target: TrentService.<Op>` → KMS (awsJson1_1);
 //! - `POST /` with `X-Amz-Target: BaldrApiService.<Op>` → cloudhsmv2 (awsJson1_1);
 //! - `POST /service/BaldrApiService/operation/<Op>` → cloudhsmv2 (rpc-v2-cbor);
+//! - `POST /` form-encoded (or a presigned `GET /?Action=…`) → STS (query protocol);
 //! - `/_sim/…` → the simulator's control door;
-//! - `/console/…` → the console (HTML for a browser; `GET /` from a browser lands there).
+//! - `/console/…` → the console (HTML for a browser; any other `GET /` from a browser lands
+//!   there).
+//!
+//! Every KMS, cloudhsmv2 and STS request passes [`crate::auth::http`] (SigV4, quotas) before
+//! dispatch; `/_sim` and the console do not.
 
 use crate::app::App;
+use crate::auth::http::{self as edge, Door, Edge};
 use crate::cluster::error::CloudHsmError;
 use crate::kms::error::{KmsError, KmsErrorKind};
 use crate::protocol::cbor;
 use crate::protocol::input::Input;
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
@@ -25,8 +31,9 @@ const AMZ_JSON: &str = "application/x-amz-json-1.1";
 
 /// Build the router for `app`.
 pub fn router(app: Arc<App>) -> Router {
+    let edge = Arc::new(Edge::new(&app.config));
     Router::new()
-        .route("/", post(aws_json).get(crate::console::root))
+        .route("/", post(aws_json).get(root_get))
         .route("/service/BaldrApiService/operation/{op}", post(cbor_op))
         .nest("/_sim", crate::control::router(Arc::clone(&app)))
         .merge(crate::console::router(Arc::clone(&app)))
@@ -35,46 +42,47 @@ pub fn router(app: Arc<App>) -> Router {
             detached,
         ))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(Extension(edge))
         .with_state(app)
 }
 
-/// Which door a request knocked on, for the shape of an error the server itself gives.
+/// The shape of an error the server itself gives (a timeout, a failed task): the door's.
 #[derive(Debug, Clone, Copy)]
-enum Door {
+enum ErrorShape {
     Kms,
     CloudHsmJson,
     CloudHsmCbor,
     Control,
 }
 
-impl Door {
-    fn of(req: &axum::extract::Request) -> Door {
+impl ErrorShape {
+    fn of(req: &axum::extract::Request) -> ErrorShape {
         let path = req.uri().path();
         if path.starts_with("/service/") {
-            Door::CloudHsmCbor
+            ErrorShape::CloudHsmCbor
         } else if path.starts_with("/_sim") {
-            Door::Control
+            ErrorShape::Control
         } else if req
             .headers()
             .get("x-amz-target")
             .is_some_and(|t| t.as_bytes().starts_with(b"BaldrApiService."))
         {
-            Door::CloudHsmJson
+            ErrorShape::CloudHsmJson
         } else {
-            Door::Kms
+            ErrorShape::Kms
         }
     }
 
     /// The door's internal-failure answer; `detail` goes to the log only.
     fn internal(self, detail: &str) -> Response {
         match self {
-            Door::Kms => kms_error(&KmsError::internal(detail)),
-            Door::CloudHsmJson => cloudhsm_error_json(&CloudHsmError::internal(detail)),
-            Door::CloudHsmCbor => {
+            ErrorShape::Kms => kms_error(&KmsError::internal(detail)),
+            ErrorShape::CloudHsmJson => cloudhsm_error_json(&CloudHsmError::internal(detail)),
+            ErrorShape::CloudHsmCbor => {
                 let e = CloudHsmError::internal(detail);
                 cbor_response(e.status(), cbor::encode_error(e.type_name(), &e.message))
             }
-            Door::Control => {
+            ErrorShape::Control => {
                 tracing::error!(%detail, "internal failure in the control door");
                 json_response(
                     500,
@@ -100,7 +108,7 @@ async fn detached(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let door = Door::of(&req);
+    let door = ErrorShape::of(&req);
     let Ok(permit) = Arc::clone(&app.in_flight).acquire_owned().await else {
         return door.internal("the server is shutting down");
     };
@@ -212,15 +220,61 @@ fn too_large(e: &KmsError) -> Response {
     )
 }
 
-async fn aws_json(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+/// STS's presigned form: `GET /?Action=GetCallerIdentity&X-Amz-…`.
+/// `GET /`: a presigned STS request (`?Action=…`), else the way to the console.
+async fn root_get(
+    edge: Extension<Arc<Edge>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let is_sts = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("Action=")));
+    if is_sts {
+        sts_get(edge, method, uri, headers).await
+    } else {
+        crate::console::root(headers).await
+    }
+}
+
+async fn sts_get(
+    Extension(edge): Extension<Arc<Edge>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    edge::sts_door(&edge, &method, &uri, &headers, b"")
+}
+
+async fn aws_json(
+    State(app): State<Arc<App>>,
+    Extension(edge): Extension<Arc<Edge>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let body = match read_body(&app, body).await {
         Ok(b) => b,
         Err(e) => return too_large(&e),
     };
+    if edge::is_query_protocol(&headers) {
+        return edge::sts_door(&edge, &method, &uri, &headers, &body);
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let door = if target.starts_with("BaldrApiService.") {
+        Door::CloudHsmJson
+    } else {
+        Door::Kms
+    };
+    let caller = match edge::authenticate(&edge, door, &method, &uri, &headers, &body) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let Some((service, op)) = target.split_once('.') else {
         return kms_error(&KmsError::new(
             KmsErrorKind::UnknownOperation,
@@ -233,17 +287,29 @@ async fn aws_json(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -
         Ok(i) => i,
         Err(e) => return kms_error(&crate::kms::input_err(e)),
     };
+    if service == "TrentService"
+        && let Err(r) = edge::throttle(&edge, &app, &caller, op, &input)
+    {
+        return *r;
+    }
+    let ns = edge::namespace_of(&edge, &app, &caller);
     match service {
-        "TrentService" => match crate::kms::handle(&app, op, input).await {
-            Ok(Some(v)) => json_response(200, &v, None),
-            Ok(None) => kms_error(&unknown(target)),
-            Err(e) => kms_error(&e),
-        },
-        "BaldrApiService" => match crate::cluster::api::handle(&app, op, input).await {
-            Ok(Some(v)) => json_response(200, &v, None),
-            Ok(None) => kms_error(&unknown(target)),
-            Err(e) => cloudhsm_error_json(&e),
-        },
+        "TrentService" => {
+            match crate::namespace::scoped(&app, ns, crate::kms::handle(&app, op, input)).await {
+                Ok(Some(v)) => json_response(200, &v, None),
+                Ok(None) => kms_error(&unknown(target)),
+                Err(e) => kms_error(&e),
+            }
+        }
+        "BaldrApiService" => {
+            match crate::namespace::scoped(&app, ns, crate::cluster::api::handle(&app, op, input))
+                .await
+            {
+                Ok(Some(v)) => json_response(200, &v, None),
+                Ok(None) => kms_error(&unknown(target)),
+                Err(e) => cloudhsm_error_json(&e),
+            }
+        }
         _ => kms_error(&unknown(target)),
     }
 }
@@ -275,7 +341,10 @@ fn cbor_response(status: u16, body: Vec<u8>) -> Response {
 
 async fn cbor_op(
     State(app): State<Arc<App>>,
+    Extension(edge): Extension<Arc<Edge>>,
     Path(op): Path<String>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -283,6 +352,12 @@ async fn cbor_op(
         Ok(b) => b,
         Err(e) => return cbor_response(413, cbor::encode_error("ValidationException", &e.message)),
     };
+    let caller = match edge::authenticate(&edge, Door::CloudHsmCbor, &method, &uri, &headers, &body)
+    {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let ns = edge::namespace_of(&edge, &app, &caller);
     if headers.get("smithy-protocol").and_then(|v| v.to_str().ok()) != Some("rpc-v2-cbor") {
         return cbor_response(
             400,
@@ -299,7 +374,7 @@ async fn cbor_op(
         Ok(i) => i,
         Err(m) => return cbor_response(400, cbor::encode_error("SerializationException", &m)),
     };
-    match crate::cluster::api::handle(&app, &op, input).await {
+    match crate::namespace::scoped(&app, ns, crate::cluster::api::handle(&app, &op, input)).await {
         Ok(Some(v)) => cbor_response(200, cbor::encode_response(&v)),
         Ok(None) => cbor_response(
             404,

@@ -167,14 +167,21 @@ pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, 
             },
         };
         let backup = match &backup_id {
-            Some(b) => Some(w.backups.get(b).cloned().ok_or_else(|| {
-                CloudHsmError::not_found(format!("The backup {b} was not found"))
-            })?),
+            Some(b) => Some(
+                w.backups
+                    .get(b)
+                    .filter(|x| backup_visible(x))
+                    .cloned()
+                    .ok_or_else(|| {
+                        CloudHsmError::not_found(format!("The backup {b} was not found"))
+                    })?,
+            ),
             None => None,
         };
         (id, backup)
     };
-    let subnet_mapping = subnet_mapping(&app.config.region, &req.subnet_ids);
+    let subnet_mapping = subnet_mapping(&crate::namespace::current(app).region, &req.subnet_ids);
+    let (account, region) = crate::namespace::for_new(app);
     let tags: BTreeMap<String, String> = req.tags.iter().cloned().collect();
 
     let Some(backup) = backup else {
@@ -203,6 +210,8 @@ pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, 
             faults: Faults::default(),
             next_ip: 0,
             pending_user_pin: None,
+            account,
+            region,
         };
         app.commit(vec![Change::Cluster(c.clone())]).await?;
         return Ok(c);
@@ -257,6 +266,8 @@ pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, 
         faults: Faults::default(),
         next_ip: 0,
         pending_user_pin: None,
+        account,
+        region,
     };
     let mut changes = vec![Change::Cluster(c.clone())];
     for u in &backup.users {
@@ -343,6 +354,7 @@ pub async fn create_hsm(
         let c = w
             .clusters
             .get(cluster_id)
+            .filter(|c| visible(c))
             .cloned()
             .ok_or_else(|| CloudHsmError::cluster_not_found(cluster_id))?;
         let existing: Vec<Hsm> = w.cluster_hsms(cluster_id).into_iter().cloned().collect();
@@ -463,6 +475,7 @@ pub async fn delete_hsm(
         let c = w
             .clusters
             .get(cluster_id)
+            .filter(|c| visible(c))
             .cloned()
             .ok_or_else(|| CloudHsmError::cluster_not_found(cluster_id))?;
         let hsms: Vec<Hsm> = w.cluster_hsms(cluster_id).into_iter().cloned().collect();
@@ -507,6 +520,7 @@ pub async fn delete_cluster(app: &Arc<App>, cluster_id: &str) -> Result<Cluster,
         let c = w
             .clusters
             .get(cluster_id)
+            .filter(|c| visible(c))
             .cloned()
             .ok_or_else(|| CloudHsmError::cluster_not_found(cluster_id))?;
         (c, w.cluster_hsms(cluster_id).len())
@@ -563,7 +577,8 @@ fn op_describe_clusters(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsm
         .clusters
         .values()
         .filter(|c| {
-            matches_filter(&filters, "clusterIds", &c.id)
+            visible(c)
+                && matches_filter(&filters, "clusterIds", &c.id)
                 && matches_filter(&filters, "states", effective_state(c).as_str())
                 && matches_filter(&filters, "vpcIds", &c.vpc_id)
         })
@@ -649,13 +664,15 @@ fn op_describe_backups(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmE
     let token = input.str_len("NextToken", 0, 256)?;
     let _shared = input.opt_bool("Shared")?;
     let ascending = input.opt_bool("SortAscending")?.unwrap_or(false);
-    let (region, account) = (app.config.region.clone(), app.config.account.clone());
+    let ns = crate::namespace::current(app);
+    let (region, account) = (ns.region, ns.account);
     let w = app.world();
     let items: Vec<(String, &Backup)> = w
         .backups
         .values()
         .filter(|b| {
-            matches_filter(&filters, "backupIds", &b.id)
+            backup_visible(b)
+                && matches_filter(&filters, "backupIds", &b.id)
                 && matches_filter(&filters, "clusterIds", &b.cluster_id)
                 && matches_filter(&filters, "states", &b.state)
         })
@@ -695,6 +712,7 @@ async fn op_set_backup_state(
         .world()
         .backups
         .get(id)
+        .filter(|b| backup_visible(b))
         .cloned()
         .ok_or_else(|| CloudHsmError::not_found(format!("The backup {id} was not found")))?;
     let (from, to) = if restore {
@@ -715,7 +733,8 @@ async fn op_set_backup_state(
     }
     b.state = to.to_string();
     app.commit(vec![Change::Backup(b.clone())]).await?;
-    Ok(json!({ "Backup": backup_json(&app.config.region, &app.config.account, &b) }))
+    let ns = crate::namespace::current(app);
+    Ok(json!({ "Backup": backup_json(&ns.region, &ns.account, &b) }))
 }
 
 /// A resource that carries tags.
@@ -764,12 +783,14 @@ fn find_tagged(w: &World, id: &str) -> Result<Tagged, CloudHsmError> {
     if id.starts_with("cluster-") {
         w.clusters
             .get(id)
+            .filter(|c| visible(c))
             .cloned()
             .map(Tagged::Cluster)
             .ok_or_else(|| CloudHsmError::cluster_not_found(id))
     } else {
         w.backups
             .get(id)
+            .filter(|b| backup_visible(b))
             .cloned()
             .map(Tagged::Backup)
             .ok_or_else(|| CloudHsmError::not_found(format!("The backup {id} was not found")))
@@ -981,13 +1002,26 @@ pub fn subnet_mapping(region: &str, subnet_ids: &[String]) -> BTreeMap<String, S
         .collect()
 }
 
-/// A clone of the cluster, or `CloudHsmResourceNotFoundException`.
+/// A clone of the cluster, or `CloudHsmResourceNotFoundException` (also for a cluster of
+/// another account or region).
 pub(crate) fn get_cluster(app: &App, cluster_id: &str) -> Result<Cluster, CloudHsmError> {
     app.world()
         .clusters
         .get(cluster_id)
+        .filter(|c| visible(c))
         .cloned()
         .ok_or_else(|| CloudHsmError::cluster_not_found(cluster_id))
+}
+
+/// Whether the request being served may see cluster `c` (its namespace's requests, and the
+/// local doors).
+pub(crate) fn visible(c: &Cluster) -> bool {
+    crate::namespace::sees(&c.account, &c.region)
+}
+
+/// Whether the request being served may see backup `b` (its cluster's namespace).
+fn backup_visible(b: &Backup) -> bool {
+    visible(&b.snapshot)
 }
 
 /// Refuse a cluster that is (or looks) deleted.
@@ -1630,6 +1664,8 @@ mod tests {
             faults: Faults::default(),
             next_ip: 0,
             pending_user_pin: None,
+            account: String::new(),
+            region: String::new(),
         }
     }
 

@@ -140,6 +140,12 @@ pub struct Cluster {
     /// [`crate::cluster::users::settle_pin_change`] at start-up and before the next change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_user_pin: Option<String>,
+    /// Its namespace's account; empty for the default one (see [`crate::namespace`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    /// Its namespace's region; empty with `account`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
 }
 
 /// An HSM of a cluster: metadata over the cluster's one token (D2).

@@ -224,6 +224,7 @@ async fn open(
         let w = app.world();
         let k = w
             .key(&key_id)
+            .filter(|k| super::key_visible(k))
             .cloned()
             .ok_or_else(|| kms_err!(NotFound, "Key '{}' does not exist", key_arn(app, &key_id)))?;
         if let Some(raw) = expected {

@@ -83,10 +83,13 @@ fn not_pending(app: &App, k: &Key) -> Result<(), KmsError> {
 }
 
 /// The `KeyMetadata` of a key.
-pub fn metadata(app: &App, w: &World, k: &Key) -> Value {
+pub fn metadata(_app: &App, w: &World, k: &Key) -> Value {
     let state = visible_state(w, k);
     let mut m = Map::new();
-    m.insert("AWSAccountId".into(), json!(app.config.account));
+    m.insert(
+        "AWSAccountId".into(),
+        json!(super::arn_region_account(&k.arn).1),
+    );
     m.insert("KeyId".into(), json!(k.id));
     m.insert("Arn".into(), json!(k.arn));
     m.insert("CreationDate".into(), json!(k.creation_date));
@@ -294,7 +297,7 @@ pub async fn create_key_with_id(
     let arn = key_arn(app, &id.to_string());
     let token_label = {
         let w = app.world();
-        if w.keys.len() >= MAX_KEYS {
+        if w.keys.values().filter(|k| super::key_visible(k)).count() >= MAX_KEYS {
             return Err(kms_err!(
                 LimitExceeded,
                 "This account has {MAX_KEYS} KMS keys in this Region, the maximum."
@@ -361,7 +364,7 @@ pub async fn create_key_with_id(
         deletion_date: None,
         pending_window_days: None,
         tags: tags.into_iter().collect(),
-        policy: policy.unwrap_or_else(|| default_policy(&app.config.account)),
+        policy: policy.unwrap_or_else(|| default_policy(&crate::namespace::current(app).account)),
     };
     if let Err(e) = app.commit(vec![Change::Key(key.clone())]).await {
         // Nothing half-done: the material of a key that was never acknowledged goes too.
@@ -420,7 +423,9 @@ pub fn list_keys(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         None => w.keys.range::<String, _>(..),
     };
     let (page, next) = paginate(
-        range.map(|(id, k)| (id, (id, k))),
+        range
+            .filter(|(_, k)| super::key_visible(k))
+            .map(|(id, k)| (id, (id, k))),
         "keys",
         None,
         usize::try_from(limit).unwrap_or(100),
@@ -643,7 +648,7 @@ pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     let alias = {
         let w = app.world();
         let k = target_key(app, &w, input)?;
-        if w.aliases.contains_key(&name) {
+        if w.aliases.contains_key(&super::alias_id(app, &name)) {
             return Err(kms_err!(
                 AlreadyExists,
                 "An alias with the name {} already exists",
@@ -662,11 +667,14 @@ pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
             ));
         }
         let now = app.now();
+        let (account, region) = crate::namespace::for_new(app);
         Alias {
             name,
             target_key_id: k.id.clone(),
             creation_date: now,
             last_updated_date: now,
+            account,
+            region,
         }
     };
     app.commit(vec![Change::Alias(alias)])
@@ -682,10 +690,11 @@ pub async fn update_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     let _w = app.writer.lock().await;
     let alias = {
         let w = app.world();
-        let mut a =
-            w.aliases.get(&name).cloned().ok_or_else(|| {
-                kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, &name))
-            })?;
+        let mut a = w
+            .aliases
+            .get(&super::alias_id(app, &name))
+            .cloned()
+            .ok_or_else(|| kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, &name)))?;
         let k = target_key(app, &w, input)?;
         a.target_key_id = k.id.clone();
         a.last_updated_date = app.now();
@@ -701,14 +710,15 @@ pub async fn update_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
 pub async fn delete_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let name = alias_name(input)?;
     let _w = app.writer.lock().await;
-    if !app.world().aliases.contains_key(&name) {
+    let id = super::alias_id(app, &name);
+    if !app.world().aliases.contains_key(&id) {
         return Err(kms_err!(
             NotFound,
             "Alias {} is not found.",
             alias_arn(app, &name)
         ));
     }
-    app.commit(vec![Change::DelAlias(name)])
+    app.commit(vec![Change::DelAlias(id)])
         .await
         .map_err(KmsError::internal)?;
     Ok(json!({}))
@@ -729,6 +739,7 @@ pub fn list_aliases(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let (page, next) = paginate(
         w.aliases
             .iter()
+            .filter(|(_, a)| crate::namespace::sees(&a.account, &a.region))
             .filter(|(_, a)| filter.as_ref().is_none_or(|f| &a.target_key_id == f))
             .map(|(n, a)| {
                 (

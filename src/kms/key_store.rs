@@ -26,6 +26,12 @@ const XKS_MEMBERS: &[&str] = &[
     "XksProxyConnectivity",
 ];
 
+/// Whether the request being served may see store `s` (its account and region's requests,
+/// and the local doors).
+fn mine(s: &KeyStore) -> bool {
+    crate::namespace::sees(&s.account, &s.region)
+}
+
 fn store_not_found(id: &str) -> KmsError {
     kms_err!(
         CustomKeyStoreNotFound,
@@ -51,6 +57,7 @@ fn cluster_id_member(input: &Input, member: &str) -> Result<Option<String>, KmsE
 pub(crate) fn live_cluster<'w>(w: &'w World, id: &str) -> Option<&'w Cluster> {
     w.clusters
         .get(id)
+        .filter(|c| crate::namespace::sees(&c.account, &c.region))
         .filter(|c| crate::cluster::api::effective_state(c) != ClusterState::Deleted)
 }
 
@@ -168,10 +175,11 @@ pub async fn create_with_id(
 
     let _w = app.writer.lock().await;
     let now = app.now();
+    let (account, region) = crate::namespace::for_new(app);
     let store = {
         let w = app.world();
         // A retry of an identical create answers the existing store's ID (DG, three times).
-        if let Some(s) = w.stores.values().find(|s| {
+        if let Some(s) = w.stores.values().filter(|s| mine(s)).find(|s| {
             s.name == name
                 && s.cluster_id == cluster_id
                 && (s.trust_anchor == anchor || certs::same_certificate(&s.trust_anchor, &anchor))
@@ -180,13 +188,13 @@ pub async fn create_with_id(
         }) {
             return Ok(json!({ "CustomKeyStoreId": s.id }));
         }
-        if w.stores.values().any(|s| s.name == name) {
+        if w.stores.values().any(|s| mine(s) && s.name == name) {
             return Err(kms_err!(
                 CustomKeyStoreNameInUse,
                 "The custom key store name '{name}' is already used by another custom key store in this account and Region."
             ));
         }
-        if w.stores.len() >= MAX_STORES {
+        if w.stores.values().filter(|s| mine(s)).count() >= MAX_STORES {
             return Err(kms_err!(
                 LimitExceeded,
                 "This account already has {MAX_STORES} custom key stores in this Region, the maximum: delete one first."
@@ -239,6 +247,8 @@ pub async fn create_with_id(
             last_error_code: None,
             session_valid: false,
             generation: 0,
+            account,
+            region,
         }
     };
     let id = store.id.clone();
@@ -251,7 +261,11 @@ pub async fn create_with_id(
 /// The store `id` if it exists and is CONNECTED, else `CustomKeyStoreNotFoundException` or
 /// `CustomKeyStoreInvalidStateException` (`to` says what connecting it is needed for).
 pub(crate) fn connected<'w>(w: &'w World, id: &str, to: &str) -> Result<&'w KeyStore, KmsError> {
-    let s = w.stores.get(id).ok_or_else(|| store_not_found(id))?;
+    let s = w
+        .stores
+        .get(id)
+        .filter(|s| mine(s))
+        .ok_or_else(|| store_not_found(id))?;
     if s.state != ConnectionState::Connected {
         return Err(kms_err!(
             CustomKeyStoreInvalidState,
@@ -267,6 +281,7 @@ fn stored(app: &App, id: &str) -> Result<KeyStore, KmsError> {
     app.world()
         .stores
         .get(id)
+        .filter(|s| mine(s))
         .cloned()
         .ok_or_else(|| store_not_found(id))
 }
@@ -564,7 +579,11 @@ pub async fn delete(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let _w = app.writer.lock().await;
     {
         let w = app.world();
-        let store = w.stores.get(&id).ok_or_else(|| store_not_found(&id))?;
+        let store = w
+            .stores
+            .get(&id)
+            .filter(|s| mine(s))
+            .ok_or_else(|| store_not_found(&id))?;
         if store.state != ConnectionState::Disconnected {
             return Err(kms_err!(
                 CustomKeyStoreInvalidState,
@@ -632,19 +651,24 @@ pub fn describe(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             let (k, s) = w
                 .stores
                 .get_key_value(id)
+                .filter(|(_, s)| mine(s))
                 .ok_or_else(|| store_not_found(id))?;
             vec![(k, s)]
         }
         (_, Some(n)) => {
-            let found = w.stores.iter().find(|(_, s)| s.name == n).ok_or_else(|| {
-                kms_err!(
-                    CustomKeyStoreNotFound,
-                    "No custom key store is named '{n}'."
-                )
-            })?;
+            let found = w
+                .stores
+                .iter()
+                .find(|(_, s)| mine(s) && s.name == n)
+                .ok_or_else(|| {
+                    kms_err!(
+                        CustomKeyStoreNotFound,
+                        "No custom key store is named '{n}'."
+                    )
+                })?;
             vec![found]
         }
-        _ => w.stores.iter().collect(),
+        _ => w.stores.iter().filter(|(_, s)| mine(s)).collect(),
     };
     let (page, next) = paginate(
         selected.into_iter(),
@@ -684,6 +708,7 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         let store = w
             .stores
             .get(&id)
+            .filter(|s| mine(s))
             .cloned()
             .ok_or_else(|| store_not_found(&id))?;
         if password.is_some() || cluster_id.is_some() {
@@ -707,7 +732,9 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             ));
         }
         if let Some(n) = &new_name
-            && w.stores.values().any(|s| s.id != id && &s.name == n)
+            && w.stores
+                .values()
+                .any(|s| mine(s) && s.id != id && &s.name == n)
         {
             return Err(kms_err!(
                 CustomKeyStoreNameInUse,

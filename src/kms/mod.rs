@@ -98,17 +98,35 @@ pub fn input_err(e: InputError) -> KmsError {
 /// The ARN of key `id`.
 pub fn key_arn(app: &App, id: &str) -> String {
     format!(
-        "arn:aws:kms:{}:{}:key/{id}",
-        app.config.region, app.config.account
+        "{}key/{id}",
+        crate::namespace::current(app).kms_arn_prefix()
     )
+}
+
+/// Whether the request being served may see key `k`: its ARN names the request's account
+/// and region (or the request comes through a local door).
+pub fn key_visible(k: &Key) -> bool {
+    let (region, account) = arn_region_account(&k.arn);
+    crate::namespace::sees(account, region)
+}
+
+/// The region and account of `arn:aws:kms:<region>:<account>:…`.
+pub fn arn_region_account(arn: &str) -> (&str, &str) {
+    let mut parts = arn.splitn(6, ':').skip(3);
+    (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    )
+}
+
+/// The storage ID of the alias `name` in the namespace of the request being served.
+pub fn alias_id(app: &App, name: &str) -> String {
+    crate::namespace::alias_storage_id(app, &crate::namespace::current(app), name)
 }
 
 /// The ARN of alias `name` (`alias/…`).
 pub fn alias_arn(app: &App, name: &str) -> String {
-    format!(
-        "arn:aws:kms:{}:{}:{name}",
-        app.config.region, app.config.account
-    )
+    format!("{}{name}", crate::namespace::current(app).kms_arn_prefix())
 }
 
 /// The visible `KeyState` of a key (§3.2): `PendingDeletion` wins, then `Unavailable` while the
@@ -151,7 +169,7 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
             "Member must have length between 1 and 2048",
         ));
     }
-    let prefix = format!("arn:aws:kms:{}:{}:", app.config.region, app.config.account);
+    let prefix = crate::namespace::current(app).kms_arn_prefix();
     let (name, is_arn) = if let Some(rest) = raw.strip_prefix("arn:") {
         let Some(tail) = raw.strip_prefix(&prefix) else {
             // Another partition, region or account: well-formed ARNs are simply not found here.
@@ -175,7 +193,7 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
         if !is_arn {
             return Err(not_found_plain(raw));
         }
-        return w.key(id).cloned().ok_or_else(|| not_found(app, id));
+        return visible_key(app, w, id);
     }
     if name.starts_with("alias/") {
         if how == KeyRef::IdOrArn {
@@ -186,12 +204,9 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
         }
         let alias = w
             .aliases
-            .get(name)
+            .get(&alias_id(app, name))
             .ok_or_else(|| kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, name)))?;
-        return w
-            .key(&alias.target_key_id)
-            .cloned()
-            .ok_or_else(|| not_found(app, &alias.target_key_id));
+        return visible_key(app, w, &alias.target_key_id);
     }
     if is_arn {
         return Err(kms_err!(
@@ -199,7 +214,16 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
             "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."
         ));
     }
-    w.key(name).cloned().ok_or_else(|| not_found(app, name))
+    visible_key(app, w, name)
+}
+
+/// The key with this ID if the request being served may see it, else `NotFoundException`
+/// (a key of another account or region does not exist for this caller).
+pub fn visible_key(app: &App, w: &World, id: &str) -> Result<Arc<Key>, KmsError> {
+    w.key(id)
+        .filter(|k| key_visible(k))
+        .cloned()
+        .ok_or_else(|| not_found(app, id))
 }
 
 fn not_found_plain(raw: &str) -> KmsError {

@@ -94,6 +94,12 @@ pub struct KeyStore {
     /// Bumped on every connect/disconnect request, so a stale background task can tell.
     #[serde(default)]
     pub generation: u64,
+    /// Its namespace's account; empty for the default one (see [`crate::namespace`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    /// Its namespace's region; empty with `account`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
 }
 
 /// The underlying key state (§3.2); the visible state adds `Unavailable`.
@@ -165,6 +171,24 @@ pub struct Alias {
     pub creation_date: f64,
     /// Seconds since the epoch.
     pub last_updated_date: f64,
+    /// Its namespace's account; empty for the default one (see [`crate::namespace`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account: String,
+    /// Its namespace's region; empty with `account`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
+}
+
+impl Alias {
+    /// Its ID in the world and the store: the name in the default namespace, else
+    /// `<account>/<region>/<name>`, since two namespaces may both have `alias/x`.
+    pub fn storage_id(&self) -> String {
+        if self.account.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{}/{}", self.account, self.region, self.name)
+        }
+    }
 }
 
 /// Key material left on a cluster's token after its KMS key was deleted.

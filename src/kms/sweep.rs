@@ -48,7 +48,7 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
             .aliases
             .values()
             .filter(|a| a.target_key_id == k.id)
-            .map(|a| a.name.clone())
+            .map(crate::kms::model::Alias::storage_id)
             .collect();
         let store = k.store_id.as_ref().and_then(|s| w.stores.get(s)).cloned();
         let seq = w.orphans.values().map(|o| o.seq).max().unwrap_or(0) + 1;

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auth;
 mod bad_input;
 mod cloudhsm_cli;
 mod cluster;
@@ -13,4 +14,5 @@ mod failpoints;
 mod framing;
 mod key_stores;
 mod keys;
+mod namespaces;
 mod state_machine;

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,6 +35,8 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = pathlib.Path(sys.executable).parent
 AWS_CLI = str(VENV_BIN / "aws")
 REGION = "us-east-1"
+# The credential pair the simulator maps to its default account (`[auth]`).
+ACCESS_KEY, SECRET_KEY = "test", "test"
 
 # Keep boto3 in this process away from any real AWS configuration too.
 for _var in [v for v in os.environ if v.startswith("AWS_")]:
@@ -96,7 +101,7 @@ class CliResult:
 class Sim:
     """One running `cks-sim serve` with its own data directory."""
 
-    def __init__(self, root: pathlib.Path):
+    def __init__(self, root: pathlib.Path, config: str | None = None):
         self.root = root
         self.data_dir = root / "data"
         self.port_file = root / "port"
@@ -105,10 +110,15 @@ class Sim:
         self.bin = sim_bin()
         env = dict(os.environ, CKS_SIM_LOG="warn")
         self._log = open(self.log_path, "wb")
+        extra = []
+        if config is not None:
+            (root / "config.toml").write_text(config)
+            extra = ["--config", str(root / "config.toml")]
         self.proc = subprocess.Popen(
             [
                 self.bin,
                 "serve",
+                *extra,
                 "--listen",
                 "127.0.0.1:0",
                 "--port-file",
@@ -229,8 +239,8 @@ class Sim:
         env.update(
             {
                 "AWS_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
-                "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_CONFIG_FILE": "/dev/null",
                 "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
@@ -285,17 +295,27 @@ class Sim:
 
     # -- boto3 -----------------------------------------------------------------------------
 
-    def client(self, service: str):
+    def client(self, service: str, key: str = ACCESS_KEY, secret: str = SECRET_KEY,
+               region: str = REGION, max_attempts: int = 1):
         c = boto3.session.Session().client(
             service,
-            region_name=REGION,
+            region_name=region,
             endpoint_url=self.endpoint,
-            aws_access_key_id="AKIDEXAMPLE",
-            aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": max_attempts, "mode": "standard"}),
         )
-        c.meta.events.register("before-parse", check_awsjson_wire)
+        if service != "sts":
+            c.meta.events.register("before-parse", check_awsjson_wire)
         return c
+
+    def signed_headers(self, method: str, url: str, body: bytes, headers: dict,
+                       service: str = "cloudhsm") -> dict:
+        """`headers` plus SigV4's, signed with the default pair as an SDK would (for
+        hand-made requests)."""
+        req = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
+        SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), service, REGION).add_auth(req)
+        return dict(req.headers.items())
 
     @property
     def kms(self):

@@ -20,7 +20,8 @@ from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import error_code, make_ca, new_cluster, random_subnets, sign_csr
+from conftest import (ACCESS_KEY, SECRET_KEY, error_code, make_ca, new_cluster, random_subnets,
+                      sign_csr)
 
 INVALID = "CloudHsmInvalidRequestException"
 NOT_FOUND = "CloudHsmResourceNotFoundException"
@@ -410,11 +411,10 @@ def cbor_call(sim, op: str, body: dict, headers: dict | None = None):
     }
     if headers is not None:
         h = headers
+    url = f"{sim.endpoint}/service/BaldrApiService/operation/{op}"
+    data = cbor2.dumps(body)
     req = urllib.request.Request(
-        f"{sim.endpoint}/service/BaldrApiService/operation/{op}",
-        data=cbor2.dumps(body),
-        method="POST",
-        headers=h,
+        url, data=data, method="POST", headers=sim.signed_headers("POST", url, data, h)
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
@@ -533,7 +533,7 @@ def botocore_cbor_client(sim, tmp_path):
     session.get_component("data_loader").search_paths.insert(0, str(root))
     client = session.create_client(
         "cloudhsmv2", region_name="us-east-1", endpoint_url=sim.endpoint,
-        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
         config=Config(retries={"max_attempts": 1, "mode": "standard"}),
     )
     assert client.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"

@@ -172,15 +172,31 @@ impl Sim {
 
     /// Start with extra `serve` arguments.
     pub fn start_with(args: &[&str]) -> Sim {
+        Self::start_configured(None, args)
+    }
+
+    /// Start with this TOML as the `--config` file (written beside the data directory).
+    pub fn start_with_config(toml: &str) -> Sim {
+        Self::start_configured(Some(toml), &[])
+    }
+
+    fn start_configured(config: Option<&str>, args: &[&str]) -> Sim {
         let dir = tempfile::Builder::new()
             .prefix("cks-sim-test-")
             .tempdir()
             .expect("tempdir");
+        let mut extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if let Some(text) = config {
+            let path = dir.path().join("config.toml");
+            std::fs::write(&path, text).expect("write config.toml");
+            extra_args.push("--config".into());
+            extra_args.push(path.display().to_string());
+        }
         let mut sim = Sim {
             dir,
             child: None,
             endpoint: String::new(),
-            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            extra_args,
             log_file: None,
         };
         sim.spawn();
@@ -342,17 +358,36 @@ impl Sim {
         cks_sim::client::ControlClient::new(&self.endpoint)
     }
 
+    /// A KMS client signing with the default `test`/`test` pair in us-east-1.
     pub fn kms(&self) -> aws_sdk_kms::Client {
-        let conf = aws_sdk_kms::Config::builder()
+        self.kms_as("test", "test", "us-east-1", None)
+    }
+
+    /// A KMS client signing with `key`/`secret` for `region`; `retry` replaces the SDK's
+    /// default retry configuration.
+    pub fn kms_as(
+        &self,
+        key: &str,
+        secret: &str,
+        region: &str,
+        retry: Option<aws_sdk_kms::config::retry::RetryConfig>,
+    ) -> aws_sdk_kms::Client {
+        let mut conf = aws_sdk_kms::Config::builder()
             .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
-            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .region(aws_sdk_kms::config::Region::new(region.to_string()))
             .credentials_provider(aws_sdk_kms::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "tests",
+                key.to_string(),
+                secret.to_string(),
+                None,
+                None,
+                "tests",
             ))
             .endpoint_url(&self.endpoint)
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .build();
-        aws_sdk_kms::Client::from_conf(conf)
+            .http_client(aws_smithy_http_client::Builder::new().build_http());
+        if let Some(r) = retry {
+            conf = conf.retry_config(r);
+        }
+        aws_sdk_kms::Client::from_conf(conf.build())
     }
 
     pub fn read(&self, file: &str) -> String {
