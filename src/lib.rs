@@ -13,8 +13,8 @@
 //! look-alike) and tests; [`console`] is the HTML console for a browser.
 
 pub mod app;
-pub mod cli;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;

@@ -62,7 +62,9 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/console/simulator/clock", post(sim::advance_clock))
         .route("/console/simulator/fault", post(sim::set_fault))
         // Forms are read whole: the same size limit as every other door (413 beyond it).
-        .layer(axum::extract::DefaultBodyLimit::max(app.config.max_body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            app.config.max_body_bytes,
+        ))
         .layer(axum::middleware::from_fn_with_state(app, guard))
 }
 
