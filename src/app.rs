@@ -271,6 +271,8 @@ pub struct App {
     /// Permits of requests in flight (`server.max_connections` of them): a request holds one
     /// until its work ends, even after its client has gone.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// The bytes of request bodies held at once, in [`crate::protocol::body::BUDGET_UNIT`]s.
+    pub body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// A start-up failure.
@@ -361,6 +363,9 @@ impl App {
             failpoints: crate::failpoint::Failpoints::from_env(),
             reconciliation: Mutex::new(Default::default()),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.limits.max_connections)),
+            body_budget: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.max_body_bytes_in_flight / crate::protocol::body::BUDGET_UNIT,
+            )),
             config,
         }))
     }
@@ -409,6 +414,14 @@ impl App {
             .limits
             .max_connections
             .saturating_sub(self.in_flight.available_permits())
+    }
+
+    /// Bytes of request bodies held now (in whole budget units).
+    pub fn body_bytes_in_flight(&self) -> usize {
+        let total =
+            self.config.limits.max_body_bytes_in_flight / crate::protocol::body::BUDGET_UNIT;
+        total.saturating_sub(self.body_budget.available_permits())
+            * crate::protocol::body::BUDGET_UNIT
     }
 
     /// Current settings.

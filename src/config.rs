@@ -105,6 +105,8 @@ pub struct ServerSection {
     pub allow_remote: Option<bool>,
     /// Most client connections open at once; more wait to be accepted.
     pub max_connections: Option<usize>,
+    /// Most bytes of request bodies held at once, over every request.
+    pub max_body_bytes_in_flight: Option<usize>,
     /// A connection that sends nothing for this long is closed (slow or idle clients).
     pub idle_timeout_ms: Option<u64>,
     /// A request not answered within this long gets an internal error (its work, if it
@@ -191,6 +193,8 @@ pub struct Overrides {
 pub struct Limits {
     /// Most client connections open at once.
     pub max_connections: usize,
+    /// Most bytes of request bodies held at once (a body past it is throttled).
+    pub max_body_bytes_in_flight: usize,
     /// Idle time after which a connection is closed.
     pub idle_timeout: std::time::Duration,
     /// Time after which a request is answered with an internal error.
@@ -198,7 +202,14 @@ pub struct Limits {
 }
 
 impl Limits {
-    fn from_section(s: &ServerSection) -> Result<Self, ConfigError> {
+    fn from_section(s: &ServerSection, max_body_bytes: usize) -> Result<Self, ConfigError> {
+        let max_body_bytes_in_flight = s.max_body_bytes_in_flight.unwrap_or(64 << 20);
+        if max_body_bytes_in_flight < max_body_bytes {
+            return Err(ConfigError::Invalid {
+                field: "server.max_body_bytes_in_flight",
+                reason: format!("must be at least server.max_body_bytes ({max_body_bytes})"),
+            });
+        }
         let max_connections = s.max_connections.unwrap_or(1024);
         if max_connections == 0 {
             return Err(ConfigError::Invalid {
@@ -215,6 +226,7 @@ impl Limits {
         };
         Ok(Limits {
             max_connections,
+            max_body_bytes_in_flight,
             idle_timeout: ms(s.idle_timeout_ms, 120_000, "server.idle_timeout_ms")?,
             request_timeout: ms(s.request_timeout_ms, 60_000, "server.request_timeout_ms")?,
         })
@@ -321,11 +333,10 @@ impl Config {
     /// Validate `file` with `ov` applied on top.
     pub fn from_parts(file: FileConfig, ov: &Overrides) -> Result<Self, ConfigError> {
         let listen = listen_address(&file.server, ov)?;
-        let limits = Limits::from_section(&file.server)?;
         let data_dir = ov
             .data_dir
             .clone()
-            .or(file.server.data_dir)
+            .or_else(|| file.server.data_dir.clone())
             .unwrap_or_else(|| PathBuf::from(".cks-sim"));
         let max_body_bytes = file.server.max_body_bytes.unwrap_or(1 << 20);
         if max_body_bytes < 1024 {
@@ -334,6 +345,7 @@ impl Config {
                 reason: "must be at least 1024".into(),
             });
         }
+        let limits = Limits::from_section(&file.server, max_body_bytes)?;
         let account = file
             .identity
             .account

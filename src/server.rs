@@ -15,9 +15,10 @@ use crate::app::App;
 use crate::auth::http::{self as edge, Door, Edge};
 use crate::cluster::error::CloudHsmError;
 use crate::kms::error::{KmsError, KmsErrorKind};
+use crate::protocol::body::{BodyError, Received};
 use crate::protocol::cbor;
 use crate::protocol::input::Input;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -205,18 +206,27 @@ fn cloudhsm_error_json(e: &CloudHsmError) -> Response {
     )
 }
 
-/// Read the body, refusing one larger than the configured limit (see [`crate::protocol::body`]).
-async fn read_body(app: &App, body: Body) -> Result<Bytes, KmsError> {
-    crate::protocol::body::read_limited(body, app.config.max_body_bytes)
-        .await
-        .map_err(|e| KmsError::new(KmsErrorKind::Validation, e.to_string()))
+/// Read the body with the configured limit and the shared budget (see
+/// [`crate::protocol::body`]).
+async fn read_body(app: &App, body: Body) -> Result<Received, BodyError> {
+    crate::protocol::body::read_limited(body, app.config.max_body_bytes, &app.body_budget).await
 }
 
-fn too_large(e: &KmsError) -> Response {
+/// The answer to a body that was not read: 413 for one too large, a throttle (which the
+/// SDKs retry) when the bodies in flight hold the whole budget.
+fn unread(e: BodyError, cbor: bool) -> Response {
+    let (status, type_name) = match e {
+        BodyError::TooLarge(_) => (413, "ValidationException"),
+        BodyError::Busy => (400, "ThrottlingException"),
+    };
+    let message = e.to_string();
+    if cbor {
+        return cbor_response(status, cbor::encode_error(type_name, &message));
+    }
     json_response(
-        413,
-        &serde_json::json!({"__type": e.type_name(), "message": e.message}),
-        Some(e.type_name()),
+        status,
+        &serde_json::json!({"__type": type_name, "message": message}),
+        Some(type_name),
     )
 }
 
@@ -255,10 +265,11 @@ async fn aws_json(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(&app, body).await {
-        Ok(b) => b,
-        Err(e) => return too_large(&e),
+    let received = match read_body(&app, body).await {
+        Ok(r) => r,
+        Err(e) => return unread(e, false),
     };
+    let body = &received.bytes;
     if edge::is_query_protocol(&headers) {
         return edge::sts_door(&edge, &method, &uri, &headers, &body);
     }
@@ -348,10 +359,11 @@ async fn cbor_op(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(&app, body).await {
-        Ok(b) => b,
-        Err(e) => return cbor_response(413, cbor::encode_error("ValidationException", &e.message)),
+    let received = match read_body(&app, body).await {
+        Ok(r) => r,
+        Err(e) => return unread(e, true),
     };
+    let body = &received.bytes;
     let caller = match edge::authenticate(&edge, Door::CloudHsmCbor, &method, &uri, &headers, &body)
     {
         Ok(c) => c,

@@ -84,7 +84,7 @@ struct LoginBody {
 async fn login(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    super::JsonBody(body): super::JsonBody,
+    super::JsonBody(body, _share): super::JsonBody,
 ) -> Response {
     respond(
         async {
@@ -106,7 +106,7 @@ struct LogoutBody {
 async fn logout(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    super::JsonBody(body): super::JsonBody,
+    super::JsonBody(body, _share): super::JsonBody,
 ) -> Response {
     respond(
         async {
@@ -162,7 +162,7 @@ impl UserBody {
 async fn user_create(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    super::JsonBody(body): super::JsonBody,
+    super::JsonBody(body, _share): super::JsonBody,
 ) -> Response {
     respond(
         async {
@@ -186,7 +186,7 @@ async fn user_create(
 async fn user_delete(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    super::JsonBody(body): super::JsonBody,
+    super::JsonBody(body, _share): super::JsonBody,
 ) -> Response {
     respond(
         async {
@@ -210,7 +210,7 @@ async fn user_delete(
 async fn user_change_password(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    super::JsonBody(body): super::JsonBody,
+    super::JsonBody(body, _share): super::JsonBody,
 ) -> Response {
     respond(
         async {
@@ -294,7 +294,7 @@ struct KeyListBody {
 async fn key_list(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    super::JsonBody(body): super::JsonBody,
+    super::JsonBody(body, _share): super::JsonBody,
 ) -> Response {
     respond(
         async {
@@ -341,7 +341,7 @@ struct KeyDeleteBody {
 async fn key_delete(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    super::JsonBody(body): super::JsonBody,
+    super::JsonBody(body, _share): super::JsonBody,
 ) -> Response {
     respond(
         async {
@@ -377,7 +377,7 @@ struct GenerateBody {
 async fn key_generate_aes(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    super::JsonBody(body): super::JsonBody,
+    super::JsonBody(body, _share): super::JsonBody,
 ) -> Response {
     respond(
         async {
@@ -420,7 +420,7 @@ struct ShareBody {
 async fn key_share(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    super::JsonBody(body): super::JsonBody,
+    super::JsonBody(body, _share): super::JsonBody,
 ) -> Response {
     respond(
         async {

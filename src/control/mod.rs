@@ -67,23 +67,37 @@ impl From<crate::hsm::HsmError> for ControlError {
 type CResult = Result<Value, ControlError>;
 
 /// A control-door request body, read with the server's size limit (`max_body_bytes`): a
-/// larger one is answered 413 `RequestEntityTooLarge` without being kept in memory.
-pub(super) struct JsonBody(pub(super) Bytes);
+/// larger one is answered 413 `RequestEntityTooLarge` without being kept in memory. The second
+/// field holds the body's share of the server's body budget until the handler ends (when the
+/// budget is spent: 503 `Busy`).
+pub(super) struct JsonBody(pub(super) Bytes, pub(super) crate::protocol::body::Received);
 
 impl axum::extract::FromRequest<Arc<App>> for JsonBody {
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, app: &Arc<App>) -> Result<Self, Response> {
-        crate::protocol::body::read_limited(req.into_body(), app.config.max_body_bytes)
-            .await
-            .map(JsonBody)
-            .map_err(|e| {
-                respond(Err(ControlError {
-                    status: 413,
-                    type_name: "RequestEntityTooLarge",
+        use crate::protocol::body::BodyError;
+        let budget = &app.body_budget;
+        match crate::protocol::body::read_limited(
+            req.into_body(),
+            app.config.max_body_bytes,
+            budget,
+        )
+        .await
+        {
+            Ok(r) => Ok(JsonBody(r.bytes.clone(), r)),
+            Err(e) => {
+                let (status, type_name) = match e {
+                    BodyError::TooLarge(_) => (413, "RequestEntityTooLarge"),
+                    BodyError::Busy => (503, "Busy"),
+                };
+                Err(respond(Err(ControlError {
+                    status,
+                    type_name,
                     message: e.to_string(),
-                }))
-            })
+                })))
+            }
+        }
     }
 }
 
@@ -189,6 +203,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "keys": w.keys.len(),
         "orphans": w.orphans.len(),
         "requests_in_flight": app.requests_in_flight(),
+        "body_bytes_in_flight": app.body_bytes_in_flight(),
         "reconciliation": *app.reconciliation.lock().unwrap_or_else(|p| p.into_inner()),
     })))
 }
@@ -229,7 +244,7 @@ struct Advance {
     days: Option<f64>,
 }
 
-async fn clock_advance(State(app): State<Arc<App>>, JsonBody(body): JsonBody) -> Response {
+async fn clock_advance(State(app): State<Arc<App>>, JsonBody(body, _share): JsonBody) -> Response {
     respond(
         async {
             let a: Advance = parse(&body)?;
@@ -275,7 +290,7 @@ struct SettingsPatch {
     hold_connections: Option<bool>,
 }
 
-async fn set_settings(State(app): State<Arc<App>>, JsonBody(body): JsonBody) -> Response {
+async fn set_settings(State(app): State<Arc<App>>, JsonBody(body, _share): JsonBody) -> Response {
     respond((|| {
         let p: SettingsPatch = parse(&body)?;
         let mut s: Settings = app.settings();
@@ -345,7 +360,7 @@ struct ActivateBody {
 async fn activate(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody,
+    JsonBody(body, _share): JsonBody,
 ) -> Response {
     respond(
         async {
@@ -377,7 +392,7 @@ struct CreateUserBody {
 async fn create_user(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody,
+    JsonBody(body, _share): JsonBody,
 ) -> Response {
     respond(
         async {
@@ -419,7 +434,7 @@ struct PasswordBody {
 async fn change_password(
     State(app): State<Arc<App>>,
     Path((id, name)): Path<(String, String)>,
-    JsonBody(body): JsonBody,
+    JsonBody(body, _share): JsonBody,
 ) -> Response {
     respond(
         async {
@@ -448,7 +463,7 @@ struct LoginBody {
 async fn login(
     State(app): State<Arc<App>>,
     Path((id, name)): Path<(String, String)>,
-    JsonBody(body): JsonBody,
+    JsonBody(body, _share): JsonBody,
 ) -> Response {
     respond(
         async {
@@ -490,7 +505,7 @@ fn yes() -> bool {
 async fn set_fault(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody,
+    JsonBody(body, _share): JsonBody,
 ) -> Response {
     respond(
         async {
@@ -629,7 +644,7 @@ struct ArmFailpoint {
 }
 
 /// Arm a failpoint: the process aborts when it next reaches that step (crash tests).
-async fn arm_failpoint(State(app): State<Arc<App>>, JsonBody(body): JsonBody) -> Response {
+async fn arm_failpoint(State(app): State<Arc<App>>, JsonBody(body, _share): JsonBody) -> Response {
     respond((|| {
         let b: ArmFailpoint = parse(&body)?;
         app.failpoints.arm(&b.name).map_err(ControlError::bad)?;

@@ -458,3 +458,50 @@ fn no_sensitive_value_is_echoed_in_any_answer_or_log_line() {
         assert!(!log.contains(&secret[..8]), "the log holds a secret");
     }
 }
+
+#[test]
+fn bodies_beyond_the_shared_budget_are_throttled_not_held() {
+    let conf_dir = tempfile::tempdir().expect("tempdir");
+    let conf = conf_dir.path().join("budget.toml");
+    std::fs::write(&conf, "[server]\nmax_body_bytes_in_flight = 1048576\n").unwrap();
+    let sim = Sim::start_with(&["--config", conf.to_str().unwrap()]);
+    // A client that sends 700 KiB of a 1 MiB body and stalls holds 700 KiB of the budget.
+    let addr = sim.endpoint.trim_start_matches("http://").to_string();
+    let mut stalled = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(
+        stalled,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nx-amz-target: TrentService.ListKeys\r\n\
+         content-type: application/x-amz-json-1.1\r\ncontent-length: 1048576\r\n\r\n"
+    )
+    .unwrap();
+    stalled.write_all(&vec![b' '; 700 << 10]).unwrap();
+    let c = sim.control();
+    deadline_poll("the stalled body held", 30, || {
+        let h = block_on(c.call("GET", "/_sim/health", None)).expect("health");
+        (h["body_bytes_in_flight"].as_u64() >= Some(700 << 10)).then_some(())
+    });
+    let body = format!("{{\"Description\":\"{}\"}}", "d".repeat(500 << 10));
+    let throttled = block_on(c.raw(
+        "POST",
+        "/",
+        &[
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", "TrentService.CreateKey"),
+        ],
+        body.into_bytes(),
+    ))
+    .expect("an answer");
+    assert_eq!(
+        throttled.1["__type"], "ThrottlingException",
+        "{}",
+        throttled.1
+    );
+    assert_eq!(throttled.0, 400, "{}", throttled.1);
+    drop(stalled);
+    // Once the stalled body is gone, its share is back.
+    let ok = deadline_poll("the budget back", 30, || {
+        let r = block_on(c.aws("TrentService.ListKeys", json!({})));
+        r.ok()
+    });
+    assert!(ok["Keys"].is_array());
+}
