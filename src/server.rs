@@ -271,7 +271,7 @@ async fn aws_json(
     };
     let body = &received.bytes;
     if edge::is_query_protocol(&headers) {
-        return edge::sts_door(&edge, &method, &uri, &headers, &body);
+        return edge::sts_door(&edge, &method, &uri, &headers, body);
     }
     let target = headers
         .get("x-amz-target")
@@ -282,7 +282,7 @@ async fn aws_json(
     } else {
         Door::Kms
     };
-    let caller = match edge::authenticate(&edge, door, &method, &uri, &headers, &body) {
+    let caller = match edge::authenticate(&edge, door, &method, &uri, &headers, body) {
         Ok(c) => c,
         Err(r) => return *r,
     };
@@ -294,7 +294,7 @@ async fn aws_json(
             ),
         ));
     };
-    let input = match Input::parse_json(&body) {
+    let input = match Input::parse_json(body) {
         Ok(i) => i,
         Err(e) => return kms_error(&crate::kms::input_err(e)),
     };
@@ -364,7 +364,7 @@ async fn cbor_op(
         Err(e) => return unread(e, true),
     };
     let body = &received.bytes;
-    let caller = match edge::authenticate(&edge, Door::CloudHsmCbor, &method, &uri, &headers, &body)
+    let caller = match edge::authenticate(&edge, Door::CloudHsmCbor, &method, &uri, &headers, body)
     {
         Ok(c) => c,
         Err(r) => return *r,
@@ -379,7 +379,7 @@ async fn cbor_op(
             ),
         );
     }
-    let input = match cbor::decode_request(&body)
+    let input = match cbor::decode_request(body)
         .map_err(|e| e.to_string())
         .and_then(|v| Input::from_value(v).map_err(|e| e.to_string()))
     {
