@@ -509,6 +509,7 @@ mod tests {
             pending_window_days: None,
             tags: Default::default(),
             policy: String::new(),
+            kind: Default::default(),
         }
     }
 

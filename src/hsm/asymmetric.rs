@@ -111,7 +111,7 @@ impl Hash {
     }
 
     /// Output length in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             Hash::Sha1 => 20,
             Hash::Sha224 => 28,
@@ -143,7 +143,7 @@ impl SignMech {
             SignMech::RsaPss(h) => Mechanism::RsaPkcsPss(PkcsPssParams {
                 hash_alg: h.mechanism(),
                 mgf: h.mgf1(),
-                s_len: (h.len() as u64).into(),
+                s_len: (h.output_len() as u64).into(),
             }),
             SignMech::Ecdsa => Mechanism::Ecdsa,
             SignMech::Hmac(Hash::Sha1) => Mechanism::Sha1Hmac,
