@@ -8,6 +8,7 @@ mod bad_input;
 mod cluster;
 mod crash;
 mod framing;
+mod key_specs;
 mod key_stores;
 mod keys;
 mod state_machine;
