@@ -89,6 +89,7 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ControlError> 
 pub fn router() -> Router<Arc<App>> {
     Router::new()
         .route("/health", get(health))
+        .route("/key-specs", get(key_specs))
         .route("/clock", get(clock))
         .route("/clock/advance", post(clock_advance))
         .route("/settings", get(get_settings).post(set_settings))
@@ -123,6 +124,19 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "custom_key_stores": w.stores.len(),
         "keys": w.keys.len(),
     })))
+}
+
+/// The key specs and usages the internal token serves.
+async fn key_specs(State(app): State<Arc<App>>) -> Response {
+    respond(
+        crate::kms::asymmetric::offered_key_specs(&app)
+            .await
+            .map_err(|e| ControlError {
+                status: e.status(),
+                type_name: e.type_name(),
+                message: e.message,
+            }),
+    )
 }
 
 fn clock_json(app: &App) -> Value {

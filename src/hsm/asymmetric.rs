@@ -158,8 +158,8 @@ impl SignMech {
 /// How RSA encryption runs on the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RsaCipher {
-    /// `CKM_RSA_PKCS_OAEP` with SHA-1 and MGF1-SHA-1, empty label.
-    OaepSha1,
+    /// `CKM_RSA_PKCS_OAEP` with this hash and MGF1 with the same hash, empty label.
+    Oaep(Hash),
     /// `CKM_RSA_X_509`: raw RSA; the caller does the padding.
     Raw,
 }
@@ -167,14 +167,115 @@ pub enum RsaCipher {
 impl RsaCipher {
     fn mechanism(self) -> Mechanism<'static> {
         match self {
-            RsaCipher::OaepSha1 => Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
-                MechanismType::SHA1,
-                PkcsMgfType::MGF1_SHA1,
+            RsaCipher::Oaep(h) => Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+                h.mechanism(),
+                h.mgf1(),
                 PkcsOaepSource::empty(),
             )),
             RsaCipher::Raw => Mechanism::RsaX509,
         }
     }
+}
+
+/// What a token offers for key pairs and HMAC keys: its mechanisms, the largest RSA modulus
+/// it generates, and the curves (DER OIDs) it generated a key pair on when asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offers {
+    mechanisms: Vec<MechanismType>,
+    rsa_max_bits: u64,
+    curves: Vec<Vec<u8>>,
+}
+
+/// A token operation a KMS key kind needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// `CKM_RSA_PKCS` and `CKM_RSA_PKCS_PSS` (RSA signatures).
+    RsaSign,
+    /// `CKM_RSA_PKCS_OAEP`.
+    RsaOaep,
+    /// `CKM_RSA_X_509` (raw RSA).
+    RsaRaw,
+    /// `CKM_ECDSA`.
+    Ecdsa,
+    /// `CKM_ECDH1_DERIVE`.
+    Ecdh,
+    /// `CKM_GENERIC_SECRET_KEY_GEN` and the HMAC mechanism of this hash.
+    Hmac(Hash),
+}
+
+impl Offers {
+    fn has(&self, m: MechanismType) -> bool {
+        self.mechanisms.contains(&m)
+    }
+
+    /// Whether the token has the mechanisms of `cap`.
+    pub fn can(&self, cap: Capability) -> bool {
+        let all = |ms: &[MechanismType]| ms.iter().all(|m| self.has(*m));
+        match cap {
+            Capability::RsaSign => all(&[MechanismType::RSA_PKCS, MechanismType::RSA_PKCS_PSS]),
+            Capability::RsaOaep => self.has(MechanismType::RSA_PKCS_OAEP),
+            Capability::RsaRaw => self.has(MechanismType::RSA_X_509),
+            Capability::Ecdsa => self.has(MechanismType::ECDSA),
+            Capability::Ecdh => self.has(MechanismType::ECDH1_DERIVE),
+            Capability::Hmac(h) => all(&[
+                MechanismType::GENERIC_SECRET_KEY_GEN,
+                match h {
+                    Hash::Sha1 => MechanismType::SHA1_HMAC,
+                    Hash::Sha224 => MechanismType::SHA224_HMAC,
+                    Hash::Sha256 => MechanismType::SHA256_HMAC,
+                    Hash::Sha384 => MechanismType::SHA384_HMAC,
+                    Hash::Sha512 => MechanismType::SHA512_HMAC,
+                },
+            ]),
+        }
+    }
+
+    /// Whether the token generates RSA key pairs of `bits`.
+    pub fn rsa(&self, bits: u64) -> bool {
+        self.has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) && self.rsa_max_bits >= bits
+    }
+
+    /// Whether the token generated a key pair on the curve with this DER OID.
+    pub fn curve(&self, oid: &[u8]) -> bool {
+        self.curves.iter().any(|c| c == oid)
+    }
+}
+
+/// Ask the token what it offers (blocking): the mechanism list, RSA key sizes, and one
+/// throwaway session key pair per curve in `curves`.
+fn ask_offers(token: &Token, s: &Session, curves: &[Vec<u8>]) -> Result<Offers, HsmError> {
+    let ctx = token.module.ctx();
+    let slot = token.pool.slot();
+    let mechanisms = ctx
+        .get_mechanism_list(slot)
+        .map_err(classify(HsmOp::Inspect))?;
+    let rsa_max_bits = if mechanisms.contains(&MechanismType::RSA_PKCS_KEY_PAIR_GEN) {
+        ctx.get_mechanism_info(slot, MechanismType::RSA_PKCS_KEY_PAIR_GEN)
+            .map(|i| i.max_key_size() as u64)
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let mut offered = Vec::new();
+    if mechanisms.contains(&MechanismType::ECC_KEY_PAIR_GEN) {
+        for oid in curves {
+            let kind = PairKind::Ec {
+                params: oid.clone(),
+            };
+            let (public, private) =
+                pair_templates(&kind, PairUse::Sign, "cks-sim probe", &[0; 16], false);
+            if let Ok((a, b)) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private) {
+                let _ = s.destroy_object(a);
+                let _ = s.destroy_object(b);
+                offered.push(oid.clone());
+            }
+        }
+    }
+    Ok(Offers {
+        mechanisms,
+        rsa_max_bits,
+        curves: offered,
+    })
 }
 
 fn classify(op: HsmOp) -> impl Fn(cryptoki::error::Error) -> HsmError {
@@ -539,6 +640,20 @@ impl Token {
             })
         })
         .await
+    }
+
+    /// What this token offers for key pairs and HMAC keys (asked on first use, then kept);
+    /// `curves` are the DER OIDs of the curves to try.
+    pub async fn offers(self: &Arc<Self>, curves: Vec<Vec<u8>>) -> Result<Arc<Offers>, HsmError> {
+        if let Some(o) = self.offers.get() {
+            return Ok(Arc::clone(o));
+        }
+        let me = Arc::clone(self);
+        let calls = 2 + 3 * curves.len() as u64;
+        let asked = self
+            .run(HsmOp::Inspect, calls, move |s| ask_offers(&me, s, &curves))
+            .await?;
+        Ok(Arc::clone(self.offers.get_or_init(|| Arc::new(asked))))
     }
 
     /// The public halves with `CKA_ID` = `id` (none for AES and HMAC keys).

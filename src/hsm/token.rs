@@ -119,7 +119,7 @@ impl Default for PinTemplate {
 #[derive(Debug)]
 pub struct Token {
     label: String,
-    module: Module,
+    pub(super) module: Module,
     pub(super) pool: Arc<SessionPool>,
     /// The key index: one read lock and one hash lookup give a request its handle.
     index: RwLock<HashMap<ObjectId, Entry>>,
@@ -129,6 +129,8 @@ pub struct Token {
     login_gen: AtomicU64,
     /// Whether `C_CopyObject` works on this module (assumed at login, cleared on refusal).
     copy_ok: AtomicBool,
+    /// What the token offers for key pairs and HMAC keys, asked once (see `asymmetric`).
+    pub(super) offers: std::sync::OnceLock<Arc<super::asymmetric::Offers>>,
 }
 
 /// A key object in the index: the token object and, once made, its session copy.
@@ -182,6 +184,7 @@ impl Token {
             login: Mutex::new(LoginState::default()),
             login_gen: AtomicU64::new(0),
             copy_ok: AtomicBool::new(true),
+            offers: std::sync::OnceLock::new(),
         })
     }
 

@@ -13,10 +13,10 @@ use super::crypto::{
 use super::error::KmsError;
 use super::model::{Key, KeyKind};
 use super::signing::{enum_value, key_with_usage, wrong_usage};
-use super::spec::{KeySpec, KeyUsage, algorithm_members};
+use super::spec::{KeySpec, KeyUsage, algorithm_members, all_curves, offered, offered_kinds};
 use super::{KeyRef, der, input_err, oaep, resolve_key};
 use crate::app::App;
-use crate::hsm::asymmetric::{Hash, PairUse, PrivateParts, PublicParts, RsaCipher};
+use crate::hsm::asymmetric::{Capability, Hash, PairUse, PrivateParts, PublicParts, RsaCipher};
 use crate::hsm::{HsmError, HsmOp, ObjectId, Token};
 use crate::kms_err;
 use crate::protocol::input::Input;
@@ -275,6 +275,21 @@ pub async fn generate_data_key_pair(
         ));
     };
     let token = usable(app, &k).await?;
+    let offers = token
+        .offers(all_curves())
+        .await
+        .map_err(|e| hsm_err(&k, e))?;
+    let generated = spec.rsa_bits().map_or_else(
+        || spec.curve().is_some_and(|c| offers.curve(c.oid_der)),
+        |bits| offers.rsa(bits),
+    );
+    if !generated {
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "The PKCS#11 token behind cks-sim ({}) does not generate {pair_spec} key pairs: see GET /_sim/key-specs for what it offers.",
+            token.label()
+        ));
+    }
     if dry {
         return Err(dry_run_ok());
     }
@@ -394,8 +409,9 @@ pub(super) async fn rsa_encrypt(
         return Err(dry_run_ok());
     }
     let id = key_uuid(k)?;
-    let (cipher, block) = if hash == Hash::Sha1 {
-        (RsaCipher::OaepSha1, plaintext)
+    let cipher = rsa_cipher(&token, hash).await.map_err(|e| hsm_err(k, e))?;
+    let (cipher, block) = if cipher != RsaCipher::Raw {
+        (cipher, plaintext)
     } else {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(KmsError::internal)?;
@@ -409,6 +425,56 @@ pub(super) async fn rsa_encrypt(
         .await
         .map_err(|e| hsm_err(k, e))?;
     Ok((ct, algorithm_name(hash)))
+}
+
+/// How RSAES-OAEP with `hash` runs on `token`: SHA-1 as the token's OAEP; SHA-256 as raw RSA
+/// with the padding done here when the token has raw RSA (SoftHSM2 lists OAEP but refuses
+/// its SHA-256 parameters), else as the token's OAEP with SHA-256.
+async fn rsa_cipher(token: &Arc<Token>, hash: Hash) -> Result<RsaCipher, HsmError> {
+    if hash == Hash::Sha1 {
+        return Ok(RsaCipher::Oaep(Hash::Sha1));
+    }
+    let offers = token.offers(all_curves()).await?;
+    Ok(if offers.can(Capability::RsaRaw) {
+        RsaCipher::Raw
+    } else {
+        RsaCipher::Oaep(hash)
+    })
+}
+
+/// Refuse a key kind the token does not serve, naming what it lacks.
+pub async fn require_offered(token: &Arc<Token>, kind: &KeyKind) -> Result<(), KmsError> {
+    if kind.spec == KeySpec::SymmetricDefault {
+        return Ok(());
+    }
+    let offers = token
+        .offers(all_curves())
+        .await
+        .map_err(KmsError::internal)?;
+    if offered(kind.spec, kind.usage, &offers) {
+        return Ok(());
+    }
+    Err(kms_err!(
+        UnsupportedOperation,
+        "The PKCS#11 token behind cks-sim ({}) does not offer {} keys with KeyUsage {}: see GET /_sim/key-specs for what it offers.",
+        token.label(),
+        kind.spec.as_str(),
+        kind.usage.as_str()
+    ))
+}
+
+/// What the internal token offers: every key spec and usage it serves (`GET /_sim/key-specs`).
+pub async fn offered_key_specs(app: &Arc<App>) -> Result<Value, KmsError> {
+    let token = app.internal_token().await.map_err(KmsError::internal)?;
+    let offers = token
+        .offers(all_curves())
+        .await
+        .map_err(KmsError::internal)?;
+    let kinds: Vec<Value> = offered_kinds(&offers)
+        .into_iter()
+        .map(|(s, u)| json!({"KeySpec": s.as_str(), "KeyUsage": u.as_str()}))
+        .collect();
+    Ok(json!({ "token": token.label(), "key_specs": kinds }))
 }
 
 fn modulus_len(k: &Key) -> usize {
@@ -437,11 +503,7 @@ pub(super) async fn rsa_decrypt(
         return Err(dry_run_ok());
     }
     let id = key_uuid(k)?;
-    let cipher = if hash == Hash::Sha1 {
-        RsaCipher::OaepSha1
-    } else {
-        RsaCipher::Raw
-    };
+    let cipher = rsa_cipher(&token, hash).await.map_err(|e| hsm_err(k, e))?;
     let out = token
         .private_decrypt(id, cipher, ciphertext)
         .await
@@ -449,7 +511,7 @@ pub(super) async fn rsa_decrypt(
             HsmError::CiphertextRejected { .. } => invalid_ciphertext(),
             other => hsm_err(k, other),
         })?;
-    let plaintext = if hash == Hash::Sha1 {
+    let plaintext = if cipher != RsaCipher::Raw {
         out
     } else {
         // Raw RSA output may come without its leading zero bytes.

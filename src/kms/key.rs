@@ -322,6 +322,7 @@ pub async fn create_key_with_id(
             "KMS cannot communicate with your CloudHSM cluster: {e}"
         )
     })?;
+    super::asymmetric::require_offered(&token, &kind).await?;
     let public_key = super::asymmetric::generate_material(&token, &arn, *id.as_bytes(), &kind)
         .await
         .map_err(|e| {

@@ -2,7 +2,7 @@
 //! key offers (`DescribeKey`'s `EncryptionAlgorithms`, `SigningAlgorithms`, `MacAlgorithms`,
 //! `KeyAgreementAlgorithms`).
 
-use crate::hsm::asymmetric::{Hash, PairKind};
+use crate::hsm::asymmetric::{Capability, Hash, Offers, PairKind};
 use serde::{Deserialize, Serialize};
 
 /// A KMS key spec this simulator creates.
@@ -237,6 +237,45 @@ impl KeySpec {
         self.rsa_bits()
             .map(|b| (b as usize / 8).saturating_sub(2 * hash.output_len() + 2))
     }
+}
+
+/// The DER OIDs of every curve of a KMS key spec (what a token is asked about).
+pub fn all_curves() -> Vec<Vec<u8>> {
+    ALL_SPECS
+        .iter()
+        .filter_map(|s| s.curve())
+        .map(|c| c.oid_der.to_vec())
+        .collect()
+}
+
+/// Whether a token with `offers` serves keys of `spec` and `usage`: it generates the key and
+/// has the mechanisms every algorithm of the key needs.
+pub fn offered(spec: KeySpec, usage: KeyUsage, offers: &Offers) -> bool {
+    if let Some(bits) = spec.rsa_bits() {
+        return offers.rsa(bits)
+            && offers.can(match usage {
+                KeyUsage::SignVerify => Capability::RsaSign,
+                _ => Capability::RsaOaep,
+            });
+    }
+    if let Some(curve) = spec.curve() {
+        return offers.curve(curve.oid_der)
+            && offers.can(match usage {
+                KeyUsage::KeyAgreement => Capability::Ecdh,
+                _ => Capability::Ecdsa,
+            });
+    }
+    spec.hmac_hash()
+        .is_none_or(|h| offers.can(Capability::Hmac(h)))
+}
+
+/// Every (spec, usage) a token with `offers` serves.
+pub fn offered_kinds(offers: &Offers) -> Vec<(KeySpec, KeyUsage)> {
+    ALL_SPECS
+        .iter()
+        .flat_map(|s| s.usages().iter().map(move |u| (*s, *u)))
+        .filter(|(s, u)| offered(*s, *u, offers))
+        .collect()
 }
 
 /// The algorithm lists of a key's metadata, by member name (only the members that apply).
