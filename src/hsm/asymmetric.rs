@@ -184,6 +184,8 @@ pub struct Offers {
     mechanisms: Vec<MechanismType>,
     rsa_max_bits: u64,
     curves: Vec<Vec<u8>>,
+    /// Whether `CKM_RSA_PKCS_OAEP` takes SHA-256 parameters (learnt on first use).
+    oaep_sha256: std::sync::OnceLock<bool>,
 }
 
 /// A token operation a KMS key kind needs.
@@ -275,6 +277,7 @@ fn ask_offers(token: &Token, s: &Session, curves: &[Vec<u8>]) -> Result<Offers, 
         mechanisms,
         rsa_max_bits,
         curves: offered,
+        oaep_sha256: std::sync::OnceLock::new(),
     })
 }
 
@@ -543,7 +546,9 @@ impl Token {
     }
 
     /// Decrypt with key `id`'s private half; any refusal of the ciphertext is
-    /// [`HsmError::CiphertextRejected`].
+    /// [`HsmError::CiphertextRejected`]. So is `CKR_DEVICE_ERROR` here: kryoptic answers an
+    /// OAEP padding failure with it (a real device failure then reads as a bad ciphertext;
+    /// the session is dropped all the same).
     pub async fn private_decrypt(
         self: &Arc<Self>,
         id: ObjectId,
@@ -557,6 +562,13 @@ impl Token {
                     .map_err(classify(HsmOp::Decrypt))
             })
             .await;
+        let res = match res {
+            Err(HsmError::Device {
+                rv: rv @ cryptoki::error::RvError::DeviceError,
+                ..
+            }) => Err(HsmError::CiphertextRejected { rv }),
+            other => other,
+        };
         self.forget_if_gone(&id, res)
     }
 
@@ -654,6 +666,33 @@ impl Token {
             .run(HsmOp::Inspect, calls, move |s| ask_offers(&me, s, &curves))
             .await?;
         Ok(Arc::clone(self.offers.get_or_init(|| Arc::new(asked))))
+    }
+
+    /// Whether RSAES-OAEP with SHA-256 runs as the token's own `CKM_RSA_PKCS_OAEP`: learnt
+    /// once by encrypting nothing with key `id`'s public half (SoftHSM2 2.6 refuses SHA-256
+    /// parameters; kryoptic takes them, and its raw RSA encryption fails). A token without raw
+    /// RSA has only the native way.
+    pub async fn oaep_sha256_native(
+        self: &Arc<Self>,
+        offers: &Offers,
+        id: ObjectId,
+    ) -> Result<bool, HsmError> {
+        if let Some(known) = offers.oaep_sha256.get() {
+            return Ok(*known);
+        }
+        if !offers.can(Capability::RsaRaw) {
+            return Ok(true);
+        }
+        let native = match self
+            .public_encrypt(id, RsaCipher::Oaep(Hash::Sha256), Vec::new())
+            .await
+        {
+            Ok(_) => true,
+            Err(HsmError::Pkcs11 { .. }) => false,
+            Err(other) => return Err(other),
+        };
+        tracing::debug!(token = %self.label(), native, "RSAES-OAEP with SHA-256 on the token's own OAEP");
+        Ok(*offers.oaep_sha256.get_or_init(|| native))
     }
 
     /// The public halves with `CKA_ID` = `id` (none for AES and HMAC keys).

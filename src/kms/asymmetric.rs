@@ -16,7 +16,7 @@ use super::signing::{enum_value, key_with_usage, wrong_usage};
 use super::spec::{KeySpec, KeyUsage, algorithm_members, all_curves, offered, offered_kinds};
 use super::{KeyRef, der, input_err, oaep, resolve_key};
 use crate::app::App;
-use crate::hsm::asymmetric::{Capability, Hash, PairUse, PrivateParts, PublicParts, RsaCipher};
+use crate::hsm::asymmetric::{Hash, PairUse, PrivateParts, PublicParts, RsaCipher};
 use crate::hsm::{HsmError, HsmOp, ObjectId, Token};
 use crate::kms_err;
 use crate::protocol::input::Input;
@@ -409,7 +409,9 @@ pub(super) async fn rsa_encrypt(
         return Err(dry_run_ok());
     }
     let id = key_uuid(k)?;
-    let cipher = rsa_cipher(&token, hash).await.map_err(|e| hsm_err(k, e))?;
+    let cipher = rsa_cipher(&token, k, hash)
+        .await
+        .map_err(|e| hsm_err(k, e))?;
     let (cipher, block) = if cipher != RsaCipher::Raw {
         (cipher, plaintext)
     } else {
@@ -427,18 +429,21 @@ pub(super) async fn rsa_encrypt(
     Ok((ct, algorithm_name(hash)))
 }
 
-/// How RSAES-OAEP with `hash` runs on `token`: SHA-1 as the token's OAEP; SHA-256 as raw RSA
-/// with the padding done here when the token has raw RSA (SoftHSM2 lists OAEP but refuses
-/// its SHA-256 parameters), else as the token's OAEP with SHA-256.
-async fn rsa_cipher(token: &Arc<Token>, hash: Hash) -> Result<RsaCipher, HsmError> {
+/// How RSAES-OAEP with `hash` runs on `token` for key `k`: SHA-1 as the token's OAEP; SHA-256
+/// as the token's OAEP where it takes SHA-256 parameters, else as raw RSA with the padding
+/// done here (SoftHSM2 2.6 lists OAEP but refuses its SHA-256 parameters).
+async fn rsa_cipher(token: &Arc<Token>, k: &Key, hash: Hash) -> Result<RsaCipher, HsmError> {
     if hash == Hash::Sha1 {
         return Ok(RsaCipher::Oaep(Hash::Sha1));
     }
     let offers = token.offers(all_curves()).await?;
-    Ok(if offers.can(Capability::RsaRaw) {
-        RsaCipher::Raw
-    } else {
+    let native = token
+        .oaep_sha256_native(&offers, key_uuid(k).unwrap_or_default())
+        .await?;
+    Ok(if native {
         RsaCipher::Oaep(hash)
+    } else {
+        RsaCipher::Raw
     })
 }
 
@@ -503,7 +508,9 @@ pub(super) async fn rsa_decrypt(
         return Err(dry_run_ok());
     }
     let id = key_uuid(k)?;
-    let cipher = rsa_cipher(&token, hash).await.map_err(|e| hsm_err(k, e))?;
+    let cipher = rsa_cipher(&token, k, hash)
+        .await
+        .map_err(|e| hsm_err(k, e))?;
     let out = token
         .private_decrypt(id, cipher, ciphertext)
         .await
