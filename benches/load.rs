@@ -2130,6 +2130,7 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
         &kms.gdk,
         "AES_256",
     );
+    sign_rows(set, raw, srv, &mut api, table).await?;
 
     // ---- 4. scale (with the CreateKey rate measured while growing the store) ----
     // The seeded second token's keys, warmed once (their session copies made).
@@ -2721,6 +2722,132 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             "CreateKey ≥ 80% raw C_GenerateKey",
             format!("{:.0}%", x * 100.0),
             verdict_unless(x >= 0.80, too_much_steal(steal)),
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Sign: RSA_2048 and ECC_NIST_P256 keys over HTTP against the raw token's signing rate
+
+/// A key pair of the raw token for signing: session objects on the anchor session.
+fn raw_sign_key(s: &Session, rsa: bool) -> Res<ObjectHandle> {
+    use cryptoki::object::{KeyType, ObjectClass};
+    let (mech, mut public, kt) = if rsa {
+        (
+            Mechanism::RsaPkcsKeyPairGen,
+            vec![
+                Attribute::ModulusBits(2048.into()),
+                Attribute::PublicExponent(vec![1, 0, 1]),
+            ],
+            KeyType::RSA,
+        )
+    } else {
+        (
+            Mechanism::EccKeyPairGen,
+            // DER OID of P-256.
+            vec![Attribute::EcParams(vec![
+                0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+            ])],
+            KeyType::EC,
+        )
+    };
+    public.extend([
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(kt),
+        Attribute::Token(false),
+        Attribute::Verify(true),
+    ]);
+    let private = [
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::KeyType(kt),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Sign(true),
+    ];
+    Ok(s.generate_key_pair(&mech, &public, &private)?.1)
+}
+
+/// The mechanism cks-sim signs a SHA-256 digest with for RSASSA_PSS_SHA_256 / ECDSA_SHA_256.
+fn raw_sign_mechanism(rsa: bool) -> Mechanism<'static> {
+    use cryptoki::mechanism::MechanismType;
+    use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+    if rsa {
+        Mechanism::RsaPkcsPss(PkcsPssParams {
+            hash_alg: MechanismType::SHA256,
+            mgf: PkcsMgfType::MGF1_SHA256,
+            s_len: 32.into(),
+        })
+    } else {
+        Mechanism::Ecdsa
+    }
+}
+
+/// The raw token's signing rate over a 32-byte digest on one session (best of the runs).
+fn raw_sign_rate(raw: &Raw, rsa: bool, secs: Duration) -> Res<f64> {
+    let key = raw_sign_key(&raw.anchor, rsa)?;
+    let mech = raw_sign_mechanism(rsa);
+    let digest = [0x5au8; 32];
+    let mut best = 0f64;
+    for _ in 0..runs() {
+        let (t0, mut n) = (Instant::now(), 0u64);
+        while t0.elapsed() < secs {
+            raw.anchor.sign(&mech, key, &digest)?;
+            n += 1;
+        }
+        best = best.max(n as f64 / t0.elapsed().as_secs_f64());
+    }
+    let _ = raw.anchor.destroy_object(key);
+    Ok(best)
+}
+
+/// Sign over HTTP with an AWS_KMS key of each spec, and the raw token's rate beside it.
+async fn sign_rows(
+    set: &Settings,
+    raw: &Raw,
+    srv: Server,
+    api: &mut Api,
+    table: &mut Table,
+) -> Res<()> {
+    for (spec, algorithm, rsa) in [
+        ("RSA_2048", "RSASSA_PSS_SHA_256", true),
+        ("ECC_NIST_P256", "ECDSA_SHA_256", false),
+    ] {
+        progress(&format!(
+            "cks-sim: Sign with an {spec} key, and the raw token"
+        ));
+        let v = api
+            .call(
+                "CreateKey",
+                json!({"KeySpec": spec, "KeyUsage": "SIGN_VERIFY"}),
+            )
+            .await?;
+        let key = v["KeyMetadata"]["KeyId"].as_str().ok_or("no KeyId")?;
+        let body =
+            json!({"KeyId": key, "Message": b64(&[0x42u8; 32]), "SigningAlgorithm": algorithm});
+        let bodies = Arc::new(vec![Bytes::from(body.to_string())]);
+        let http = load(srv, "Sign", bodies, set.conns, Bound::Timed(set.secs)).await?;
+        let raw_rate = raw_sign_rate(raw, rsa, set.secs)?;
+        table.add(
+            "1 limit",
+            format!("raw sign {spec} ({algorithm} over a digest), 1 session"),
+            rate(raw_rate),
+            "C_SignInit + C_Sign with a session key pair",
+        );
+        let r = ratio(http.rps, raw_rate);
+        table.add_load(
+            "2 cks-sim",
+            format!(
+                "Sign {spec} {algorithm}, 32 B, AWS_KMS key, {} conns",
+                set.conns
+            ),
+            &http,
+            format!(
+                "{:.0}% of the raw token's rate: {} (target ≥ 70%)",
+                r * 100.0,
+                verdict_unless(r >= 0.70, too_much_steal(http.steal_pct))
+            ),
         );
     }
     Ok(())
