@@ -949,3 +949,42 @@ fn keys_in_a_cloudhsm_key_store_stay_symmetric() {
         );
     });
 }
+
+#[test]
+fn key_pairs_and_hmac_keys_work_after_a_restart() {
+    // Its own server: it is restarted.
+    let mut sim = Sim::start();
+    let (pair, hmac, public) = block_on(async {
+        let kms = sim.kms();
+        let pair = create(&kms, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+        let hmac = create(&kms, KeySpec::Hmac256, KeyUsageType::GenerateVerifyMac).await;
+        let public = kms.get_public_key().key_id(&pair).send().await.unwrap();
+        (pair, hmac, public.public_key().unwrap().clone())
+    });
+    sim.restart();
+    block_on(async {
+        let kms = sim.kms();
+        let again = kms.get_public_key().key_id(&pair).send().await.unwrap();
+        assert_eq!(again.public_key(), Some(&public));
+        let dir = tempfile::tempdir().unwrap();
+        let pem = public_pem(&kms, &pair, dir.path(), "after-restart").await;
+        let sig = sign(
+            &kms,
+            &pair,
+            SigningAlgorithmSpec::EcdsaSha256,
+            b"after a restart",
+            MessageType::Raw,
+        )
+        .await;
+        openssl_verifies(dir.path(), &pem, "-sha256", false, b"after a restart", &sig);
+        let mac = kms
+            .generate_mac()
+            .key_id(&hmac)
+            .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+            .message(Blob::new(&b"m"[..]))
+            .send()
+            .await
+            .expect("GenerateMac after a restart");
+        assert_eq!(mac.mac().unwrap().as_ref().len(), 32);
+    });
+}
