@@ -64,7 +64,8 @@ fn required<T>(v: Option<T>, m: &str) -> Result<T, KmsError> {
     v.ok_or_else(|| KmsError::missing(m))
 }
 
-/// `InvalidKeyUsageException` for a key used against its key usage, in AWS's words.
+/// `InvalidKeyUsageException` for a key used against its key usage, in AWS's words (as KMS
+/// answers `Encrypt` with a `SIGN_VERIFY` key).
 pub(super) fn wrong_usage(k: &Key, op: &str) -> KmsError {
     kms_err!(
         InvalidKeyUsage,
@@ -169,6 +170,7 @@ fn sign_request(app: &Arc<App>, input: &Input, op: &str) -> Result<SignRequest, 
             .ok_or_else(|| KmsError::internal("a signing algorithm with SHA-1"))?,
         "DIGEST" if message.len() == hash.output_len() => message,
         "DIGEST" => {
+            // AWS's wording for this refusal was not found in its documentation; this is ours.
             return Err(kms_err!(
                 Validation,
                 "Digest is invalid length for algorithm {algorithm}."
