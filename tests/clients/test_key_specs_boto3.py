@@ -1,8 +1,10 @@
-"""RSA, ECC and HMAC KMS keys through boto3, checked with the `cryptography` package: every key
-spec and usage the simulator's token offers (it says which at GET /_sim/key-specs), each used
-for what it is for, with the results verified outside KMS."""
+"""RSA, ECC and HMAC KMS keys through boto3 (and the AWS CLI), checked with the `cryptography`
+package: every key spec and usage the simulator's token offers (it says which at GET
+/_sim/key-specs), each used for what it is for, with the results verified outside KMS."""
 
 from __future__ import annotations
+
+import base64
 
 import pytest
 from botocore.exceptions import ClientError
@@ -130,3 +132,24 @@ def test_signing_key_refuses_encryption_by_name(sim):
         kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", EncryptionAlgorithm="RSAES_OAEP_SHA_256")
     assert error_code(e) == "InvalidKeyUsageException"
     assert "SIGN_VERIFY" in str(e.value)
+
+
+def test_aws_cli_signs_and_verifies_with_an_ecc_key(sim, tmp_path):
+    key = sim.aws("kms", "create-key", "--key-spec", "ECC_NIST_P256", "--key-usage", "SIGN_VERIFY")
+    key_id = key["KeyMetadata"]["KeyId"]
+    assert key["KeyMetadata"]["SigningAlgorithms"] == ["ECDSA_SHA_256"]
+    message = tmp_path / "message"
+    message.write_bytes(b"signed with the AWS CLI")
+    signed = sim.aws("kms", "sign", "--key-id", key_id, "--message", f"fileb://{message}",
+                     "--signing-algorithm", "ECDSA_SHA_256")
+    signature = base64.b64decode(signed["Signature"])
+    public_key(sim.kms, key_id).verify(signature, message.read_bytes(), ec.ECDSA(hashes.SHA256()))
+    sig_file = tmp_path / "signature"
+    sig_file.write_bytes(signature)
+    ok = sim.aws("kms", "verify", "--key-id", key_id, "--message", f"fileb://{message}",
+                 "--signature", f"fileb://{sig_file}", "--signing-algorithm", "ECDSA_SHA_256")
+    assert ok["SignatureValid"] is True
+    sig_file.write_bytes(signature[:-1] + bytes([signature[-1] ^ 1]))
+    assert sim.aws_error("kms", "verify", "--key-id", key_id, "--message", f"fileb://{message}",
+                         "--signature", f"fileb://{sig_file}",
+                         "--signing-algorithm", "ECDSA_SHA_256") == "KMSInvalidSignatureException"
