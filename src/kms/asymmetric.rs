@@ -297,7 +297,8 @@ pub async fn generate_data_key_pair(
         .extractable_pair(kind)
         .await
         .map_err(|e| hsm_err(&k, e))?;
-    let (private_der, public_der) = encode_pair(spec, &parts);
+    let (private_der, public_der) = encode_pair(spec, &parts)
+        .ok_or_else(|| KmsError::internal("the token gave EC parts for a non-EC spec"))?;
     let blob = seal(app, &k, &ctx, private_der.clone()).await?;
     let mut out = json!({
         "KeyId": k.arn,
@@ -311,21 +312,22 @@ pub async fn generate_data_key_pair(
     Ok(out)
 }
 
-/// (PKCS #8 private key, SubjectPublicKeyInfo) of a data key pair.
-fn encode_pair(spec: KeySpec, parts: &PrivateParts) -> (Vec<u8>, Vec<u8>) {
+/// (PKCS #8 private key, SubjectPublicKeyInfo) of a data key pair; None for EC parts of a
+/// spec without a curve.
+fn encode_pair(spec: KeySpec, parts: &PrivateParts) -> Option<(Vec<u8>, Vec<u8>)> {
     match (parts, spec.curve()) {
-        (PrivateParts::Rsa { components }, _) => (
+        (PrivateParts::Rsa { components }, _) => Some((
             der::rsa_pkcs8(components),
             der::rsa_spki(&components[0], &components[1]),
-        ),
+        )),
         (PrivateParts::Ec { scalar, point }, Some(c)) => {
             let point = der::ec_point_raw(point, c.field_len);
-            (
+            Some((
                 der::ec_pkcs8(c.oid_der, c.field_len, scalar, &point),
                 der::ec_spki(c.oid_der, &point),
-            )
+            ))
         }
-        (PrivateParts::Ec { .. }, None) => (Vec::new(), Vec::new()),
+        (PrivateParts::Ec { .. }, None) => None,
     }
 }
 
@@ -409,7 +411,7 @@ pub(super) async fn rsa_encrypt(
         return Err(dry_run_ok());
     }
     let id = key_uuid(k)?;
-    let cipher = rsa_cipher(&token, k, hash)
+    let cipher = rsa_cipher(&token, id, hash)
         .await
         .map_err(|e| hsm_err(k, e))?;
     let (cipher, block) = if cipher != RsaCipher::Raw {
@@ -429,17 +431,15 @@ pub(super) async fn rsa_encrypt(
     Ok((ct, algorithm_name(hash)))
 }
 
-/// How RSAES-OAEP with `hash` runs on `token` for key `k`: SHA-1 as the token's OAEP; SHA-256
+/// How RSAES-OAEP with `hash` runs on `token` for key `id`: SHA-1 as the token's OAEP; SHA-256
 /// as the token's OAEP where it takes SHA-256 parameters, else as raw RSA with the padding
 /// done here (SoftHSM2 2.6 lists OAEP but refuses its SHA-256 parameters).
-async fn rsa_cipher(token: &Arc<Token>, k: &Key, hash: Hash) -> Result<RsaCipher, HsmError> {
+async fn rsa_cipher(token: &Arc<Token>, id: ObjectId, hash: Hash) -> Result<RsaCipher, HsmError> {
     if hash == Hash::Sha1 {
         return Ok(RsaCipher::Oaep(Hash::Sha1));
     }
     let offers = token.offers(all_curves()).await?;
-    let native = token
-        .oaep_sha256_native(&offers, key_uuid(k).unwrap_or_default())
-        .await?;
+    let native = token.oaep_sha256_native(&offers, id).await?;
     Ok(if native {
         RsaCipher::Oaep(hash)
     } else {
@@ -508,7 +508,7 @@ pub(super) async fn rsa_decrypt(
         return Err(dry_run_ok());
     }
     let id = key_uuid(k)?;
-    let cipher = rsa_cipher(&token, k, hash)
+    let cipher = rsa_cipher(&token, id, hash)
         .await
         .map_err(|e| hsm_err(k, e))?;
     let out = token
