@@ -7,6 +7,7 @@
 
 use super::error::{HsmError, HsmOp};
 use super::token::{ObjectId, Token};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -547,8 +548,8 @@ impl Token {
 
     /// Decrypt with key `id`'s private half; any refusal of the ciphertext is
     /// [`HsmError::CiphertextRejected`]. So is `CKR_DEVICE_ERROR` here: kryoptic answers an
-    /// OAEP padding failure with it (a real device failure then reads as a bad ciphertext;
-    /// the session is dropped all the same).
+    /// OAEP padding failure with it (a real device failure then reads as a bad ciphertext, and
+    /// shows on the next call).
     pub async fn private_decrypt(
         self: &Arc<Self>,
         id: ObjectId,
@@ -558,23 +559,27 @@ impl Token {
         let h = self.working_handle(id).await?;
         let res = self
             .run(HsmOp::Decrypt, 1, move |s| {
-                s.decrypt(&cipher.mechanism(), h, &data)
-                    .map_err(classify(HsmOp::Decrypt))
+                // Mapped inside the job, so that the pool keeps its sessions and the module
+                // is not re-initialized for a client's bad ciphertext.
+                s.decrypt(&cipher.mechanism(), h, &data).map_err(|e| {
+                    match classify(HsmOp::Decrypt)(e) {
+                        HsmError::Device {
+                            rv: rv @ RvError::DeviceError,
+                            ..
+                        } => HsmError::CiphertextRejected { rv },
+                        other => other,
+                    }
+                })
             })
             .await;
-        let res = match res {
-            Err(HsmError::Device {
-                rv: rv @ cryptoki::error::RvError::DeviceError,
-                ..
-            }) => Err(HsmError::CiphertextRejected { rv }),
-            other => other,
-        };
         self.forget_if_gone(&id, res)
     }
 
     /// ECDH (`CKM_ECDH1_DERIVE`, no KDF) of key `id`'s private half with the peer's raw
     /// uncompressed point: the shared x-coordinate, `len` bytes, read from a session object
-    /// that is destroyed right after.
+    /// that is destroyed right after. A refused point is `HsmError::Pkcs11` with op
+    /// `Derive`, also when the token says `CKR_DEVICE_ERROR` (kryoptic does for a point off
+    /// the curve).
     pub async fn derive_ecdh(
         self: &Arc<Self>,
         id: ObjectId,
@@ -593,9 +598,20 @@ impl Token {
                     Attribute::Sensitive(false),
                     Attribute::Extractable(true),
                 ];
+                // A refused point is the client's mistake: mapped inside the job, so that the
+                // pool keeps its sessions and the module is not re-initialized.
                 let secret = s
                     .derive_key(&Mechanism::Ecdh1Derive(params), h, &template)
-                    .map_err(classify(HsmOp::Derive))?;
+                    .map_err(|e| match classify(HsmOp::Derive)(e) {
+                        HsmError::Device {
+                            rv: rv @ RvError::DeviceError,
+                            ..
+                        } => HsmError::Pkcs11 {
+                            op: HsmOp::Derive,
+                            detail: format!("the token refused the peer's point ({rv:?})"),
+                        },
+                        other => other,
+                    })?;
                 let value = s.get_attributes(secret, &[AttributeType::Value]);
                 let _ = s.destroy_object(secret);
                 let value = value.map_err(classify(HsmOp::Derive))?;

@@ -988,3 +988,60 @@ fn key_pairs_and_hmac_keys_work_after_a_restart() {
         assert_eq!(mac.mac().unwrap().as_ref().len(), 32);
     });
 }
+
+#[test]
+fn derive_shared_secret_refuses_a_peer_key_off_the_keys_curve() {
+    let sim = sim();
+    block_on(async {
+        let kms = sim.kms();
+        let Some(id) = key_if_offered(&sim, KeySpec::EccNistP256, KeyUsageType::KeyAgreement).await
+        else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let other_curve = dir.path().join("p384.pem");
+        let other_der = dir.path().join("p384.der");
+        openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-out",
+            path(&other_curve),
+        ]);
+        openssl(&[
+            "pkey",
+            "-in",
+            path(&other_curve),
+            "-pubout",
+            "-outform",
+            "DER",
+            "-out",
+            path(&other_der),
+        ]);
+        // A P-256 SubjectPublicKeyInfo whose point is not on the curve.
+        let mut off_curve = std::fs::read(
+            public_pem(&kms, &id, dir.path(), "mine")
+                .await
+                .with_extension("der"),
+        )
+        .unwrap();
+        let last = off_curve.len() - 1;
+        off_curve[last] ^= 1;
+        for (what, peer) in [
+            ("a P-384 key", std::fs::read(&other_der).unwrap()),
+            ("a point off the curve", off_curve),
+            ("not DER", b"not a public key".to_vec()),
+        ] {
+            let r = kms
+                .derive_shared_secret()
+                .key_id(&id)
+                .key_agreement_algorithm(KeyAgreementAlgorithmSpec::Ecdh)
+                .public_key(Blob::new(peer))
+                .send()
+                .await;
+            assert_eq!(code(r), "ValidationException", "{what}");
+        }
+    });
+}
