@@ -654,6 +654,17 @@ fn kms_rsa_encryption_decrypts_with_kms_and_keeps_the_size_limits() {
                 .await
                 .expect("Decrypt");
             assert_eq!(back.plaintext().unwrap().as_ref(), pt.as_slice());
+            // A block above the modulus, and zeros: not ciphertexts of this key.
+            for junk in [vec![0xff; 256], vec![0; 256]] {
+                let r = kms
+                    .decrypt()
+                    .key_id(&id)
+                    .encryption_algorithm(alg.clone())
+                    .ciphertext_blob(Blob::new(junk))
+                    .send()
+                    .await;
+                assert_eq!(code(r), "InvalidCiphertextException", "{alg:?}");
+            }
             let too_long = kms
                 .encrypt()
                 .key_id(&id)
@@ -1043,5 +1054,53 @@ fn derive_shared_secret_refuses_a_peer_key_off_the_keys_curve() {
                 .await;
             assert_eq!(code(r), "ValidationException", "{what}");
         }
+    });
+}
+
+#[test]
+fn truncated_or_empty_signatures_and_macs_are_invalid_not_errors() {
+    let sim = sim();
+    block_on(async {
+        let kms = sim.kms();
+        for (spec, alg) in [
+            (KeySpec::Rsa2048, SigningAlgorithmSpec::RsassaPkcs1V15Sha256),
+            (KeySpec::EccNistP256, SigningAlgorithmSpec::EcdsaSha256),
+        ] {
+            let Some(id) = key_if_offered(&sim, spec.clone(), KeyUsageType::SignVerify).await
+            else {
+                continue;
+            };
+            let sig = sign(&kms, &id, alg.clone(), b"m", MessageType::Raw).await;
+            // Half a signature, one zero byte, a DER SEQUENCE of two zero integers.
+            for bad in [
+                sig[..sig.len() / 2].to_vec(),
+                vec![0],
+                vec![0x30, 6, 2, 1, 0, 2, 1, 0],
+            ] {
+                let r = kms
+                    .verify()
+                    .key_id(&id)
+                    .signing_algorithm(alg.clone())
+                    .message(Blob::new(&b"m"[..]))
+                    .signature(Blob::new(bad.clone()))
+                    .send()
+                    .await;
+                assert_eq!(code(r), "KMSInvalidSignatureException", "{spec:?} {bad:?}");
+            }
+        }
+        let Some(hmac) =
+            key_if_offered(&sim, KeySpec::Hmac384, KeyUsageType::GenerateVerifyMac).await
+        else {
+            return;
+        };
+        let r = kms
+            .verify_mac()
+            .key_id(&hmac)
+            .mac_algorithm(MacAlgorithmSpec::HmacSha384)
+            .message(Blob::new(&b"m"[..]))
+            .mac(Blob::new(vec![1u8; 12]))
+            .send()
+            .await;
+        assert_eq!(code(r), "KMSInvalidMacException");
     });
 }
