@@ -1343,6 +1343,7 @@ async fn interleave(a: Side<'_>, b: Side<'_>, secs: Duration) -> Res<Paired> {
 enum Side<'a> {
     Http(Workload<'a>),
     Raw(&'a RawEnc<'a>, Duration),
+    RawSign(&'a RawSign<'a>, Duration),
 }
 
 impl Side<'_> {
@@ -1350,22 +1351,26 @@ impl Side<'_> {
         match self {
             Side::Http(w) => Side::Http(w.sliced(d)),
             Side::Raw(r, _) => Side::Raw(r, d),
+            Side::RawSign(r, _) => Side::RawSign(r, d),
         }
     }
 
     async fn run_once(&self) -> Res<LoadResult> {
         match self {
             Side::Http(w) => w.run_once().await,
-            Side::Raw(r, d) => {
-                let (n, elapsed) = r.measure(SLICE_WARMUP, *d)?;
-                Ok(LoadResult {
-                    n,
-                    elapsed,
-                    rps: n as f64 / elapsed.as_secs_f64().max(1e-9),
-                    ..LoadResult::default()
-                })
-            }
+            Side::Raw(r, d) => Ok(counted(r.measure(SLICE_WARMUP, *d)?)),
+            Side::RawSign(r, d) => Ok(counted(r.measure(SLICE_WARMUP, *d)?)),
         }
+    }
+}
+
+/// A raw loop's count and time as a result (no latencies or server CPU).
+fn counted((n, elapsed): (u64, Duration)) -> LoadResult {
+    LoadResult {
+        n,
+        elapsed,
+        rps: n as f64 / elapsed.as_secs_f64().max(1e-9),
+        ..LoadResult::default()
     }
 }
 
@@ -2531,6 +2536,12 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             "same keys as above, on a fresh process",
         );
     }
+    // Last on this server: the scale phase counts every key in ListKeys.
+    let srv = Server {
+        addr: sim.addr,
+        pid: sim.proc.pid(),
+    };
+    sign_rows(set, raw, srv, &mut api, table).await?;
     drop(api);
     sim.proc.stop();
 
@@ -2805,6 +2816,161 @@ async fn http_phases(set: &Settings, raw: &mut Raw, table: &mut Table) -> Res<()
             "CreateKey ≥ 80% raw C_GenerateKey",
             format!("{:.0}%", x * 100.0),
             verdict_unless(x >= 0.80, too_much_steal(steal)),
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Sign: RSA_2048 and ECC_NIST_P256 keys over HTTP against the raw token's signing rate (run
+// last on the restarted server). The raw figure is one session; cks-sim's token threads may
+// spread slow calls (RSA) over more than one.
+
+/// A key pair of the raw token for signing: session objects on the anchor session.
+fn raw_sign_key(s: &Session, rsa: bool) -> Res<ObjectHandle> {
+    use cryptoki::object::{KeyType, ObjectClass};
+    let (mech, mut public, kt) = if rsa {
+        (
+            Mechanism::RsaPkcsKeyPairGen,
+            vec![
+                Attribute::ModulusBits(2048.into()),
+                Attribute::PublicExponent(vec![1, 0, 1]),
+            ],
+            KeyType::RSA,
+        )
+    } else {
+        (
+            Mechanism::EccKeyPairGen,
+            // DER OID of P-256.
+            vec![Attribute::EcParams(vec![
+                0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+            ])],
+            KeyType::EC,
+        )
+    };
+    public.extend([
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(kt),
+        Attribute::Token(false),
+        Attribute::Verify(true),
+    ]);
+    let private = [
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::KeyType(kt),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Sign(true),
+    ];
+    Ok(s.generate_key_pair(&mech, &public, &private)?.1)
+}
+
+/// The mechanism cks-sim signs a SHA-256 digest with for RSASSA_PSS_SHA_256 / ECDSA_SHA_256.
+fn raw_sign_mechanism(rsa: bool) -> Mechanism<'static> {
+    use cryptoki::mechanism::MechanismType;
+    use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+    if rsa {
+        Mechanism::RsaPkcsPss(PkcsPssParams {
+            hash_alg: MechanismType::SHA256,
+            mgf: PkcsMgfType::MGF1_SHA256,
+            s_len: 32.into(),
+        })
+    } else {
+        Mechanism::Ecdsa
+    }
+}
+
+/// The raw token signing a 32-byte digest on one session, as one side of an interleaved pair.
+struct RawSign<'a> {
+    session: &'a Session,
+    key: ObjectHandle,
+    rsa: bool,
+}
+
+impl RawSign<'_> {
+    /// Sign for `warm` (not counted), then for `dur`: the signatures made and the time taken.
+    fn measure(&self, warm: Duration, dur: Duration) -> Res<(u64, Duration)> {
+        let mech = raw_sign_mechanism(self.rsa);
+        let digest = [0x5au8; 32];
+        let t0 = Instant::now();
+        while t0.elapsed() < warm {
+            self.session.sign(&mech, self.key, &digest)?;
+        }
+        let (t1, mut n) = (Instant::now(), 0u64);
+        while t1.elapsed() < dur {
+            self.session.sign(&mech, self.key, &digest)?;
+            n += 1;
+        }
+        Ok((n, t1.elapsed()))
+    }
+}
+
+/// Sign over HTTP with an AWS_KMS key of each spec, and the raw token's rate beside it.
+async fn sign_rows(
+    set: &Settings,
+    raw: &Raw,
+    srv: Server,
+    api: &mut Api,
+    table: &mut Table,
+) -> Res<()> {
+    for (spec, algorithm, rsa) in [
+        ("RSA_2048", "RSASSA_PSS_SHA_256", true),
+        ("ECC_NIST_P256", "ECDSA_SHA_256", false),
+    ] {
+        progress(&format!(
+            "cks-sim: Sign with an {spec} key, and the raw token"
+        ));
+        let v = api
+            .call(
+                "CreateKey",
+                json!({"KeySpec": spec, "KeyUsage": "SIGN_VERIFY"}),
+            )
+            .await?;
+        let key = v["KeyMetadata"]["KeyId"].as_str().ok_or("no KeyId")?;
+        let body =
+            json!({"KeyId": key, "Message": b64(&[0x42u8; 32]), "SigningAlgorithm": algorithm});
+        let bodies = Arc::new(vec![Bytes::from(body.to_string())]);
+        let http = Workload {
+            srv,
+            op: "Sign",
+            bodies,
+            conns: set.conns,
+            bound: Bound::Timed(set.secs),
+        };
+        let key = raw_sign_key(&raw.anchor, rsa)?;
+        let raw_side = RawSign {
+            session: &raw.anchor,
+            key,
+            rsa,
+        };
+        let pair = interleave(
+            Side::Http(http),
+            Side::RawSign(&raw_side, set.secs),
+            set.secs,
+        )
+        .await;
+        let _ = raw.anchor.destroy_object(key);
+        let pair = pair?;
+        table.add(
+            "1 limit",
+            format!("raw sign {spec} ({algorithm} over a digest), 1 session"),
+            rate(pair.b.rps),
+            "C_SignInit + C_Sign with a session key pair; interleaved in slices with cks-sim's Sign",
+        );
+        let r = pair.ratio();
+        table.add_load(
+            "2 cks-sim",
+            format!(
+                "Sign {spec} {algorithm}, 32 B, AWS_KMS key, {} conns",
+                set.conns
+            ),
+            &pair.a,
+            format!(
+                "{:.0}% of the raw token's rate ({}): {} (target ≥ 70%)",
+                r * 100.0,
+                pair.spread(),
+                verdict_unless(r >= 0.70, too_much_steal(pair.a.steal_pct))
+            ),
         );
     }
     Ok(())

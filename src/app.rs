@@ -617,6 +617,7 @@ mod tests {
             pending_window_days: None,
             tags: Default::default(),
             policy: String::new(),
+            kind: Default::default(),
         }
     }
 

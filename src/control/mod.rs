@@ -141,6 +141,7 @@ fn without_values(e: &serde_json::Error) -> String {
 pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/health", get(health))
+        .route("/key-specs", get(key_specs))
         .route("/clock", get(clock))
         .route("/clock/advance", post(clock_advance))
         .route("/settings", get(get_settings).post(set_settings))
@@ -206,6 +207,19 @@ async fn health(State(app): State<Arc<App>>) -> Response {
         "body_bytes_in_flight": app.body_bytes_in_flight(),
         "reconciliation": *app.reconciliation.lock().unwrap_or_else(|p| p.into_inner()),
     })))
+}
+
+/// The key specs and usages the internal token serves.
+async fn key_specs(State(app): State<Arc<App>>) -> Response {
+    respond(
+        crate::kms::asymmetric::offered_key_specs(&app)
+            .await
+            .map_err(|e| ControlError {
+                status: e.status(),
+                type_name: e.type_name(),
+                message: e.message,
+            }),
+    )
 }
 
 fn clock_json(app: &App) -> Value {

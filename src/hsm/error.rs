@@ -26,6 +26,14 @@ pub enum HsmOp {
     Decrypt,
     /// `C_GenerateRandom`.
     Random,
+    /// `C_GenerateKeyPair`.
+    GenerateKeyPair,
+    /// `C_Sign` (signatures and MACs).
+    Sign,
+    /// `C_Verify` (signatures and MACs).
+    Verify,
+    /// `C_DeriveKey` (ECDH).
+    Derive,
     /// `C_DestroyObject`.
     Destroy,
     /// `C_FindObjects*` / `C_GetAttributeValue`.
@@ -96,6 +104,12 @@ pub enum HsmError {
         /// The PKCS#11 return value.
         rv: RvError,
     },
+    /// A signature or MAC did not verify (`CKR_SIGNATURE_INVALID`, `CKR_SIGNATURE_LEN_RANGE`).
+    #[error("the HSM found the signature invalid ({rv:?})")]
+    SignatureRejected {
+        /// The PKCS#11 return value.
+        rv: RvError,
+    },
     /// The device or the session failed; the session is dropped.
     #[error("HSM device or session failure during {op} ({rv:?})")]
     Device {
@@ -154,6 +168,9 @@ impl HsmError {
             // CKR_ENCRYPTED_DATA_INVALID, others CKR_FUNCTION_FAILED: on decrypt, every
             // non-device failure means "this ciphertext does not authenticate".
             _ if op == HsmOp::Decrypt => HsmError::CiphertextRejected { rv },
+            RvError::SignatureInvalid | RvError::SignatureLenRange if op == HsmOp::Verify => {
+                HsmError::SignatureRejected { rv }
+            }
             _ => HsmError::Pkcs11 {
                 op,
                 detail: format!("{rv:?}"),
@@ -171,6 +188,7 @@ impl HsmError {
         match self {
             HsmError::LoginRejected { rv }
             | HsmError::CiphertextRejected { rv }
+            | HsmError::SignatureRejected { rv }
             | HsmError::Device { rv, .. } => Some(*rv),
             _ => None,
         }

@@ -2,6 +2,7 @@
 //!
 //! - [`module`]: find, load and initialize the module once per process;
 //! - [`token`]: one token in domain words (AES-256 keys, AES-GCM, random, inspection);
+//! - [`asymmetric`]: key pairs and HMAC keys on a token (signatures, MACs, RSA, ECDH);
 //! - [`pool`]: the session pool that keeps every call on the token's own threads (D7), queued
 //!   through `workers`;
 //! - [`provision`]: token creation for soft tokens, and each soft token's configuration
@@ -10,6 +11,7 @@
 //!
 //! Nothing here knows about KMS, clusters, HTTP or SQL.
 
+pub mod asymmetric;
 pub mod error;
 pub mod module;
 pub mod pool;

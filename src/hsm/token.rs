@@ -40,6 +40,11 @@ const LISTED_CLASSES: [ObjectClass; 5] = [
     ObjectClass::DATA,
 ];
 
+/// The classes of the key objects a KMS key is used through (the index holds these): a
+/// secret key (AES, HMAC) or the private half of a key pair. A key pair's public half has the
+/// same `CKA_ID` and is found by search when needed (see `asymmetric`).
+const KEY_CLASSES: [ObjectClass; 2] = [ObjectClass::SECRET_KEY, ObjectClass::PRIVATE_KEY];
+
 /// The IV used only for the known-answer fingerprint encryption (never for data).
 const FINGERPRINT_IV: [u8; GCM_IV_LEN] = *b"cks-sim-fp\0\0";
 const FINGERPRINT_AAD: &[u8] = b"cks-sim material fingerprint v1";
@@ -114,8 +119,8 @@ impl Default for PinTemplate {
 #[derive(Debug)]
 pub struct Token {
     label: String,
-    module: Module,
-    pool: Arc<SessionPool>,
+    pub(super) module: Module,
+    pub(super) pool: Arc<SessionPool>,
     /// The key index: one read lock and one hash lookup give a request its handle.
     index: RwLock<HashMap<ObjectId, Entry>>,
     login: Mutex<LoginState>,
@@ -124,6 +129,8 @@ pub struct Token {
     login_gen: AtomicU64,
     /// Whether `C_CopyObject` works on this module (assumed at login, cleared on refusal).
     copy_ok: AtomicBool,
+    /// What the token offers for key pairs and HMAC keys, asked once (see `asymmetric`).
+    pub(super) offers: std::sync::OnceLock<Arc<super::asymmetric::Offers>>,
 }
 
 /// A key object in the index: the token object and, once made, its session copy.
@@ -177,6 +184,7 @@ impl Token {
             login: Mutex::new(LoginState::default()),
             login_gen: AtomicU64::new(0),
             copy_ok: AtomicBool::new(true),
+            offers: std::sync::OnceLock::new(),
         })
     }
 
@@ -360,7 +368,12 @@ impl Token {
     }
 
     /// Run a job through the pool, logging in again first if the module was re-initialized.
-    async fn run<T, F>(self: &Arc<Self>, op: HsmOp, calls: u64, job: F) -> Result<T, HsmError>
+    pub(super) async fn run<T, F>(
+        self: &Arc<Self>,
+        op: HsmOp,
+        calls: u64,
+        job: F,
+    ) -> Result<T, HsmError>
     where
         F: FnOnce(&Session) -> Result<T, HsmError> + Send + 'static,
         T: Send + 'static,
@@ -389,16 +402,18 @@ impl Token {
         Ok(v)
     }
 
-    /// Re-scan the token's AES secret keys into the index (one `C_FindObjects` pass).
+    /// Re-scan the token's key objects (secret keys and private halves) into the index (one
+    /// `C_FindObjects` pass per class).
     fn rebuild_index_blocking(&self) -> Result<(), HsmError> {
         let found = self.pool.run_blocking(HsmOp::Inspect, 2, |s| {
             let t0 = std::time::Instant::now();
-            let handles = s
-                .find_objects(&[
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::Token(true),
-                ])
-                .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;
+            let mut handles = Vec::new();
+            for class in KEY_CLASSES {
+                handles.extend(
+                    s.find_objects(&[Attribute::Class(class), Attribute::Token(true)])
+                        .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?,
+                );
+            }
             tracing::debug!(token = %self.label, keys = handles.len(), took = ?t0.elapsed(), "index: key objects found");
             // SoftHSM2 checks an object's file on disk before each attribute read (~80 µs
             // here): most of a restart with 10,000 keys. Splitting the reads over two
@@ -524,7 +539,7 @@ impl Token {
 
     /// Resolve a handle, re-resolving once by `CKA_ID` when the index has none (someone
     /// created it outside, or it was removed and re-created).
-    async fn resolve(self: &Arc<Self>, id: &ObjectId) -> Result<ObjectHandle, HsmError> {
+    pub(super) async fn resolve(self: &Arc<Self>, id: &ObjectId) -> Result<ObjectHandle, HsmError> {
         if self.is_stale() {
             let me = Arc::clone(self);
             self.pool.offload(move || me.ensure_current()).await?;
@@ -534,13 +549,19 @@ impl Token {
         }
         let idv = id.to_vec();
         let found = self
-            .run(HsmOp::Inspect, 1, move |s| {
-                s.find_objects(&[
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::Token(true),
-                    Attribute::Id(idv),
-                ])
-                .map_err(|e| HsmError::classify(HsmOp::Inspect, e))
+            .run(HsmOp::Inspect, KEY_CLASSES.len() as u64, move |s| {
+                let mut found = Vec::new();
+                for class in KEY_CLASSES {
+                    found.extend(
+                        s.find_objects(&[
+                            Attribute::Class(class),
+                            Attribute::Token(true),
+                            Attribute::Id(idv.clone()),
+                        ])
+                        .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?,
+                    );
+                }
+                Ok(found)
             })
             .await?;
         match found.as_slice() {
@@ -554,6 +575,18 @@ impl Token {
         }
     }
 
+    /// Forget key `id`'s index entry (its handle proved stale): the next call searches.
+    pub(super) fn forget_handle(&self, id: &ObjectId) {
+        self.forget(id);
+    }
+
+    /// Note a key object just created in the index.
+    pub(super) fn remember(&self, id: ObjectId, handle: ObjectHandle) {
+        if let Ok(mut idx) = self.index.write() {
+            idx.insert(id, Entry::object(handle));
+        }
+    }
+
     /// Forget an index entry whose handle proved stale (or whose object is gone); returns it.
     fn forget(&self, id: &ObjectId) -> Option<Entry> {
         self.index.write().ok().and_then(|mut idx| idx.remove(id))
@@ -562,7 +595,10 @@ impl Token {
     /// The handle to use for cryptography with key `id`: its session copy, made on first use,
     /// or the token object itself when copies are unavailable. The common case (a copy
     /// exists, the login is current) takes one read lock and one hash lookup.
-    async fn working_handle(self: &Arc<Self>, id: ObjectId) -> Result<ObjectHandle, HsmError> {
+    pub(super) async fn working_handle(
+        self: &Arc<Self>,
+        id: ObjectId,
+    ) -> Result<ObjectHandle, HsmError> {
         let copies = self.copy_ok.load(Ordering::Relaxed);
         if !self.is_stale()
             && let Some(e) = self.entry(&id)
@@ -733,8 +769,9 @@ impl Token {
             .await
     }
 
-    /// Destroy the key object with this id.
+    /// Destroy the key object with this id, and the public half of a key pair with it.
     pub async fn destroy(self: &Arc<Self>, id: ObjectId) -> Result<(), HsmError> {
+        self.destroy_public_halves(id).await?;
         let h = self.resolve(&id).await?;
         self.pool
             .run(HsmOp::Destroy, 1, move |s| {
@@ -929,7 +966,7 @@ const KEY_FLAGS: [(AttributeType, &str); 17] = [
 ];
 
 /// The key classes [`Token::list_key_attributes`] looks for.
-const KEY_CLASSES: [ObjectClass; 3] = [
+const CLI_KEY_CLASSES: [ObjectClass; 3] = [
     ObjectClass::SECRET_KEY,
     ObjectClass::PRIVATE_KEY,
     ObjectClass::PUBLIC_KEY,
@@ -939,9 +976,9 @@ impl Token {
     /// Every key object on the token (secret, private and public token keys), with the
     /// attributes a key listing shows. Needs a login (see [`Token::with_login`]).
     pub async fn list_key_attributes(self: &Arc<Self>) -> Result<Vec<KeyAttributes>, HsmError> {
-        self.run(HsmOp::Inspect, KEY_CLASSES.len() as u64, |s| {
+        self.run(HsmOp::Inspect, CLI_KEY_CLASSES.len() as u64, |s| {
             let mut out = Vec::new();
-            for class in KEY_CLASSES {
+            for class in CLI_KEY_CLASSES {
                 let handles = s
                     .find_objects(&[Attribute::Class(class), Attribute::Token(true)])
                     .map_err(|e| HsmError::classify(HsmOp::Inspect, e))?;

@@ -5,8 +5,10 @@
 //! `version | key id | canonical encryption context` (pairs sorted by key, each string
 //! length-prefixed), so a blob is bound to the KMS key that made it and to its context.
 
+use super::asymmetric::{RsaRequest, rsa_decrypt, rsa_encrypt};
 use super::error::{KmsError, KmsErrorKind};
 use super::model::{ConnectionState, Key, Origin};
+use super::spec::KeyUsage;
 use super::{KeyRef, input_err, key_arn, resolve_key, visible_state};
 use crate::app::App;
 use crate::hsm::{HsmError, Token};
@@ -73,32 +75,50 @@ pub fn aad(key_id: &[u8; 16], context: &BTreeMap<String, String>) -> Vec<u8> {
     a
 }
 
-fn b64(b: &[u8]) -> String {
+pub(super) fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-fn key_uuid(k: &Key) -> Result<[u8; 16], KmsError> {
+pub(super) fn key_uuid(k: &Key) -> Result<[u8; 16], KmsError> {
     uuid::Uuid::parse_str(&k.id)
         .map(|u| *u.as_bytes())
         .map_err(|e| KmsError::internal(format!("key id {} is not a UUID: {e}", k.id)))
 }
 
-fn algorithm(input: &Input, m: &str) -> Result<(), KmsError> {
-    match input.opt_str(m).map_err(input_err)? {
+/// An encryption algorithm member, checked against the model's values.
+fn algorithm<'a>(input: &'a Input, m: &str) -> Result<Option<&'a str>, KmsError> {
+    super::signing::enum_value(
+        input,
+        m,
+        &[
+            "SYMMETRIC_DEFAULT",
+            "RSAES_OAEP_SHA_1",
+            "RSAES_OAEP_SHA_256",
+            "SM2PKE",
+        ],
+    )
+}
+
+/// Refuse an asymmetric encryption algorithm with a symmetric encryption key.
+fn symmetric_only(algorithm: Option<&str>) -> Result<(), KmsError> {
+    match algorithm {
         None | Some("SYMMETRIC_DEFAULT") => Ok(()),
-        Some(a @ ("RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2PKE")) => Err(kms_err!(
+        Some(a) => Err(kms_err!(
             InvalidKeyUsage,
             "{a} is not valid for a symmetric encryption key: use SYMMETRIC_DEFAULT."
-        )),
-        Some(other) => Err(KmsError::validation(
-            m,
-            other,
-            "Member must satisfy enum value set: [SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256, SM2PKE]",
         )),
     }
 }
 
-fn context(input: &Input, m: &str) -> Result<BTreeMap<String, String>, KmsError> {
+/// Refuse a key whose usage is not `ENCRYPT_DECRYPT` for `op`.
+fn encryption_key(k: &Key, op: &str) -> Result<(), KmsError> {
+    if k.kind.usage != KeyUsage::EncryptDecrypt {
+        return Err(super::signing::wrong_usage(k, op));
+    }
+    Ok(())
+}
+
+pub(super) fn context(input: &Input, m: &str) -> Result<BTreeMap<String, String>, KmsError> {
     Ok(input
         .opt_string_map(m)
         .map_err(input_err)?
@@ -106,7 +126,7 @@ fn context(input: &Input, m: &str) -> Result<BTreeMap<String, String>, KmsError>
 }
 
 /// Check that `k` may be used for cryptography now and return the token holding it.
-async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsError> {
+pub(super) async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsError> {
     {
         let w = app.world();
         match visible_state(&w, k) {
@@ -143,7 +163,7 @@ async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsError> {
     }
 }
 
-fn cannot_reach(cluster: &str, e: HsmError) -> KmsError {
+pub(super) fn cannot_reach(cluster: &str, e: HsmError) -> KmsError {
     tracing::warn!(cluster, error = %e, "cluster token failure");
     kms_err!(
         KmsInvalidState,
@@ -152,7 +172,7 @@ fn cannot_reach(cluster: &str, e: HsmError) -> KmsError {
 }
 
 /// Map an HSM failure during encryption-side work.
-fn hsm_err(k: &Key, e: HsmError) -> KmsError {
+pub(super) fn hsm_err(k: &Key, e: HsmError) -> KmsError {
     match (&e, k.origin) {
         (HsmError::KeyNotFound { .. }, Origin::AwsCloudhsm) => kms_err!(
             KmsInvalidState,
@@ -164,21 +184,21 @@ fn hsm_err(k: &Key, e: HsmError) -> KmsError {
     }
 }
 
-fn dry_run(input: &Input) -> Result<bool, KmsError> {
+pub(super) fn dry_run(input: &Input) -> Result<bool, KmsError> {
     Ok(input
         .opt_bool("DryRun")
         .map_err(input_err)?
         .unwrap_or(false))
 }
 
-fn dry_run_ok() -> KmsError {
+pub(super) fn dry_run_ok() -> KmsError {
     kms_err!(
         DryRunOperation,
         "The request would have succeeded, but the DryRun option is set."
     )
 }
 
-async fn seal(
+pub(super) async fn seal(
     app: &Arc<App>,
     k: &Key,
     ctx: &BTreeMap<String, String>,
@@ -203,7 +223,7 @@ async fn seal(
     .encode())
 }
 
-fn invalid_ciphertext() -> KmsError {
+pub(super) fn invalid_ciphertext() -> KmsError {
     KmsError::new(
         KmsErrorKind::InvalidCiphertext,
         "The ciphertext is invalid, was not made by this KMS, or its encryption context does not match.",
@@ -265,9 +285,24 @@ pub async fn encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         .map_err(input_err)?
         .ok_or_else(|| KmsError::missing("Plaintext"))?;
     let ctx = context(input, "EncryptionContext")?;
-    algorithm(input, "EncryptionAlgorithm")?;
+    let alg = algorithm(input, "EncryptionAlgorithm")?;
     let dry = dry_run(input)?;
     let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
+    if k.kind.spec.is_asymmetric() {
+        let r = RsaRequest {
+            key: &k,
+            algorithm: alg,
+            member: "EncryptionAlgorithm",
+            context: &ctx,
+            dry,
+        };
+        let (ct, alg) = rsa_encrypt(app, r, pt).await?;
+        return Ok(
+            json!({ "CiphertextBlob": b64(&ct), "KeyId": k.arn, "EncryptionAlgorithm": alg }),
+        );
+    }
+    encryption_key(&k, "Encrypt")?;
+    symmetric_only(alg)?;
     if dry {
         usable(app, &k).await?;
         return Err(dry_run_ok());
@@ -287,7 +322,7 @@ pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         .map_err(input_err)?
         .ok_or_else(|| KmsError::missing("CiphertextBlob"))?;
     let ctx = context(input, "EncryptionContext")?;
-    algorithm(input, "EncryptionAlgorithm")?;
+    let alg = algorithm(input, "EncryptionAlgorithm")?;
     if input.has("Recipient") {
         return Err(kms_err!(
             UnsupportedOperation,
@@ -295,6 +330,24 @@ pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         ));
     }
     let expected = input.str_len("KeyId", 1, 2048).map_err(input_err)?;
+    if let Some(raw) = expected {
+        let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
+        if k.kind.spec.is_asymmetric() {
+            let r = RsaRequest {
+                key: &k,
+                algorithm: alg,
+                member: "EncryptionAlgorithm",
+                context: &ctx,
+                dry,
+            };
+            let (pt, alg) = rsa_decrypt(app, r, blob).await?;
+            return Ok(
+                json!({ "KeyId": k.arn, "Plaintext": b64(&pt), "EncryptionAlgorithm": alg }),
+            );
+        }
+        encryption_key(&k, "Decrypt")?;
+    }
+    symmetric_only(alg)?;
     let (k, pt) = open(app, &blob, &ctx, expected, dry).await?;
     Ok(json!({ "KeyId": k.arn, "Plaintext": b64(&pt), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT" }))
 }
@@ -344,6 +397,12 @@ pub async fn generate_data_key(
         ));
     }
     let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
+    let op = if with_plaintext {
+        "GenerateDataKey"
+    } else {
+        "GenerateDataKeyWithoutPlaintext"
+    };
+    super::asymmetric::require_symmetric_encryption(&k, op)?;
     let token = usable(app, &k).await?;
     if dry {
         return Err(dry_run_ok());
@@ -357,7 +416,7 @@ pub async fn generate_data_key(
     Ok(out)
 }
 
-/// `ReEncrypt`.
+/// `ReEncrypt`: from and to symmetric encryption keys and RSA encryption keys.
 pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let blob = input
         .opt_blob("CiphertextBlob", 1, 6144)
@@ -369,20 +428,56 @@ pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
         .ok_or_else(|| KmsError::missing("DestinationKeyId"))?;
     let src_ctx = context(input, "SourceEncryptionContext")?;
     let dst_ctx = context(input, "DestinationEncryptionContext")?;
-    algorithm(input, "SourceEncryptionAlgorithm")?;
-    algorithm(input, "DestinationEncryptionAlgorithm")?;
+    let src_alg = algorithm(input, "SourceEncryptionAlgorithm")?;
+    let dst_alg = algorithm(input, "DestinationEncryptionAlgorithm")?;
     let dry = dry_run(input)?;
     let src = input.str_len("SourceKeyId", 1, 2048).map_err(input_err)?;
     let dk = resolve_key(app, &app.world(), dest, KeyRef::AnyName)?;
+    if !dk.kind.spec.is_asymmetric() {
+        encryption_key(&dk, "ReEncrypt")?;
+        symmetric_only(dst_alg)?;
+    }
     usable(app, &dk).await?;
-    let (sk, pt) = open(app, &blob, &src_ctx, src, dry).await?;
-    let out = seal(app, &dk, &dst_ctx, pt).await?;
+    let source = match src {
+        Some(raw) => Some(resolve_key(app, &app.world(), raw, KeyRef::AnyName)?),
+        None => None,
+    };
+    let (src_arn, pt, src_alg) = match source.filter(|k| k.kind.spec.is_asymmetric()) {
+        Some(sk) => {
+            let r = RsaRequest {
+                key: &sk,
+                algorithm: src_alg,
+                member: "SourceEncryptionAlgorithm",
+                context: &src_ctx,
+                dry,
+            };
+            let (pt, alg) = rsa_decrypt(app, r, blob).await?;
+            (sk.arn.clone(), pt, alg)
+        }
+        None => {
+            symmetric_only(src_alg)?;
+            let (sk, pt) = open(app, &blob, &src_ctx, src, dry).await?;
+            (sk.arn.clone(), pt, "SYMMETRIC_DEFAULT")
+        }
+    };
+    let (out, dst_alg) = if dk.kind.spec.is_asymmetric() {
+        let r = RsaRequest {
+            key: &dk,
+            algorithm: dst_alg,
+            member: "DestinationEncryptionAlgorithm",
+            context: &dst_ctx,
+            dry: false,
+        };
+        rsa_encrypt(app, r, pt).await?
+    } else {
+        (seal(app, &dk, &dst_ctx, pt).await?, "SYMMETRIC_DEFAULT")
+    };
     Ok(json!({
         "CiphertextBlob": b64(&out),
-        "SourceKeyId": sk.arn,
+        "SourceKeyId": src_arn,
         "KeyId": dk.arn,
-        "SourceEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
-        "DestinationEncryptionAlgorithm": "SYMMETRIC_DEFAULT",
+        "SourceEncryptionAlgorithm": src_alg,
+        "DestinationEncryptionAlgorithm": dst_alg,
     }))
 }
 

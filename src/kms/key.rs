@@ -2,7 +2,7 @@
 //! scheduled deletion, descriptions, tags, aliases and key policies (spec §2.7–§2.15, §3).
 
 use super::error::KmsError;
-use super::model::{Alias, Key, KeyStateU, Origin};
+use super::model::{Alias, Key, KeyKind, KeyStateU, Origin};
 use super::{
     KeyRef, alias_arn, input_err, key_arn, paginate, resolve_key, visible_state, with_page,
 };
@@ -95,7 +95,7 @@ pub fn metadata(_app: &App, w: &World, k: &Key) -> Value {
     m.insert("CreationDate".into(), json!(k.creation_date));
     m.insert("Enabled".into(), json!(state == "Enabled"));
     m.insert("Description".into(), json!(k.description));
-    m.insert("KeyUsage".into(), json!("ENCRYPT_DECRYPT"));
+    m.insert("KeyUsage".into(), json!(k.kind.usage.as_str()));
     m.insert("KeyState".into(), json!(state));
     if k.state == KeyStateU::PendingDeletion
         && let Some(d) = k.deletion_date
@@ -114,9 +114,11 @@ pub fn metadata(_app: &App, w: &World, k: &Key) -> Value {
         m.insert("CloudHsmClusterId".into(), json!(cluster));
     }
     m.insert("KeyManager".into(), json!("CUSTOMER"));
-    m.insert("CustomerMasterKeySpec".into(), json!("SYMMETRIC_DEFAULT"));
-    m.insert("KeySpec".into(), json!("SYMMETRIC_DEFAULT"));
-    m.insert("EncryptionAlgorithms".into(), json!(["SYMMETRIC_DEFAULT"]));
+    m.insert("CustomerMasterKeySpec".into(), json!(k.kind.spec.as_str()));
+    m.insert("KeySpec".into(), json!(k.kind.spec.as_str()));
+    for (member, algorithms) in super::spec::algorithm_members(k.kind.spec, k.kind.usage) {
+        m.insert(member.into(), json!(algorithms));
+    }
     m.insert("MultiRegion".into(), json!(false));
     Value::Object(m)
 }
@@ -262,19 +264,8 @@ pub async fn create_key_with_id(
             "A CustomKeyStoreId requires Origin AWS_CLOUDHSM."
         ));
     }
-    if spec != "SYMMETRIC_DEFAULT" || usage != "ENCRYPT_DECRYPT" {
-        return Err(if cloudhsm {
-            kms_err!(
-                UnsupportedOperation,
-                "KMS keys in an AWS CloudHSM key store must be symmetric encryption keys (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT)."
-            )
-        } else {
-            kms_err!(
-                UnsupportedOperation,
-                "cks-sim simulates symmetric encryption keys only (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT)."
-            )
-        });
-    }
+    let kind =
+        super::asymmetric::checked_kind(spec, input.has("KeyUsage").then_some(usage), cloudhsm)?;
     if multi {
         return Err(if cloudhsm {
             kms_err!(
@@ -334,8 +325,8 @@ pub async fn create_key_with_id(
             "KMS cannot communicate with your CloudHSM cluster: {e}"
         )
     })?;
-    token
-        .generate_aes_key(&arn, *id.as_bytes())
+    super::asymmetric::require_offered(&token, &kind).await?;
+    let public_key = super::asymmetric::generate_material(&token, &arn, *id.as_bytes(), &kind)
         .await
         .map_err(|e| {
             if cloudhsm {
@@ -365,6 +356,7 @@ pub async fn create_key_with_id(
         pending_window_days: None,
         tags: tags.into_iter().collect(),
         policy: policy.unwrap_or_else(|| default_policy(&crate::namespace::current(app).account)),
+        kind: KeyKind { public_key, ..kind },
     };
     if let Err(e) = app.commit(vec![Change::Key(key.clone())]).await {
         // Nothing half-done: the material of a key that was never acknowledged goes too.
@@ -827,16 +819,4 @@ pub fn unsupported_for_key(app: &Arc<App>, op: &str, input: &Input) -> Result<Va
     } else {
         kms_err!(UnsupportedOperation, "cks-sim does not simulate {op}.")
     })
-}
-
-/// Asymmetric and HMAC operations on a symmetric encryption key.
-pub fn wrong_usage(app: &Arc<App>, op: &str, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    let w = app.world();
-    let k = resolve_key(app, &w, raw, KeyRef::AnyName)?;
-    Err(kms_err!(
-        InvalidKeyUsage,
-        "{op} is not valid for {}: it is a symmetric encryption key (KeyUsage ENCRYPT_DECRYPT).",
-        k.arn
-    ))
 }

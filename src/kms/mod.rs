@@ -1,13 +1,18 @@
 //! The KMS domain: custom key stores, keys, aliases, key states, cryptography and the
 //! deletion sweeper. [`handle`] dispatches one `TrentService.<Op>` to its operation.
 
+pub mod asymmetric;
 pub mod crypto;
+pub mod der;
 pub mod error;
 pub mod key;
 pub mod key_store;
 pub mod model;
+pub mod oaep;
 pub mod reconcile;
 pub mod seed;
+pub mod signing;
+pub mod spec;
 pub mod sweep;
 pub mod wire;
 
@@ -60,12 +65,16 @@ pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Val
         | "DeleteImportedKeyMaterial"
         | "ReplicateKey"
         | "UpdatePrimaryRegion" => key::unsupported_for_key(app, op, &input)?,
-        "GenerateDataKeyPair" | "GenerateDataKeyPairWithoutPlaintext" => {
-            key::unsupported_for_key(app, op, &input)?
+        "GenerateDataKeyPair" => asymmetric::generate_data_key_pair(app, &input, true).await?,
+        "GenerateDataKeyPairWithoutPlaintext" => {
+            asymmetric::generate_data_key_pair(app, &input, false).await?
         }
-        "Sign" | "Verify" | "GenerateMac" | "VerifyMac" | "GetPublicKey" | "DeriveSharedSecret" => {
-            key::wrong_usage(app, op, &input)?
-        }
+        "Sign" => signing::sign(app, &input).await?,
+        "Verify" => signing::verify(app, &input).await?,
+        "GenerateMac" => signing::generate_mac(app, &input).await?,
+        "VerifyMac" => signing::verify_mac(app, &input).await?,
+        "GetPublicKey" => asymmetric::get_public_key(app, &input).await?,
+        "DeriveSharedSecret" => asymmetric::derive_shared_secret(app, &input).await?,
         "Encrypt" => crypto::encrypt(app, &input).await?,
         "Decrypt" => crypto::decrypt(app, &input).await?,
         "GenerateDataKey" => crypto::generate_data_key(app, &input, true).await?,

@@ -1,5 +1,6 @@
 //! KMS records: custom key stores, keys, aliases and the orphan log (plain data).
 
+use super::spec::{KeySpec, KeyUsage};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -158,6 +159,23 @@ pub struct Key {
     pub tags: BTreeMap<String, String>,
     /// The key policy.
     pub policy: String,
+    /// Key spec, key usage and public key (keys stored before these existed are symmetric
+    /// encryption keys).
+    #[serde(default)]
+    pub kind: KeyKind,
+}
+
+/// What kind of key a KMS key is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct KeyKind {
+    /// `KeySpec`.
+    pub spec: KeySpec,
+    /// `KeyUsage`.
+    pub usage: KeyUsage,
+    /// Base64 of the DER SubjectPublicKeyInfo of an asymmetric key, as read from the token at
+    /// creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
 }
 
 /// An alias.

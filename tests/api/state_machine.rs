@@ -62,6 +62,8 @@ pub struct RKey {
     store: Option<usize>,
     u: U,
     deleted: bool,
+    /// An ECC_NIST_P256 SIGN_VERIFY key (its crypto is Sign and Verify).
+    signing: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +88,7 @@ pub enum T {
     Rename { store: usize, name: usize },
     UpdatePassword { store: usize },
     CreateKey { store: Option<usize> },
+    CreateSigningKey,
     SetEnabled { key: usize, on: bool },
     Schedule { key: usize, days: u32 },
     Cancel { key: usize },
@@ -111,6 +114,7 @@ impl T {
             T::UpdatePassword { .. } => "UpdatePassword",
             T::CreateKey { store: Some(_) } => "CreateKey(CloudHSM)",
             T::CreateKey { store: None } => "CreateKey(AWS_KMS)",
+            T::CreateSigningKey => "CreateKey(ECC_NIST_P256)",
             T::SetEnabled { .. } => "EnableDisable",
             T::Schedule { .. } => "ScheduleKeyDeletion",
             T::Cancel { .. } => "CancelKeyDeletion",
@@ -231,6 +235,7 @@ impl ReferenceStateMachine for Reference {
                     .boxed(),
             ),
             (3, Just(T::CreateKey { store: None }).boxed()),
+            (1, Just(T::CreateSigningKey).boxed()),
             (2, (1..12u32).prop_map(|days| T::Advance { days }).boxed()),
             (
                 1,
@@ -448,6 +453,13 @@ impl ReferenceStateMachine for Reference {
                 store: None,
                 u: U::Enabled,
                 deleted: false,
+                signing: false,
+            }),
+            T::CreateSigningKey => m.keys.push(RKey {
+                store: None,
+                u: U::Enabled,
+                deleted: false,
+                signing: true,
             }),
             T::CreateKey { store: Some(store) } => {
                 let s = &m.stores[store];
@@ -465,6 +477,7 @@ impl ReferenceStateMachine for Reference {
                         store: Some(store),
                         u: U::Enabled,
                         deleted: false,
+                        signing: false,
                     });
                 }
             }
@@ -786,6 +799,11 @@ impl Sut {
                 self.keys.push(r["KeyMetadata"]["KeyId"].as_str().unwrap().to_string());
                 Ok(())
             }
+            T::CreateSigningKey => {
+                let r = self.aws("CreateKey", json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}))?;
+                self.keys.push(r["KeyMetadata"]["KeyId"].as_str().unwrap().to_string());
+                Ok(())
+            }
             T::SetEnabled { key, on } => {
                 self.aws(if on { "EnableKey" } else { "DisableKey" }, json!({"KeyId": self.keys[key]})).map(|_| ())
             }
@@ -793,6 +811,20 @@ impl Sut {
                 .aws("ScheduleKeyDeletion", json!({"KeyId": self.keys[key], "PendingWindowInDays": days}))
                 .map(|_| ()),
             T::Cancel { key } => self.aws("CancelKeyDeletion", json!({"KeyId": self.keys[key]})).map(|_| ()),
+            T::Crypto { key } if m.keys[key].signing => {
+                let msg = json!({"KeyId": self.keys[key], "Message": "cHJvcGVydHk=", "SigningAlgorithm": "ECDSA_SHA_256"});
+                let r = self.aws("Sign", msg.clone())?;
+                let mut verify = msg;
+                verify["Signature"] = r["Signature"].clone();
+                let v = self.aws("Verify", verify).expect("verify right after sign");
+                assert_eq!(v["SignatureValid"], true);
+                let wrong = self.aws(
+                    "Encrypt",
+                    json!({"KeyId": self.keys[key], "Plaintext": "cHJvcGVydHk="}),
+                );
+                assert_eq!(wrong.unwrap_err(), "InvalidKeyUsageException");
+                Ok(())
+            }
             T::Crypto { key } => {
                 let r = self.aws(
                     "Encrypt",
@@ -1108,6 +1140,7 @@ const EVERY_OUTCOME: &[&str] = &[
     "CreateKey(CloudHSM) -> CloudHsmClusterInvalidConfigurationException",
     "CreateKey(CloudHSM) -> KMSInvalidStateException",
     "CreateKey(AWS_KMS) -> Ok",
+    "CreateKey(ECC_NIST_P256) -> Ok",
     "EnableDisable -> Ok",
     "EnableDisable -> KMSInvalidStateException",
     "EnableDisable -> NotFoundException",
@@ -1250,6 +1283,19 @@ fn lifecycle_tour_reaches_every_outcome() {
         Bad { kind: 4 },
     ]);
     Sut::test_sequential(Config::default(), initial_model(), tour, None);
+    // A signing key through its states (its crypto is Sign and Verify).
+    let signing = vec![
+        CreateSigningKey,
+        Crypto { key: 0 },
+        SetEnabled { key: 0, on: false },
+        Crypto { key: 0 },
+        SetEnabled { key: 0, on: true },
+        Schedule { key: 0, days: 7 },
+        Crypto { key: 0 },
+        Advance { days: 8 },
+        Crypto { key: 0 },
+    ];
+    Sut::test_sequential(Config::default(), initial_model(), signing, None);
     let seen = COVERAGE.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let missing: Vec<&&str> = EVERY_OUTCOME
         .iter()
