@@ -1067,7 +1067,10 @@ async fn find_bound_token(
     app.token(cluster_id).await.map(|_| ()).map_err(|e| {
         CloudHsmError::new(
             CloudHsmErrorKind::InternalFailure,
-            format!("cluster {cluster_id} is bound to token {:?}: {e}", bound.label),
+            format!(
+                "cluster {cluster_id} is bound to token {:?}: {e}",
+                bound.label
+            ),
         )
     })
 }

@@ -526,7 +526,11 @@ pub async fn check_bound_tokens(app: &Arc<App>) -> Result<(), String> {
         .clusters
         .values()
         .filter(|c| c.has_token && c.state != ClusterState::Deleted)
-        .filter_map(|c| c.bound_token.as_ref().map(|b| (c.id.clone(), b.label.clone())))
+        .filter_map(|c| {
+            c.bound_token
+                .as_ref()
+                .map(|b| (c.id.clone(), b.label.clone()))
+        })
         .collect();
     let mut missing = Vec::new();
     for (id, label) in bound {

@@ -163,9 +163,7 @@ impl HsmError {
             {
                 HsmError::LoginRejected { rv }
             }
-            RvError::MechanismInvalid | RvError::MechanismParamInvalid
-                if op != HsmOp::Decrypt =>
-            {
+            RvError::MechanismInvalid | RvError::MechanismParamInvalid if op != HsmOp::Decrypt => {
                 HsmError::MechanismUnsupported { op, rv }
             }
             RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid => HsmError::KeyNotFound {
@@ -241,6 +239,9 @@ mod tests {
         let e = HsmError::classify(HsmOp::GenerateKey, ck(RvError::MechanismInvalid));
         assert!(matches!(e, HsmError::MechanismUnsupported { .. }));
         let text = e.to_string();
-        assert!(text.contains("GenerateKey") && text.contains("--list-mechanisms"), "{text}");
+        assert!(
+            text.contains("GenerateKey") && text.contains("--list-mechanisms"),
+            "{text}"
+        );
     }
 }

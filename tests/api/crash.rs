@@ -223,7 +223,12 @@ async fn every_token_object_explained(sim: &Sim, cluster: &str, cycle: u32) {
         .collect();
     for o in &objects {
         let id = o["id"].as_str().unwrap_or("");
-        let key = o["label"].as_str().unwrap_or("").rsplit('/').next().unwrap_or("");
+        let key = o["label"]
+            .as_str()
+            .unwrap_or("")
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
         assert!(
             keys.contains(key) || orphan_ids.iter().any(|x| x == id),
             "cycle {cycle}: token object no key or orphan record explains: {o}"
