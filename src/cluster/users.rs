@@ -191,13 +191,18 @@ async fn adopt_token_pin(
         return Ok(());
     }
     let token = app.token(&c.id).await?;
+    let pin = app.pin(KMSUSER, new_password);
+    // A token shared with the internal token (or another cluster) may be logged in already:
+    // with this very PIN, it is proved; with another, it cannot be checked now.
+    if token.logged_in_with(&pin) {
+        return Ok(());
+    }
     if token.is_logged_in() {
         return Err(CloudHsmError::invalid(format!(
             "The cluster {} is bound to token {label:?}, whose PIN cks-sim does not change              (rotate_password = false), and the token is in use: disconnect its key stores,              change the PIN on the device, then set kmsuser's password to it",
             c.id
         )));
     }
-    let pin = app.pin(KMSUSER, new_password);
     token.check_user_pin(&pin).await.map_err(|e| {
         CloudHsmError::invalid(format!(
             "The token {label:?} of cluster {} refuses kmsuser's password as its user PIN              ({e}): the password must be what the token accepts through [hsm] pin_template              ({:?}); cks-sim never changes this token's PIN unless rotate_password = true",

@@ -40,7 +40,7 @@ class OwnToken:
     simulator configuration and seed that bind a cluster to one of them."""
 
     def __init__(self, root: pathlib.Path, rotate_password: bool = False, seed_label: str = LABEL,
-                 seed_password: str = PIN):
+                 seed_password: str = PIN, share_internal: bool = False):
         self.root = root
         self.module = softhsm_module()
         own = root / "own-softhsm"
@@ -51,7 +51,9 @@ class OwnToken:
         self.env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF", "CKS_SIM_PKCS11_MODULE")}
         self.env["SOFTHSM2_CONF"] = str(self.conf)
         self.init_token(LABEL, PIN)
-        self.init_token(INTERNAL_LABEL, INTERNAL_PIN)
+        internal_label, internal_pin = (LABEL, PIN) if share_internal else (INTERNAL_LABEL, INTERNAL_PIN)
+        if not share_internal:
+            self.init_token(INTERNAL_LABEL, INTERNAL_PIN)
         seed = root / "seed.toml"
         seed.write_text(
             f'[[cluster]]\nid = "{CLUSTER}"\n\n[cluster.token]\nlabel = "{seed_label}"\n'
@@ -61,7 +63,7 @@ class OwnToken:
         self.config = root / "cks-sim.toml"
         self.config.write_text(
             f'[hsm]\nmodule = "{self.module}"\nprovisioner = "none"\npin_template = "{{password}}"\n'
-            f'internal_token_label = "{INTERNAL_LABEL}"\ninternal_token_pin = "{INTERNAL_PIN}"\n\n'
+            f'internal_token_label = "{internal_label}"\ninternal_token_pin = "{internal_pin}"\n\n'
             f'[simulation]\ndefault_seed = false\nseed = "{seed}"\n'
         )
 
@@ -187,6 +189,33 @@ def test_a_bound_cluster_and_its_keys_survive_a_restart(tmp_path):
         assert sim.control("GET", "/_sim/health")["status"] == "ok"
     finally:
         sim.stop()
+
+
+def test_a_cluster_can_share_its_token_with_the_internal_token(tmp_path):
+    own = OwnToken(tmp_path, share_internal=True)
+    sim = own.start()
+    try:
+        store = create_store(sim)
+        connect(sim, store)
+        in_store = sim.cloudhsm_key(store)
+        ordinary = sim.kms.create_key()["KeyMetadata"]
+    finally:
+        sim.stop()
+    sim = own.start()
+    try:
+        health = sim.control("GET", "/_sim/health")
+        # Each side's objects are explained by the other's metadata: nothing is an orphan.
+        assert health["reconciliation"]["orphans_found"] == 0, health
+        assert health["reconciliation"]["tokens_unreadable"] == 0, health
+        assert health["orphans"] == 0, health
+        poll("the store to reconnect", lambda: sim.store_entry(store)["ConnectionState"] == "CONNECTED")
+        for key in (in_store, ordinary):
+            blob = sim.kms.encrypt(KeyId=key["KeyId"], Plaintext=b"shared")["CiphertextBlob"]
+            assert sim.kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"shared"
+    finally:
+        sim.stop()
+    listed = own.pkcs11_objects(PIN).stdout
+    assert in_store["Arn"] in listed and ordinary["Arn"] in listed, listed
 
 
 def test_rotate_password_true_rotates_the_token_pin_on_connect(tmp_path):
