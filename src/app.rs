@@ -518,7 +518,8 @@ impl App {
         let label = self.config.internal_token_label.clone();
         let t = self.token(&label).await?;
         if !t.is_logged_in() {
-            t.login(&self.pin("kms", &self.internal_pin)).await?;
+            t.login(&self.pin(&self.config.internal_token_user, &self.internal_pin))
+                .await?;
         }
         Ok(t)
     }

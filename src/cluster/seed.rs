@@ -703,6 +703,27 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_token_binds_by_label_with_rotation_off_by_default() {
+        let s = parse_seed(
+            "[[cluster]]\n[cluster.token]\nlabel = \"lab-hsm\"\n\
+             [[cluster]]\n[cluster.token]\nlabel = \"other\"\nrotate_password = true\n",
+        )
+        .unwrap();
+        let t0 = s.cluster[0].token.as_ref().unwrap();
+        assert_eq!((t0.label.as_str(), t0.rotate_password), ("lab-hsm", false));
+        assert!(s.cluster[1].token.as_ref().unwrap().rotate_password);
+        validate(&s, "salt").unwrap();
+        assert!(parse_seed("[[cluster]]\n[cluster.token]\nlabel = \"x\"\nslot = 1\n").is_err());
+        for label in ["", "  ", &"l".repeat(33)] {
+            let s = parse_seed(&format!(
+                "[[cluster]]\n[cluster.token]\nlabel = {label:?}\n"
+            ))
+            .unwrap();
+            assert!(validate(&s, "salt").is_err(), "accepted label {label:?}");
+        }
+    }
+
+    #[test]
     fn bad_seeds_are_refused_before_anything_happens() {
         let bad = [
             "[[cluster]]\nid = \"cluster-1\"",

@@ -40,7 +40,10 @@ class OwnToken:
     simulator configuration and seed that bind a cluster to one of them."""
 
     def __init__(self, root: pathlib.Path, rotate_password: bool = False, seed_label: str = LABEL,
-                 seed_password: str = PIN, share_internal: bool = False):
+                 seed_password: str = PIN, like_the_example: bool = False):
+        """`like_the_example`: the shape of config.real-hsm.example.toml (the AWS CloudHSM
+        library's PIN template "{user}:{password}", one token shared by the internal token and
+        the cluster, both logged in as kmsuser, and the seed inside the configuration file)."""
         self.root = root
         self.module = softhsm_module()
         own = root / "own-softhsm"
@@ -50,21 +53,27 @@ class OwnToken:
                              "log.level = ERROR\nslots.removable = false\n")
         self.env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF", "CKS_SIM_PKCS11_MODULE")}
         self.env["SOFTHSM2_CONF"] = str(self.conf)
-        self.init_token(LABEL, PIN)
-        internal_label, internal_pin = (LABEL, PIN) if share_internal else (INTERNAL_LABEL, INTERNAL_PIN)
-        if not share_internal:
+        template = "{user}:{password}" if like_the_example else "{password}"
+        self.token_pin = f"kmsuser:{PIN}" if like_the_example else PIN
+        self.init_token(LABEL, self.token_pin)
+        if like_the_example:
+            internal = f'internal_token_label = "{LABEL}"\ninternal_token_user = "kmsuser"\n' \
+                       f'internal_token_pin = "{PIN}"\n'
+        else:
             self.init_token(INTERNAL_LABEL, INTERNAL_PIN)
-        seed = root / "seed.toml"
-        seed.write_text(
+            internal = f'internal_token_label = "{INTERNAL_LABEL}"\ninternal_token_pin = "{INTERNAL_PIN}"\n'
+        seed_text = (
             f'[[cluster]]\nid = "{CLUSTER}"\n\n[cluster.token]\nlabel = "{seed_label}"\n'
             f"rotate_password = {'true' if rotate_password else 'false'}\n\n"
             f'[[cluster.user]]\nname = "kmsuser"\nrole = "crypto-user"\npassword = "{seed_password}"\n'
         )
+        seed = root / "seed.toml"
+        seed.write_text(seed_text)
         self.config = root / "cks-sim.toml"
         self.config.write_text(
-            f'[hsm]\nmodule = "{self.module}"\nprovisioner = "none"\npin_template = "{{password}}"\n'
-            f'internal_token_label = "{internal_label}"\ninternal_token_pin = "{internal_pin}"\n\n'
-            f'[simulation]\ndefault_seed = false\nseed = "{seed}"\n'
+            f'[hsm]\nmodule = "{self.module}"\nprovisioner = "none"\npin_template = "{template}"\n'
+            f"{internal}\n[simulation]\ndefault_seed = false\n"
+            + ("\n" + seed_text if like_the_example else f'seed = "{seed}"\n')
         )
 
     def init_token(self, label: str, pin: str):
@@ -191,8 +200,8 @@ def test_a_bound_cluster_and_its_keys_survive_a_restart(tmp_path):
         sim.stop()
 
 
-def test_a_cluster_can_share_its_token_with_the_internal_token(tmp_path):
-    own = OwnToken(tmp_path, share_internal=True)
+def test_the_example_setup_shares_one_token_between_the_cluster_and_ordinary_keys(tmp_path):
+    own = OwnToken(tmp_path, like_the_example=True)
     sim = own.start()
     try:
         store = create_store(sim)
@@ -214,7 +223,7 @@ def test_a_cluster_can_share_its_token_with_the_internal_token(tmp_path):
             assert sim.kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"shared"
     finally:
         sim.stop()
-    listed = own.pkcs11_objects(PIN).stdout
+    listed = own.pkcs11_objects(own.token_pin).stdout
     assert in_store["Arn"] in listed and ordinary["Arn"] in listed, listed
 
 
