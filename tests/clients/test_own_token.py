@@ -1,5 +1,6 @@
 """Custom key stores over a token made outside cks-sim: the token is initialized by the
-module's own tool (`softhsm2-util --init-token`, with its own configuration), and the server
+module's own tool (`softhsm2-util --init-token`, with its own configuration; on kryoptic,
+`pkcs11-tool --init-token` and `--init-pin`, run by scripts/test-module kryoptic), and the server
 runs with `provisioner = "none"` and that module's environment as given, the way it runs
 against a real HSM. The seed file binds a cluster to the token by label."""
 
@@ -28,7 +29,13 @@ INTERNAL_LABEL = "lab-internal"
 INTERNAL_PIN = "internal-pin-4826"
 
 
-def softhsm_module() -> str:
+def own_module() -> str:
+    """The module whose token the tests make: $CKS_SIM_OWN_TOKEN_MODULE (scripts/test-module
+    kryoptic sets it to kryoptic), else SoftHSM2 from its usual places."""
+    chosen = os.environ.get("CKS_SIM_OWN_TOKEN_MODULE")
+    if chosen:
+        assert os.path.isfile(chosen), f"CKS_SIM_OWN_TOKEN_MODULE={chosen}: no such file"
+        return chosen
     for p in SOFTHSM_CANDIDATES:
         if os.path.isfile(p):
             return p
@@ -45,14 +52,25 @@ class OwnToken:
         library's PIN template "{user}:{password}", one token shared by the internal token and
         the cluster, both logged in as kmsuser, and the seed inside the configuration file)."""
         self.root = root
-        self.module = softhsm_module()
-        own = root / "own-softhsm"
+        self.module = own_module()
+        self.kryoptic = "kryoptic" in os.path.basename(self.module)
+        own = root / "own-token"
         (own / "tokens").mkdir(parents=True)
-        self.conf = own / "softhsm2.conf"
-        self.conf.write_text(f"directories.tokendir = {own / 'tokens'}\nobjectstore.backend = file\n"
-                             "log.level = ERROR\nslots.removable = false\n")
-        self.env = {k: v for k, v in os.environ.items() if k not in ("SOFTHSM2_CONF", "CKS_SIM_PKCS11_MODULE")}
-        self.env["SOFTHSM2_CONF"] = str(self.conf)
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("SOFTHSM2_CONF", "KRYOPTIC_CONF", "CKS_SIM_PKCS11_MODULE")}
+        if self.kryoptic:
+            conf = own / "kryoptic.conf"
+            conf.write_text("".join(
+                f'[[slots]]\nslot = {n}\ndbtype = "sqlite"\ndbargs = "{own / "tokens" / f"slot-{n}.sql"}"\n\n'
+                for n in (1, 2)
+            ))
+            self.env["KRYOPTIC_CONF"] = str(conf)
+        else:
+            conf = own / "softhsm2.conf"
+            conf.write_text(f"directories.tokendir = {own / 'tokens'}\nobjectstore.backend = file\n"
+                            "log.level = ERROR\nslots.removable = false\n")
+            self.env["SOFTHSM2_CONF"] = str(conf)
+        self.free_slots = [1, 2]
         template = "{user}:{password}" if like_the_example else "{password}"
         self.token_pin = f"kmsuser:{PIN}" if like_the_example else PIN
         self.init_token(LABEL, self.token_pin)
@@ -77,11 +95,22 @@ class OwnToken:
         )
 
     def init_token(self, label: str, pin: str):
-        subprocess.run(
-            ["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", "so-pin-5309",
-             "--pin", pin],
-            env=self.env, check=True, capture_output=True, text=True, timeout=60,
-        )
+        """Make a token with the module's own tools: softhsm2-util for SoftHSM2; pkcs11-tool
+        (C_InitToken on a configured slot, then C_InitPIN as SO) for kryoptic."""
+        so = "so-pin-5309"
+        if self.kryoptic:
+            slot = str(self.free_slots.pop(0))
+            steps = [
+                ["pkcs11-tool", "--module", self.module, "--init-token", "--slot", slot, "--label", label,
+                 "--so-pin", so],
+                ["pkcs11-tool", "--module", self.module, "--token-label", label, "--init-pin", "--login",
+                 "--login-type", "so", "--so-pin", so, "--new-pin", pin],
+            ]
+        else:
+            steps = [["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", so, "--pin", pin]]
+        for argv in steps:
+            p = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=60)
+            assert p.returncode == 0, f"{argv[0]} failed: {p.stdout}{p.stderr}"
 
     def start(self) -> Sim:
         (self.root / "port").unlink(missing_ok=True)
