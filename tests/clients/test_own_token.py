@@ -183,6 +183,9 @@ def test_the_seed_procedure_runs_end_to_end_on_a_token_made_outside_cks_sim(tmp_
         assert r.rc == 0, r.stderr
         assert sim.aws_error("kms", "describe-custom-key-stores",
                              "--custom-key-store-id", store) == "CustomKeyStoreNotFoundException"
+        # cks-sim's own view of the bound token: the material is a recorded orphan.
+        objects = [o for o in sim.token_objects(CLUSTER) if o["label"] == key["Arn"]]
+        assert [o["owner"] for o in objects] == ["orphan"], sim.token_objects(CLUSTER)
     finally:
         sim.stop()
     # The token's PIN is still the one it was made with, and the key's material is there,
