@@ -199,13 +199,17 @@ async fn adopt_token_pin(
     }
     if token.is_logged_in() {
         return Err(CloudHsmError::invalid(format!(
-            "The cluster {} is bound to token {label:?}, whose PIN cks-sim does not change              (rotate_password = false), and the token is in use: disconnect its key stores,              change the PIN on the device, then set kmsuser's password to it",
+            "The cluster {} is bound to token {label:?}, whose PIN cks-sim does not change \
+             (rotate_password = false), and the token is in use: disconnect its key stores, \
+             change the PIN on the device, then set kmsuser's password to it",
             c.id
         )));
     }
     token.check_user_pin(&pin).await.map_err(|e| {
         CloudHsmError::invalid(format!(
-            "The token {label:?} of cluster {} refuses kmsuser's password as its user PIN              ({e}): the password must be what the token accepts through [hsm] pin_template              ({:?}); cks-sim never changes this token's PIN unless rotate_password = true",
+            "The token {label:?} of cluster {} refuses kmsuser's password as its user PIN \
+             ({e}): the password must be what the token accepts through [hsm] pin_template \
+             ({:?}); cks-sim never changes this token's PIN unless rotate_password = true",
             c.id, app.config.pin_template
         ))
     })

@@ -11,7 +11,7 @@ import os
 import pathlib
 import subprocess
 
-from conftest import Sim, poll, sim_bin
+from conftest import ControlError, Sim, poll, sim_bin
 from test_keystore_cli import cli_wait_state
 
 SOFTHSM_CANDIDATES = [
@@ -136,14 +136,14 @@ class OwnToken:
         )
 
 
-def create_store(sim: Sim, name: str = "LabKeyStore") -> str:
+def create_store(sim: Sim, name: str = "LabKeyStore", password: str = PIN) -> str:
     anchor = sim.data_dir / "clusters" / CLUSTER / "customerCA.crt"
     return sim.aws(
         "kms", "create-custom-key-store",
         "--custom-key-store-name", name,
         "--cloud-hsm-cluster-id", CLUSTER,
         "--trust-anchor-certificate", f"file://{anchor}",
-        "--key-store-password", PIN,
+        "--key-store-password", password,
     )["CustomKeyStoreId"]
 
 
@@ -209,6 +209,40 @@ def test_connect_with_rotation_off_leaves_the_token_pin_alone(tmp_path):
     finally:
         sim.stop()
     assert own.pkcs11_objects(PIN).returncode == 0
+
+
+def test_with_rotation_off_kmsuser_takes_only_a_password_the_token_already_accepts(tmp_path):
+    own = OwnToken(tmp_path)
+    sim = own.start()
+    path = f"/_sim/clusters/{CLUSTER}/users/kmsuser/password"
+    body = {"new_password": "Changed-4417", "auth_user": "kmsuser", "auth_password": PIN}
+    try:
+        try:
+            sim.control("POST", path, body)
+            raise AssertionError("a password the token refuses was accepted")
+        except ControlError as e:
+            message = e.body["message"]
+            assert "refuses kmsuser's password" in message and "pin_template" in message, message
+            assert "Changed-4417" not in message
+        assert sim.control("GET", f"/_sim/clusters/{CLUSTER}/token/pin")["user_pin"] == PIN
+    finally:
+        sim.stop()
+    # The PIN changed on the device, outside cks-sim (with cks-sim stopped: a soft token reads
+    # its PIN once per process): now the same change is accepted.
+    p = subprocess.run(
+        ["pkcs11-tool", "--module", own.module, "--token-label", LABEL, "--login", "--pin", PIN,
+         "--change-pin", "--new-pin", "Changed-4417"],
+        env=own.env, capture_output=True, text=True, timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    sim = own.start()
+    try:
+        sim.control("POST", path, body)
+        assert sim.control("GET", f"/_sim/clusters/{CLUSTER}/token/pin")["user_pin"] == "Changed-4417"
+        store = create_store(sim, password="Changed-4417")
+        connect(sim, store)
+    finally:
+        sim.stop()
 
 
 def test_a_bound_cluster_and_its_keys_survive_a_restart(tmp_path):
