@@ -1064,15 +1064,27 @@ async fn find_bound_token(
     cluster_id: &str,
     bound: &BoundToken,
 ) -> Result<(), CloudHsmError> {
-    app.token(cluster_id).await.map(|_| ()).map_err(|e| {
-        CloudHsmError::new(
-            CloudHsmErrorKind::InternalFailure,
-            format!(
-                "cluster {cluster_id} is bound to token {:?}: {e}",
-                bound.label
-            ),
-        )
-    })
+    let Err(e) = app.token(cluster_id).await else {
+        return Ok(());
+    };
+    Err(CloudHsmError::new(
+        CloudHsmErrorKind::InternalFailure,
+        format!(
+            "cluster {cluster_id} is bound to token {:?}: {e}; the module shows the tokens {}",
+            bound.label,
+            shown_token_labels(app).await
+        ),
+    ))
+}
+
+/// The labels of the module's tokens, for messages about a token that is not there.
+pub(crate) async fn shown_token_labels(app: &App) -> String {
+    let module = app.module().clone();
+    tokio::task::spawn_blocking(move || module.token_labels())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map_or_else(|| "(cannot list them)".into(), |l| format!("{l:?}"))
 }
 
 fn new_backup(app: &App, now: f64, c: &Cluster, users: &[User]) -> Backup {

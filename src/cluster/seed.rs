@@ -541,16 +541,11 @@ pub async fn check_bound_tokens(app: &Arc<App>) -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let module = app.module().clone();
-    let shown = tokio::task::spawn_blocking(move || module.token_labels())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .map_or_else(|| "(cannot list them)".into(), |l| format!("{l:?}"));
     Err(format!(
-        "{}; the module {} shows the tokens {shown}",
+        "{}; the module {} shows the tokens {}",
         missing.join("; "),
-        app.module().path().display()
+        app.module().path().display(),
+        api::shown_token_labels(app).await
     ))
 }
 

@@ -314,6 +314,23 @@ def test_a_label_no_slot_carries_stops_start_up_with_what_to_check(tmp_path):
     own = OwnToken(tmp_path, seed_label="no-such-token")
     out = own.start_fails()
     assert "no-such-token" in out and "--list-token-slots" in out, out
+    assert f'"{LABEL}"' in out, f"the labels the module shows are not named: {out}"
+
+
+def test_a_bound_token_gone_after_a_restart_stops_start_up_naming_it(tmp_path):
+    own = OwnToken(tmp_path)
+    own.start().stop()
+    if own.kryoptic:
+        # kryoptic has no token deletion: its slot's database goes instead.
+        for db in (tmp_path / "own-token" / "tokens").glob("slot-1.sql*"):
+            db.unlink()
+    else:
+        p = subprocess.run(["softhsm2-util", "--delete-token", "--token", LABEL],
+                           env=own.env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+    out = own.start_fails()
+    assert f"{CLUSTER} is bound to token \"{LABEL}\"" in out and "--list-token-slots" in out, out
+    assert f'"{INTERNAL_LABEL}"' in out, f"the labels the module shows are not named: {out}"
 
 
 def test_a_pin_the_token_refuses_is_named_at_start_up(tmp_path):
