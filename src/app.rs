@@ -479,8 +479,22 @@ impl App {
         self.pin_template.render(user, password)
     }
 
-    /// The token with `label`, opened on first use (slot found by label).
+    /// The label the module shows for the token asked for as `label`: a cluster ID names the
+    /// cluster's token (its bound token's label, else the cluster ID itself); any other
+    /// label is used as it is.
+    pub fn token_label(&self, label: &str) -> String {
+        self.world()
+            .clusters
+            .get(label)
+            .and_then(|c| c.bound_token.as_ref())
+            .map_or_else(|| label.to_string(), |b| b.label.clone())
+    }
+
+    /// The token with `label` (a cluster ID names the cluster's token, see
+    /// [`App::token_label`]), opened on first use (slot found by label). Clusters bound to
+    /// the same token share one handle, and with it the token's login.
     pub async fn token(&self, label: &str) -> Result<Arc<Token>, HsmError> {
+        let label = &self.token_label(label);
         if let Some(t) = self.tokens.read().ok().and_then(|m| m.get(label).cloned()) {
             return Ok(t);
         }
@@ -517,7 +531,8 @@ impl App {
         let label = self.config.internal_token_label.clone();
         let t = self.token(&label).await?;
         if !t.is_logged_in() {
-            t.login(&self.pin("kms", &self.internal_pin)).await?;
+            t.login(&self.pin(&self.config.internal_token_user, &self.internal_pin))
+                .await?;
         }
         Ok(t)
     }

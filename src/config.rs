@@ -55,6 +55,20 @@ pub struct FileConfig {
     pub auth: AuthSection,
     /// `[quotas]`
     pub quotas: QuotasSection,
+    /// `[[cluster]]`: seed tables in the configuration file itself (see
+    /// [`crate::cluster::seed::SeedFile`]); the file is then also the seed.
+    pub cluster: Vec<toml::Value>,
+    /// `[[key_store]]`: as `cluster`, for the KMS layer's seed.
+    pub key_store: Vec<toml::Value>,
+    /// `[[key]]`: as `cluster`, for the KMS layer's seed.
+    pub key: Vec<toml::Value>,
+}
+
+impl FileConfig {
+    /// Whether the file carries seed tables (`[[cluster]]`, `[[key_store]]`, `[[key]]`).
+    pub fn has_seed_tables(&self) -> bool {
+        !(self.cluster.is_empty() && self.key_store.is_empty() && self.key.is_empty())
+    }
 }
 
 /// `[auth]`
@@ -151,6 +165,8 @@ pub struct HsmSection {
     pub internal_token_label: Option<String>,
     /// PIN of that token (provisioned with it on a soft token).
     pub internal_token_pin: Option<String>,
+    /// The user the PIN template names for that token (default `kms`).
+    pub internal_token_user: Option<String>,
 }
 
 /// `[simulation]`
@@ -306,6 +322,9 @@ pub struct Config {
     pub internal_token_label: String,
     /// Internal token PIN (None: generated and kept in the data dir).
     pub internal_token_pin: Option<String>,
+    /// The user `{user}` renders for the internal token (default `kms`; on a token a cluster
+    /// shares, its `kmsuser`).
+    pub internal_token_user: String,
     /// Connect delay.
     pub connect_delay_ms: u64,
     /// Disconnect delay.
@@ -323,10 +342,13 @@ pub struct Config {
 impl Config {
     /// Build from an optional file plus overrides.
     pub fn load(ov: &Overrides) -> Result<Self, ConfigError> {
-        let file = match &ov.config_file {
+        let mut file = match &ov.config_file {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
         };
+        if file.simulation.seed.is_none() && file.has_seed_tables() {
+            file.simulation.seed.clone_from(&ov.config_file);
+        }
         Self::from_parts(file, ov)
     }
 
@@ -456,6 +478,7 @@ impl Config {
             thread_nice,
             internal_token_label,
             internal_token_pin: file.hsm.internal_token_pin,
+            internal_token_user: file.hsm.internal_token_user.unwrap_or_else(|| "kms".into()),
             connect_delay_ms: ov
                 .connect_delay_ms
                 .or(file.simulation.connect_delay_ms)
@@ -633,6 +656,32 @@ mod tests {
         assert_eq!(c.provisioner, ProvisionerKind::None);
         assert_eq!(c.soft_token, None);
         assert!(c.pin_template.contains("{user}:{password}"));
+        assert_eq!(c.internal_token_user, "kmsuser");
+        let seed = crate::cluster::seed::parse_seed(text).expect("its [[cluster]] is a seed");
+        let token = seed.cluster[0].token.as_ref().expect("a bound cluster");
+        assert_eq!(token.label, c.internal_token_label);
+        assert!(!token.rotate_password);
+    }
+
+    #[test]
+    fn a_config_file_with_cluster_tables_is_its_own_seed() {
+        let dir = std::env::temp_dir().join(format!("cks-sim-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let with = dir.join("with.toml");
+        std::fs::write(&with, "[[cluster]]\n[cluster.token]\nlabel = \"lab\"\n").unwrap();
+        let without = dir.join("without.toml");
+        std::fs::write(&without, "[simulation]\ndefault_seed = false\n").unwrap();
+        let load = |p: &PathBuf| {
+            Config::load(&Overrides {
+                config_file: Some(p.clone()),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        assert_eq!(load(&with).seed, Some(with.clone()));
+        assert_eq!(load(&without).seed, None);
+        assert_eq!(load(&without).internal_token_user, "kms");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

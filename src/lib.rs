@@ -36,6 +36,7 @@ use std::sync::Arc;
 /// key stores that were connected, due deletions and the background sweeper.
 pub async fn start(app: &Arc<app::App>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     app.start_internal_token().await?;
+    cluster::seed::check_bound_tokens(app).await?;
     cluster::faults::reapply_token_faults(app).await?;
     cluster::users::settle_all_pin_changes(app).await;
     if app.config.default_seed {

@@ -708,10 +708,13 @@ fn init_tracing() {
 fn inspect_token(a: InspectArgs) -> Result<(), String> {
     let pin = secret(a.pin.clone(), a.pin_file.clone(), "--pin")?;
     // The same soft token configuration as the server's (kept as the server wrote it); any
-    // other module is used with the environment as given.
+    // other module, and a data directory without one (a server with provisioner "none",
+    // whose tokens were made outside it), is used with the environment as given.
     if let Some(kind) = SoftToken::detect(a.module.as_deref()) {
         let conf = a.data_dir.join(kind.conf_file_name());
-        ensure_soft_token_env(kind, &conf, &a.data_dir, DEFAULT_SLOTS, false)?;
+        if conf.exists() || !a.data_dir.join("cks-sim.sqlite").exists() {
+            ensure_soft_token_env(kind, &conf, &a.data_dir, DEFAULT_SLOTS, false)?;
+        }
     }
     let rt = runtime()?;
     rt.block_on(async move {

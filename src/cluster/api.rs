@@ -19,7 +19,9 @@
 
 use super::certs;
 use super::error::{CloudHsmError, CloudHsmErrorKind};
-use super::model::{Backup, Cluster, ClusterState, Faults, Hsm, HsmState, KMSUSER, User};
+use super::model::{
+    Backup, BoundToken, Cluster, ClusterState, Faults, Hsm, HsmState, KMSUSER, User,
+};
 use crate::app::{App, Change, World};
 use crate::ids;
 use crate::protocol::input::{Input, InputError, shown};
@@ -101,6 +103,8 @@ pub struct NewCluster {
     pub source_backup_id: Option<String>,
     /// Tags.
     pub tags: Vec<(String, String)>,
+    /// An existing token to bind the cluster to (seed files only).
+    pub bound_token: Option<BoundToken>,
 }
 
 /// `CreateCluster`: a new `UNINITIALIZED` cluster with a fresh key pair and CSR, or — with
@@ -212,6 +216,7 @@ pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, 
             pending_user_pin: None,
             account,
             region,
+            bound_token: req.bound_token.clone(),
         };
         app.commit(vec![Change::Cluster(c.clone())]).await?;
         return Ok(c);
@@ -268,6 +273,7 @@ pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, 
         pending_user_pin: None,
         account,
         region,
+        bound_token: None,
     };
     let mut changes = vec![Change::Cluster(c.clone())];
     for u in &backup.users {
@@ -317,7 +323,12 @@ pub async fn initialize_cluster(
     c.trust_anchor = Some(trust_anchor.to_string());
     c.lineage = lineage;
     c.token_so_pin = so_pin;
-    c.token_user_pin = user_pin;
+    // A bound token's PIN is unknown until kmsuser's password is checked against it.
+    c.token_user_pin = if c.bound_token.is_some() {
+        String::new()
+    } else {
+        user_pin
+    };
     c.has_token = true;
     app.commit(vec![Change::Cluster(c.clone())]).await?;
     Ok(c)
@@ -562,6 +573,7 @@ async fn op_create_cluster(app: &Arc<App>, input: &Input) -> Result<Value, Cloud
         network_type: input.opt_str("NetworkType")?.map(str::to_string),
         source_backup_id: input.opt_str("SourceBackupId")?.map(str::to_string),
         tags: opt_tag_list(input)?.unwrap_or_default(),
+        bound_token: None,
     };
     let c = create_cluster(app, req).await?;
     let w = app.world();
@@ -1054,6 +1066,14 @@ async fn new_token(
     so_pin: &str,
     user_password: &str,
 ) -> Result<(), CloudHsmError> {
+    let bound = app
+        .world()
+        .clusters
+        .get(label)
+        .and_then(|c| c.bound_token.clone());
+    if let Some(b) = bound {
+        return find_bound_token(app, label, &b).await;
+    }
     let user_pin = app.pin(KMSUSER, user_password);
     app.provision_token(label, so_pin, &user_pin).await?;
     let token = app.token(label).await?;
@@ -1068,6 +1088,37 @@ async fn new_token(
         )
     })?;
     Ok(())
+}
+
+/// A cluster bound to an existing token: the token must be there (nothing is created, and
+/// its PINs are left alone; `kmsuser`'s password is checked against it when `kmsuser` is
+/// created).
+async fn find_bound_token(
+    app: &Arc<App>,
+    cluster_id: &str,
+    bound: &BoundToken,
+) -> Result<(), CloudHsmError> {
+    let Err(e) = app.token(cluster_id).await else {
+        return Ok(());
+    };
+    Err(CloudHsmError::new(
+        CloudHsmErrorKind::InternalFailure,
+        format!(
+            "cluster {cluster_id} is bound to token {:?}: {e}; the module shows the tokens {}",
+            bound.label,
+            shown_token_labels(app).await
+        ),
+    ))
+}
+
+/// The labels of the module's tokens, for messages about a token that is not there.
+pub(crate) async fn shown_token_labels(app: &App) -> String {
+    let module = app.module().clone();
+    tokio::task::spawn_blocking(move || module.token_labels())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map_or_else(|| "(cannot list them)".into(), |l| format!("{l:?}"))
 }
 
 fn new_backup(app: &App, now: f64, c: &Cluster, users: &[User]) -> Backup {
@@ -1666,6 +1717,7 @@ mod tests {
             pending_user_pin: None,
             account: String::new(),
             region: String::new(),
+            bound_token: None,
         }
     }
 

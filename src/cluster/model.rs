@@ -146,6 +146,32 @@ pub struct Cluster {
     /// Its namespace's region; empty with `account`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
+    /// An existing token this cluster is bound to (seed file `[cluster.token]`), instead of
+    /// a token the simulator creates for it. `None`: the simulator's own token, labelled
+    /// with the cluster ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_token: Option<BoundToken>,
+}
+
+/// A token made outside the simulator (a real HSM's, or one initialized by hand) that backs a
+/// cluster. The simulator never initializes it, never calls `C_InitPIN` on it, and calls
+/// `C_SetPIN` on it only when `rotate_password` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundToken {
+    /// The token's label, as the module shows it.
+    pub label: String,
+    /// Whether `kmsuser`'s password changes (KMS's rotation on connect, CloudHSM CLI password
+    /// changes, deleting `kmsuser`) change the token's PIN with `C_SetPIN`. Off: the PIN is
+    /// left alone and every login uses `kmsuser`'s current password.
+    pub rotate_password: bool,
+}
+
+impl Cluster {
+    /// Whether changes of `kmsuser`'s password reach the token's PIN (`C_SetPIN`): always on
+    /// a token the simulator made, on a bound token only with `rotate_password`.
+    pub fn rotates_pin(&self) -> bool {
+        self.bound_token.as_ref().is_none_or(|b| b.rotate_password)
+    }
 }
 
 /// An HSM of a cluster: metadata over the cluster's one token (D2).

@@ -24,7 +24,7 @@
 use super::api::{self, NewCluster, effective_state};
 use super::certs::{self, CustomerCa};
 use super::error::{CloudHsmError, CloudHsmErrorKind};
-use super::model::{ClusterState, KMSUSER, Role, user_key};
+use super::model::{BoundToken, ClusterState, KMSUSER, Role, user_key};
 use super::users;
 use crate::app::App;
 use crate::ids;
@@ -57,6 +57,7 @@ struct Plan {
     admin_password: Option<String>,
     ca: Option<CustomerCa>,
     tags: Vec<(String, String)>,
+    bound_token: Option<BoundToken>,
 }
 
 /// What building a cluster produced.
@@ -81,6 +82,7 @@ async fn build_cluster(app: &Arc<App>, plan: Plan) -> Result<Built, CloudHsmErro
             network_type: None,
             source_backup_id: None,
             tags: plan.tags,
+            bound_token: plan.bound_token,
         },
     )
     .await?;
@@ -146,6 +148,7 @@ pub async fn apply_default(app: &Arc<App>) -> Result<(), CloudHsmError> {
             admin_password: None,
             ca: None,
             tags: Vec::new(),
+            bound_token: None,
         },
     )
     .await?;
@@ -235,10 +238,14 @@ async fn rewrite_known_files(app: &Arc<App>, dir: &Path) -> Result<(), CloudHsmE
 /// ca_key = "ca.key"             #   else one is generated
 /// tags = { team = "crypto" }    # optional
 ///
+/// [cluster.token]               # optional: bind the cluster to an existing token
+/// label = "lab-hsm"             #   found by label; never initialized by cks-sim
+/// rotate_password = false       #   C_SetPIN on kmsuser's password changes (default false)
+///
 /// [[cluster.user]]
 /// name = "kmsuser"
 /// role = "crypto-user"          # or "admin" (default crypto-user)
-/// password = "kmsPswd123"
+/// password = "kmsPswd123"       # on a bound token: its user PIN through [hsm] pin_template
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SeedFile {
@@ -276,6 +283,19 @@ pub struct SeedCluster {
     /// Users to create.
     #[serde(default)]
     pub user: Vec<SeedUser>,
+    /// An existing token that backs the cluster instead of one cks-sim creates.
+    pub token: Option<SeedToken>,
+}
+
+/// `[cluster.token]`: the existing token a cluster is bound to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedToken {
+    /// The token's label (as `pkcs11-tool --list-token-slots` shows it).
+    pub label: String,
+    /// Whether changes of `kmsuser`'s password change the token's PIN (`C_SetPIN`).
+    #[serde(default)]
+    pub rotate_password: bool,
 }
 
 /// One `[[cluster.user]]`.
@@ -347,6 +367,13 @@ fn validate(seed: &SeedFile, salt: &str) -> Result<(), CloudHsmError> {
         if let Some(p) = &sc.admin_password {
             users::check_password(p).map_err(|e| at(format!("admin_password: {}", e.message)))?;
         }
+        if let Some(t) = &sc.token
+            && (t.label.trim().is_empty() || t.label.len() > 32)
+        {
+            return Err(at(
+                "token.label must be 1 to 32 characters (a PKCS#11 token label)".into(),
+            ));
+        }
         if sc.ca_cert.is_some() != sc.ca_key.is_some() {
             return Err(at("give both ca_cert and ca_key, or neither".into()));
         }
@@ -409,6 +436,10 @@ pub async fn apply_seed(
                         .iter()
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
+                    bound_token: sc.token.as_ref().map(|t| BoundToken {
+                        label: t.label.clone(),
+                        rotate_password: t.rotate_password,
+                    }),
                 },
             )
             .await?;
@@ -430,6 +461,7 @@ pub async fn apply_seed(
             }
             write_files(files, false).await?;
         }
+        warn_if_binding_differs(app, &id, sc.token.as_ref());
         let (state, existing): (Option<ClusterState>, BTreeSet<String>) = {
             let w = app.world();
             (
@@ -459,6 +491,62 @@ pub async fn apply_seed(
         }
     }
     Ok(())
+}
+
+/// A cluster keeps the token binding it was created with: a seed that declares another one
+/// for an existing cluster is reported, not applied.
+fn warn_if_binding_differs(app: &App, id: &str, declared: Option<&SeedToken>) {
+    let current = app
+        .world()
+        .clusters
+        .get(id)
+        .and_then(|c| c.bound_token.clone());
+    let same = match (&current, declared) {
+        (None, None) => true,
+        (Some(b), Some(t)) => b.label == t.label && b.rotate_password == t.rotate_password,
+        _ => false,
+    };
+    if !same {
+        tracing::warn!(
+            cluster = id,
+            "seed: the cluster exists with another [cluster.token] than the seed declares; \
+             it keeps the one it was created with (delete the cluster, or use a new id)"
+        );
+    }
+}
+
+/// Check at start-up that every cluster bound to a token (`[cluster.token]`) finds it.
+///
+/// # Errors
+///
+/// A message naming each cluster, the label it looks for and the labels the module shows.
+pub async fn check_bound_tokens(app: &Arc<App>) -> Result<(), String> {
+    let bound: Vec<(String, String)> = app
+        .world()
+        .clusters
+        .values()
+        .filter(|c| c.has_token && c.state != ClusterState::Deleted)
+        .filter_map(|c| {
+            c.bound_token
+                .as_ref()
+                .map(|b| (c.id.clone(), b.label.clone()))
+        })
+        .collect();
+    let mut missing = Vec::new();
+    for (id, label) in bound {
+        if let Err(e) = app.token(&id).await {
+            missing.push(format!("cluster {id} is bound to token {label:?}: {e}"));
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}; the module {} shows the tokens {}",
+        missing.join("; "),
+        app.module().path().display(),
+        api::shown_token_labels(app).await
+    ))
 }
 
 /// Read, parse and apply the seed file at `path` (see [`SeedFile`] for the format).
@@ -607,6 +695,27 @@ mod tests {
         assert_eq!(s.cluster[0].user[0].role, "crypto-user");
         assert_eq!(s.cluster[1].azs, 3);
         validate(&s, "salt").unwrap();
+    }
+
+    #[test]
+    fn a_cluster_token_binds_by_label_with_rotation_off_by_default() {
+        let s = parse_seed(
+            "[[cluster]]\n[cluster.token]\nlabel = \"lab-hsm\"\n\
+             [[cluster]]\n[cluster.token]\nlabel = \"other\"\nrotate_password = true\n",
+        )
+        .unwrap();
+        let t0 = s.cluster[0].token.as_ref().unwrap();
+        assert_eq!((t0.label.as_str(), t0.rotate_password), ("lab-hsm", false));
+        assert!(s.cluster[1].token.as_ref().unwrap().rotate_password);
+        validate(&s, "salt").unwrap();
+        assert!(parse_seed("[[cluster]]\n[cluster.token]\nlabel = \"x\"\nslot = 1\n").is_err());
+        for label in ["", "  ", &"l".repeat(33)] {
+            let s = parse_seed(&format!(
+                "[[cluster]]\n[cluster.token]\nlabel = {label:?}\n"
+            ))
+            .unwrap();
+            assert!(validate(&s, "salt").is_err(), "accepted label {label:?}");
+        }
     }
 
     #[test]

@@ -145,7 +145,10 @@ async fn set_token_pin(
     c: &mut Cluster,
     new_password: &str,
 ) -> Result<(), CloudHsmError> {
-    if c.has_token {
+    let adopt = c.bound_token.is_some() && (!c.rotates_pin() || c.token_user_pin.is_empty());
+    if c.has_token && adopt {
+        adopt_token_pin(app, c, new_password).await?;
+    } else if c.has_token {
         settle_pin_change(app, &c.id).await?;
         *c = get_cluster(app, &c.id)?;
         let mut intent = c.clone();
@@ -170,6 +173,46 @@ async fn set_token_pin(
     c.token_user_pin = new_password.to_string();
     c.pending_user_pin = None;
     Ok(())
+}
+
+/// A bound token whose PIN the simulator does not change (`rotate_password = false`), or
+/// whose PIN it does not know yet (the first `kmsuser`): `new_password`, rendered through the
+/// PIN template, must already be the token's PIN. Checked with `C_Login`, never `C_SetPIN`.
+async fn adopt_token_pin(
+    app: &Arc<App>,
+    c: &Cluster,
+    new_password: &str,
+) -> Result<(), CloudHsmError> {
+    let label = c
+        .bound_token
+        .as_ref()
+        .map_or_else(|| c.id.clone(), |b| b.label.clone());
+    if !c.token_user_pin.is_empty() && c.token_user_pin == new_password {
+        return Ok(());
+    }
+    let token = app.token(&c.id).await?;
+    let pin = app.pin(KMSUSER, new_password);
+    // A token shared with the internal token (or another cluster) may be logged in already:
+    // with this very PIN, it is proved; with another, it cannot be checked now.
+    if token.logged_in_with(&pin) {
+        return Ok(());
+    }
+    if token.is_logged_in() {
+        return Err(CloudHsmError::invalid(format!(
+            "The cluster {} is bound to token {label:?}, whose PIN cks-sim does not change \
+             (rotate_password = false), and the token is in use: disconnect its key stores, \
+             change the PIN on the device, then set kmsuser's password to it",
+            c.id
+        )));
+    }
+    token.check_user_pin(&pin).await.map_err(|e| {
+        CloudHsmError::invalid(format!(
+            "The token {label:?} of cluster {} refuses kmsuser's password as its user PIN \
+             ({e}): the password must be what the token accepts through [hsm] pin_template \
+             ({:?}); cks-sim never changes this token's PIN unless rotate_password = true",
+            c.id, app.config.pin_template
+        ))
+    })
 }
 
 /// Settle a token PIN change that was begun and never committed (the process stopped, or
@@ -367,7 +410,10 @@ pub async fn delete_user(
     }
     let mut changes = Vec::new();
     if user.name == KMSUSER {
-        set_token_pin(app, &mut c, &ids::secret(24)).await?;
+        // A token whose PIN the simulator does not change keeps it (and it stays recorded).
+        if c.rotates_pin() {
+            set_token_pin(app, &mut c, &ids::secret(24)).await?;
+        }
         changes.push(Change::Cluster(c));
         changes.extend(invalidate_kms_sessions(app, cluster_id));
     }

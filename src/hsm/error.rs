@@ -69,7 +69,11 @@ pub enum HsmError {
         reason: String,
     },
     /// No token carries this label.
-    #[error("no token labelled {label:?}")]
+    #[error(
+        "no slot of the PKCS#11 module carries a token labelled {label:?}: list the module's \
+         tokens (`pkcs11-tool --module <module> --list-token-slots`) and check the label and \
+         the module's own configuration (for SoftHSM2 the file SOFTHSM2_CONF names)"
+    )]
     TokenNotFound {
         /// The label searched for.
         label: String,
@@ -86,6 +90,18 @@ pub enum HsmError {
     /// The token refused the PIN.
     #[error("the token refused the PIN ({rv:?})")]
     LoginRejected {
+        /// The PKCS#11 return value.
+        rv: RvError,
+    },
+    /// The device lacks a mechanism (or the parameters) the operation needs.
+    #[error(
+        "the token does not support the mechanism {op} needs ({rv:?}): check the device's \
+         mechanisms (`pkcs11-tool --module <module> --list-mechanisms`); key stores need \
+         CKM_AES_KEY_GEN and CKM_AES_GCM"
+    )]
+    MechanismUnsupported {
+        /// The operation.
+        op: HsmOp,
         /// The PKCS#11 return value.
         rv: RvError,
     },
@@ -161,6 +177,9 @@ impl HsmError {
             {
                 HsmError::LoginRejected { rv }
             }
+            RvError::MechanismInvalid | RvError::MechanismParamInvalid if op != HsmOp::Decrypt => {
+                HsmError::MechanismUnsupported { op, rv }
+            }
             RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid => HsmError::KeyNotFound {
                 id: String::from("(stale handle)"),
             },
@@ -189,6 +208,7 @@ impl HsmError {
             HsmError::LoginRejected { rv }
             | HsmError::CiphertextRejected { rv }
             | HsmError::SignatureRejected { rv }
+            | HsmError::MechanismUnsupported { rv, .. }
             | HsmError::Device { rv, .. } => Some(*rv),
             _ => None,
         }
@@ -230,5 +250,16 @@ mod tests {
         let e = HsmError::classify(HsmOp::Login, ck(RvError::PinIncorrect));
         assert!(matches!(e, HsmError::LoginRejected { .. }));
         assert!(e.keeps_session());
+    }
+
+    #[test]
+    fn a_missing_mechanism_is_named_with_what_to_check() {
+        let e = HsmError::classify(HsmOp::GenerateKey, ck(RvError::MechanismInvalid));
+        assert!(matches!(e, HsmError::MechanismUnsupported { .. }));
+        let text = e.to_string();
+        assert!(
+            text.contains("GenerateKey") && text.contains("--list-mechanisms"),
+            "{text}"
+        );
     }
 }

@@ -213,6 +213,15 @@ impl Token {
         self.login.lock().map(|l| l.holders > 0).unwrap_or(false)
     }
 
+    /// Whether the simulator is logged in as the token user with exactly `user_pin` (a login
+    /// under another PIN, or none, is `false`).
+    pub fn logged_in_with(&self, user_pin: &str) -> bool {
+        self.login
+            .lock()
+            .map(|l| l.holders > 0 && l.pin.as_deref() == Some(user_pin))
+            .unwrap_or(false)
+    }
+
     /// Log in as the token user with `user_pin` (one more holder), then build the key index if
     /// this was the first login. `CKR_USER_ALREADY_LOGGED_IN` is tolerated.
     pub async fn login(self: &Arc<Self>, user_pin: &str) -> Result<(), HsmError> {

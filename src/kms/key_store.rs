@@ -489,7 +489,9 @@ async fn login_and_rotate(
         .login(&app.pin(KMSUSER, &cluster.token_user_pin))
         .await
         .map_err(|e| internal(&e))?;
-    if !rotate {
+    // A bound token with rotate_password = false keeps its PIN: the one documented
+    // departure from AWS, which rotates kmsuser's password on every connect.
+    if !rotate || !cluster.rotates_pin() {
         user.failed_logins = 0;
         changes.push(Change::User(user));
         return Ok(());

@@ -135,19 +135,28 @@ async fn reconcile_token(app: &Arc<App>, token: &Arc<Token>, label: &str, report
     }
 }
 
-/// The live keys whose material is on token `label`, and the orphan records that name it.
+/// The live keys whose material is on token `label`, and the orphan records that name it:
+/// those of every cluster (and of the internal token) that share the physical token, since
+/// clusters bound to one token (`[cluster.token]`) see each other's objects.
 fn expected(app: &App, label: &str) -> (Vec<Arc<Key>>, Vec<Orphan>) {
     let w = app.world();
+    let physical = |l: &str| {
+        w.clusters
+            .get(l)
+            .and_then(|c| c.bound_token.as_ref())
+            .map_or_else(|| l.to_string(), |b| b.label.clone())
+    };
+    let here = physical(label);
     let live = w
         .keys
         .values()
-        .filter(|k| k.token_label == label)
+        .filter(|k| physical(&k.token_label) == here)
         .cloned()
         .collect();
     let orphans = w
         .orphans
         .values()
-        .filter(|o| o.cluster_id == label)
+        .filter(|o| physical(&o.cluster_id) == here)
         .cloned()
         .collect();
     (live, orphans)

@@ -630,6 +630,10 @@ pub struct Sut {
     sim: Sim,
     rt: tokio::runtime::Runtime,
     clusters: [String; 2],
+    /// The labels of the clusters' tokens (the cluster IDs, or the labels they are bound to).
+    labels: [String; 2],
+    /// The configuration files of a server over bound tokens (kept for restarts).
+    _config: Option<tempfile::TempDir>,
     anchors: [String; 2],
     admin: [String; 2],
     known_pw: [String; 2],
@@ -692,7 +696,7 @@ impl Sut {
     /// Independent view: `cks-sim inspect-token` in its own process.
     fn token(&self, cluster: usize) -> Vec<Value> {
         let pin = self.pin(cluster);
-        self.sim.inspect_token(&self.clusters[cluster], &pin)
+        self.sim.inspect_token(&self.labels[cluster], &pin)
     }
 
     fn world_snapshot(&self, cluster: usize) -> (Value, Value, Vec<Value>, u64) {
@@ -939,6 +943,8 @@ impl StateMachineTest for Sut {
         passwords.insert(sim.kmsuser_password());
         passwords.insert(c1.kmsuser_password.clone());
         Sut {
+            labels: [c0.clone(), c1.id.clone()],
+            _config: None,
             clusters: [c0, c1.id.clone()],
             anchors: [sim.trust_anchor(), c1.anchor.clone()],
             admin: [sim.admin_password(), c1.admin_password.clone()],
@@ -1089,6 +1095,93 @@ impl StateMachineTest for Sut {
     }
 }
 
+/// The same machine with both clusters bound to tokens made outside cks-sim (by this test
+/// process, through the module), served with `provisioner = "none"` and the module's
+/// environment as given. `rotate_password = true`, so the model's rotations apply unchanged.
+pub struct BoundMachine;
+
+impl Sut {
+    fn bound() -> Sut {
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
+        let pw = [format!("kmsuserA{suffix}"), format!("kmsuserB{suffix}")];
+        let admin = ["AdminPswd0A".to_string(), "AdminPswd0B".to_string()];
+        let labels = [
+            fresh_token("bound-a", &pw[0]),
+            fresh_token("bound-b", &pw[1]),
+        ];
+        let internal_pin = "internal-pin-2468";
+        let internal = fresh_token("bound-internal", internal_pin);
+        let ids = ["cluster-boundclusterA", "cluster-boundclusterB"].map(String::from);
+        let conf_dir = tempfile::tempdir().expect("tempdir");
+        let base = format!(
+            "[hsm]\nmodule = {:?}\nprovisioner = \"none\"\ninternal_token_label = {internal:?}\n\
+             internal_token_pin = {internal_pin:?}\n\n[simulation]\ndefault_seed = false\n",
+            module_path().display().to_string()
+        );
+        let mut seeded = base.clone();
+        for c in 0..2 {
+            seeded.push_str(&format!(
+                "\n[[cluster]]\nid = {:?}\nadmin_password = {:?}\n[cluster.token]\nlabel = {:?}\n\
+                 rotate_password = true\n[[cluster.user]]\nname = \"kmsuser\"\npassword = {:?}\n",
+                ids[c], admin[c], labels[c], pw[c]
+            ));
+        }
+        let (first, after) = (
+            conf_dir.path().join("first.toml"),
+            conf_dir.path().join("after.toml"),
+        );
+        std::fs::write(&first, seeded).expect("write config");
+        std::fs::write(&after, base).expect("write config");
+        let mut sim = Sim::start_with(&["--config", &first.to_string_lossy()]);
+        // Restarts run without the seed, as the model expects nothing to be re-created.
+        sim.extra_args = vec!["--config".into(), after.to_string_lossy().into_owned()];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let anchors = ids.clone().map(|id| {
+            std::fs::read_to_string(
+                sim.data_dir()
+                    .join("clusters")
+                    .join(id)
+                    .join("customerCA.crt"),
+            )
+            .expect("the seeded cluster's trust anchor")
+        });
+        Sut {
+            sim,
+            rt,
+            clusters: ids,
+            labels,
+            _config: Some(conf_dir),
+            anchors,
+            admin,
+            passwords: pw.iter().cloned().collect(),
+            known_pw: pw,
+            stores: vec![],
+            keys: vec![],
+            fingerprints: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl StateMachineTest for BoundMachine {
+    type SystemUnderTest = Sut;
+    type Reference = Reference;
+
+    fn init_test(_m: &Model) -> Sut {
+        Sut::bound()
+    }
+
+    fn apply(sut: Sut, m: &Model, t: T) -> Sut {
+        <Sut as StateMachineTest>::apply(sut, m, t)
+    }
+
+    fn check_invariants(sut: &Sut, m: &Model) {
+        <Sut as StateMachineTest>::check_invariants(sut, m)
+    }
+}
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -1106,6 +1199,18 @@ prop_state_machine! {
 
     #[test]
     fn lifecycle_state_machine(sequential 1..40 => Sut);
+}
+
+prop_state_machine! {
+    #![proptest_config(Config {
+        cases: cases().div_ceil(3),
+        max_shrink_iters: 64,
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct("proptest-regressions/state_machine_bound.txt"))),
+        .. Config::default()
+    })]
+
+    #[test]
+    fn lifecycle_state_machine_on_bound_tokens(sequential 1..40 => BoundMachine);
 }
 
 /// Every outcome the model knows, reached at least once by a fixed tour through the same

@@ -101,14 +101,23 @@ class CliResult:
 class Sim:
     """One running `cks-sim serve` with its own data directory."""
 
-    def __init__(self, root: pathlib.Path, config: str | None = None):
+    def __init__(
+        self,
+        root: pathlib.Path,
+        config: str | None = None,
+        extra_args: tuple = (),
+        env: dict | None = None,
+    ):
+        """Start `cks-sim serve` in `root`; `config` is written as its configuration file,
+        `extra_args` go after the usual flags, `env` replaces this process's environment (e.g. a
+        module's own configuration variable)."""
         self.root = root
         self.data_dir = root / "data"
         self.port_file = root / "port"
         self.log_path = root / "server.log"
         self.cli_outputs: list[str] = []
         self.bin = sim_bin()
-        env = dict(os.environ, CKS_SIM_LOG="warn")
+        env = dict(os.environ if env is None else env, CKS_SIM_LOG="warn")
         self._log = open(self.log_path, "wb")
         extra = []
         if config is not None:
@@ -127,6 +136,7 @@ class Sim:
                 str(self.data_dir),
                 "--connect-delay-ms",
                 "0",
+                *map(str, extra_args),
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
