@@ -272,6 +272,61 @@ struct InspectArgs {
     pin_file: Option<PathBuf>,
 }
 
+/// The control-door request of a user command (its passwords already read).
+fn user_request(cmd: UserCmd) -> (&'static str, String, Option<Value>) {
+    let users = |cluster: &str| format!("/_sim/clusters/{cluster}/users");
+    match cmd {
+        UserCmd::List { cluster_id } => ("GET", users(&cluster_id), None),
+        UserCmd::Create {
+            cluster_id,
+            username,
+            role,
+            password,
+            ..
+        } => (
+            "POST",
+            users(&cluster_id),
+            Some(json!({"username": username, "role": role, "password": password})),
+        ),
+        UserCmd::Delete {
+            cluster_id,
+            username,
+        } => ("DELETE", format!("{}/{username}", users(&cluster_id)), None),
+        UserCmd::ChangePassword {
+            cluster_id,
+            username,
+            new_password,
+            auth_user,
+            auth_password,
+            ..
+        } => (
+            "POST",
+            format!("{}/{username}/password", users(&cluster_id)),
+            Some(
+                json!({"new_password": new_password, "auth_user": auth_user, "auth_password": auth_password}),
+            ),
+        ),
+        UserCmd::Login {
+            cluster_id,
+            username,
+            password,
+            ..
+        } => (
+            "POST",
+            format!("{}/{username}/login", users(&cluster_id)),
+            Some(json!({"password": password})),
+        ),
+        UserCmd::Logout {
+            cluster_id,
+            username,
+        } => (
+            "POST",
+            format!("{}/{username}/logout", users(&cluster_id)),
+            None,
+        ),
+    }
+}
+
 impl UserCmd {
     /// The same command with every password read from its file, flag or environment variable
     /// into the flag's place.
@@ -453,83 +508,8 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }),
         Cmd::User { c, cmd } => {
-            let cmd = cmd.with_secrets()?;
-            client(&c, |cl| async move {
-                match cmd {
-                    UserCmd::List { cluster_id } => {
-                        cl.call("GET", &format!("/_sim/clusters/{cluster_id}/users"), None)
-                            .await
-                    }
-                    UserCmd::Create {
-                        cluster_id,
-                        username,
-                        role,
-                        password,
-                        password_file,
-                    } => {
-                        let _ = password_file; // read by UserCmd::with_secrets
-                        cl.call(
-                            "POST",
-                            &format!("/_sim/clusters/{cluster_id}/users"),
-                            Some(json!({"username": username, "role": role, "password": password})),
-                        )
-                        .await
-                    }
-                    UserCmd::Delete {
-                        cluster_id,
-                        username,
-                    } => {
-                        cl.call(
-                            "DELETE",
-                            &format!("/_sim/clusters/{cluster_id}/users/{username}"),
-                            None,
-                        )
-                        .await
-                    }
-                    UserCmd::ChangePassword {
-                        cluster_id,
-                        username,
-                        new_password,
-                        new_password_file,
-                        auth_user,
-                        auth_password,
-                        auth_password_file,
-                    } => {
-                        let _ = (new_password_file, auth_password_file); // read by UserCmd::with_secrets
-                        cl.call(
-                        "POST",
-                        &format!("/_sim/clusters/{cluster_id}/users/{username}/password"),
-                        Some(json!({"new_password": new_password, "auth_user": auth_user, "auth_password": auth_password})),
-                    )
-                    .await
-                    }
-                    UserCmd::Login {
-                        cluster_id,
-                        username,
-                        password,
-                        password_file,
-                    } => {
-                        let _ = password_file; // read by UserCmd::with_secrets
-                        cl.call(
-                            "POST",
-                            &format!("/_sim/clusters/{cluster_id}/users/{username}/login"),
-                            Some(json!({"password": password})),
-                        )
-                        .await
-                    }
-                    UserCmd::Logout {
-                        cluster_id,
-                        username,
-                    } => {
-                        cl.call(
-                            "POST",
-                            &format!("/_sim/clusters/{cluster_id}/users/{username}/logout"),
-                            None,
-                        )
-                        .await
-                    }
-                }
-            })
+            let (method, path, body) = user_request(cmd.with_secrets()?);
+            client(&c, |cl| async move { cl.call(method, &path, body).await })
         }
         Cmd::Fault {
             c,

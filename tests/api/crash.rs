@@ -146,26 +146,8 @@ fn twenty_kill_restart_cycles_lose_no_acknowledged_write() {
     // works.
     rt.block_on(async {
         let kms = sim.kms();
-        let pin = sim
-            .control()
-            .call("GET", &format!("/_sim/clusters/{cluster}/token/pin"), None)
-            .await
-            .unwrap()["user_pin"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let objects = sim.inspect_token(&cluster, &pin);
-        let keys: Vec<String> = kms
-            .list_keys()
-            .limit(1000)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .map(|k| k.unwrap().key_id().unwrap().to_string())
-            .collect();
+        let objects = sim.inspect_token(&cluster, &token_pin(&sim, &cluster).await);
+        let keys = all_key_ids(&sim).await;
         for id in &keys {
             let d = kms.describe_key().key_id(id).send().await.unwrap();
             if d.key_metadata().unwrap().custom_key_store_id().is_some() {
@@ -193,26 +175,8 @@ fn twenty_kill_restart_cycles_lose_no_acknowledged_write() {
 /// orphan record names an object that is there.
 async fn every_token_object_explained(sim: &Sim, cluster: &str, cycle: u32) {
     let c = sim.control();
-    let pin = c
-        .call("GET", &format!("/_sim/clusters/{cluster}/token/pin"), None)
-        .await
-        .expect("pin")["user_pin"]
-        .as_str()
-        .expect("pin text")
-        .to_string();
-    let objects = sim.inspect_token(cluster, &pin);
-    let keys: std::collections::BTreeSet<String> = sim
-        .kms()
-        .list_keys()
-        .limit(1000)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(|k| k.expect("list keys").key_id().expect("id").to_string())
-        .collect();
+    let objects = sim.inspect_token(cluster, &token_pin(sim, cluster).await);
+    let keys = all_key_ids(sim).await;
     let orphans = c.call("GET", "/_sim/orphans", None).await.expect("orphans");
     let orphan_ids: Vec<String> = orphans["orphans"]
         .as_array()

@@ -47,14 +47,7 @@ async fn decrypt(sim: &Sim, blob: aws_sdk_kms::primitives::Blob) -> Vec<u8> {
 /// The token's view of the cluster, logged in with the PIN the server says it has: fails if
 /// the server's record of the PIN and the token disagree.
 fn token_objects(sim: &Sim, cluster: &str) -> Vec<Value> {
-    let pin = block_on(sim.control().call(
-        "GET",
-        &format!("/_sim/clusters/{cluster}/token/pin"),
-        None,
-    ))
-    .expect("pin");
-    let pin = pin["user_pin"].as_str().expect("pin text").to_string();
-    sim.inspect_token(cluster, &pin)
+    sim.inspect_token(cluster, &block_on(token_pin(sim, cluster)))
 }
 
 async fn connect(sim: &Sim, store: &str) {
@@ -212,30 +205,6 @@ fn a_crash_between_destroying_a_deleted_keys_material_and_committing_leaves_no_p
     assert!(token_objects(&sim, &cluster).is_empty());
 }
 
-/// Every key ID, through ListKeys.
-async fn key_ids(sim: &Sim) -> std::collections::BTreeSet<String> {
-    let mut ids = std::collections::BTreeSet::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let out = sim
-            .kms()
-            .list_keys()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .expect("list keys");
-        ids.extend(
-            out.keys()
-                .iter()
-                .filter_map(|k| k.key_id().map(str::to_string)),
-        );
-        match out.next_marker() {
-            Some(m) if out.truncated() => marker = Some(m.to_string()),
-            _ => return ids,
-        }
-    }
-}
-
 #[test]
 fn thousands_of_cancelled_mutations_leave_memory_sqlite_and_the_tokens_in_agreement() {
     let mut sim = Sim::start();
@@ -277,7 +246,7 @@ fn thousands_of_cancelled_mutations_leave_memory_sqlite_and_the_tokens_in_agreem
     deadline_poll("detached requests to finish", 120, || {
         (health(&sim)["requests_in_flight"] == 1).then_some(())
     });
-    let in_memory = block_on(key_ids(&sim));
+    let in_memory = block_on(all_key_ids(&sim));
     let objects = token_objects(&sim, &cluster);
     for o in &objects {
         let label = o["label"].as_str().unwrap_or("");
@@ -286,7 +255,7 @@ fn thousands_of_cancelled_mutations_leave_memory_sqlite_and_the_tokens_in_agreem
     }
     sim.restart();
     assert_eq!(
-        block_on(key_ids(&sim)),
+        block_on(all_key_ids(&sim)),
         in_memory,
         "memory and SQLite disagree"
     );

@@ -570,3 +570,29 @@ fn run_ok(cmd: &mut std::process::Command, what: &str) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// The cluster token's user PIN, as the server records it.
+pub async fn token_pin(sim: &Sim, cluster: &str) -> String {
+    sim.control()
+        .call("GET", &format!("/_sim/clusters/{cluster}/token/pin"), None)
+        .await
+        .expect("pin")["user_pin"]
+        .as_str()
+        .expect("pin text")
+        .to_string()
+}
+
+/// Every key ID, through ListKeys.
+pub async fn all_key_ids(sim: &Sim) -> std::collections::BTreeSet<String> {
+    sim.kms()
+        .list_keys()
+        .limit(1000)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|k| k.expect("list keys").key_id().expect("id").to_string())
+        .collect()
+}
