@@ -190,12 +190,14 @@ pub fn json_response(status: u16, body: &Value, error_type: Option<&str>) -> Res
     r
 }
 
+/// A KMS error as AWS sends it: `__type`, and `message` unless the exception carries none.
 fn kms_error(e: &KmsError) -> Response {
-    json_response(
-        e.status(),
-        &serde_json::json!({"__type": e.type_name(), "message": e.message}),
-        Some(e.type_name()),
-    )
+    let body = if e.message.is_empty() {
+        serde_json::json!({"__type": e.type_name()})
+    } else {
+        serde_json::json!({"__type": e.type_name(), "message": e.message})
+    };
+    json_response(e.status(), &body, Some(e.type_name()))
 }
 
 fn cloudhsm_error_json(e: &CloudHsmError) -> Response {

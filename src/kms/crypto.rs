@@ -226,7 +226,9 @@ pub(super) async fn seal(
 pub(super) fn invalid_ciphertext() -> KmsError {
     KmsError::new(
         KmsErrorKind::InvalidCiphertext,
-        "The ciphertext is invalid, was not made by this KMS, or its encryption context does not match.",
+        // AWS sends this exception with no message at all (recorded responses): an empty
+        // message is left out of the response.
+        "",
     )
 }
 
@@ -486,7 +488,7 @@ pub async fn generate_random(app: &Arc<App>, input: &Input) -> Result<Value, Kms
     let n = input
         .opt_int("NumberOfBytes", 1, 1024)
         .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("NumberOfBytes"))?;
+        .ok_or_else(|| KmsError::new(KmsErrorKind::Validation, "NumberOfBytes is required."))?;
     if input.has("Recipient") {
         return Err(kms_err!(
             UnsupportedOperation,

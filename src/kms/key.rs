@@ -45,7 +45,23 @@ fn check_policy(p: &str) -> Result<(), KmsError> {
     }
 }
 
+/// The identifier of a key's current material (`CurrentKeyMaterialId`, 64 hex digits as the
+/// model's `BackingKeyIdType` says): stable for the key, since cks-sim keys have one material.
+fn key_material_id(k: &Key) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("key-material\0{}", k.arn).as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The tag rules, in AWS's words where recorded responses of real AWS give them: at most 50
+/// tags ("Too many tags"), keys and values within their lengths, no key given twice, and no key
+/// with the `aws:` prefix in any case ("Tags beginning with aws: are reserved"). The wording
+/// for a repeated key is cks-sim's own: no recording of AWS's was found.
 fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
+    if tags.len() > MAX_TAGS {
+        return Err(kms_err!(Tag, "Too many tags"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 128 {
             return Err(KmsError::validation(
@@ -61,11 +77,11 @@ fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
                 "Member must have length less than or equal to 256",
             ));
         }
-        if k.starts_with("aws:") {
-            return Err(kms_err!(
-                Tag,
-                "Tag keys beginning with 'aws:' are reserved for AWS use."
-            ));
+        if k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+            return Err(kms_err!(Tag, "Tags beginning with aws: are reserved"));
+        }
+        if !seen.insert(k.as_str()) {
+            return Err(kms_err!(Tag, "Duplicate tag keys"));
         }
     }
     Ok(())
@@ -114,6 +130,7 @@ pub fn metadata(_app: &App, w: &World, k: &Key) -> Value {
         m.insert("CloudHsmClusterId".into(), json!(cluster));
     }
     m.insert("KeyManager".into(), json!("CUSTOMER"));
+    m.insert("CurrentKeyMaterialId".into(), json!(key_material_id(k)));
     m.insert("CustomerMasterKeySpec".into(), json!(k.kind.spec.as_str()));
     m.insert("KeySpec".into(), json!(k.kind.spec.as_str()));
     for (member, algorithms) in super::spec::algorithm_members(k.kind.spec, k.kind.usage) {
@@ -233,9 +250,6 @@ pub async fn create_key_with_id(
         .map_err(input_err)?
         .unwrap_or_default();
     check_tags(&tags)?;
-    if tags.len() > MAX_TAGS {
-        return Err(kms_err!(Tag, "A key can have at most {MAX_TAGS} tags."));
-    }
     match origin {
         "EXTERNAL" => {
             return Err(kms_err!(
@@ -546,10 +560,7 @@ pub async fn tag_resource(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
             k.tags.insert(t, v);
         }
         if k.tags.len() > MAX_TAGS {
-            return Err(kms_err!(
-                LimitExceeded,
-                "A KMS key can have at most {MAX_TAGS} tags."
-            ));
+            return Err(kms_err!(Tag, "Too many tags"));
         }
         Ok(vec![])
     })
@@ -603,7 +614,7 @@ fn alias_name(input: &Input) -> Result<String, KmsError> {
     if !n.starts_with("alias/") || n.len() == "alias/".len() {
         return Err(kms_err!(
             InvalidAliasName,
-            "Alias must start with the prefix \"alias/\" followed by a name."
+            "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
         ));
     }
     if !n

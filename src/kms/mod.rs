@@ -223,6 +223,10 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
             "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."
         ));
     }
+    if uuid::Uuid::try_parse(name).is_err() {
+        // What AWS answers for a key ID that is not a key ID at all (recorded responses).
+        return Err(kms_err!(NotFound, "Invalid keyId '{raw}'"));
+    }
     visible_key(app, w, name)
 }
 

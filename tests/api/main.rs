@@ -17,3 +17,4 @@ mod key_stores;
 mod keys;
 mod namespaces;
 mod state_machine;
+mod wording;
