@@ -18,17 +18,16 @@ use crate::kms::error::{KmsError, KmsErrorKind};
 use crate::protocol::body::{BodyError, Received};
 use crate::protocol::cbor;
 use crate::protocol::input::Input;
+use crate::protocol::response::json_response;
+use crate::protocol::response::request_id;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
-use serde_json::Value;
 use std::future::Future;
 use std::sync::Arc;
-
-const AMZ_JSON: &str = "application/x-amz-json-1.1";
 
 /// Build the router for `app`.
 pub fn router(app: Arc<App>) -> Router {
@@ -153,41 +152,6 @@ pub async fn run(
         r = serve => r,
         () = deadline => Ok(()),
     }
-}
-
-/// A request ID shaped like AWS's (a version-4 UUID): a random per-process base with a counter
-/// folded in, so IDs are unique without a `getrandom` system call per request.
-fn request_id() -> String {
-    static BASE: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let base = *BASE.get_or_init(|| uuid::Uuid::new_v4().as_u128());
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    // The counter goes into the 48-bit node field and the low bits of the clock sequence, which
-    // a version-4 UUID leaves random; the version and variant bits stay as they are.
-    let mixed = base ^ u128::from(n & 0x0fff_ffff_ffff_ffff);
-    uuid::Builder::from_u128(mixed)
-        .with_version(uuid::Version::Random)
-        .with_variant(uuid::Variant::RFC4122)
-        .into_uuid()
-        .to_string()
-}
-
-/// A JSON response with the awsJson1_1 content type and a request ID.
-pub fn json_response(status: u16, body: &Value, error_type: Option<&str>) -> Response {
-    let mut r = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        serde_json::to_vec(body).unwrap_or_default(),
-    )
-        .into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
-    if let Ok(v) = HeaderValue::from_str(&request_id()) {
-        h.insert("x-amzn-RequestId", v);
-    }
-    if let Some(t) = error_type.and_then(|t| HeaderValue::from_str(t).ok()) {
-        h.insert("x-amzn-ErrorType", t);
-    }
-    r
 }
 
 /// A KMS error as AWS sends it: `__type`, and `message` unless the exception carries none.
@@ -398,22 +362,5 @@ async fn cbor_op(
             ),
         ),
         Err(e) => cbor_response(e.status(), cbor::encode_error(e.type_name(), &e.message)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::request_id;
-
-    #[test]
-    fn request_ids_are_distinct_version_4_uuids() {
-        let ids: Vec<String> = (0..1000).map(|_| request_id()).collect();
-        let unique: std::collections::HashSet<&String> = ids.iter().collect();
-        assert_eq!(unique.len(), ids.len());
-        for id in &ids {
-            let u = uuid::Uuid::parse_str(id).expect("a UUID");
-            assert_eq!(u.get_version(), Some(uuid::Version::Random), "{id}");
-            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
-        }
     }
 }

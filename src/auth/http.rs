@@ -246,7 +246,7 @@ fn new_request_id() -> String {
 }
 
 fn json_error(status: u16, type_name: &str, message: &str) -> Response {
-    crate::server::json_response(
+    crate::protocol::response::json_response(
         status,
         &serde_json::json!({"__type": type_name, "message": message}),
         Some(type_name),

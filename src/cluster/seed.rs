@@ -325,8 +325,31 @@ fn crypto_user() -> String {
 ///
 /// `CloudHsmInvalidRequestException` with the TOML error.
 pub fn parse_seed(text: &str) -> Result<SeedFile, CloudHsmError> {
-    toml::from_str(text).map_err(|e| CloudHsmError::invalid(format!("invalid seed file: {e}")))
+    let invalid =
+        |e: &dyn std::fmt::Display| CloudHsmError::invalid(format!("invalid seed file: {e}"));
+    let table: toml::Table = toml::from_str(text).map_err(|e| invalid(&e))?;
+    if let Some(unknown) = table.keys().find(|k| !SEED_TABLES.contains(&k.as_str())) {
+        return Err(invalid(&format!(
+            "unknown table `{unknown}`: a seed file holds [[cluster]], [[key_store]] and [[key]] \
+             (and, when it is also the configuration file, its sections)"
+        )));
+    }
+    toml::from_str(text).map_err(|e| invalid(&e))
 }
+
+/// The top-level tables a seed file may hold: its own, the KMS layer's, and the configuration
+/// file's sections (a configuration file may carry its own seed).
+const SEED_TABLES: &[&str] = &[
+    "cluster",
+    "key_store",
+    "key",
+    "server",
+    "identity",
+    "hsm",
+    "simulation",
+    "auth",
+    "quotas",
+];
 
 /// The cluster ID of the `index`-th `[[cluster]]` without an `id`: stable for one data
 /// directory (whose random `salt` is kept in [`SEED_SALT_FILE`]), distinct between data
@@ -657,6 +680,13 @@ fn write_one(path: &Path, content: &str, secret: bool) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelled_top_level_table_is_refused_by_name() {
+        let e = parse_seed("[[keys]]\nid = \"x\"\n").unwrap_err();
+        assert!(e.message.contains("unknown table `keys`"), "{}", e.message);
+        assert!(parse_seed("[[cluster]]\n[[key]]\n").is_ok());
+    }
 
     #[test]
     fn derived_ids_are_stable_and_valid() {

@@ -103,8 +103,8 @@ impl axum::extract::FromRequest<Arc<App>> for JsonBody {
 
 fn respond(r: CResult) -> Response {
     match r {
-        Ok(v) => crate::server::json_response(200, &v, None),
-        Err(e) => crate::server::json_response(
+        Ok(v) => crate::protocol::response::json_response(200, &v, None),
+        Err(e) => crate::protocol::response::json_response(
             e.status,
             &json!({"__type": e.type_name, "message": e.message}),
             Some(e.type_name),

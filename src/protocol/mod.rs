@@ -5,3 +5,4 @@ pub mod bounds;
 pub mod cbor;
 pub mod host;
 pub mod input;
+pub mod response;
