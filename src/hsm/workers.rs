@@ -641,8 +641,9 @@ mod tests {
             assert!(Instant::now() < deadline, "the first job never started");
             std::thread::yield_now();
         }
-        let queued = Instant::now();
         let second = w.run(|| ());
+        // Taken after the second job was queued: its wait is at least this long.
+        let queued = Instant::now();
         while queued.elapsed() < SPREAD_AFTER {
             std::thread::yield_now();
         }
@@ -857,16 +858,36 @@ mod tests {
     fn jobs_queued_before_drop_still_run() {
         let done = Arc::new(AtomicUsize::new(0));
         let w = Workers::new("t", 1, 0);
-        let d = Arc::clone(&done);
+        let gate = Arc::new(Gate::default());
+        let (g, d) = (Arc::clone(&gate), Arc::clone(&done));
+        // The first job holds the only thread until the pool is being dropped.
         let h = w.run(move || {
-            std::thread::sleep(Duration::from_millis(20));
+            g.pass();
             d.fetch_add(1, Ordering::SeqCst);
         });
         let d = Arc::clone(&done);
         let h2 = w.run(move || {
             d.fetch_add(1, Ordering::SeqCst);
         });
+        let g = Arc::clone(&gate);
+        let _open_on_failure = OnDrop(move || g.open());
+        gate.wait_change(0, Duration::from_secs(10));
+        assert_eq!(gate.inside(), 1, "the first job started");
+        let shared = Arc::clone(&w.shared);
+        let opener = std::thread::spawn(move || {
+            let g = Arc::clone(&gate);
+            let _open_on_exit = OnDrop(move || g.open());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !shared.lock().closed {
+                assert!(Instant::now() < deadline, "the pool was never closed");
+                std::thread::yield_now();
+            }
+            assert_eq!(shared.lock().queue.len(), 1, "the second job still queued");
+        });
         drop(w);
+        opener
+            .join()
+            .expect("the pool closed with the second job queued");
         rt().block_on(async {
             assert!(h.await.is_ok() && h2.await.is_ok());
         });
