@@ -477,7 +477,7 @@ fn serve(shared: &Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
@@ -503,29 +503,107 @@ mod tests {
         assert!(w.threads() <= 2, "{} threads", w.threads());
     }
 
-    #[test]
-    fn never_more_threads_than_max_even_when_jobs_block() {
-        let w = Arc::new(Workers::new("t", 3, 0));
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        rt().block_on(async {
-            let mut hs = Vec::new();
-            for _ in 0..30 {
-                let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
-                hs.push(w.run(move || {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(5));
-                    running.fetch_sub(1, Ordering::SeqCst);
-                }));
+    /// A gate jobs wait at (blocked in the kernel, as on a network HSM) until it opens, and
+    /// a count of the jobs inside with its peak.
+    #[derive(Default)]
+    struct Gate {
+        state: Mutex<GateState>,
+        changed: Condvar,
+    }
+
+    #[derive(Default)]
+    struct GateState {
+        open: bool,
+        inside: usize,
+        peak: usize,
+    }
+
+    impl Gate {
+        /// A job's body: count itself in, wait for the gate to open, count itself out.
+        fn pass(&self) {
+            let mut st = self.state.lock().expect("gate");
+            st.inside += 1;
+            st.peak = st.peak.max(st.inside);
+            self.changed.notify_all();
+            while !st.open {
+                st = self.changed.wait(st).expect("gate");
             }
-            for h in hs {
+            st.inside -= 1;
+        }
+
+        fn inside(&self) -> usize {
+            self.state.lock().expect("gate").inside
+        }
+
+        fn peak(&self) -> usize {
+            self.state.lock().expect("gate").peak
+        }
+
+        /// Wait up to `d` for the number of jobs inside to change from `seen`.
+        fn wait_change(&self, seen: usize, d: Duration) {
+            let st = self.state.lock().expect("gate");
+            let _ = self
+                .changed
+                .wait_timeout_while(st, d, |st| st.inside == seen)
+                .expect("gate");
+        }
+
+        fn open(&self) {
+            self.state.lock().expect("gate").open = true;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Runs its closure when dropped: a failing test still lets its pool's jobs finish (the
+    /// pool's drop waits for them).
+    struct OnDrop<F: FnMut()>(F);
+
+    impl<F: FnMut()> Drop for OnDrop<F> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+
+    #[test]
+    fn blocked_jobs_bring_in_threads_up_to_max_and_never_more() {
+        const MAX: usize = 3;
+        let w = Workers::new("t", MAX, 0);
+        let gate = Arc::new(Gate::default());
+        let g = Arc::clone(&gate);
+        let _open_on_exit = OnDrop(move || g.open());
+        let mut pending = Vec::new();
+        let mut push = |w: &Workers| {
+            let g = Arc::clone(&gate);
+            pending.push(w.run(move || g.pass()));
+        };
+        // Each job queued behind blocked ones looks at the busy threads, finds them blocked
+        // in the kernel and brings in one more thread, up to MAX. Keep queueing (each new job
+        // is another chance to decide) until MAX jobs are inside the gate.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while gate.inside() < MAX {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {MAX} threads came in for blocked jobs",
+                gate.inside()
+            );
+            push(&w);
+            gate.wait_change(gate.inside(), RECHECK);
+        }
+        // Every further job finds all MAX threads blocked: many chances to start one too many.
+        for _ in 0..20 {
+            push(&w);
+            gate.wait_change(MAX, RECHECK);
+            assert_eq!(gate.inside(), MAX, "more jobs running than max threads");
+        }
+        assert_eq!(w.threads(), MAX);
+        gate.open();
+        rt().block_on(async {
+            for h in pending {
                 h.await.expect("job ran");
             }
         });
-        let peak = peak.load(Ordering::SeqCst);
-        // Blocked jobs make the queue grow, so more threads join — but never more than max.
-        assert!((2..=3).contains(&peak), "peak concurrency {peak}");
+        assert_eq!(gate.peak(), MAX, "peak concurrency");
+        assert!(w.threads() <= MAX, "{} threads", w.threads());
     }
 
     #[test]
@@ -539,27 +617,65 @@ mod tests {
         assert_eq!(w.threads(), 1);
     }
 
-    #[test]
-    fn jobs_that_wait_for_a_cpu_stay_on_one_thread() {
-        // Each job keeps its thread busy on the CPU for 2 ms, so the ones queued behind it
-        // wait well past SPREAD_AFTER; another thread would not make them faster.
+    /// One round of `a_job_behind_a_thread_on_a_cpu_brings_in_no_other_thread`: a job spins
+    /// on the CPU until told to stop; a second job is queued behind it, and once that one has
+    /// waited SPREAD_AFTER a third is queued, which makes the pool look at the spinning
+    /// thread. Returns None when the premise failed (the machine stalled this thread so long
+    /// that the queue waited SPREAD_ANYWAY, when joining is the rule), else whether the look
+    /// found the thread runnable and the threads alive then.
+    fn spinner_round() -> Option<(Option<bool>, usize)> {
         let w = Workers::new("t", 4, 0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let _stop_on_exit = OnDrop(move || s.store(true, Ordering::SeqCst));
+        let spinning = Arc::new(AtomicBool::new(false));
+        let (s1, s2) = (Arc::clone(&stop), Arc::clone(&spinning));
+        let first = w.run(move || {
+            s2.store(true, Ordering::SeqCst);
+            while !s1.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !spinning.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the first job never started");
+            std::thread::yield_now();
+        }
+        let second = w.run(|| ());
+        // Taken after the second job was queued: its wait is at least this long.
+        let queued = Instant::now();
+        while queued.elapsed() < SPREAD_AFTER {
+            std::thread::yield_now();
+        }
+        let third = w.run(|| ());
+        let decided_in_time = queued.elapsed() < SPREAD_ANYWAY;
+        let seen = w.shared.lock().probed.map(|(_, runnable)| runnable);
+        let threads = w.threads();
+        stop.store(true, Ordering::SeqCst);
         rt().block_on(async {
-            let hs: Vec<_> = (0..10)
-                .map(|_| {
-                    w.run(|| {
-                        let t0 = Instant::now();
-                        while t0.elapsed() < Duration::from_millis(2) {
-                            std::hint::spin_loop();
-                        }
-                    })
-                })
-                .collect();
-            for h in hs {
+            for h in [first, second, third] {
                 h.await.expect("job ran");
             }
         });
-        assert_eq!(w.threads(), 1);
+        decided_in_time.then_some((seen, threads))
+    }
+
+    #[test]
+    fn a_job_behind_a_thread_on_a_cpu_brings_in_no_other_thread() {
+        // The rule is about time (SPREAD_ANYWAY lets a thread join whatever the busy one is
+        // doing), so a round this thread could not finish in time proves nothing: run again.
+        for _ in 0..10 {
+            if let Some((seen, threads)) = spinner_round() {
+                assert_eq!(
+                    seen,
+                    Some(true),
+                    "the spinning thread was looked at: runnable"
+                );
+                assert_eq!(threads, 1, "no thread joined a job waiting for a CPU");
+                return;
+            }
+        }
+        panic!("ten rounds stalled past SPREAD_ANYWAY: no round could be judged");
     }
 
     #[test]
@@ -742,16 +858,36 @@ mod tests {
     fn jobs_queued_before_drop_still_run() {
         let done = Arc::new(AtomicUsize::new(0));
         let w = Workers::new("t", 1, 0);
-        let d = Arc::clone(&done);
+        let gate = Arc::new(Gate::default());
+        let (g, d) = (Arc::clone(&gate), Arc::clone(&done));
+        // The first job holds the only thread until the pool is being dropped.
         let h = w.run(move || {
-            std::thread::sleep(Duration::from_millis(20));
+            g.pass();
             d.fetch_add(1, Ordering::SeqCst);
         });
         let d = Arc::clone(&done);
         let h2 = w.run(move || {
             d.fetch_add(1, Ordering::SeqCst);
         });
+        let g = Arc::clone(&gate);
+        let _open_on_failure = OnDrop(move || g.open());
+        gate.wait_change(0, Duration::from_secs(10));
+        assert_eq!(gate.inside(), 1, "the first job started");
+        let shared = Arc::clone(&w.shared);
+        let opener = std::thread::spawn(move || {
+            let g = Arc::clone(&gate);
+            let _open_on_exit = OnDrop(move || g.open());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !shared.lock().closed {
+                assert!(Instant::now() < deadline, "the pool was never closed");
+                std::thread::yield_now();
+            }
+            assert_eq!(shared.lock().queue.len(), 1, "the second job still queued");
+        });
         drop(w);
+        opener
+            .join()
+            .expect("the pool closed with the second job queued");
         rt().block_on(async {
             assert!(h.await.is_ok() && h2.await.is_ok());
         });

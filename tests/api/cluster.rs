@@ -255,57 +255,120 @@ aliases = ["alias/seeded"]
     .unwrap();
     let seed_arg = seed.to_string_lossy().to_string();
     let mut sim = Sim::start_with(&["--seed", &seed_arg]);
-    let snapshot = |sim: &Sim| {
-        block_on(async {
-            let kms = sim.kms();
-            wait_state(&kms, "cks-1234567890abcdef0", "CONNECTED").await;
-            let d = kms
-                .describe_key()
-                .key_id("alias/seeded")
-                .send()
-                .await
-                .unwrap();
-            let m = d.key_metadata().unwrap();
-            assert_eq!(m.key_id(), "1234abcd-12ab-34cd-56ef-1234567890ab");
-            assert_eq!(m.custom_key_store_id(), Some("cks-1234567890abcdef0"));
-            assert_eq!(m.cloud_hsm_cluster_id(), Some("cluster-seedtestabcde"));
-            let enc = kms
-                .encrypt()
-                .key_id("alias/seeded")
-                .plaintext(aws_sdk_kms::primitives::Blob::new(b"seeded".to_vec()))
-                .send()
-                .await
-                .unwrap();
-            assert!(enc.ciphertext_blob().is_some());
-            let stores = kms
-                .describe_custom_key_stores()
-                .send()
-                .await
-                .unwrap()
-                .custom_key_stores()
-                .len();
-            let keys = kms.list_keys().send().await.unwrap().keys().len();
-            let clusters = sim
-                .control()
-                .call("GET", "/_sim/clusters", None)
-                .await
-                .unwrap()["clusters"]
-                .as_array()
-                .unwrap()
-                .len();
-            (stores, keys, clusters)
-        })
-    };
-    let first = snapshot(&sim);
+    let first = seeded_world(&sim);
     assert_eq!(
-        first,
-        (1, 1, 2),
+        (
+            first.stores.len(),
+            first.keys.len(),
+            first.clusters["clusters"].as_array().map(Vec::len),
+        ),
+        (1, 1, Some(2)),
         "seeded store, key, and the default + seeded clusters"
     );
-    sim.restart();
+    let seeded_objects: Vec<&serde_json::Value> = first.token_objects.iter().flatten().collect();
     assert_eq!(
-        snapshot(&sim),
-        first,
-        "applying the seed again changed something"
+        seeded_objects.len(),
+        1,
+        "one token object: the seeded key's"
     );
+    assert_eq!(
+        seeded_objects[0][0],
+        "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    );
+    sim.restart();
+    let second = seeded_world(&sim);
+    assert_eq!(second.clusters, first.clusters, "clusters and their HSMs");
+    assert_eq!(second.users, first.users, "users and their counters");
+    assert_eq!(second.token_objects, first.token_objects, "token objects");
+    assert_eq!(second.stores, first.stores, "key stores");
+    assert_eq!(second.keys, first.keys, "keys");
+    assert_eq!(second.aliases, first.aliases, "aliases");
+}
+
+/// The whole observable state after a seed: clusters with their HSMs, every cluster's users
+/// with their counters, every token object (label, ID, fingerprint), key stores, keys and
+/// aliases.
+#[derive(Debug, PartialEq)]
+struct SeededWorld {
+    clusters: serde_json::Value,
+    users: Vec<serde_json::Value>,
+    token_objects: Vec<Vec<serde_json::Value>>,
+    stores: Vec<serde_json::Value>,
+    keys: Vec<serde_json::Value>,
+    aliases: Vec<serde_json::Value>,
+}
+
+fn seeded_world(sim: &Sim) -> SeededWorld {
+    block_on(async {
+        let kms = sim.kms();
+        wait_state(&kms, "cks-1234567890abcdef0", "CONNECTED").await;
+        seeded_key_works(&kms).await;
+        let c = sim.control();
+        let get = |path: String| {
+            let c = sim.control();
+            async move { c.call("GET", &path, None).await.unwrap() }
+        };
+        let list = |op: &str, member: &str| {
+            let (c, op, member) = (sim.control(), op.to_string(), member.to_string());
+            async move {
+                let v = c
+                    .aws(&format!("TrentService.{op}"), json!({}))
+                    .await
+                    .unwrap();
+                v[member.as_str()].as_array().unwrap().clone()
+            }
+        };
+        let clusters = get("/_sim/clusters".into()).await;
+        let (mut users, mut token_objects) = (vec![], vec![]);
+        for cluster in clusters["clusters"].as_array().unwrap() {
+            let id = cluster["cluster_id"].as_str().unwrap();
+            users.push(get(format!("/_sim/clusters/{id}/users")).await);
+            let pin = get(format!("/_sim/clusters/{id}/token/pin")).await;
+            let objects = sim.inspect_token(id, pin["user_pin"].as_str().unwrap());
+            token_objects.push(
+                objects
+                    .iter()
+                    .map(|o| json!([o["label"], o["id"], o["fingerprint"]]))
+                    .collect(),
+            );
+        }
+        let mut keys = vec![];
+        for k in list("ListKeys", "Keys").await {
+            let described = c
+                .aws("TrentService.DescribeKey", json!({"KeyId": k["KeyId"]}))
+                .await
+                .unwrap();
+            keys.push(described);
+        }
+        SeededWorld {
+            clusters,
+            users,
+            token_objects,
+            stores: list("DescribeCustomKeyStores", "CustomKeyStores").await,
+            keys,
+            aliases: list("ListAliases", "Aliases").await,
+        }
+    })
+}
+
+/// The seeded key answers by its alias, lives in the seeded store and encrypts.
+async fn seeded_key_works(kms: &aws_sdk_kms::Client) {
+    let d = kms
+        .describe_key()
+        .key_id("alias/seeded")
+        .send()
+        .await
+        .unwrap();
+    let m = d.key_metadata().unwrap();
+    assert_eq!(m.key_id(), "1234abcd-12ab-34cd-56ef-1234567890ab");
+    assert_eq!(m.custom_key_store_id(), Some("cks-1234567890abcdef0"));
+    assert_eq!(m.cloud_hsm_cluster_id(), Some("cluster-seedtestabcde"));
+    let enc = kms
+        .encrypt()
+        .key_id("alias/seeded")
+        .plaintext(aws_sdk_kms::primitives::Blob::new(b"seeded".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert!(enc.ciphertext_blob().is_some());
 }
