@@ -224,7 +224,7 @@ fn not_base64_answer(op: &str, m: &str, t: Ty) -> NotBase64Answer {
             ("ListKeys", "Marker") => Exception("InvalidMarkerException"),
             (_, "AliasName") => Exactly(
                 "InvalidAliasNameException",
-                r#"Alias must start with the prefix "alias/" followed by a name."#.into(),
+                r#"Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"#.into(),
             ),
             (_, "Policy") => Exactly(
                 "MalformedPolicyDocumentException",
