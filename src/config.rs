@@ -204,6 +204,123 @@ pub struct Overrides {
     pub allow_remote: bool,
 }
 
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// `[identity]`: the default account and region.
+fn identity(s: &IdentitySection) -> Result<(String, String), ConfigError> {
+    let account = s.account.clone().unwrap_or_else(|| "111122223333".into());
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "identity.account",
+            format!("{account:?} is not a 12-digit AWS account ID"),
+        ));
+    }
+    let region = s.region.clone().unwrap_or_else(|| "us-east-1".into());
+    let region_char = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-';
+    if region.is_empty() || !region.bytes().all(region_char) {
+        return Err(invalid(
+            "identity.region",
+            format!("{region:?} is not a region name like us-east-1"),
+        ));
+    }
+    Ok((account, region))
+}
+
+/// The provisioner and, for a soft token, its kind and configuration file.
+fn provisioning(
+    hsm: &HsmSection,
+    module: Option<&Path>,
+    data_dir: &Path,
+) -> Result<(ProvisionerKind, Option<(SoftToken, PathBuf)>), ConfigError> {
+    let (provisioner, soft) = match hsm.provisioner.as_deref() {
+        None | Some("soft") => (ProvisionerKind::SoftToken, SoftToken::detect(module)),
+        Some(name @ ("softhsm" | "softhsm2" | "kryoptic")) => {
+            (ProvisionerKind::SoftToken, SoftToken::from_name(name))
+        }
+        Some("none") => (ProvisionerKind::None, None),
+        Some(other) => {
+            return Err(invalid(
+                "hsm.provisioner",
+                format!(
+                    "{other:?}: use \"softhsm\" or \"kryoptic\" (soft tokens, found from \
+                     the module's name when left out) or \"none\" (a real HSM)"
+                ),
+            ));
+        }
+    };
+    let soft_token = soft.map(|k| {
+        let conf = hsm
+            .token_conf
+            .clone()
+            .unwrap_or_else(|| data_dir.join(k.conf_file_name()));
+        (k, conf)
+    });
+    Ok((provisioner, soft_token))
+}
+
+/// The `[hsm]` numbers and names, each checked.
+struct HsmNumbers {
+    slots: u32,
+    pin_template: String,
+    max_sessions: usize,
+    thread_nice: i32,
+    internal_token_label: String,
+}
+
+fn hsm_numbers(hsm: &HsmSection) -> Result<HsmNumbers, ConfigError> {
+    let slots = hsm.slots.unwrap_or(DEFAULT_SLOTS);
+    if !(2..=1024).contains(&slots) {
+        return Err(invalid(
+            "hsm.slots",
+            "must be between 2 and 1024 (one per cluster, plus the internal token)",
+        ));
+    }
+    let pin_template = hsm
+        .pin_template
+        .clone()
+        .unwrap_or_else(|| "{password}".into());
+    if !pin_template.contains("{password}") {
+        return Err(invalid(
+            "hsm.pin_template",
+            "must contain {password} (e.g. \"{password}\" or \"{user}:{password}\")",
+        ));
+    }
+    let max_sessions = hsm.max_sessions.unwrap_or(4);
+    if !(1..=1024).contains(&max_sessions) {
+        return Err(invalid("hsm.max_sessions", "must be between 1 and 1024"));
+    }
+    let thread_nice = hsm.thread_nice.unwrap_or(DEFAULT_THREAD_NICE);
+    if !(-20..=19).contains(&thread_nice) {
+        return Err(invalid(
+            "hsm.thread_nice",
+            "must be between -20 and 19 (added to the process's nice value; 0 leaves the \
+             PKCS#11 threads at the process's priority)",
+        ));
+    }
+    let internal_token_label = hsm
+        .internal_token_label
+        .clone()
+        .unwrap_or_else(|| "kms-internal".into());
+    if internal_token_label.is_empty() || internal_token_label.len() > 32 {
+        return Err(invalid(
+            "hsm.internal_token_label",
+            "must be 1 to 32 characters (a PKCS#11 token label)",
+        ));
+    }
+    Ok(HsmNumbers {
+        slots,
+        pin_template,
+        max_sessions,
+        thread_nice,
+        internal_token_label,
+    })
+}
+
 /// Limits on what clients can hold of the process at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -368,97 +485,16 @@ impl Config {
             });
         }
         let limits = Limits::from_section(&file.server, max_body_bytes)?;
-        let account = file
-            .identity
-            .account
-            .unwrap_or_else(|| "111122223333".into());
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ConfigError::Invalid {
-                field: "identity.account",
-                reason: format!("{account:?} is not a 12-digit AWS account ID"),
-            });
-        }
-        let region = file.identity.region.unwrap_or_else(|| "us-east-1".into());
-        if region.is_empty()
-            || !region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(ConfigError::Invalid {
-                field: "identity.region",
-                reason: format!("{region:?} is not a region name like us-east-1"),
-            });
-        }
-        let module = ov.module.clone().or(file.hsm.module);
-        let (provisioner, soft) = match file.hsm.provisioner.as_deref() {
-            None | Some("soft") => (
-                ProvisionerKind::SoftToken,
-                SoftToken::detect(module.as_deref()),
-            ),
-            Some(name @ ("softhsm" | "softhsm2" | "kryoptic")) => {
-                (ProvisionerKind::SoftToken, SoftToken::from_name(name))
-            }
-            Some("none") => (ProvisionerKind::None, None),
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    field: "hsm.provisioner",
-                    reason: format!(
-                        "{other:?}: use \"softhsm\" or \"kryoptic\" (soft tokens, found from \
-                         the module's name when left out) or \"none\" (a real HSM)"
-                    ),
-                });
-            }
-        };
-        let soft_token = soft.map(|k| {
-            let conf = file
-                .hsm
-                .token_conf
-                .clone()
-                .unwrap_or_else(|| data_dir.join(k.conf_file_name()));
-            (k, conf)
-        });
-        let slots = file.hsm.slots.unwrap_or(DEFAULT_SLOTS);
-        if !(2..=1024).contains(&slots) {
-            return Err(ConfigError::Invalid {
-                field: "hsm.slots",
-                reason: "must be between 2 and 1024 (one per cluster, plus the internal token)"
-                    .into(),
-            });
-        }
-        let pin_template = file.hsm.pin_template.unwrap_or_else(|| "{password}".into());
-        if !pin_template.contains("{password}") {
-            return Err(ConfigError::Invalid {
-                field: "hsm.pin_template",
-                reason: "must contain {password} (e.g. \"{password}\" or \"{user}:{password}\")"
-                    .into(),
-            });
-        }
-        let max_sessions = file.hsm.max_sessions.unwrap_or(4);
-        if !(1..=1024).contains(&max_sessions) {
-            return Err(ConfigError::Invalid {
-                field: "hsm.max_sessions",
-                reason: "must be between 1 and 1024".into(),
-            });
-        }
-        let thread_nice = file.hsm.thread_nice.unwrap_or(DEFAULT_THREAD_NICE);
-        if !(-20..=19).contains(&thread_nice) {
-            return Err(ConfigError::Invalid {
-                field: "hsm.thread_nice",
-                reason: "must be between -20 and 19 (added to the process's nice value; 0 \
-                         leaves the PKCS#11 threads at the process's priority)"
-                    .into(),
-            });
-        }
-        let internal_token_label = file
-            .hsm
-            .internal_token_label
-            .unwrap_or_else(|| "kms-internal".into());
-        if internal_token_label.is_empty() || internal_token_label.len() > 32 {
-            return Err(ConfigError::Invalid {
-                field: "hsm.internal_token_label",
-                reason: "must be 1 to 32 characters (a PKCS#11 token label)".into(),
-            });
-        }
+        let (account, region) = identity(&file.identity)?;
+        let module = ov.module.clone().or_else(|| file.hsm.module.clone());
+        let (provisioner, soft_token) = provisioning(&file.hsm, module.as_deref(), &data_dir)?;
+        let HsmNumbers {
+            slots,
+            pin_template,
+            max_sessions,
+            thread_nice,
+            internal_token_label,
+        } = hsm_numbers(&file.hsm)?;
         let auth = auth_settings(file.auth, &account)?;
         let quotas = quota_settings(&file.quotas)?;
         Ok(Config {
@@ -477,8 +513,12 @@ impl Config {
             max_sessions,
             thread_nice,
             internal_token_label,
-            internal_token_pin: file.hsm.internal_token_pin,
-            internal_token_user: file.hsm.internal_token_user.unwrap_or_else(|| "kms".into()),
+            internal_token_pin: file.hsm.internal_token_pin.clone(),
+            internal_token_user: file
+                .hsm
+                .internal_token_user
+                .clone()
+                .unwrap_or_else(|| "kms".into()),
             connect_delay_ms: ov
                 .connect_delay_ms
                 .or(file.simulation.connect_delay_ms)
