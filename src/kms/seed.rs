@@ -98,126 +98,149 @@ pub async fn apply_file(app: &Arc<App>, path: &Path) -> Result<(), KmsError> {
 /// Apply `seed`; relative files are read from `base`.
 pub async fn apply(app: &Arc<App>, seed: &KmsSeed, base: &Path) -> Result<(), KmsError> {
     for s in &seed.key_store {
-        let what = format!("key store {:?}", s.name);
-        if let Some(id) = &s.id
-            && !is_store_id(id)
-        {
-            return Err(kms_err!(
-                Validation,
-                "{what}: id {id:?} must be cks- followed by 17 lowercase hex digits"
-            ));
-        }
-        let existing = {
-            let w = app.world();
-            match &s.id {
-                Some(id) => w.stores.get(id).map(|x| x.id.clone()),
-                None => w
-                    .stores
-                    .values()
-                    .find(|x| x.name == s.name)
-                    .map(|x| x.id.clone()),
-            }
-        };
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let anchor = match &s.trust_anchor_file {
-                    Some(f) => std::fs::read_to_string(base.join(f))
-                        .map_err(|e| kms_err!(Validation, "{what}: cannot read {f}: {e}"))?,
-                    None => app
-                        .world()
-                        .clusters
-                        .get(&s.cluster_id)
-                        .and_then(|c| c.trust_anchor.clone())
-                        .ok_or_else(|| {
-                            kms_err!(
-                                CloudHsmClusterNotFound,
-                                "{what}: cluster {} is not initialized or does not exist",
-                                s.cluster_id
-                            )
-                        })?,
-                };
-                let input = Input::from_value(json!({
-                    "CustomKeyStoreName": s.name,
-                    "CloudHsmClusterId": s.cluster_id,
-                    "TrustAnchorCertificate": anchor,
-                    "KeyStorePassword": s.password,
-                }))
-                .map_err(super::input_err)?;
-                let out = super::key_store::create_with_id(app, &input, s.id.clone())
-                    .await
-                    .map_err(|e| seed_err(&what, e))?;
-                out["CustomKeyStoreId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            }
-        };
-        let state = app.world().stores.get(&id).map(|x| x.state);
-        if s.connect && state == Some(ConnectionState::Disconnected) {
-            let input =
-                Input::from_value(json!({ "CustomKeyStoreId": id })).map_err(super::input_err)?;
-            super::key_store::connect(app, &input)
-                .await
-                .map_err(|e| seed_err(&what, e))?;
-            wait_settled(app, &id).await;
-            let st = app.world().stores.get(&id).map(|x| (x.state, x.error_code));
-            if let Some((ConnectionState::Failed, code)) = st {
-                return Err(kms_err!(
-                    KmsInternal,
-                    "{what}: connecting failed with {}",
-                    code.map(|c| c.as_str()).unwrap_or("an unknown error")
-                ));
-            }
-        }
+        apply_key_store(app, s, base).await?;
     }
     for k in &seed.key {
-        let what = format!("key {}", k.id.as_deref().unwrap_or("(no id)"));
-        let fixed = match &k.id {
-            Some(i) => Some(
-                uuid::Uuid::parse_str(i)
-                    .map_err(|e| kms_err!(Validation, "{what}: not a UUID: {e}"))?,
-            ),
-            None => None,
-        };
-        let exists = match fixed {
-            Some(u) => app.world().keys.contains_key(&u.to_string()),
-            None => k
-                .aliases
-                .first()
-                .is_some_and(|a| app.world().aliases.contains_key(a)),
-        };
-        let key_id = if exists {
-            match fixed {
-                Some(u) => u.to_string(),
-                None => continue,
-            }
-        } else {
-            let body = match &k.key_store {
-                Some(s) => {
-                    json!({"Origin": "AWS_CLOUDHSM", "CustomKeyStoreId": s, "Description": k.description})
-                }
-                None => json!({"Description": k.description}),
+        apply_key(app, k).await?;
+    }
+    Ok(())
+}
+
+/// One `[[key_store]]`: created unless it exists (by ID, else by name), then connected if
+/// asked and still disconnected.
+async fn apply_key_store(app: &Arc<App>, s: &SeedKeyStore, base: &Path) -> Result<(), KmsError> {
+    let what = format!("key store {:?}", s.name);
+    if let Some(id) = &s.id
+        && !is_store_id(id)
+    {
+        return Err(kms_err!(
+            Validation,
+            "{what}: id {id:?} must be cks- followed by 17 lowercase hex digits"
+        ));
+    }
+    let existing = {
+        let w = app.world();
+        match &s.id {
+            Some(id) => w.stores.get(id).map(|x| x.id.clone()),
+            None => w
+                .stores
+                .values()
+                .find(|x| x.name == s.name)
+                .map(|x| x.id.clone()),
+        }
+    };
+    let id = match existing {
+        Some(id) => id,
+        None => {
+            let anchor = match &s.trust_anchor_file {
+                Some(f) => std::fs::read_to_string(base.join(f))
+                    .map_err(|e| kms_err!(Validation, "{what}: cannot read {f}: {e}"))?,
+                None => app
+                    .world()
+                    .clusters
+                    .get(&s.cluster_id)
+                    .and_then(|c| c.trust_anchor.clone())
+                    .ok_or_else(|| {
+                        kms_err!(
+                            CloudHsmClusterNotFound,
+                            "{what}: cluster {} is not initialized or does not exist",
+                            s.cluster_id
+                        )
+                    })?,
             };
-            let input = Input::from_value(body).map_err(super::input_err)?;
-            let out = super::key::create_key_with_id(app, &input, fixed)
+            let input = Input::from_value(json!({
+                "CustomKeyStoreName": s.name,
+                "CloudHsmClusterId": s.cluster_id,
+                "TrustAnchorCertificate": anchor,
+                "KeyStorePassword": s.password,
+            }))
+            .map_err(super::input_err)?;
+            let out = super::key_store::create_with_id(app, &input, s.id.clone())
                 .await
                 .map_err(|e| seed_err(&what, e))?;
-            out["KeyMetadata"]["KeyId"]
+            out["CustomKeyStoreId"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string()
-        };
-        for a in &k.aliases {
-            if app.world().aliases.contains_key(a) {
-                continue;
-            }
-            let input = Input::from_value(json!({"AliasName": a, "TargetKeyId": key_id}))
-                .map_err(super::input_err)?;
-            super::key::create_alias(app, &input)
-                .await
-                .map_err(|e| seed_err(&what, e))?;
         }
+    };
+    connect_seeded(app, s, &id, &what).await
+}
+
+/// Connect a seeded store if the seed asks and it is disconnected; wait for the outcome.
+async fn connect_seeded(
+    app: &Arc<App>,
+    s: &SeedKeyStore,
+    id: &str,
+    what: &str,
+) -> Result<(), KmsError> {
+    let state = app.world().stores.get(id).map(|x| x.state);
+    if !(s.connect && state == Some(ConnectionState::Disconnected)) {
+        return Ok(());
+    }
+    let input = Input::from_value(json!({ "CustomKeyStoreId": id })).map_err(super::input_err)?;
+    super::key_store::connect(app, &input)
+        .await
+        .map_err(|e| seed_err(what, e))?;
+    wait_settled(app, id).await;
+    let st = app.world().stores.get(id).map(|x| (x.state, x.error_code));
+    if let Some((ConnectionState::Failed, code)) = st {
+        return Err(kms_err!(
+            KmsInternal,
+            "{what}: connecting failed with {}",
+            code.map(|c| c.as_str()).unwrap_or("an unknown error")
+        ));
+    }
+    Ok(())
+}
+
+/// One `[[key]]`: created unless it exists (by ID, else by its first alias), then its aliases.
+async fn apply_key(app: &Arc<App>, k: &SeedKey) -> Result<(), KmsError> {
+    let what = format!("key {}", k.id.as_deref().unwrap_or("(no id)"));
+    let fixed = match &k.id {
+        Some(i) => Some(
+            uuid::Uuid::parse_str(i)
+                .map_err(|e| kms_err!(Validation, "{what}: not a UUID: {e}"))?,
+        ),
+        None => None,
+    };
+    let exists = match fixed {
+        Some(u) => app.world().keys.contains_key(&u.to_string()),
+        None => k
+            .aliases
+            .first()
+            .is_some_and(|a| app.world().aliases.contains_key(a)),
+    };
+    let key_id = if exists {
+        match fixed {
+            Some(u) => u.to_string(),
+            None => return Ok(()),
+        }
+    } else {
+        let body = match &k.key_store {
+            Some(s) => {
+                json!({"Origin": "AWS_CLOUDHSM", "CustomKeyStoreId": s, "Description": k.description})
+            }
+            None => json!({"Description": k.description}),
+        };
+        let input = Input::from_value(body).map_err(super::input_err)?;
+        let out = super::key::create_key_with_id(app, &input, fixed)
+            .await
+            .map_err(|e| seed_err(&what, e))?;
+        out["KeyMetadata"]["KeyId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for a in &k.aliases {
+        if app.world().aliases.contains_key(a) {
+            continue;
+        }
+        let input = Input::from_value(json!({"AliasName": a, "TargetKeyId": key_id}))
+            .map_err(super::input_err)?;
+        super::key::create_alias(app, &input)
+            .await
+            .map_err(|e| seed_err(&what, e))?;
     }
     Ok(())
 }
