@@ -194,11 +194,8 @@ pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
 }
 
 /// `CreateKey` with a fixed key ID (seeding), under every rule of the real operation.
-pub async fn create_key_with_id(
-    app: &Arc<App>,
-    input: &Input,
-    fixed_id: Option<uuid::Uuid>,
-) -> Result<Value, KmsError> {
+/// The `Policy` member of CreateKey, checked (at most 32 KB, a policy document).
+fn policy_member(input: &Input) -> Result<Option<String>, KmsError> {
     let policy = input
         .str_len("Policy", 1, 131_072)
         .map_err(input_err)?
@@ -212,6 +209,56 @@ pub async fn create_key_with_id(
         }
         check_policy(p)?;
     }
+    Ok(policy)
+}
+
+/// Whether `origin` puts the key in a CloudHSM key store (`AWS_CLOUDHSM`, which needs a
+/// store, as a store needs it); the origins cks-sim does not simulate are refused.
+fn origin_home(origin: &str, store_id: Option<&str>) -> Result<bool, KmsError> {
+    match origin {
+        "EXTERNAL" => {
+            return Err(kms_err!(
+                UnsupportedOperation,
+                "cks-sim does not simulate imported key material (Origin EXTERNAL)."
+            ));
+        }
+        "EXTERNAL_KEY_STORE" => {
+            return Err(kms_err!(
+                UnsupportedOperation,
+                "cks-sim does not simulate external key stores (Origin EXTERNAL_KEY_STORE)."
+            ));
+        }
+        _ => {}
+    }
+    let cloudhsm = origin == "AWS_CLOUDHSM";
+    if cloudhsm && store_id.is_none() {
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "Origin AWS_CLOUDHSM requires a CustomKeyStoreId."
+        ));
+    }
+    if !cloudhsm && store_id.is_some() {
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "A CustomKeyStoreId requires Origin AWS_CLOUDHSM."
+        ));
+    }
+    Ok(cloudhsm)
+}
+
+/// A CreateKey request, validated: everything but where the key will live.
+struct NewKey {
+    policy: Option<String>,
+    description: String,
+    store_id: Option<String>,
+    tags: Vec<(String, String)>,
+    kind: KeyKind,
+    cloudhsm: bool,
+}
+
+/// Validate a CreateKey request in AWS's order and words.
+fn new_key_request(input: &Input) -> Result<NewKey, KmsError> {
+    let policy = policy_member(input)?;
     let description = input
         .str_len("Description", 0, 8192)
         .map_err(input_err)?
@@ -250,34 +297,7 @@ pub async fn create_key_with_id(
         .map_err(input_err)?
         .unwrap_or_default();
     check_tags(&tags)?;
-    match origin {
-        "EXTERNAL" => {
-            return Err(kms_err!(
-                UnsupportedOperation,
-                "cks-sim does not simulate imported key material (Origin EXTERNAL)."
-            ));
-        }
-        "EXTERNAL_KEY_STORE" => {
-            return Err(kms_err!(
-                UnsupportedOperation,
-                "cks-sim does not simulate external key stores (Origin EXTERNAL_KEY_STORE)."
-            ));
-        }
-        _ => {}
-    }
-    let cloudhsm = origin == "AWS_CLOUDHSM";
-    if cloudhsm && store_id.is_none() {
-        return Err(kms_err!(
-            UnsupportedOperation,
-            "Origin AWS_CLOUDHSM requires a CustomKeyStoreId."
-        ));
-    }
-    if !cloudhsm && store_id.is_some() {
-        return Err(kms_err!(
-            UnsupportedOperation,
-            "A CustomKeyStoreId requires Origin AWS_CLOUDHSM."
-        ));
-    }
+    let cloudhsm = origin_home(origin, store_id.as_deref())?;
     let kind =
         super::asymmetric::checked_kind(spec, input.has("KeyUsage").then_some(usage), cloudhsm)?;
     if multi {
@@ -293,41 +313,68 @@ pub async fn create_key_with_id(
             )
         });
     }
+    Ok(NewKey {
+        policy,
+        description,
+        store_id,
+        tags,
+        kind,
+        cloudhsm,
+    })
+}
 
+/// The label of the token a new key's material goes on, with the checks that decide whether
+/// it can go there now: the account's key quota, and for a CloudHSM key a connected store
+/// whose cluster is usable and reachable.
+fn key_home(app: &App, store_id: Option<&String>) -> Result<String, KmsError> {
+    let w = app.world();
+    if w.keys.values().filter(|k| super::key_visible(k)).count() >= MAX_KEYS {
+        return Err(kms_err!(
+            LimitExceeded,
+            "This account has {MAX_KEYS} KMS keys in this Region, the maximum."
+        ));
+    }
+    Ok(match store_id {
+        Some(sid) => {
+            let s = super::key_store::connected(&w, sid, "before creating KMS keys in it")?;
+            super::key_store::cluster_usable(&w, &s.cluster_id, true).map_err(|e| {
+                if e.kind == super::error::KmsErrorKind::CloudHsmClusterInvalidConfiguration {
+                    e
+                } else {
+                    kms_err!(
+                        KmsInvalidState,
+                        "KMS cannot communicate with your CloudHSM cluster: {}",
+                        e.message
+                    )
+                }
+            })?;
+            reachable(&w, &s.cluster_id)?;
+            s.cluster_id.clone()
+        }
+        None => app.config.internal_token_label.clone(),
+    })
+}
+
+pub async fn create_key_with_id(
+    app: &Arc<App>,
+    input: &Input,
+    fixed_id: Option<uuid::Uuid>,
+) -> Result<Value, KmsError> {
+    let NewKey {
+        policy,
+        description,
+        store_id,
+        tags,
+        kind,
+        cloudhsm,
+    } = new_key_request(input)?;
     let _w = app.writer.lock().await;
     let id = fixed_id.unwrap_or_else(uuid::Uuid::new_v4);
     if app.world().keys.contains_key(&id.to_string()) {
         return Err(kms_err!(AlreadyExists, "Key {id} already exists."));
     }
     let arn = key_arn(app, &id.to_string());
-    let token_label = {
-        let w = app.world();
-        if w.keys.values().filter(|k| super::key_visible(k)).count() >= MAX_KEYS {
-            return Err(kms_err!(
-                LimitExceeded,
-                "This account has {MAX_KEYS} KMS keys in this Region, the maximum."
-            ));
-        }
-        match &store_id {
-            Some(sid) => {
-                let s = super::key_store::connected(&w, sid, "before creating KMS keys in it")?;
-                super::key_store::cluster_usable(&w, &s.cluster_id, true).map_err(|e| {
-                    if e.kind == super::error::KmsErrorKind::CloudHsmClusterInvalidConfiguration {
-                        e
-                    } else {
-                        kms_err!(
-                            KmsInvalidState,
-                            "KMS cannot communicate with your CloudHSM cluster: {}",
-                            e.message
-                        )
-                    }
-                })?;
-                reachable(&w, &s.cluster_id)?;
-                s.cluster_id.clone()
-            }
-            None => app.config.internal_token_label.clone(),
-        }
-    };
+    let token_label = key_home(app, store_id.as_ref())?;
     let token = if cloudhsm {
         app.token(&token_label).await
     } else {
