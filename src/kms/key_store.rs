@@ -130,15 +130,8 @@ pub async fn create(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
 }
 
 /// `CreateCustomKeyStore` with a fixed ID (seeding), under every rule of the real operation.
-pub async fn create_with_id(
-    app: &Arc<App>,
-    input: &Input,
-    fixed_id: Option<String>,
-) -> Result<Value, KmsError> {
-    let name = input
-        .req_str("CustomKeyStoreName", 1, 256)
-        .map_err(input_err)?
-        .to_string();
+/// `CustomKeyStoreType` and the XKS members: only AWS CloudHSM key stores are simulated.
+fn cloudhsm_store_type(input: &Input) -> Result<(), KmsError> {
     let kind = input.opt_str("CustomKeyStoreType").map_err(input_err)?;
     match kind {
         None | Some("AWS_CLOUDHSM") => {}
@@ -162,6 +155,52 @@ pub async fn create_with_id(
             "{m} applies only to external key stores, which cks-sim does not support; omit it for an AWS CloudHSM key store."
         ));
     }
+    Ok(())
+}
+
+/// The cluster rules of CreateCustomKeyStore: it exists, no store uses it or a cluster of its
+/// backup lineage, it is ACTIVE, the trust anchor is the one it was initialized with, and it
+/// has the HSMs a store needs.
+fn cluster_for_new_store(w: &World, cluster_id: &str, anchor: &str) -> Result<(), KmsError> {
+    let c = live_cluster(w, cluster_id).ok_or_else(|| cluster_not_found(cluster_id))?;
+    if let Some(s) = w.stores.values().find(|s| {
+        s.cluster_id == cluster_id
+            || w.clusters
+                .get(&s.cluster_id)
+                .is_some_and(|o| o.lineage == c.lineage)
+    }) {
+        return Err(kms_err!(
+            CloudHsmClusterInUse,
+            "AWS CloudHSM cluster '{cluster_id}' (or a cluster that shares its backup history) is already associated with custom key store {}.",
+            s.id
+        ));
+    }
+    if c.state != ClusterState::Active {
+        return Err(cluster_not_active(c));
+    }
+    let ok = c
+        .trust_anchor
+        .as_deref()
+        .is_some_and(|t| certs::same_certificate(t, anchor));
+    if !ok {
+        return Err(kms_err!(
+            IncorrectTrustAnchor,
+            "The trust anchor certificate does not match the trust anchor of AWS CloudHSM cluster '{cluster_id}' (the customerCA.crt used to initialize it)."
+        ));
+    }
+    config_ok(w, cluster_id, true)
+}
+
+pub async fn create_with_id(
+    app: &Arc<App>,
+    input: &Input,
+    fixed_id: Option<String>,
+) -> Result<Value, KmsError> {
+    let name = input
+        .req_str("CustomKeyStoreName", 1, 256)
+        .map_err(input_err)?
+        .to_string();
+    cloudhsm_store_type(input)?;
     let cluster_id = cluster_id_member(input, "CloudHsmClusterId")?
         .ok_or_else(|| KmsError::missing("CloudHsmClusterId"))?;
     let anchor = input
@@ -200,33 +239,7 @@ pub async fn create_with_id(
                 "This account already has {MAX_STORES} custom key stores in this Region, the maximum: delete one first."
             ));
         }
-        let c = live_cluster(&w, &cluster_id).ok_or_else(|| cluster_not_found(&cluster_id))?;
-        if let Some(s) = w.stores.values().find(|s| {
-            s.cluster_id == cluster_id
-                || w.clusters
-                    .get(&s.cluster_id)
-                    .is_some_and(|o| o.lineage == c.lineage)
-        }) {
-            return Err(kms_err!(
-                CloudHsmClusterInUse,
-                "AWS CloudHSM cluster '{cluster_id}' (or a cluster that shares its backup history) is already associated with custom key store {}.",
-                s.id
-            ));
-        }
-        if c.state != ClusterState::Active {
-            return Err(cluster_not_active(c));
-        }
-        let ok = c
-            .trust_anchor
-            .as_deref()
-            .is_some_and(|t| certs::same_certificate(t, &anchor));
-        if !ok {
-            return Err(kms_err!(
-                IncorrectTrustAnchor,
-                "The trust anchor certificate does not match the trust anchor of AWS CloudHSM cluster '{cluster_id}' (the customerCA.crt used to initialize it)."
-            ));
-        }
-        config_ok(&w, &cluster_id, true)?;
+        cluster_for_new_store(&w, &cluster_id, &anchor)?;
         if let Some(fid) = &fixed_id
             && w.stores.contains_key(fid)
         {
