@@ -123,6 +123,27 @@ pub struct NewCluster {
 /// an unknown backup; `CloudHsmTagException` for reserved or malformed tags;
 /// `CloudHsmInternalFailureException` when the store or the token fails.
 pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, CloudHsmError> {
+    let shape = check_new_cluster(&req)?;
+    let _w = app.writer.lock().await;
+    let now = app.now();
+    let (id, backup) = new_cluster_id_and_backup(app, req.id.as_ref(), shape.backup_id.as_ref())?;
+    match backup {
+        None => fresh_cluster(app, &req, &shape, id, now).await,
+        Some(backup) => restored_cluster(app, &req, &shape, id, now, backup).await,
+    }
+}
+
+/// The checked shape of a CreateCluster request.
+struct ClusterShape<'a> {
+    hsm_type: Option<&'static str>,
+    mode: Option<&'a str>,
+    network_type: Option<&'a str>,
+    backup_id: Option<String>,
+}
+
+/// Validate a CreateCluster request (subnets, HSM type, mode, network type, tags, backup and
+/// fixed ID), before anything is looked up.
+fn check_new_cluster(req: &NewCluster) -> Result<ClusterShape<'_>, CloudHsmError> {
     check_subnets(&req.subnet_ids)?;
     let hsm_type = match &req.hsm_type {
         Some(t) => Some(check_hsm_type(t)?),
@@ -151,78 +172,102 @@ pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, 
     {
         return Err(pattern_err("ClusterId", id, "cluster-[2-7a-zA-Z]{11,16}"));
     }
+    Ok(ClusterShape {
+        hsm_type,
+        mode,
+        network_type,
+        backup_id,
+    })
+}
 
-    let _w = app.writer.lock().await;
-    let now = app.now();
-    let (id, backup) = {
-        let w = app.world();
-        let id = match &req.id {
-            Some(id) if w.clusters.contains_key(id) => {
-                return Err(CloudHsmError::invalid(format!(
-                    "The cluster {id} already exists"
-                )));
+/// The new cluster's ID (the fixed one if free, else a fresh one) and the backup it is
+/// restored from, if any.
+fn new_cluster_id_and_backup(
+    app: &App,
+    fixed: Option<&String>,
+    backup_id: Option<&String>,
+) -> Result<(String, Option<Backup>), CloudHsmError> {
+    let w = app.world();
+    let id = match fixed {
+        Some(id) if w.clusters.contains_key(id) => {
+            return Err(CloudHsmError::invalid(format!(
+                "The cluster {id} already exists"
+            )));
+        }
+        Some(id) => id.clone(),
+        None => loop {
+            let id = ids::cluster_id();
+            if !w.clusters.contains_key(&id) {
+                break id;
             }
-            Some(id) => id.clone(),
-            None => loop {
-                let id = ids::cluster_id();
-                if !w.clusters.contains_key(&id) {
-                    break id;
-                }
-            },
-        };
-        let backup = match &backup_id {
-            Some(b) => Some(
-                w.backups
-                    .get(b)
-                    .filter(|x| backup_visible(x))
-                    .cloned()
-                    .ok_or_else(|| {
-                        CloudHsmError::not_found(format!("The backup {b} was not found"))
-                    })?,
-            ),
-            None => None,
-        };
-        (id, backup)
+        },
     };
-    let subnet_mapping = subnet_mapping(&crate::namespace::current(app).region, &req.subnet_ids);
-    let (account, region) = crate::namespace::for_new(app);
-    let tags: BTreeMap<String, String> = req.tags.iter().cloned().collect();
-
-    let Some(backup) = backup else {
-        let csr = certs::new_cluster_csr(&id).map_err(CloudHsmError::internal)?;
-        let c = Cluster {
-            id: id.clone(),
-            state: ClusterState::Uninitialized,
-            state_message: None,
-            hsm_type: hsm_type.unwrap_or(DEFAULT_HSM_TYPE).to_string(),
-            mode: mode.unwrap_or("FIPS").to_string(),
-            subnet_mapping,
-            security_group: ids::sg_id(),
-            vpc_id: ids::vpc_id(),
-            network_type: network_type.unwrap_or("IPV4").to_string(),
-            create_timestamp: now,
-            source_backup_id: None,
-            private_key_pem: csr.private_key_pem,
-            csr_pem: csr.csr_pem,
-            cluster_certificate: None,
-            trust_anchor: None,
-            lineage: id,
-            tags,
-            token_user_pin: String::new(),
-            token_so_pin: String::new(),
-            has_token: false,
-            faults: Faults::default(),
-            next_ip: 0,
-            pending_user_pin: None,
-            account,
-            region,
-            bound_token: req.bound_token.clone(),
-        };
-        app.commit(vec![Change::Cluster(c.clone())]).await?;
-        return Ok(c);
+    let backup = match backup_id {
+        Some(b) => Some(
+            w.backups
+                .get(b)
+                .filter(|x| backup_visible(x))
+                .cloned()
+                .ok_or_else(|| CloudHsmError::not_found(format!("The backup {b} was not found")))?,
+        ),
+        None => None,
     };
+    Ok((id, backup))
+}
 
-    // Restore from a backup.
+/// A new cluster, UNINITIALIZED, with a fresh CSR and no token.
+async fn fresh_cluster(
+    app: &Arc<App>,
+    req: &NewCluster,
+    shape: &ClusterShape<'_>,
+    id: String,
+    now: f64,
+) -> Result<Cluster, CloudHsmError> {
+    let (subnet_mapping, account, region, tags) = new_cluster_parts(app, req);
+    let csr = certs::new_cluster_csr(&id).map_err(CloudHsmError::internal)?;
+    let c = Cluster {
+        id: id.clone(),
+        state: ClusterState::Uninitialized,
+        state_message: None,
+        hsm_type: shape.hsm_type.unwrap_or(DEFAULT_HSM_TYPE).to_string(),
+        mode: shape.mode.unwrap_or("FIPS").to_string(),
+        subnet_mapping,
+        security_group: ids::sg_id(),
+        vpc_id: ids::vpc_id(),
+        network_type: shape.network_type.unwrap_or("IPV4").to_string(),
+        create_timestamp: now,
+        source_backup_id: None,
+        private_key_pem: csr.private_key_pem,
+        csr_pem: csr.csr_pem,
+        cluster_certificate: None,
+        trust_anchor: None,
+        lineage: id,
+        tags,
+        token_user_pin: String::new(),
+        token_so_pin: String::new(),
+        has_token: false,
+        faults: Faults::default(),
+        next_ip: 0,
+        pending_user_pin: None,
+        account,
+        region,
+        bound_token: req.bound_token.clone(),
+    };
+    app.commit(vec![Change::Cluster(c.clone())]).await?;
+    Ok(c)
+}
+
+/// A cluster restored from `backup`: its certificates, lineage and users, and a fresh token
+/// whose user PIN is the one `kmsuser` had at backup time.
+async fn restored_cluster(
+    app: &Arc<App>,
+    req: &NewCluster,
+    shape: &ClusterShape<'_>,
+    id: String,
+    now: f64,
+    backup: Backup,
+) -> Result<Cluster, CloudHsmError> {
+    let (subnet_mapping, account, region, tags) = new_cluster_parts(app, req);
     if backup.state != BACKUP_READY {
         return Err(CloudHsmError::invalid(format!(
             "The backup {} is {}; only a READY backup can be restored (RestoreBackup brings back a backup pending deletion)",
@@ -251,12 +296,14 @@ pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, 
             ClusterState::Initialized
         },
         state_message: None,
-        hsm_type: hsm_type.map_or_else(|| snap.hsm_type.clone(), str::to_string),
+        hsm_type: shape
+            .hsm_type
+            .map_or_else(|| snap.hsm_type.clone(), str::to_string),
         mode: snap.mode.clone(),
         subnet_mapping,
         security_group: ids::sg_id(),
         vpc_id: ids::vpc_id(),
-        network_type: network_type.unwrap_or("IPV4").to_string(),
+        network_type: shape.network_type.unwrap_or("IPV4").to_string(),
         create_timestamp: now,
         source_backup_id: Some(backup.id.clone()),
         private_key_pem: snap.private_key_pem.clone(),
@@ -284,6 +331,23 @@ pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, 
     }
     app.commit(changes).await?;
     Ok(c)
+}
+
+/// The parts every new cluster takes from the request and the caller: subnets mapped to AZs,
+/// its namespace, its tags.
+fn new_cluster_parts(
+    app: &App,
+    req: &NewCluster,
+) -> (
+    BTreeMap<String, String>,
+    String,
+    String,
+    BTreeMap<String, String>,
+) {
+    let subnet_mapping = subnet_mapping(&crate::namespace::current(app).region, &req.subnet_ids);
+    let (account, region) = crate::namespace::for_new(app);
+    let tags = req.tags.iter().cloned().collect();
+    (subnet_mapping, account, region, tags)
 }
 
 /// `InitializeCluster`: check the customer-signed certificate and trust anchor against the
