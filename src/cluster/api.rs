@@ -398,6 +398,63 @@ pub async fn initialize_cluster(
     Ok(c)
 }
 
+/// The AZ's index among the cluster's and its subnet, refused when the AZ is not the
+/// cluster's or its subnet is deleted or exhausted (injected faults).
+fn hsm_subnet(c: &Cluster, availability_zone: &str) -> Result<(usize, String), CloudHsmError> {
+    let cluster_id = &c.id;
+    let Some((az_index, subnet_id)) = c
+        .subnet_mapping
+        .iter()
+        .enumerate()
+        .find(|(_, (az, _))| az.as_str() == availability_zone)
+        .map(|(i, (_, s))| (i, s.clone()))
+    else {
+        let azs: Vec<&str> = c.subnet_mapping.keys().map(String::as_str).collect();
+        return Err(CloudHsmError::invalid(format!(
+            "The availability zone {} is not one of cluster {cluster_id}'s availability zones ({})",
+            shown(availability_zone),
+            azs.join(", ")
+        )));
+    };
+    if c.faults.deleted_subnets.contains(&subnet_id) {
+        return Err(CloudHsmError::invalid(format!(
+            "The subnet {subnet_id} does not exist"
+        )));
+    }
+    if c.faults.exhausted_subnets.contains(&subnet_id) {
+        return Err(CloudHsmError::invalid(format!(
+            "The subnet {subnet_id} has no free IP addresses"
+        )));
+    }
+    Ok((az_index, subnet_id))
+}
+
+/// A new HSM's address: `ip` if free, else the next free `10.0.<AZ index>.<n>`.
+fn hsm_address(
+    c: &mut Cluster,
+    existing: &[Hsm],
+    az_index: usize,
+    ip: Option<&str>,
+) -> Result<String, CloudHsmError> {
+    let cluster_id = c.id.clone();
+    let used: BTreeSet<&str> = existing.iter().map(|h| h.eni_ip.as_str()).collect();
+    Ok(match ip {
+        Some(ip) if used.contains(ip) => {
+            return Err(CloudHsmError::invalid(format!(
+                "The IP address {ip} is already used by an HSM of cluster {cluster_id}"
+            )));
+        }
+        Some(ip) => ip.to_string(),
+        None => loop {
+            let candidate = hsm_ip(az_index, c.next_ip);
+            c.next_ip = c.next_ip.wrapping_add(1);
+            if !used.contains(candidate.as_str()) {
+                break candidate;
+            }
+        },
+    })
+}
+
 /// `CreateHsm`: a new `ACTIVE` HSM in `availability_zone` (one of the cluster's AZs), with an
 /// ENI and an address `10.0.<AZ index>.<n>` (or `ip` if given). If the cluster is initialized,
 /// a `READY` backup of it is taken too (CloudHSM backs a cluster up when it adds an HSM).
@@ -449,51 +506,13 @@ pub async fn create_hsm(
             state.as_str()
         )));
     }
-    let Some((az_index, subnet_id)) = c
-        .subnet_mapping
-        .iter()
-        .enumerate()
-        .find(|(_, (az, _))| az.as_str() == availability_zone)
-        .map(|(i, (_, s))| (i, s.clone()))
-    else {
-        let azs: Vec<&str> = c.subnet_mapping.keys().map(String::as_str).collect();
-        return Err(CloudHsmError::invalid(format!(
-            "The availability zone {} is not one of cluster {cluster_id}'s availability zones ({})",
-            shown(availability_zone),
-            azs.join(", ")
-        )));
-    };
-    if c.faults.deleted_subnets.contains(&subnet_id) {
-        return Err(CloudHsmError::invalid(format!(
-            "The subnet {subnet_id} does not exist"
-        )));
-    }
-    if c.faults.exhausted_subnets.contains(&subnet_id) {
-        return Err(CloudHsmError::invalid(format!(
-            "The subnet {subnet_id} has no free IP addresses"
-        )));
-    }
+    let (az_index, subnet_id) = hsm_subnet(&c, availability_zone)?;
     if existing.len() >= MAX_HSMS_PER_CLUSTER {
         return Err(CloudHsmError::invalid(format!(
             "The cluster {cluster_id} already has {MAX_HSMS_PER_CLUSTER} HSMs, the most a cluster can hold"
         )));
     }
-    let used: BTreeSet<&str> = existing.iter().map(|h| h.eni_ip.as_str()).collect();
-    let eni_ip = match ip {
-        Some(ip) if used.contains(ip) => {
-            return Err(CloudHsmError::invalid(format!(
-                "The IP address {ip} is already used by an HSM of cluster {cluster_id}"
-            )));
-        }
-        Some(ip) => ip.to_string(),
-        None => loop {
-            let candidate = hsm_ip(az_index, c.next_ip);
-            c.next_ip = c.next_ip.wrapping_add(1);
-            if !used.contains(candidate.as_str()) {
-                break candidate;
-            }
-        },
-    };
+    let eni_ip = hsm_address(&mut c, &existing, az_index, ip)?;
     let hsm_id = {
         let w = app.world();
         loop {
