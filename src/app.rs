@@ -300,7 +300,7 @@ impl App {
             ))
         })?;
         lock_down(&config.data_dir);
-        let store = Arc::new(Store::open(&config.db_path())?);
+        let store = Arc::new(Store::open_with(&config.db_path(), config.durability)?);
         lock_down_files(&config.data_dir);
         let path = crate::hsm::module::locate(config.module.as_deref())?;
         let module = Module::load(&path)?.with_thread_nice(config.thread_nice);
