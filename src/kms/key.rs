@@ -355,6 +355,7 @@ fn key_home(app: &App, store_id: Option<&String>) -> Result<String, KmsError> {
     })
 }
 
+/// `CreateKey` with a chosen key ID (the seed's keys; [`create_key`] draws one).
 pub async fn create_key_with_id(
     app: &Arc<App>,
     input: &Input,
