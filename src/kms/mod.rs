@@ -243,31 +243,15 @@ fn not_found_plain(raw: &str) -> KmsError {
     kms_err!(NotFound, "Key '{raw}' does not exist")
 }
 
-/// Encode a pagination marker for "after `last`".
-pub fn marker_for(kind: &str, last: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}\0{last}"))
-}
-
-/// Decode a marker made by [`marker_for`] with the same `kind`.
+/// Decode a marker of the listing `kind` (see [`crate::paging`]).
 pub fn parse_marker(kind: &str, marker: &str) -> Result<String, KmsError> {
-    use base64::Engine;
-    let bad = || {
+    crate::paging::last_key(kind, marker).ok_or_else(|| {
         kms_err!(
             InvalidMarker,
             "The marker '{}' is not valid: pass the NextMarker of the previous response unchanged.",
             crate::protocol::input::shown(marker)
         )
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .map_err(|_| bad())?;
-    let s = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (k, last) = s.split_once('\0').ok_or_else(bad)?;
-    if k != kind {
-        return Err(bad());
-    }
-    Ok(last.to_string())
+    })
 }
 
 /// Page through `items` (already sorted by their key) after `marker`, `limit` at a time.
@@ -279,26 +263,13 @@ pub fn paginate<'a, T>(
     limit: usize,
 ) -> Result<(Vec<T>, Option<String>), KmsError> {
     let after = marker.map(|m| parse_marker(kind, m)).transpose()?;
-    let mut page = Vec::new();
-    let mut last_key: Option<&String> = None;
-    let mut more = false;
-    for (k, v) in items {
-        if after.as_ref().is_some_and(|a| k <= a) {
-            continue;
-        }
-        if page.len() == limit {
-            more = true;
-            break;
-        }
-        last_key = Some(k);
-        page.push(v);
-    }
-    let next = if more {
-        last_key.map(|k| marker_for(kind, k))
-    } else {
-        None
-    };
-    Ok((page, next))
+    Ok(crate::paging::page(
+        items,
+        kind,
+        crate::paging::Order::Ascending,
+        after.as_deref(),
+        limit,
+    ))
 }
 
 /// Add `NextMarker`/`Truncated` to a list response (`Truncated` ⇔ `NextMarker`).
@@ -316,7 +287,7 @@ mod tests {
 
     #[test]
     fn markers_round_trip_and_reject_foreign_ones() {
-        let m = marker_for("keys", "abc");
+        let m = crate::paging::token_after("keys", "abc");
         assert_eq!(parse_marker("keys", &m).unwrap(), "abc");
         assert_eq!(
             parse_marker("aliases", &m).unwrap_err().kind,
