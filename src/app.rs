@@ -32,8 +32,9 @@ pub struct World {
     pub backups: BTreeMap<String, Backup>,
     /// Key stores by ID.
     pub stores: BTreeMap<String, KeyStore>,
-    /// Keys by key ID, shared: a request takes a reference, not a copy of the policy and tags.
-    /// Ordered, for ListKeys; look one up with [`World::key`].
+    /// Keys by [`Key::storage_id`] (the key ID, but for multi-Region keys), shared: a request
+    /// takes a reference, not a copy of the policy and tags. Ordered, for ListKeys; look one
+    /// up with [`World::key`].
     pub keys: BTreeMap<String, Arc<Key>>,
     /// The same keys by hash: a request's lookup of a key it has not used lately costs a few
     /// cache misses instead of a string comparison at every level of the ordered map (a
@@ -56,7 +57,7 @@ pub struct World {
 fn pending_entry(k: &Key) -> Option<(i64, String)> {
     match (k.state, k.deletion_date) {
         (crate::kms::model::KeyStateU::PendingDeletion, Some(d)) => {
-            Some(((d * 1000.0).floor() as i64, k.id.clone()))
+            Some(((d * 1000.0).floor() as i64, k.storage_id()))
         }
         _ => None,
     }
@@ -76,6 +77,7 @@ pub enum Change {
     Store(KeyStore),
     DelStore(String),
     Key(Key),
+    /// Remove a key (by its [`Key::storage_id`]).
     DelKey(String),
     Alias(Alias),
     DelAlias(String),
@@ -98,7 +100,7 @@ pub(crate) fn orphan_id(seq: u64) -> String {
 }
 
 impl World {
-    /// The key with this ID.
+    /// The key with this storage ID (see [`Key::storage_id`]).
     pub fn key(&self, id: &str) -> Option<&Arc<Key>> {
         self.keys_by_id.get(id)
     }
@@ -137,15 +139,11 @@ impl World {
                     self.pending.insert(e);
                 }
                 let x = Arc::new(x);
-                self.keys_by_id.insert(x.id.clone(), Arc::clone(&x));
-                if let Some(old) = self.keys.insert(x.id.clone(), x)
+                let sid = x.storage_id();
+                self.keys_by_id.insert(sid.clone(), Arc::clone(&x));
+                if let Some(old) = self.keys.insert(sid.clone(), x)
                     && let Some(e) = pending_entry(&old)
-                    && self
-                        .keys
-                        .get(&old.id)
-                        .and_then(|k| pending_entry(k))
-                        .as_ref()
-                        != Some(&e)
+                    && self.keys.get(&sid).and_then(|k| pending_entry(k)).as_ref() != Some(&e)
                 {
                     self.pending.remove(&e);
                 }
@@ -220,7 +218,7 @@ fn batch_of(changes: &[Change]) -> Batch {
             Change::Backup(x) => b.put(Table::Backups, x.id.clone(), x),
             Change::Store(x) => b.put(Table::KeyStores, x.id.clone(), x),
             Change::DelStore(id) => b.delete(Table::KeyStores, id.clone()),
-            Change::Key(x) => b.put(Table::Keys, x.id.clone(), x),
+            Change::Key(x) => b.put(Table::Keys, x.storage_id(), x),
             Change::DelKey(id) => b.delete(Table::Keys, id.clone()),
             Change::Alias(x) => b.put(Table::Aliases, x.storage_id(), x),
             Change::DelAlias(id) => b.delete(Table::Aliases, id.clone()),
@@ -633,6 +631,7 @@ mod tests {
             tags: Default::default(),
             policy: String::new(),
             kind: Default::default(),
+            multi_region: None,
         }
     }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod key;
 pub mod key_store;
 pub mod model;
+pub mod multi_region;
 pub mod oaep;
 pub mod reconcile;
 pub mod seed;
@@ -62,9 +63,9 @@ pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Val
         | "ListKeyRotations"
         | "GetParametersForImport"
         | "ImportKeyMaterial"
-        | "DeleteImportedKeyMaterial"
-        | "ReplicateKey"
-        | "UpdatePrimaryRegion" => key::unsupported_for_key(app, op, &input)?,
+        | "DeleteImportedKeyMaterial" => key::unsupported_for_key(app, op, &input)?,
+        "ReplicateKey" => multi_region::replicate_key(app, &input).await?,
+        "UpdatePrimaryRegion" => multi_region::update_primary_region(app, &input).await?,
         "GenerateDataKeyPair" => asymmetric::generate_data_key_pair(app, &input, true).await?,
         "GenerateDataKeyPairWithoutPlaintext" => {
             asymmetric::generate_data_key_pair(app, &input, false).await?
@@ -143,6 +144,7 @@ pub fn alias_arn(app: &App, name: &str) -> String {
 pub fn visible_state(w: &World, k: &Key) -> &'static str {
     match k.state {
         KeyStateU::PendingDeletion => "PendingDeletion",
+        KeyStateU::PendingReplicaDeletion => "PendingReplicaDeletion",
         _ if k.store_id.as_ref().is_some_and(|s| {
             w.stores
                 .get(s)
@@ -223,7 +225,7 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
             "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."
         ));
     }
-    if uuid::Uuid::try_parse(name).is_err() {
+    if uuid::Uuid::try_parse(name).is_err() && !multi_region::is_mrk_id(name) {
         // What AWS answers for a key ID that is not a key ID at all (recorded responses).
         return Err(kms_err!(NotFound, "Invalid keyId '{raw}'"));
     }
@@ -233,7 +235,12 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
 /// The key with this ID if the request being served may see it, else `NotFoundException`
 /// (a key of another account or region does not exist for this caller).
 pub fn visible_key(app: &App, w: &World, id: &str) -> Result<Arc<Key>, KmsError> {
-    w.key(id)
+    let found = if id.starts_with(multi_region::MRK_PREFIX) {
+        multi_region::key_here(app, w, id)
+    } else {
+        w.key(id)
+    };
+    found
         .filter(|k| key_visible(k))
         .cloned()
         .ok_or_else(|| not_found(app, id))

@@ -164,7 +164,7 @@ fn expected(app: &App, label: &str) -> (Vec<Arc<Key>>, Vec<Orphan>) {
 
 /// The object id of a key's material: the key ID's 16 bytes (D4).
 fn key_object_id(k: &Arc<Key>) -> Option<ObjectId> {
-    uuid::Uuid::parse_str(&k.id).ok().map(|u| *u.as_bytes())
+    super::multi_region::object_id(&k.id)
 }
 
 fn hex_id(text: &str) -> Option<ObjectId> {

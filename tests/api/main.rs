@@ -15,6 +15,7 @@ mod framing;
 mod key_specs;
 mod key_stores;
 mod keys;
+mod multi_region;
 mod namespaces;
 mod state_machine;
 mod wording;
