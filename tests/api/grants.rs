@@ -857,3 +857,87 @@ fn grants_and_their_tokens_survive_a_restart() {
         assert!(grant_ids(&kms, &key).await.is_empty());
     });
 }
+
+/// A raw CreateGrant request: (status, body).
+async fn create_grant_raw(sim: &Sim, body: serde_json::Value) -> (u16, serde_json::Value) {
+    sim.control()
+        .raw(
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "TrentService.CreateGrant"),
+            ],
+            body.to_string().into_bytes(),
+        )
+        .await
+        .expect("an answer")
+}
+
+#[test]
+fn wrongly_typed_grant_members_are_serialization_errors_that_create_nothing() {
+    let sim = sim();
+    block_on(async {
+        let (key, _) = new_key(&sim.kms()).await;
+        let base = json!({"KeyId": key, "GranteePrincipal": ROLE, "Operations": ["Encrypt"]});
+        let mut cases = Vec::new();
+        for (member, value) in [
+            ("Operations", json!("Encrypt")),
+            ("Operations", json!([5])),
+            ("Constraints", json!("x")),
+            ("Constraints", json!({"EncryptionContextEquals": {"k": 5}})),
+            ("Constraints", json!({"EncryptionContextSubset": ["k"]})),
+            ("GrantTokens", json!("token")),
+            ("Name", json!(7)),
+        ] {
+            let mut body = base.clone();
+            body[member] = value;
+            cases.push((member, body));
+        }
+        for (member, body) in cases {
+            let (status, v) = create_grant_raw(&sim, body.clone()).await;
+            assert_eq!(status, 400, "{member}: {v}");
+            assert_eq!(v["__type"], "SerializationException", "{body}: {v}");
+        }
+        assert!(grant_ids(&sim.kms(), &key).await.is_empty());
+    });
+}
+
+#[test]
+fn another_region_sees_neither_the_key_nor_its_grants() {
+    let sim = sim();
+    block_on(async {
+        let kms = sim.kms();
+        let (key, arn) = new_key(&kms).await;
+        let retirer = format!("arn:aws:iam::111122223333:role/ns-{}", &key[..8]);
+        let id = kms
+            .create_grant()
+            .key_id(&key)
+            .grantee_principal(ROLE)
+            .retiring_principal(&retirer)
+            .operations(GrantOperation::Encrypt)
+            .send()
+            .await
+            .unwrap()
+            .grant_id()
+            .unwrap()
+            .to_string();
+        let eu = sim.kms_as("test", "test", "eu-west-1", None);
+        let retirable = eu
+            .list_retirable_grants()
+            .retiring_principal(&retirer)
+            .send()
+            .await
+            .unwrap();
+        assert!(retirable.grants().is_empty(), "{retirable:?}");
+        let r = eu.revoke_grant().key_id(&arn).grant_id(&id).send().await;
+        assert_eq!(failure(r).0, "NotFoundException");
+        let home = kms
+            .list_retirable_grants()
+            .retiring_principal(&retirer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(home.grants().len(), 1);
+    });
+}
