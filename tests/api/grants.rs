@@ -941,3 +941,25 @@ fn another_region_sees_neither_the_key_nor_its_grants() {
         assert_eq!(home.grants().len(), 1);
     });
 }
+
+#[test]
+fn describe_key_checks_the_number_of_grant_tokens_but_not_their_contents() {
+    let sim = sim();
+    block_on(async {
+        let kms = sim.kms();
+        let (key, _) = new_key(&kms).await;
+        kms.describe_key()
+            .key_id(&key)
+            .grant_tokens("not-a-grant-token")
+            .send()
+            .await
+            .expect("DescribeKey has no InvalidGrantTokenException in the model");
+        let r = kms
+            .describe_key()
+            .key_id(&key)
+            .set_grant_tokens(Some(vec!["t".to_string(); 11]))
+            .send()
+            .await;
+        assert_eq!(failure(r).0, "ValidationException");
+    });
+}
