@@ -67,15 +67,18 @@ async fn grant(kms: &Client, key: &str) -> (String, String) {
     )
 }
 
+/// Every grant ID of `key`, through the paginator.
 async fn grant_ids(kms: &Client, key: &str) -> Vec<String> {
     kms.list_grants()
         .key_id(key)
+        .limit(1000)
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Vec<_>>()
         .await
-        .expect("list grants")
-        .grants()
-        .iter()
-        .filter_map(|g| g.grant_id().map(str::to_string))
+        .into_iter()
+        .filter_map(|g| g.expect("list grants").grant_id().map(str::to_string))
         .collect()
 }
 
@@ -962,4 +965,101 @@ fn describe_key_checks_the_number_of_grant_tokens_but_not_their_contents() {
             .await;
         assert_eq!(failure(r).0, "ValidationException");
     });
+}
+
+/// A step of a grant burst: created (acknowledged), revoke sent, revoked (acknowledged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Created,
+    Revoking,
+    Revoked,
+}
+
+/// Create grants on `key` and revoke every other one, reporting each step on `tx`, until the
+/// server goes away.
+async fn grant_burst(
+    c: cks_sim::client::ControlClient,
+    key: String,
+    tx: tokio::sync::mpsc::UnboundedSender<(String, Step)>,
+) {
+    for i in 0..500u32 {
+        let body = json!({"KeyId": key, "GranteePrincipal": ROLE, "Operations": ["Encrypt"]});
+        let Ok(v) = c.aws("TrentService.CreateGrant", body).await else {
+            return;
+        };
+        let id = v["GrantId"].as_str().unwrap_or_default().to_string();
+        let _ = tx.send((id.clone(), Step::Created));
+        if i % 2 == 1 {
+            let _ = tx.send((id.clone(), Step::Revoking));
+            let body = json!({"KeyId": key, "GrantId": id});
+            if c.aws("TrentService.RevokeGrant", body).await.is_err() {
+                return;
+            }
+            let _ = tx.send((id, Step::Revoked));
+        }
+    }
+}
+
+#[test]
+fn killed_mid_burst_the_server_keeps_every_acknowledged_grant_change() {
+    let mut sim = Sim::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (key, _) = rt.block_on(new_key(&sim.kms()));
+    let mut live: std::collections::BTreeSet<String> = Default::default();
+    let mut revoked: std::collections::BTreeSet<String> = Default::default();
+    for cycle in 0..5u64 {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let burst = rt.spawn(grant_burst(sim.control(), key.clone(), tx));
+        let first = deadline_poll("the burst's first acknowledgement", 30, || {
+            rx.try_recv().ok()
+        });
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(cycle * 15);
+        deadline_poll("the kill point", 5, || {
+            (std::time::Instant::now() >= until).then_some(())
+        });
+        sim.kill9();
+        rt.block_on(async {
+            let _ = burst.await;
+        });
+        // A grant whose revocation was sent but not acknowledged may be there or not.
+        let mut in_doubt = std::collections::BTreeSet::new();
+        for (id, step) in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match step {
+                Step::Created => {
+                    live.insert(id);
+                }
+                Step::Revoking => {
+                    live.remove(&id);
+                    in_doubt.insert(id);
+                }
+                Step::Revoked => {
+                    in_doubt.remove(&id);
+                    revoked.insert(id);
+                }
+            }
+        }
+        sim.respawn();
+        let listed: std::collections::BTreeSet<String> = rt
+            .block_on(grant_ids(&sim.kms(), &key))
+            .into_iter()
+            .collect();
+        let lost: Vec<_> = live.difference(&listed).collect();
+        assert!(
+            lost.is_empty(),
+            "cycle {cycle}: acknowledged grants lost: {lost:?}"
+        );
+        let back: Vec<_> = revoked.intersection(&listed).collect();
+        assert!(
+            back.is_empty(),
+            "cycle {cycle}: revoked grants back: {back:?}"
+        );
+        // A grant whose creation or revocation was not acknowledged may be there or not; what
+        // is listed now is what the next cycle must keep.
+        live = listed.difference(&revoked).cloned().collect();
+        revoked.extend(in_doubt.difference(&listed).cloned());
+    }
 }
