@@ -180,8 +180,8 @@ pub async fn create_grant(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
         grant.key_id = k.id.clone();
         (grant.account, grant.region) = key_namespace(app, &k.arn);
         let same = key_grants(&w, &k.id).find(|(_, g)| g.same_request(&grant));
-        if same.is_none() && key_grants(&w, &k.id).count() >= MAX_GRANTS_PER_KEY {
-            return Err(limit_exceeded(&k.arn));
+        if same.is_none() {
+            below_quota(&w, &k.id, &k.arn)?;
         }
         same.map(|(_, g)| g.id.clone())
     };
@@ -201,12 +201,16 @@ pub async fn create_grant(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     Ok(json!({ "GrantId": id, "GrantToken": token }))
 }
 
-/// `LimitExceededException` for a key at its grant quota (cks-sim's words).
-fn limit_exceeded(key_arn: &str) -> KmsError {
-    kms_err!(
-        LimitExceeded,
-        "The KMS key {key_arn} has {MAX_GRANTS_PER_KEY} grants, the maximum: retire or revoke grants first."
-    )
+/// `LimitExceededException` when key `key_id` already has its quota of grants (cks-sim's
+/// words: no recording of AWS's was found).
+fn below_quota(w: &World, key_id: &str, key_arn: &str) -> Result<(), KmsError> {
+    if key_grants(w, key_id).count() >= MAX_GRANTS_PER_KEY {
+        return Err(kms_err!(
+            LimitExceeded,
+            "The KMS key {key_arn} has {MAX_GRANTS_PER_KEY} grants, the maximum: retire or revoke grants first."
+        ));
+    }
+    Ok(())
 }
 
 /// The stored namespace fields of the key with ARN `arn` (empty for the default namespace).
@@ -421,4 +425,52 @@ pub fn delete_with_key(w: &World, key_id: &str) -> Vec<Change> {
     key_grants(w, key_id)
         .map(|(sid, _)| Change::DelGrant(sid.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant_on(key_id: &str, n: usize) -> Grant {
+        Grant {
+            id: format!("{n:064x}"),
+            key_id: key_id.into(),
+            name: None,
+            creation_date: 0.0,
+            grantee: Some("arn:aws:iam::111122223333:role/app".into()),
+            grantee_service: None,
+            retiring: None,
+            retiring_service: None,
+            issuing_account: "arn:aws:iam::111122223333:root".into(),
+            operations: vec!["Encrypt".into()],
+            constraints: None,
+            account: String::new(),
+            region: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_grant_quota_counts_the_keys_own_grants_only() {
+        let (a, b) = (
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "1234abcd-12ab-34cd-56ef-1234567890ac",
+        );
+        let mut w = World::default();
+        for n in 0..MAX_GRANTS_PER_KEY - 1 {
+            let g = grant_on(a, n);
+            w.grants.insert(g.storage_id(), g);
+        }
+        let other = grant_on(b, 0);
+        w.grants.insert(other.storage_id(), other);
+        assert!(below_quota(&w, a, "arn-a").is_ok());
+        let last = grant_on(a, MAX_GRANTS_PER_KEY);
+        w.grants.insert(last.storage_id(), last);
+        let e = below_quota(&w, a, "arn-a").unwrap_err();
+        assert_eq!(e.kind, crate::kms::error::KmsErrorKind::LimitExceeded);
+        assert_eq!(
+            e.message,
+            "The KMS key arn-a has 50000 grants, the maximum: retire or revoke grants first."
+        );
+        assert!(below_quota(&w, b, "arn-b").is_ok());
+    }
 }
