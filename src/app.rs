@@ -44,7 +44,7 @@ pub struct World {
     pub aliases: BTreeMap<String, Alias>,
     /// Orphans by sequence (zero-padded).
     pub orphans: BTreeMap<String, Orphan>,
-    /// Grants by [`Grant::storage_id`] (`<key id>/<grant id>`: a key's grants are one range).
+    /// Grants by [`Grant::storage_id`] (`<key ARN>/<grant id>`: a key's grants are one range).
     pub grants: BTreeMap<String, Grant>,
     /// Owners and shares of token objects not simply owned by kmsuser, by
     /// `<cluster-id>/<object id hex>`.
@@ -89,7 +89,7 @@ pub enum Change {
     /// Forget the owners record of a token object (by `<cluster-id>/<object id hex>`).
     DelObjectOwners(String),
     Grant(Grant),
-    /// Remove a grant (by its storage ID, `<key id>/<grant id>`).
+    /// Remove a grant (by its storage ID, `<key ARN>/<grant id>`).
     DelGrant(String),
     ClockOffset(f64),
 }

@@ -52,7 +52,7 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
             .collect();
         let store = k.store_id.as_ref().and_then(|s| w.stores.get(s)).cloned();
         let seq = w.orphans.values().map(|o| o.seq).max().unwrap_or(0) + 1;
-        changes.extend(super::grants::delete_with_key(&w, &k.id));
+        changes.extend(super::grants::delete_with_key(&w, &k.arn));
         (aliases, store, seq)
     };
     changes.extend(aliases.into_iter().map(Change::DelAlias));

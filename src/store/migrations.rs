@@ -20,7 +20,7 @@ const MIGRATIONS: &[&str] = &[
     // 2: who owns a cluster token's object, and with whom it is shared (the CloudHSM CLI's
     // `key-owners` and `shared-users`), for objects not owned by kmsuser or shared.
     "CREATE TABLE token_objects (id TEXT PRIMARY KEY, doc TEXT NOT NULL CHECK (json_valid(doc)));",
-    // 3: KMS grants, by `<key id>/<grant id>`.
+    // 3: KMS grants, by `<key ARN>/<grant id>`.
     "CREATE TABLE grants (id TEXT PRIMARY KEY, doc TEXT NOT NULL CHECK (json_valid(doc)));",
 ];
 

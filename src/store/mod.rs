@@ -83,7 +83,7 @@ pub enum Table {
     Orphans,
     /// Owners and shares of cluster token objects (id = `<cluster-id>/<object id hex>`).
     TokenObjects,
-    /// KMS grants (id = `<key id>/<grant id>`).
+    /// KMS grants (id = `<key ARN>/<grant id>`).
     Grants,
     /// Simulator settings that persist (clock offset, …).
     Meta,

@@ -114,9 +114,9 @@ pub fn check_grant_tokens(app: &App, op: &str, input: &Input) -> Result<(), KmsE
     Ok(())
 }
 
-/// The grants of key `key_id`, in grant ID order.
-fn key_grants<'a>(w: &'a World, key_id: &str) -> impl Iterator<Item = (&'a String, &'a Grant)> {
-    w.grants.range(key_range(key_id))
+/// The grants of the key with ARN `key_arn`, in grant ID order.
+fn key_grants<'a>(w: &'a World, key_arn: &str) -> impl Iterator<Item = (&'a String, &'a Grant)> {
+    w.grants.range(key_range(key_arn))
 }
 
 /// The grant requested by a CreateGrant, validated in the model's terms (before the key).
@@ -135,6 +135,7 @@ fn requested_grant(app: &App, input: &Input) -> Result<Grant, KmsError> {
     Ok(Grant {
         id: String::new(),
         key_id: String::new(),
+        key_arn: String::new(),
         name,
         creation_date: app.now(),
         grantee: grantee.map(str::to_string),
@@ -178,10 +179,11 @@ pub async fn create_grant(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
             return Err(dry_run_ok());
         }
         grant.key_id = k.id.clone();
+        grant.key_arn = k.arn.clone();
         (grant.account, grant.region) = key_namespace(app, &k.arn);
-        let same = key_grants(&w, &k.id).find(|(_, g)| g.same_request(&grant));
+        let same = key_grants(&w, &k.arn).find(|(_, g)| g.same_request(&grant));
         if same.is_none() {
-            below_quota(&w, &k.id, &k.arn)?;
+            below_quota(&w, &k.arn)?;
         }
         same.map(|(_, g)| g.id.clone())
     };
@@ -201,10 +203,10 @@ pub async fn create_grant(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     Ok(json!({ "GrantId": id, "GrantToken": token }))
 }
 
-/// `LimitExceededException` when key `key_id` already has its quota of grants (cks-sim's
-/// words: no recording of AWS's was found).
-fn below_quota(w: &World, key_id: &str, key_arn: &str) -> Result<(), KmsError> {
-    if key_grants(w, key_id).count() >= MAX_GRANTS_PER_KEY {
+/// `LimitExceededException` when the key with ARN `key_arn` already has its quota of grants
+/// (cks-sim's words: no recording of AWS's was found).
+fn below_quota(w: &World, key_arn: &str) -> Result<(), KmsError> {
+    if key_grants(w, key_arn).count() >= MAX_GRANTS_PER_KEY {
         return Err(kms_err!(
             LimitExceeded,
             "The KMS key {key_arn} has {MAX_GRANTS_PER_KEY} grants, the maximum: retire or revoke grants first."
@@ -224,10 +226,9 @@ fn key_namespace(app: &App, arn: &str) -> (String, String) {
 }
 
 /// A grant as `GrantListEntry`.
-fn list_entry(w: &World, g: &Grant) -> Value {
+fn list_entry(g: &Grant) -> Value {
     let mut m = Map::new();
-    let key_arn = w.key(&g.key_id).map(|k| k.arn.clone()).unwrap_or_default();
-    m.insert("KeyId".into(), json!(key_arn));
+    m.insert("KeyId".into(), json!(g.key_arn));
     m.insert("GrantId".into(), json!(g.id));
     let optional = [
         ("Name", &g.name),
@@ -287,13 +288,13 @@ pub fn list_grants(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let w = app.world();
     let k = resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
     let (page, next) = paginate(
-        key_grants(&w, &k.id)
+        key_grants(&w, &k.arn)
             .filter(|(_, g)| grant_id.is_none_or(|id| g.id == id))
             .filter(|(_, g)| grantee.is_none_or(|p| g.grantee.as_deref() == Some(p)))
             .filter(|(_, g)| {
                 grantee_service.is_none_or(|p| g.grantee_service.as_deref() == Some(p))
             })
-            .map(|(sid, g)| (sid, list_entry(&w, g))),
+            .map(|(sid, g)| (sid, list_entry(g))),
         "grants",
         marker,
         limit,
@@ -321,7 +322,7 @@ pub fn list_retirable_grants(app: &Arc<App>, input: &Input) -> Result<Value, Kms
             .filter(|(_, g)| {
                 retiring_service.is_none_or(|p| g.retiring_service.as_deref() == Some(p))
             })
-            .map(|(sid, g)| (sid, list_entry(&w, g))),
+            .map(|(sid, g)| (sid, list_entry(g))),
         "retirable-grants",
         marker,
         limit,
@@ -342,7 +343,7 @@ fn retire_target(app: &App, w: &World, input: &Input) -> Result<String, KmsError
     {
         return Err(bad_grant_id(id));
     }
-    let (key_id, id) = match (token, key, grant_id) {
+    let (key, id) = match (token, key, grant_id) {
         (Some(t), _, _) => {
             let claim = token::verify(app.grant_token_key(), t).ok_or_else(bad_token)?;
             if grant_id.is_some_and(|g| g != claim.grant_id) {
@@ -366,9 +367,9 @@ fn retire_target(app: &App, w: &World, input: &Input) -> Result<String, KmsError
             ));
         }
     };
-    let sid = model::storage_id(&key_id.id, &id);
+    let sid = model::storage_id(&key.arn, &id);
     if !w.grants.contains_key(&sid) {
-        return Err(grant_not_found(&key_id.arn, &id));
+        return Err(grant_not_found(&key.arn, &id));
     }
     Ok(sid)
 }
@@ -405,7 +406,7 @@ pub async fn revoke_grant(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     let sid = {
         let w = app.world();
         let k = resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
-        let sid = model::storage_id(&k.id, &id);
+        let sid = model::storage_id(&k.arn, &id);
         if !w.grants.contains_key(&sid) {
             return Err(grant_not_found(&k.arn, &id));
         }
@@ -420,9 +421,9 @@ pub async fn revoke_grant(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     Ok(json!({}))
 }
 
-/// The changes that delete every grant of key `key_id` (with the key).
-pub fn delete_with_key(w: &World, key_id: &str) -> Vec<Change> {
-    key_grants(w, key_id)
+/// The changes that delete every grant of the key with ARN `key_arn` (with the key).
+pub fn delete_with_key(w: &World, key_arn: &str) -> Vec<Change> {
+    key_grants(w, key_arn)
         .map(|(sid, _)| Change::DelGrant(sid.clone()))
         .collect()
 }
@@ -435,6 +436,7 @@ mod tests {
         Grant {
             id: format!("{n:064x}"),
             key_id: key_id.into(),
+            key_arn: format!("arn:aws:kms:us-east-1:111122223333:key/{key_id}"),
             name: None,
             creation_date: 0.0,
             grantee: Some("arn:aws:iam::111122223333:role/app".into()),
@@ -462,15 +464,19 @@ mod tests {
         }
         let other = grant_on(b, 0);
         w.grants.insert(other.storage_id(), other);
-        assert!(below_quota(&w, a, "arn-a").is_ok());
+        let arn = |k: &str| format!("arn:aws:kms:us-east-1:111122223333:key/{k}");
+        assert!(below_quota(&w, &arn(a)).is_ok());
         let last = grant_on(a, MAX_GRANTS_PER_KEY);
         w.grants.insert(last.storage_id(), last);
-        let e = below_quota(&w, a, "arn-a").unwrap_err();
+        let e = below_quota(&w, &arn(a)).unwrap_err();
         assert_eq!(e.kind, crate::kms::error::KmsErrorKind::LimitExceeded);
         assert_eq!(
             e.message,
-            "The KMS key arn-a has 50000 grants, the maximum: retire or revoke grants first."
+            format!(
+                "The KMS key {} has 50000 grants, the maximum: retire or revoke grants first.",
+                arn(a)
+            )
         );
-        assert!(below_quota(&w, b, "arn-b").is_ok());
+        assert!(below_quota(&w, &arn(b)).is_ok());
     }
 }

@@ -25,6 +25,9 @@ pub struct Grant {
     pub id: String,
     /// The ID of the key it allows.
     pub key_id: String,
+    /// The ARN of that key (a multi-Region key's ID names a key in each of its regions; the
+    /// ARN names one).
+    pub key_arn: String,
     /// `Name`, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -58,10 +61,11 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Its ID in the world and the store: `<key id>/<grant id>`, so a key's grants are one
-    /// ordered range (listing, counting and deleting them with the key).
+    /// Its ID in the world and the store: `<key ARN>/<grant id>`, so a key's grants are one
+    /// ordered range (listing, counting and deleting them with the key), whatever its
+    /// namespace.
     pub fn storage_id(&self) -> String {
-        storage_id(&self.key_id, &self.id)
+        storage_id(&self.key_arn, &self.id)
     }
 
     /// Whether a request with these parameters would create this very grant (a retry of a
@@ -83,13 +87,13 @@ fn same_set(a: &[String], b: &[String]) -> bool {
     set(a) == set(b)
 }
 
-/// The storage ID of grant `grant_id` on key `key_id`.
-pub fn storage_id(key_id: &str, grant_id: &str) -> String {
-    format!("{key_id}/{grant_id}")
+/// The storage ID of grant `grant_id` on the key with ARN `key_arn`.
+pub fn storage_id(key_arn: &str, grant_id: &str) -> String {
+    format!("{key_arn}/{grant_id}")
 }
 
-/// The range of storage IDs of key `key_id`'s grants: `<key id>/` up to `<key id>0`
-/// (`'0'` follows `'/'`).
-pub fn key_range(key_id: &str) -> std::ops::Range<String> {
-    format!("{key_id}/")..format!("{key_id}0")
+/// The range of storage IDs of the grants of the key with ARN `key_arn`: `<arn>/` up to
+/// `<arn>0` (`'0'` follows `'/'`; key IDs have one length, so no ARN extends another).
+pub fn key_range(key_arn: &str) -> std::ops::Range<String> {
+    format!("{key_arn}/")..format!("{key_arn}0")
 }

@@ -1,17 +1,18 @@
 //! Grant IDs and grant tokens.
 //!
 //! A grant ID is 64 hex digits, as AWS's are. A grant token is opaque to its holder and
-//! checkable by the simulator: base64url of `version | key id (16) | grant id (32) | nonce (16)
-//! | HMAC-SHA256 of all that`, under a key kept in the data directory (`grant-token-key`). It
+//! checkable by the simulator: base64url of `version | key ID length (1) | key ID | grant id
+//! (32) | nonce (16) | HMAC-SHA256 of all that`, under a key kept in the data directory
+//! (`grant-token-key`). The key ID is text (a UUID, or a multi-Region key's `mrk-…`). It
 //! names its grant without a lookup, every CreateGrant mints a new one (the nonce), and no
 //! secret is in it.
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-const VERSION: u8 = 1;
-const BODY: usize = 1 + 16 + 32 + 16;
-const LEN: usize = BODY + 32;
+const VERSION: u8 = 2;
+const MAC: usize = 32;
+const TAIL: usize = 32 + 16;
 
 /// What a valid grant token names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +35,12 @@ pub fn is_grant_id(id: &str) -> bool {
 
 /// A new token for grant `grant_id` on key `key_id`, signed with `secret`.
 pub fn mint(secret: &[u8], key_id: &str, grant_id: &str) -> Option<String> {
-    let key = uuid::Uuid::parse_str(key_id).ok()?;
     let grant = unhex(grant_id)?;
-    let mut b = Vec::with_capacity(LEN);
+    let key_len = u8::try_from(key_id.len()).ok()?;
+    let mut b = Vec::with_capacity(2 + key_id.len() + TAIL + MAC);
     b.push(VERSION);
-    b.extend_from_slice(key.as_bytes());
+    b.push(key_len);
+    b.extend_from_slice(key_id.as_bytes());
     b.extend_from_slice(&grant);
     b.extend_from_slice(&crate::ids::random_bytes(16));
     let mac = hmac_sha256(secret, &b);
@@ -51,17 +53,18 @@ pub fn verify(secret: &[u8], token: &str) -> Option<TokenClaim> {
     let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()?;
-    if b.len() != LEN || b[0] != VERSION {
+    let key_len = usize::from(*b.get(1)?);
+    if b[0] != VERSION || b.len() != 2 + key_len + TAIL + MAC {
         return None;
     }
-    let (body, mac) = b.split_at(BODY);
+    let (body, mac) = b.split_at(b.len() - MAC);
     if !constant_time_eq(&hmac_sha256(secret, body), mac) {
         return None;
     }
-    let key = uuid::Uuid::from_slice(&body[1..17]).ok()?;
+    let key_id = std::str::from_utf8(&body[2..2 + key_len]).ok()?;
     Some(TokenClaim {
-        key_id: key.to_string(),
-        grant_id: hex(&body[17..49]),
+        key_id: key_id.to_string(),
+        grant_id: hex(&body[2 + key_len..2 + key_len + 32]),
     })
 }
 
@@ -128,6 +131,14 @@ mod tests {
         let claim = verify(b"secret", &a).unwrap();
         assert_eq!(claim.key_id, KEY);
         assert_eq!(claim.grant_id, id);
+    }
+
+    #[test]
+    fn a_token_carries_any_key_id_form() {
+        let id = new_grant_id();
+        let mrk = "mrk-1234abcd12ab34cd56ef1234567890ab";
+        let t = mint(b"secret", mrk, &id).unwrap();
+        assert_eq!(verify(b"secret", &t).unwrap().key_id, mrk);
     }
 
     #[test]
