@@ -12,6 +12,7 @@ use crate::cluster::model::{Backup, Cluster, Hsm, User};
 use crate::cluster::objects::ObjectOwners;
 use crate::config::{Config, ProvisionerKind};
 use crate::hsm::{HsmError, Module, PinTemplate, Provisioner, Token};
+use crate::kms::grants::model::Grant;
 use crate::kms::model::{Alias, Key, KeyStore, Orphan};
 use crate::store::{Batch, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,8 @@ pub struct World {
     pub aliases: BTreeMap<String, Alias>,
     /// Orphans by sequence (zero-padded).
     pub orphans: BTreeMap<String, Orphan>,
+    /// Grants by [`Grant::storage_id`] (`<key ARN>/<grant id>`: a key's grants are one range).
+    pub grants: BTreeMap<String, Grant>,
     /// Owners and shares of token objects not simply owned by kmsuser, by
     /// `<cluster-id>/<object id hex>`.
     pub object_owners: BTreeMap<String, ObjectOwners>,
@@ -87,6 +90,9 @@ pub enum Change {
     ObjectOwners(ObjectOwners),
     /// Forget the owners record of a token object (by `<cluster-id>/<object id hex>`).
     DelObjectOwners(String),
+    Grant(Grant),
+    /// Remove a grant (by its storage ID, `<key ARN>/<grant id>`).
+    DelGrant(String),
     ClockOffset(f64),
 }
 
@@ -174,6 +180,12 @@ impl World {
             Change::DelObjectOwners(id) => {
                 self.object_owners.remove(&id);
             }
+            Change::Grant(x) => {
+                self.grants.insert(x.storage_id(), x);
+            }
+            Change::DelGrant(id) => {
+                self.grants.remove(&id);
+            }
             Change::ClockOffset(o) => self.clock_offset = o,
         }
     }
@@ -226,6 +238,8 @@ fn batch_of(changes: &[Change]) -> Batch {
             Change::DelOrphan(id) => b.delete(Table::Orphans, id.clone()),
             Change::ObjectOwners(x) => b.put(Table::TokenObjects, x.key(), x),
             Change::DelObjectOwners(id) => b.delete(Table::TokenObjects, id.clone()),
+            Change::Grant(x) => b.put(Table::Grants, x.storage_id(), x),
+            Change::DelGrant(id) => b.delete(Table::Grants, id.clone()),
             Change::ClockOffset(o) => b.put(Table::Meta, "clock", &ClockDoc { offset_seconds: *o }),
         };
     }
@@ -260,6 +274,8 @@ pub struct App {
     /// Wakes held connection attempts.
     pub release: tokio::sync::Notify,
     internal_pin: String,
+    /// The key grant tokens are signed with (`grant-token-key` in the data directory).
+    grant_token_key: String,
     /// Key stores whose kmsuser session this process holds (a token login each).
     kms_sessions: Mutex<std::collections::HashSet<String>>,
     /// Steps where a test has asked the process to stop.
@@ -310,6 +326,7 @@ impl App {
             Some(p) => p.clone(),
             None => read_or_create_secret(&config.data_dir.join("internal-token-pin"))?,
         };
+        let grant_token_key = read_or_create_secret(&config.data_dir.join(GRANT_TOKEN_KEY_FILE))?;
         let mut world = World::default();
         for (_, c) in store.load::<Cluster>(Table::Clusters)? {
             world.apply(Change::Cluster(c));
@@ -338,6 +355,9 @@ impl App {
         for (_, x) in store.load::<ObjectOwners>(Table::TokenObjects)? {
             world.apply(Change::ObjectOwners(x));
         }
+        for (_, x) in store.load::<Grant>(Table::Grants)? {
+            world.apply(Change::Grant(x));
+        }
         if let Some(c) = store.get::<ClockDoc>(Table::Meta, "clock")? {
             world.clock_offset = c.offset_seconds;
         }
@@ -357,6 +377,7 @@ impl App {
             settings: Mutex::new(settings),
             release: tokio::sync::Notify::new(),
             internal_pin,
+            grant_token_key,
             kms_sessions: Mutex::new(std::collections::HashSet::new()),
             failpoints: crate::failpoint::Failpoints::from_env(),
             reconciliation: Mutex::new(Default::default()),
@@ -462,6 +483,11 @@ impl App {
             .unwrap_or(false)
     }
 
+    /// The key grant tokens are signed with (never sent anywhere).
+    pub fn grant_token_key(&self) -> &[u8] {
+        self.grant_token_key.as_bytes()
+    }
+
     /// The PKCS#11 module.
     pub fn module(&self) -> &Module {
         &self.module
@@ -560,11 +586,12 @@ fn lock_down(dir: &std::path::Path) {
 /// directories of secrets (the soft tokens') made private (0700). Missing ones are skipped.
 fn lock_down_files(dir: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
-    const SECRET_FILES: [&str; 7] = [
+    const SECRET_FILES: [&str; 8] = [
         "cks-sim.sqlite",
         "cks-sim.sqlite-wal",
         "cks-sim.sqlite-shm",
         "internal-token-pin",
+        GRANT_TOKEN_KEY_FILE,
         crate::cluster::seed::KMSUSER_PASSWORD_FILE,
         crate::cluster::seed::ADMIN_PASSWORD_FILE,
         crate::cluster::seed::CA_KEY_FILE,
@@ -583,6 +610,9 @@ fn lock_down_files(dir: &std::path::Path) {
         private(dir.join(d), 0o700);
     }
 }
+
+/// The file of the key grant tokens are signed with.
+const GRANT_TOKEN_KEY_FILE: &str = "grant-token-key";
 
 fn read_or_create_secret(path: &std::path::Path) -> Result<String, StartError> {
     if let Ok(s) = std::fs::read_to_string(path) {

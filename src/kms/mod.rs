@@ -5,6 +5,7 @@ pub mod asymmetric;
 pub mod crypto;
 pub mod der;
 pub mod error;
+pub mod grants;
 pub mod key;
 pub mod key_store;
 pub mod model;
@@ -31,6 +32,7 @@ pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Val
     // the sweeper's timing.
     sweep::sweep_if_due(app).await;
     wire::typecheck(&input)?;
+    grants::check_grant_tokens(app, op, &input)?;
     let v = match op {
         "CreateCustomKeyStore" => key_store::create(app, &input).await?,
         "ConnectCustomKeyStore" => key_store::connect(app, &input).await?,
@@ -56,6 +58,11 @@ pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Val
         "GetKeyPolicy" => key::get_key_policy(app, &input)?,
         "PutKeyPolicy" => key::put_key_policy(app, &input).await?,
         "ListKeyPolicies" => key::list_key_policies(app, &input)?,
+        "CreateGrant" => grants::create_grant(app, &input).await?,
+        "ListGrants" => grants::list_grants(app, &input)?,
+        "ListRetirableGrants" => grants::list_retirable_grants(app, &input)?,
+        "RetireGrant" => grants::retire_grant(app, &input).await?,
+        "RevokeGrant" => grants::revoke_grant(app, &input).await?,
         "GetKeyRotationStatus"
         | "EnableKeyRotation"
         | "DisableKeyRotation"

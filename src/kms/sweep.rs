@@ -1,6 +1,6 @@
 //! Completing scheduled deletions (spec §2.10, D10).
 //!
-//! When a key's `DeletionDate` passes, the KMS key and its aliases disappear whatever the
+//! When a key's `DeletionDate` passes, the KMS key, its aliases and its grants disappear whatever the
 //! store's state. Its material is destroyed on the token only if the store is `CONNECTED`
 //! with a valid kmsuser session at that moment; otherwise it stays and an orphan record is
 //! kept. Every request calls [`sweep_if_due`] first, so results never depend on the
@@ -57,6 +57,7 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
         // sweep runs.
         let at = k.deletion_date.unwrap_or(now).min(now);
         changes.extend(super::multi_region::after_copy_deleted(&w, k, at));
+        changes.extend(super::grants::delete_with_key(&w, &k.arn));
         (
             aliases,
             store,

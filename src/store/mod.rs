@@ -83,6 +83,8 @@ pub enum Table {
     Orphans,
     /// Owners and shares of cluster token objects (id = `<cluster-id>/<object id hex>`).
     TokenObjects,
+    /// KMS grants (id = `<key ARN>/<grant id>`).
+    Grants,
     /// Simulator settings that persist (clock offset, …).
     Meta,
 }
@@ -99,6 +101,7 @@ impl Table {
             Table::Aliases => "aliases",
             Table::Orphans => "orphans",
             Table::TokenObjects => "token_objects",
+            Table::Grants => "grants",
             Table::Meta => "meta",
         }
     }

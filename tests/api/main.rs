@@ -12,6 +12,7 @@ mod crash;
 mod edges;
 mod failpoints;
 mod framing;
+mod grants;
 mod key_specs;
 mod key_stores;
 mod keys;
