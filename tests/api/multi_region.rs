@@ -886,3 +886,38 @@ fn replicas_and_their_roles_survive_a_restart() {
         );
     });
 }
+
+#[test]
+fn a_grant_belongs_to_the_copy_it_was_made_on_and_its_token_works_there() {
+    let sim = Sim::start();
+    block_on(async {
+        let id = replicated(&sim).await;
+        let (home, away) = (kms(&sim, HOME), kms(&sim, AWAY));
+        let grantee = format!("arn:aws:iam::{ACCOUNT}:role/reader");
+        let g = away
+            .create_grant()
+            .key_id(arn(AWAY, &id))
+            .grantee_principal(&grantee)
+            .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+            .send()
+            .await
+            .expect("a grant on the replica");
+        let listed = away.list_grants().key_id(&id).send().await.unwrap();
+        let ids: Vec<&str> = listed
+            .grants()
+            .iter()
+            .filter_map(|e| e.grant_id())
+            .collect();
+        assert_eq!(ids, [g.grant_id().unwrap()]);
+        assert_eq!(listed.grants()[0].key_id(), Some(arn(AWAY, &id).as_str()));
+        let on_primary = home.list_grants().key_id(&id).send().await.unwrap();
+        assert!(on_primary.grants().is_empty(), "{on_primary:?}");
+        away.encrypt()
+            .key_id(&id)
+            .plaintext(Blob::new(b"granted".to_vec()))
+            .grant_tokens(g.grant_token().unwrap())
+            .send()
+            .await
+            .expect("the grant's token is accepted on its copy");
+    });
+}
