@@ -29,6 +29,8 @@ pub mod namespace;
 pub mod protocol;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 
