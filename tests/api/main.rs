@@ -17,4 +17,5 @@ mod key_stores;
 mod keys;
 mod namespaces;
 mod state_machine;
+mod testing_module;
 mod wording;
