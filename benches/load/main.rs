@@ -1,18 +1,24 @@
 //! `scripts/bench`'s measurements, in one process and one run (issue 7):
 //!
-//! 1. the limit: raw in-process PKCS#11 AES-256-GCM on a token key (SoftHSM2 by default, or
-//!    kryoptic: the soft token `CKS_SIM_PKCS11_MODULE` names; one session and as many sessions
-//!    as the pool uses) and raw `C_GenerateKey` of a token AES key;
-//! 2. a release `cks-sim serve` over HTTP on loopback, driven by this load generator with
-//!    keep-alive connections: Encrypt, Decrypt, GenerateDataKey on a CloudHSM-store key and on
-//!    an AWS_KMS key, and the CreateKey rate in a store; and Encrypt on a second server whose
-//!    token threads keep the process's priority (`[hsm] thread_nice = 0`), interleaved with
-//!    the default server;
-//! 3. the same workload against `moto_server` (ordinary keys only: moto has no CloudHSM key
-//!    stores);
-//! 4. scale: Encrypt over 10 / 1,000 / 10,000 keys on the token, start-up with 10,000 keys,
-//!    full ListKeys pagination;
-//! 5. ratios, and the targets in one table.
+//! 1. the limit ([`raw`]): raw in-process PKCS#11 AES-256-GCM on a token key (SoftHSM2 by
+//!    default, or kryoptic: the soft token `CKS_SIM_PKCS11_MODULE` names; one session and as
+//!    many sessions as the pool uses), over as many session keys as the largest scale point
+//!    against 10 of them (the token alone, for the scale target) and raw `C_GenerateKey` of a
+//!    token AES key;
+//! 2. a release `cks-sim serve` over HTTP on loopback ([`workloads`]), driven by this load
+//!    generator with keep-alive connections: Encrypt, Decrypt, GenerateDataKey on a
+//!    CloudHSM-store key and on an AWS_KMS key; Encrypt on a second server whose token threads
+//!    keep the process's priority (`[hsm] thread_nice = 0`) and on one that verifies
+//!    signatures, each interleaved with the default server; and, last on the restarted server,
+//!    Sign with RSA_2048 and ECC_NIST_P256 keys against the raw token ([`key_specs`]);
+//! 3. the same workload against `moto_server` ([`moto`]; ordinary keys only: moto has no
+//!    CloudHSM key stores);
+//! 4. scale ([`scale`]): the CreateKey rate in a store, Encrypt over 10 / 1,000 / 10,000 keys
+//!    on the token, start-up with 10,000 keys, full ListKeys pagination;
+//! 5. ratios ([`rows`]), and the targets in one table ([`targets`]).
+//!
+//! Each phase returns a struct of its figures ([`Figures`] holds them); the table is made
+//! from those at the end, with whatever the phases that finished measured.
 //!
 //! A shared VM drifts by ±25% over minutes, so figures that are compared are measured side by
 //! side: cks-sim's Encrypt is interleaved in short slices with the raw single-session encrypt

@@ -106,19 +106,9 @@ pub(crate) fn start_sim(
         child: Some(child),
         what: "cks-sim serve",
     };
-    let addr: SocketAddr = loop {
-        proc.check_alive()?;
-        if let Some(a) = std::fs::read_to_string(&port_file)
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-        {
-            break a.trim().parse()?;
-        }
-        if t0.elapsed() > Duration::from_secs(300) {
-            return Err("cks-sim did not write its port file within 300 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    let child = proc.child.as_mut().ok_or("cks-sim serve is not running")?;
+    // Shared with the HTTP tests (tests/common).
+    let addr = cks_sim::testing::wait_for_port_file(child, &port_file, Duration::from_secs(300))?;
     let took = t0.elapsed();
     Ok((
         Sim {

@@ -267,3 +267,38 @@ async fn open(
     let addr = listener.local_addr().map_err(StartError::new)?;
     Ok((app, listener, addr))
 }
+
+/// Wait until a `cks-sim serve --port-file PATH` child has written its address to `path`
+/// (it does once start-up is complete: tokens open, key stores resumed), polling every 2 ms
+/// for at most `within`; fails at once if the child exits first. Shared by this crate's HTTP
+/// tests and its load bench, which run the server as a child process.
+pub fn wait_for_port_file(
+    child: &mut std::process::Child,
+    path: &Path,
+    within: std::time::Duration,
+) -> Result<SocketAddr, StartError> {
+    let end = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().map_err(StartError::new)? {
+            return Err(StartError::new(format!(
+                "cks-sim serve exited early: {status}"
+            )));
+        }
+        if let Some(text) = std::fs::read_to_string(path)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+        {
+            return text
+                .trim()
+                .parse()
+                .map_err(|e| StartError::new(format!("{}: {e}: {text:?}", path.display())));
+        }
+        if std::time::Instant::now() > end {
+            return Err(StartError::new(format!(
+                "cks-sim serve did not write its port file within {} s",
+                within.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
