@@ -30,6 +30,8 @@ pub mod paging;
 pub mod protocol;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 

@@ -19,4 +19,5 @@ mod keys;
 mod multi_region;
 mod namespaces;
 mod state_machine;
+mod testing_module;
 mod wording;

@@ -266,16 +266,10 @@ impl Sim {
             .spawn()
             .expect("spawn cks-sim serve");
         self.child = Some(child);
-        let addr = deadline_poll("the server's port file", 60, || {
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                panic!("cks-sim serve exited early: {status}");
-            }
-            std::fs::read_to_string(&port_file)
-                .ok()
-                .filter(|s| !s.is_empty())
-        });
+        let child = self.child.as_mut().expect("running");
+        let within = std::time::Duration::from_secs(60);
+        let addr = cks_sim::testing::wait_for_port_file(child, &port_file, within)
+            .unwrap_or_else(|e| panic!("{e}"));
         self.endpoint = format!("http://{addr}");
     }
 
