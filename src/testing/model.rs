@@ -127,9 +127,12 @@ pub struct Model {
     pub last: Result<(), &'static str>,
 }
 
-/// A transition: one request, fault or clock move (indices name stores, keys, clusters and
-/// [`NAMES`]).
+/// A transition: one request, fault or clock move. Its fields are slots of the model:
+/// `store`, `key` and `cluster` index the model's stores, keys and clusters, `name` indexes
+/// [`NAMES`], `days` is a waiting period or a clock move, `on` sets or clears, `kind` picks a
+/// malformed request.
 #[derive(Clone, Debug)]
+#[allow(missing_docs)] // the fields, described above, mean the same in every variant
 pub enum T {
     /// CreateCustomKeyStore.
     CreateStore { cluster: usize, name: usize },
