@@ -120,6 +120,8 @@ pub enum Origin {
     AwsKms,
     /// In a CloudHSM key store's cluster.
     AwsCloudhsm,
+    /// Imported by the customer (here: on the `kms-internal` token).
+    External,
 }
 
 impl Origin {
@@ -128,6 +130,7 @@ impl Origin {
         match self {
             Origin::AwsKms => "AWS_KMS",
             Origin::AwsCloudhsm => "AWS_CLOUDHSM",
+            Origin::External => "EXTERNAL",
         }
     }
 }
@@ -163,6 +166,9 @@ pub struct Key {
     /// encryption keys).
     #[serde(default)]
     pub kind: KeyKind,
+    /// Key materials, rotation and import parameters (see [`super::material`]).
+    #[serde(default, skip_serializing_if = "super::material::Materials::is_empty")]
+    pub material: super::material::Materials,
 }
 
 /// What kind of key a KMS key is.
