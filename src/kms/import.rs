@@ -518,9 +518,12 @@ async fn unwrap_material(
             .import_rsa_wrapped(wrapping, how, wrapped, obj, SYMMETRIC_LEN)
             .await
     };
-    res.map_err(|e| match e {
-        HsmError::CiphertextRejected { .. } => bad_wrapping(),
-        other => KmsError::internal(other),
+    res.map_err(|e| {
+        tracing::info!(key = %k.arn, error = %e, "the token did not unwrap imported material");
+        match e {
+            HsmError::CiphertextRejected { .. } => bad_wrapping(),
+            other => KmsError::internal(other),
+        }
     })
 }
 
