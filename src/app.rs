@@ -12,6 +12,7 @@ use crate::cluster::model::{Backup, Cluster, Hsm, User};
 use crate::cluster::objects::ObjectOwners;
 use crate::config::{Config, ProvisionerKind};
 use crate::hsm::{HsmError, Module, PinTemplate, Provisioner, Token};
+use crate::kms::grants::model::Grant;
 use crate::kms::model::{Alias, Key, KeyStore, Orphan};
 use crate::store::{Batch, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
@@ -32,8 +33,9 @@ pub struct World {
     pub backups: BTreeMap<String, Backup>,
     /// Key stores by ID.
     pub stores: BTreeMap<String, KeyStore>,
-    /// Keys by key ID, shared: a request takes a reference, not a copy of the policy and tags.
-    /// Ordered, for ListKeys; look one up with [`World::key`].
+    /// Keys by [`Key::storage_id`] (the key ID, but for multi-Region keys), shared: a request
+    /// takes a reference, not a copy of the policy and tags. Ordered, for ListKeys; look one
+    /// up with [`World::key`].
     pub keys: BTreeMap<String, Arc<Key>>,
     /// The same keys by hash: a request's lookup of a key it has not used lately costs a few
     /// cache misses instead of a string comparison at every level of the ordered map (a
@@ -43,6 +45,8 @@ pub struct World {
     pub aliases: BTreeMap<String, Alias>,
     /// Orphans by sequence (zero-padded).
     pub orphans: BTreeMap<String, Orphan>,
+    /// Grants by [`Grant::storage_id`] (`<key ARN>/<grant id>`: a key's grants are one range).
+    pub grants: BTreeMap<String, Grant>,
     /// Owners and shares of token objects not simply owned by kmsuser, by
     /// `<cluster-id>/<object id hex>`.
     pub object_owners: BTreeMap<String, ObjectOwners>,
@@ -52,19 +56,19 @@ pub struct World {
     /// ones costs nothing on the request path, whatever the number of keys.
     pub pending: std::collections::BTreeSet<(i64, String)>,
     /// Keys whose materials change by the clock (an imported material expires, an automatic
-    /// rotation falls due), ordered by when (milliseconds): see
+    /// rotation falls due), ordered by when (milliseconds) with their storage IDs: see
     /// [`crate::kms::material::next_event`].
     pub material_events: std::collections::BTreeSet<(i64, String)>,
 }
 
 fn material_entry(k: &Key) -> Option<(i64, String)> {
-    crate::kms::material::next_event(k).map(|t| ((t * 1000.0).floor() as i64, k.id.clone()))
+    crate::kms::material::next_event(k).map(|t| ((t * 1000.0).floor() as i64, k.storage_id()))
 }
 
 fn pending_entry(k: &Key) -> Option<(i64, String)> {
     match (k.state, k.deletion_date) {
         (crate::kms::model::KeyStateU::PendingDeletion, Some(d)) => {
-            Some(((d * 1000.0).floor() as i64, k.id.clone()))
+            Some(((d * 1000.0).floor() as i64, k.storage_id()))
         }
         _ => None,
     }
@@ -84,6 +88,7 @@ pub enum Change {
     Store(KeyStore),
     DelStore(String),
     Key(Key),
+    /// Remove a key (by its [`Key::storage_id`]).
     DelKey(String),
     Alias(Alias),
     DelAlias(String),
@@ -93,6 +98,9 @@ pub enum Change {
     ObjectOwners(ObjectOwners),
     /// Forget the owners record of a token object (by `<cluster-id>/<object id hex>`).
     DelObjectOwners(String),
+    Grant(Grant),
+    /// Remove a grant (by its storage ID, `<key ARN>/<grant id>`).
+    DelGrant(String),
     ClockOffset(f64),
 }
 
@@ -106,7 +114,7 @@ pub(crate) fn orphan_id(seq: u64) -> String {
 }
 
 impl World {
-    /// The key with this ID.
+    /// The key with this storage ID (see [`Key::storage_id`]).
     pub fn key(&self, id: &str) -> Option<&Arc<Key>> {
         self.keys_by_id.get(id)
     }
@@ -141,7 +149,11 @@ impl World {
                 self.stores.remove(&id);
             }
             Change::Key(x) => {
-                if let Some(old) = self.keys.get(&x.id).and_then(|k| material_entry(k)) {
+                if let Some(old) = self
+                    .keys
+                    .get(&x.storage_id())
+                    .and_then(|k| material_entry(k))
+                {
                     self.material_events.remove(&old);
                 }
                 if let Some(e) = material_entry(&x) {
@@ -151,15 +163,11 @@ impl World {
                     self.pending.insert(e);
                 }
                 let x = Arc::new(x);
-                self.keys_by_id.insert(x.id.clone(), Arc::clone(&x));
-                if let Some(old) = self.keys.insert(x.id.clone(), x)
+                let sid = x.storage_id();
+                self.keys_by_id.insert(sid.clone(), Arc::clone(&x));
+                if let Some(old) = self.keys.insert(sid.clone(), x)
                     && let Some(e) = pending_entry(&old)
-                    && self
-                        .keys
-                        .get(&old.id)
-                        .and_then(|k| pending_entry(k))
-                        .as_ref()
-                        != Some(&e)
+                    && self.keys.get(&sid).and_then(|k| pending_entry(k)).as_ref() != Some(&e)
                 {
                     self.pending.remove(&e);
                 }
@@ -192,6 +200,12 @@ impl World {
             }
             Change::DelObjectOwners(id) => {
                 self.object_owners.remove(&id);
+            }
+            Change::Grant(x) => {
+                self.grants.insert(x.storage_id(), x);
+            }
+            Change::DelGrant(id) => {
+                self.grants.remove(&id);
             }
             Change::ClockOffset(o) => self.clock_offset = o,
         }
@@ -237,7 +251,7 @@ fn batch_of(changes: &[Change]) -> Batch {
             Change::Backup(x) => b.put(Table::Backups, x.id.clone(), x),
             Change::Store(x) => b.put(Table::KeyStores, x.id.clone(), x),
             Change::DelStore(id) => b.delete(Table::KeyStores, id.clone()),
-            Change::Key(x) => b.put(Table::Keys, x.id.clone(), x),
+            Change::Key(x) => b.put(Table::Keys, x.storage_id(), x),
             Change::DelKey(id) => b.delete(Table::Keys, id.clone()),
             Change::Alias(x) => b.put(Table::Aliases, x.storage_id(), x),
             Change::DelAlias(id) => b.delete(Table::Aliases, id.clone()),
@@ -245,6 +259,8 @@ fn batch_of(changes: &[Change]) -> Batch {
             Change::DelOrphan(id) => b.delete(Table::Orphans, id.clone()),
             Change::ObjectOwners(x) => b.put(Table::TokenObjects, x.key(), x),
             Change::DelObjectOwners(id) => b.delete(Table::TokenObjects, id.clone()),
+            Change::Grant(x) => b.put(Table::Grants, x.storage_id(), x),
+            Change::DelGrant(id) => b.delete(Table::Grants, id.clone()),
             Change::ClockOffset(o) => b.put(Table::Meta, "clock", &ClockDoc { offset_seconds: *o }),
         };
     }
@@ -279,6 +295,8 @@ pub struct App {
     /// Wakes held connection attempts.
     pub release: tokio::sync::Notify,
     internal_pin: String,
+    /// The key grant tokens are signed with (`grant-token-key` in the data directory).
+    grant_token_key: String,
     /// Key stores whose kmsuser session this process holds (a token login each).
     kms_sessions: Mutex<std::collections::HashSet<String>>,
     /// Steps where a test has asked the process to stop.
@@ -317,7 +335,7 @@ impl App {
             ))
         })?;
         lock_down(&config.data_dir);
-        let store = Arc::new(Store::open(&config.db_path())?);
+        let store = Arc::new(Store::open_with(&config.db_path(), config.durability)?);
         lock_down_files(&config.data_dir);
         let path = crate::hsm::module::locate(config.module.as_deref())?;
         let module = Module::load(&path)?.with_thread_nice(config.thread_nice);
@@ -329,6 +347,7 @@ impl App {
             Some(p) => p.clone(),
             None => read_or_create_secret(&config.data_dir.join("internal-token-pin"))?,
         };
+        let grant_token_key = read_or_create_secret(&config.data_dir.join(GRANT_TOKEN_KEY_FILE))?;
         let mut world = World::default();
         for (_, c) in store.load::<Cluster>(Table::Clusters)? {
             world.apply(Change::Cluster(c));
@@ -357,6 +376,9 @@ impl App {
         for (_, x) in store.load::<ObjectOwners>(Table::TokenObjects)? {
             world.apply(Change::ObjectOwners(x));
         }
+        for (_, x) in store.load::<Grant>(Table::Grants)? {
+            world.apply(Change::Grant(x));
+        }
         if let Some(c) = store.get::<ClockDoc>(Table::Meta, "clock")? {
             world.clock_offset = c.offset_seconds;
         }
@@ -376,6 +398,7 @@ impl App {
             settings: Mutex::new(settings),
             release: tokio::sync::Notify::new(),
             internal_pin,
+            grant_token_key,
             kms_sessions: Mutex::new(std::collections::HashSet::new()),
             failpoints: crate::failpoint::Failpoints::from_env(),
             reconciliation: Mutex::new(Default::default()),
@@ -481,6 +504,11 @@ impl App {
             .unwrap_or(false)
     }
 
+    /// The key grant tokens are signed with (never sent anywhere).
+    pub fn grant_token_key(&self) -> &[u8] {
+        self.grant_token_key.as_bytes()
+    }
+
     /// The PKCS#11 module.
     pub fn module(&self) -> &Module {
         &self.module
@@ -579,11 +607,12 @@ fn lock_down(dir: &std::path::Path) {
 /// directories of secrets (the soft tokens') made private (0700). Missing ones are skipped.
 fn lock_down_files(dir: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
-    const SECRET_FILES: [&str; 7] = [
+    const SECRET_FILES: [&str; 8] = [
         "cks-sim.sqlite",
         "cks-sim.sqlite-wal",
         "cks-sim.sqlite-shm",
         "internal-token-pin",
+        GRANT_TOKEN_KEY_FILE,
         crate::cluster::seed::KMSUSER_PASSWORD_FILE,
         crate::cluster::seed::ADMIN_PASSWORD_FILE,
         crate::cluster::seed::CA_KEY_FILE,
@@ -602,6 +631,9 @@ fn lock_down_files(dir: &std::path::Path) {
         private(dir.join(d), 0o700);
     }
 }
+
+/// The file of the key grant tokens are signed with.
+const GRANT_TOKEN_KEY_FILE: &str = "grant-token-key";
 
 fn read_or_create_secret(path: &std::path::Path) -> Result<String, StartError> {
     if let Ok(s) = std::fs::read_to_string(path) {
@@ -651,6 +683,7 @@ mod tests {
             policy: String::new(),
             material: Default::default(),
             kind: Default::default(),
+            multi_region: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use crate::hsm::SoftToken;
 use crate::hsm::provision::DEFAULT_SLOTS;
+use crate::store::Durability;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -126,6 +127,9 @@ pub struct ServerSection {
     /// A request not answered within this long gets an internal error (its work, if it
     /// changes anything, still completes: see the server's notes on cancellation).
     pub request_timeout_ms: Option<u64>,
+    /// When a change counts as saved: `full` (default; synced to disk, survives a power loss)
+    /// or `normal` (survives a crashed process, not a power loss).
+    pub durability: Option<String>,
 }
 
 /// `[identity]`
@@ -393,6 +397,17 @@ fn listen_address(s: &ServerSection, ov: &Overrides) -> Result<SocketAddr, Confi
     Ok(listen)
 }
 
+/// `[server] durability`.
+fn durability(s: &ServerSection) -> Result<Durability, ConfigError> {
+    match s.durability.as_deref() {
+        None => Ok(Durability::Full),
+        Some(v) => Durability::parse(v).ok_or_else(|| ConfigError::Invalid {
+            field: "server.durability",
+            reason: format!("{v:?} is not one of \"full\" or \"normal\""),
+        }),
+    }
+}
+
 /// Which token provisioner to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProvisionerKind {
@@ -413,6 +428,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Limits that keep a flood of clients from exhausting the process.
     pub limits: Limits,
+    /// When a commit counts as saved.
+    pub durability: Durability,
     /// Whether the local doors (`/_sim`, the console) answer requests addressed to any host
     /// name (`--allow-remote`); otherwise only to loopback names, against DNS rebinding.
     pub allow_remote: bool,
@@ -485,6 +502,7 @@ impl Config {
             });
         }
         let limits = Limits::from_section(&file.server, max_body_bytes)?;
+        let durability = durability(&file.server)?;
         let (account, region) = identity(&file.identity)?;
         let module = ov.module.clone().or_else(|| file.hsm.module.clone());
         let (provisioner, soft_token) = provisioning(&file.hsm, module.as_deref(), &data_dir)?;
@@ -502,6 +520,7 @@ impl Config {
             data_dir,
             max_body_bytes,
             limits,
+            durability,
             allow_remote: ov.allow_remote || file.server.allow_remote == Some(true),
             account,
             region,
@@ -661,6 +680,25 @@ mod tests {
         let (kind, conf) = c.soft_token.expect("SoftHSM2 by default");
         assert_eq!(kind, SoftToken::SoftHsm2);
         assert_eq!(conf, PathBuf::from(".cks-sim/softhsm2.conf"));
+    }
+
+    #[test]
+    fn durability_is_full_unless_the_file_says_normal() {
+        let c = Config::from_parts(FileConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(c.durability, Durability::Full);
+        let f: FileConfig = toml::from_str("[server]\ndurability = \"normal\"\n").unwrap();
+        let c = Config::from_parts(f, &Overrides::default()).unwrap();
+        assert_eq!(c.durability, Durability::Normal);
+    }
+
+    #[test]
+    fn an_unknown_durability_is_refused_with_the_values_it_may_take() {
+        let e = refusal("[server]\ndurability = \"off\"\n");
+        assert!(e.contains("server.durability"), "{e}");
+        assert!(
+            e.contains("\"off\" is not one of \"full\" or \"normal\""),
+            "{e}"
+        );
     }
 
     #[test]

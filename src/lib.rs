@@ -26,6 +26,7 @@ pub mod ids;
 pub mod kms;
 pub mod listener;
 pub mod namespace;
+pub mod paging;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -17,12 +17,12 @@ use crate::cluster::error::CloudHsmError;
 use crate::kms::error::{KmsError, KmsErrorKind};
 use crate::protocol::body::{BodyError, Received};
 use crate::protocol::cbor;
+use crate::protocol::error::DoorError;
 use crate::protocol::input::Input;
-use crate::protocol::response::json_response;
-use crate::protocol::response::request_id;
+use crate::protocol::response::{Cbor, cbor_response, json_response};
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
@@ -76,20 +76,10 @@ impl ErrorShape {
     /// The door's internal-failure answer; `detail` goes to the log only.
     fn internal(self, detail: &str) -> Response {
         match self {
-            ErrorShape::Kms => kms_error(&KmsError::internal(detail)),
-            ErrorShape::CloudHsmJson => cloudhsm_error_json(&CloudHsmError::internal(detail)),
-            ErrorShape::CloudHsmCbor => {
-                let e = CloudHsmError::internal(detail);
-                cbor_response(e.status(), cbor::encode_error(e.type_name(), &e.message))
-            }
-            ErrorShape::Control => {
-                tracing::error!(%detail, "internal failure in the control door");
-                json_response(
-                    500,
-                    &serde_json::json!({"__type": "InternalError", "message": detail}),
-                    Some("InternalError"),
-                )
-            }
+            ErrorShape::Kms => KmsError::internal(detail).into_response(),
+            ErrorShape::CloudHsmJson => CloudHsmError::internal(detail).into_response(),
+            ErrorShape::CloudHsmCbor => Cbor(CloudHsmError::internal(detail)).into_response(),
+            ErrorShape::Control => crate::control::ControlError::internal(detail).into_response(),
         }
     }
 }
@@ -154,24 +144,6 @@ pub async fn run(
     }
 }
 
-/// A KMS error as AWS sends it: `__type`, and `message` unless the exception carries none.
-fn kms_error(e: &KmsError) -> Response {
-    let body = if e.message.is_empty() {
-        serde_json::json!({"__type": e.type_name()})
-    } else {
-        serde_json::json!({"__type": e.type_name(), "message": e.message})
-    };
-    json_response(e.status(), &body, Some(e.type_name()))
-}
-
-fn cloudhsm_error_json(e: &CloudHsmError) -> Response {
-    json_response(
-        e.status(),
-        &serde_json::json!({"__type": e.type_name(), "Message": e.message, "message": e.message}),
-        Some(e.type_name()),
-    )
-}
-
 /// Read the body with the configured limit and the shared budget (see
 /// [`crate::protocol::body`]).
 async fn read_body(app: &App, body: Body) -> Result<Received, BodyError> {
@@ -181,19 +153,15 @@ async fn read_body(app: &App, body: Body) -> Result<Received, BodyError> {
 /// The answer to a body that was not read: 413 for one too large, a throttle (which the
 /// SDKs retry) when the bodies in flight hold the whole budget.
 fn unread(e: BodyError, cbor: bool) -> Response {
-    let (status, type_name) = match e {
-        BodyError::TooLarge(_) => (413, "ValidationException"),
-        BodyError::Busy => (400, "ThrottlingException"),
+    let error = match e {
+        BodyError::TooLarge(_) => DoorError::BodyTooLarge(e.to_string()),
+        BodyError::Busy => DoorError::Throttling(e.to_string()),
     };
-    let message = e.to_string();
     if cbor {
-        return cbor_response(status, cbor::encode_error(type_name, &message));
+        Cbor(error).into_response()
+    } else {
+        error.into_response()
     }
-    json_response(
-        status,
-        &serde_json::json!({"__type": type_name, "message": message}),
-        Some(type_name),
-    )
 }
 
 /// STS's presigned form: `GET /?Action=GetCallerIdentity&X-Amz-…`.
@@ -253,16 +221,17 @@ async fn aws_json(
         Err(r) => return *r,
     };
     let Some((service, op)) = target.split_once('.') else {
-        return kms_error(&KmsError::new(
+        return KmsError::new(
             KmsErrorKind::UnknownOperation,
             format!(
                 "Missing or malformed X-Amz-Target header {target:?}: expected TrentService.<Operation> or BaldrApiService.<Operation>."
             ),
-        ));
+        )
+        .into_response();
     };
     let input = match Input::parse_json(body) {
         Ok(i) => i,
-        Err(e) => return kms_error(&crate::kms::input_err(e)),
+        Err(e) => return crate::kms::input_err(e).into_response(),
     };
     if service == "TrentService"
         && let Err(r) = edge::throttle(&edge, &app, &caller, op, &input)
@@ -274,8 +243,8 @@ async fn aws_json(
         "TrentService" => {
             match crate::namespace::scoped(&app, ns, crate::kms::handle(&app, op, input)).await {
                 Ok(Some(v)) => json_response(200, &v, None),
-                Ok(None) => kms_error(&unknown(target)),
-                Err(e) => kms_error(&e),
+                Ok(None) => unknown(target).into_response(),
+                Err(e) => e.into_response(),
             }
         }
         "BaldrApiService" => {
@@ -283,11 +252,11 @@ async fn aws_json(
                 .await
             {
                 Ok(Some(v)) => json_response(200, &v, None),
-                Ok(None) => kms_error(&unknown(target)),
-                Err(e) => cloudhsm_error_json(&e),
+                Ok(None) => unknown(target).into_response(),
+                Err(e) => e.into_response(),
             }
         }
-        _ => kms_error(&unknown(target)),
+        _ => unknown(target).into_response(),
     }
 }
 
@@ -296,24 +265,6 @@ fn unknown(target: &str) -> KmsError {
         KmsErrorKind::UnknownOperation,
         format!("cks-sim does not serve the operation {target:?}."),
     )
-}
-
-fn cbor_response(status: u16, body: Vec<u8>) -> Response {
-    let mut r = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body,
-    )
-        .into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/cbor"),
-    );
-    h.insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
-    if let Ok(v) = HeaderValue::from_str(&request_id()) {
-        h.insert("x-amzn-RequestId", v);
-    }
-    r
 }
 
 async fn cbor_op(
@@ -337,30 +288,24 @@ async fn cbor_op(
     };
     let ns = edge::namespace_of(&edge, &app, &caller);
     if headers.get("smithy-protocol").and_then(|v| v.to_str().ok()) != Some("rpc-v2-cbor") {
-        return cbor_response(
-            400,
-            cbor::encode_error(
-                "CloudHsmInvalidRequestException",
-                "rpc-v2-cbor requests must carry the header smithy-protocol: rpc-v2-cbor",
-            ),
-        );
+        return Cbor(CloudHsmError::invalid(
+            "rpc-v2-cbor requests must carry the header smithy-protocol: rpc-v2-cbor",
+        ))
+        .into_response();
     }
     let input = match cbor::decode_request(body)
         .map_err(|e| e.to_string())
         .and_then(|v| Input::from_value(v).map_err(|e| e.to_string()))
     {
         Ok(i) => i,
-        Err(m) => return cbor_response(400, cbor::encode_error("SerializationException", &m)),
+        Err(m) => return Cbor(DoorError::Serialization(m)).into_response(),
     };
     match crate::namespace::scoped(&app, ns, crate::cluster::api::handle(&app, &op, input)).await {
         Ok(Some(v)) => cbor_response(200, cbor::encode_response(&v)),
-        Ok(None) => cbor_response(
-            404,
-            cbor::encode_error(
-                "UnknownOperationException",
-                &format!("cks-sim does not serve the cloudhsmv2 operation {op:?}."),
-            ),
-        ),
-        Err(e) => cbor_response(e.status(), cbor::encode_error(e.type_name(), &e.message)),
+        Ok(None) => Cbor(DoorError::UnknownOperation(format!(
+            "cks-sim does not serve the cloudhsmv2 operation {op:?}."
+        )))
+        .into_response(),
+        Err(e) => Cbor(e).into_response(),
     }
 }

@@ -6,7 +6,9 @@ use super::quota::{Call, Quotas, THROTTLING_MESSAGE};
 use super::{AuthError, Authenticator, Caller, SignedRequest, sts};
 use crate::app::App;
 use crate::config::Config;
+use crate::protocol::error::DoorError;
 use crate::protocol::input::Input;
+use crate::protocol::response::Cbor;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use std::time::{Instant, SystemTime};
@@ -93,51 +95,27 @@ pub fn authenticate(
 /// (`UnrecognizedClientException`, `InvalidSignatureException`, …, HTTP 400) or STS's query
 /// codes (`InvalidClientTokenId`, `SignatureDoesNotMatch`, …, HTTP 403).
 pub fn refusal(door: Door, e: &AuthError) -> Response {
-    let (json_type, query_code, status_query, message): (&str, &str, u16, String) = match e {
+    let error = match e {
         // AWS's JSON services answer "Missing Authentication Token"; STS "Request is missing
         // Authentication Token" (both as clients report them: no AWS page quotes them).
-        AuthError::Missing => (
-            "MissingAuthenticationTokenException",
-            "MissingAuthenticationToken",
-            403,
-            if door == Door::Sts {
-                "Request is missing Authentication Token".into()
-            } else {
-                "Missing Authentication Token".into()
-            },
-        ),
-        AuthError::Incomplete(m) => (
-            "IncompleteSignatureException",
-            "IncompleteSignature",
-            400,
-            m.clone(),
-        ),
-        AuthError::UnknownKey => (
-            "UnrecognizedClientException",
-            "InvalidClientTokenId",
-            403,
-            INVALID_TOKEN.into(),
-        ),
-        AuthError::BadSignature => (
-            "InvalidSignatureException",
-            "SignatureDoesNotMatch",
-            403,
-            SIGNATURE_MISMATCH.into(),
-        ),
-        AuthError::Expired(m) | AuthError::BadScope(m) => (
-            "InvalidSignatureException",
-            "SignatureDoesNotMatch",
-            403,
-            m.clone(),
-        ),
+        AuthError::Missing if door == Door::Sts => {
+            DoorError::MissingAuthenticationToken("Request is missing Authentication Token".into())
+        }
+        AuthError::Missing => {
+            DoorError::MissingAuthenticationToken("Missing Authentication Token".into())
+        }
+        AuthError::Incomplete(m) => DoorError::IncompleteSignature(m.clone()),
+        AuthError::UnknownKey => DoorError::UnrecognizedClient(INVALID_TOKEN.into()),
+        AuthError::BadSignature => DoorError::InvalidSignature(SIGNATURE_MISMATCH.into()),
+        AuthError::Expired(m) | AuthError::BadScope(m) => DoorError::InvalidSignature(m.clone()),
     };
     match door {
-        Door::Kms | Door::CloudHsmJson => json_error(400, json_type, &message),
-        Door::CloudHsmCbor => cbor_error(400, json_type, &message),
+        Door::Kms | Door::CloudHsmJson => error.into_response(),
+        Door::CloudHsmCbor => Cbor(error).into_response(),
         Door::Sts => xml_response(&sts::error_reply(
-            status_query,
-            query_code,
-            &message,
+            error.query_status(),
+            error.query_code(),
+            error.message(),
             &new_request_id(),
         )),
     }
@@ -178,11 +156,9 @@ pub fn throttle(
     if edge.quotas.admit(call, Instant::now()) {
         Ok(())
     } else {
-        Err(Box::new(json_error(
-            400,
-            "ThrottlingException",
-            THROTTLING_MESSAGE,
-        )))
+        Err(Box::new(
+            DoorError::Throttling(THROTTLING_MESSAGE.into()).into_response(),
+        ))
     }
 }
 
@@ -243,32 +219,6 @@ pub fn sts_door(
 
 fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-fn json_error(status: u16, type_name: &str, message: &str) -> Response {
-    crate::protocol::response::json_response(
-        status,
-        &serde_json::json!({"__type": type_name, "message": message}),
-        Some(type_name),
-    )
-}
-
-fn cbor_error(status: u16, type_name: &str, message: &str) -> Response {
-    let mut r = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-        crate::protocol::cbor::encode_error(type_name, message),
-    )
-        .into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/cbor"),
-    );
-    h.insert("smithy-protocol", HeaderValue::from_static("rpc-v2-cbor"));
-    if let Ok(v) = HeaderValue::from_str(&new_request_id()) {
-        h.insert("x-amzn-RequestId", v);
-    }
-    r
 }
 
 fn xml_response(reply: &sts::XmlReply) -> Response {

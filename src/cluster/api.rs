@@ -25,7 +25,6 @@ use super::model::{
 use crate::app::{App, Change, World};
 use crate::ids;
 use crate::protocol::input::{Input, InputError, shown};
-use base64::Engine;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -1506,39 +1505,9 @@ fn max_of(max: Option<i64>) -> Option<usize> {
     max.and_then(|m| usize::try_from(m).ok())
 }
 
-// ---------------------------------------------------------------------------------------
-// Pagination: opaque keyset tokens
-// ---------------------------------------------------------------------------------------
-
-const TOKEN_VERSION: &str = "v1";
-
-/// An opaque `NextToken`: base64url of `v1|<kind>|<last key returned>`.
-fn encode_token(kind: &str, key: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{TOKEN_VERSION}|{kind}|{key}"))
-}
-
-/// The last key returned, from a token made by [`encode_token`] for the same `kind`.
-fn decode_token(kind: &str, token: &str) -> Result<String, CloudHsmError> {
-    let bad = || CloudHsmError::invalid(format!("The NextToken '{}' is not valid", shown(token)));
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token.trim())
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let rest = text
-        .strip_prefix(TOKEN_VERSION)
-        .and_then(|r| r.strip_prefix('|'))
-        .and_then(|r| r.strip_prefix(kind))
-        .and_then(|r| r.strip_prefix('|'))
-        .ok_or_else(bad)?;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    Ok(rest.to_string())
-}
-
 /// One page of `items` (keyed by a sort key, sorted here, descending if asked), starting
-/// after the key in `token`, at most `max` long; the token for the next page if more remain.
-/// Keyset paging: items added or removed between calls never cause skips or repeats.
+/// after the key in `token`, at most `max` long; the token for the next page if more remain
+/// (keyset paging, see [`crate::paging`]).
 fn page<T>(
     mut items: Vec<(String, T)>,
     kind: &str,
@@ -1546,30 +1515,28 @@ fn page<T>(
     token: Option<&str>,
     max: Option<usize>,
 ) -> Result<(Vec<T>, Option<String>), CloudHsmError> {
+    use crate::paging::{Order, last_key};
     items.sort_by(|a, b| a.0.cmp(&b.0));
-    if descending {
+    let order = if descending {
         items.reverse();
-    }
+        Order::Descending
+    } else {
+        Order::Ascending
+    };
     let after = match token {
         None | Some("") => None,
-        Some(t) => Some(decode_token(kind, t)?),
+        Some(t) => Some(last_key(kind, t.trim()).ok_or_else(|| {
+            CloudHsmError::invalid(format!("The NextToken '{}' is not valid", shown(t)))
+        })?),
     };
-    let mut rest: Vec<(String, T)> = items
-        .into_iter()
-        .filter(|(k, _)| match &after {
-            None => true,
-            Some(a) if descending => k < a,
-            Some(a) => k > a,
-        })
-        .collect();
-    let max = max.unwrap_or(usize::MAX).max(1);
-    let next = if rest.len() > max {
-        rest.truncate(max);
-        rest.last().map(|(k, _)| encode_token(kind, k))
-    } else {
-        None
-    };
-    Ok((rest.into_iter().map(|(_, v)| v).collect(), next))
+    let max = max.unwrap_or(usize::MAX);
+    Ok(crate::paging::page(
+        items,
+        kind,
+        order,
+        after.as_deref(),
+        max,
+    ))
 }
 
 #[cfg(test)]
@@ -1745,15 +1712,14 @@ mod tests {
         for t in [
             "%%%",
             "bm9wZQ",
-            &encode_token("other", "a"),
-            &encode_token("k", ""),
+            &crate::paging::token_after("other", "a"),
+            &crate::paging::token_after("k", ""),
         ] {
             let e = page(items.clone(), "k", false, Some(t), None).unwrap_err();
             assert_eq!(e.kind, CloudHsmErrorKind::InvalidRequest, "{t}");
             assert!(e.message.contains("NextToken"), "{}", e.message);
         }
-        assert_eq!(decode_token("k", &encode_token("k", "x|y")).unwrap(), "x|y");
-        assert!(encode_token("tags/cluster-abcdefghijklmnop", "0049").len() <= 256);
+        assert!(crate::paging::token_after("tags/cluster-abcdefghijklmnop", "0049").len() <= 256);
     }
 
     #[test]

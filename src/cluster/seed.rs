@@ -440,78 +440,97 @@ pub async fn apply_seed(
             .unwrap_or_else(|| derived_cluster_id(&salt, i));
         let exists = app.world().clusters.contains_key(&id);
         if !exists {
-            let ca = match (&sc.ca_cert, &sc.ca_key) {
-                (Some(c), Some(k)) => Some(read_ca(base_dir, c, k).await?),
-                _ => None,
-            };
-            let built = build_cluster(
-                app,
-                Plan {
-                    id: Some(id.clone()),
-                    azs: sc.azs,
-                    hsms: sc.hsms.unwrap_or(sc.azs),
-                    hsm_type: sc.hsm_type.clone(),
-                    mode: sc.mode.clone(),
-                    admin_password: sc.admin_password.clone(),
-                    ca,
-                    tags: sc
-                        .tags
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    bound_token: sc.token.as_ref().map(|t| BoundToken {
-                        label: t.label.clone(),
-                        rotate_password: t.rotate_password,
-                    }),
-                },
-            )
-            .await?;
-            let dir = app.config.data_dir.join("clusters").join(&id);
-            let mut files = vec![(dir.join(CA_CERT_FILE), built.ca.cert_pem.clone(), false)];
-            if built.ca_generated {
-                files.push((
-                    dir.join(CA_KEY_FILE),
-                    built.ca.private_key_pem.clone(),
-                    true,
-                ));
-            }
-            if built.admin_generated {
-                files.push((
-                    dir.join(ADMIN_PASSWORD_FILE),
-                    format!("{}\n", built.admin_password),
-                    true,
-                ));
-            }
-            write_files(files, false).await?;
+            seed_new_cluster(app, sc, &id, base_dir).await?;
         }
         warn_if_binding_differs(app, &id, sc.token.as_ref());
-        let (state, existing): (Option<ClusterState>, BTreeSet<String>) = {
-            let w = app.world();
-            (
-                w.clusters.get(&id).map(effective_state),
-                w.cluster_users(&id)
-                    .into_iter()
-                    .map(|u| u.name.clone())
-                    .collect(),
-            )
-        };
-        let missing: Vec<&SeedUser> = sc
-            .user
+        seed_missing_users(app, sc, &id).await?;
+    }
+    Ok(())
+}
+
+/// Build the seed's cluster `id` and write its CA certificate, and the CA key and admin
+/// password the simulator generated, into the cluster's directory.
+async fn seed_new_cluster(
+    app: &Arc<App>,
+    sc: &SeedCluster,
+    id: &str,
+    base_dir: &Path,
+) -> Result<(), CloudHsmError> {
+    let ca = match (&sc.ca_cert, &sc.ca_key) {
+        (Some(c), Some(k)) => Some(read_ca(base_dir, c, k).await?),
+        _ => None,
+    };
+    let plan = Plan {
+        id: Some(id.to_string()),
+        azs: sc.azs,
+        hsms: sc.hsms.unwrap_or(sc.azs),
+        hsm_type: sc.hsm_type.clone(),
+        mode: sc.mode.clone(),
+        admin_password: sc.admin_password.clone(),
+        ca,
+        tags: sc
+            .tags
             .iter()
-            .filter(|u| !existing.contains(&u.name.to_ascii_lowercase()))
-            .collect();
-        if missing.is_empty() {
-            continue;
-        }
-        if !matches!(state, Some(ClusterState::Active | ClusterState::Degraded)) {
-            tracing::warn!(cluster = %id, "seed: the cluster is not ACTIVE; its users were not created");
-            continue;
-        }
-        for u in missing {
-            // validate() checked the role.
-            let role = Role::parse(&u.role).unwrap_or(Role::CryptoUser);
-            users::create_user(app, &id, &u.name, role, &u.password).await?;
-        }
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        bound_token: sc.token.as_ref().map(|t| BoundToken {
+            label: t.label.clone(),
+            rotate_password: t.rotate_password,
+        }),
+    };
+    let built = build_cluster(app, plan).await?;
+    let dir = app.config.data_dir.join("clusters").join(id);
+    let mut files = vec![(dir.join(CA_CERT_FILE), built.ca.cert_pem.clone(), false)];
+    if built.ca_generated {
+        files.push((
+            dir.join(CA_KEY_FILE),
+            built.ca.private_key_pem.clone(),
+            true,
+        ));
+    }
+    if built.admin_generated {
+        files.push((
+            dir.join(ADMIN_PASSWORD_FILE),
+            format!("{}\n", built.admin_password),
+            true,
+        ));
+    }
+    write_files(files, false).await
+}
+
+/// Create the seed's users that cluster `id` does not have yet, if it is `ACTIVE` (or
+/// `DEGRADED`); otherwise say why they were not created.
+async fn seed_missing_users(
+    app: &Arc<App>,
+    sc: &SeedCluster,
+    id: &str,
+) -> Result<(), CloudHsmError> {
+    let (state, existing): (Option<ClusterState>, BTreeSet<String>) = {
+        let w = app.world();
+        (
+            w.clusters.get(id).map(effective_state),
+            w.cluster_users(id)
+                .into_iter()
+                .map(|u| u.name.clone())
+                .collect(),
+        )
+    };
+    let missing: Vec<&SeedUser> = sc
+        .user
+        .iter()
+        .filter(|u| !existing.contains(&u.name.to_ascii_lowercase()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !matches!(state, Some(ClusterState::Active | ClusterState::Degraded)) {
+        tracing::warn!(cluster = %id, "seed: the cluster is not ACTIVE; its users were not created");
+        return Ok(());
+    }
+    for u in missing {
+        // validate() checked the role.
+        let role = Role::parse(&u.role).unwrap_or(Role::CryptoUser);
+        users::create_user(app, id, &u.name, role, &u.password).await?;
     }
     Ok(())
 }

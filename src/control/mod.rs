@@ -3,66 +3,22 @@
 //! `cks-sim` CLI is a thin client of these endpoints.
 
 use crate::app::{App, Change, Settings};
-use crate::cluster::error::CloudHsmError;
 use crate::cluster::faults::Fault;
 use crate::cluster::model::{KMSUSER, Role};
 use crate::hsm::{ObjectInfo, Token};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
 mod cloudhsm;
+mod error;
 
-/// A control-door error: `{"__type", "message"}` with a 4xx/5xx status.
-#[derive(Debug)]
-pub struct ControlError {
-    status: u16,
-    type_name: &'static str,
-    message: String,
-}
-
-impl ControlError {
-    fn bad(message: impl Into<String>) -> Self {
-        ControlError {
-            status: 400,
-            type_name: "InvalidRequest",
-            message: message.into(),
-        }
-    }
-
-    fn not_found(message: impl Into<String>) -> Self {
-        ControlError {
-            status: 404,
-            type_name: "ResourceNotFound",
-            message: message.into(),
-        }
-    }
-}
-
-impl From<CloudHsmError> for ControlError {
-    fn from(e: CloudHsmError) -> Self {
-        ControlError {
-            status: e.status(),
-            type_name: e.type_name(),
-            message: e.message,
-        }
-    }
-}
-
-impl From<crate::hsm::HsmError> for ControlError {
-    fn from(e: crate::hsm::HsmError) -> Self {
-        ControlError {
-            status: 500,
-            type_name: "HsmError",
-            message: e.to_string(),
-        }
-    }
-}
+pub use error::ControlError;
 
 type CResult = Result<Value, ControlError>;
 
@@ -76,7 +32,6 @@ impl axum::extract::FromRequest<Arc<App>> for JsonBody {
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, app: &Arc<App>) -> Result<Self, Response> {
-        use crate::protocol::body::BodyError;
         let budget = &app.body_budget;
         match crate::protocol::body::read_limited(
             req.into_body(),
@@ -86,17 +41,7 @@ impl axum::extract::FromRequest<Arc<App>> for JsonBody {
         .await
         {
             Ok(r) => Ok(JsonBody(r.bytes.clone(), r)),
-            Err(e) => {
-                let (status, type_name) = match e {
-                    BodyError::TooLarge(_) => (413, "RequestEntityTooLarge"),
-                    BodyError::Busy => (503, "Busy"),
-                };
-                Err(respond(Err(ControlError {
-                    status,
-                    type_name,
-                    message: e.to_string(),
-                })))
-            }
+            Err(e) => Err(ControlError::unread(&e).into_response()),
         }
     }
 }
@@ -104,11 +49,7 @@ impl axum::extract::FromRequest<Arc<App>> for JsonBody {
 fn respond(r: CResult) -> Response {
     match r {
         Ok(v) => crate::protocol::response::json_response(200, &v, None),
-        Err(e) => crate::protocol::response::json_response(
-            e.status,
-            &json!({"__type": e.type_name, "message": e.message}),
-            Some(e.type_name),
-        ),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -184,13 +125,11 @@ async fn local_only(
     if app.config.allow_remote || crate::protocol::host::is_loopback_host(host) {
         return next.run(req).await;
     }
-    respond(Err(ControlError {
-        status: 403,
-        type_name: "Forbidden",
-        message: "the control door answers only requests addressed to localhost, 127.0.0.1 or \
-                  [::1] (start the server with --allow-remote to widen it)"
-            .into(),
-    }))
+    ControlError::forbidden(
+        "the control door answers only requests addressed to localhost, 127.0.0.1 or [::1] \
+         (start the server with --allow-remote to widen it)",
+    )
+    .into_response()
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {
@@ -214,11 +153,7 @@ async fn key_specs(State(app): State<Arc<App>>) -> Response {
     respond(
         crate::kms::asymmetric::offered_key_specs(&app)
             .await
-            .map_err(|e| ControlError {
-                status: e.status(),
-                type_name: e.type_name(),
-                message: e.message,
-            }),
+            .map_err(ControlError::from),
     )
 }
 

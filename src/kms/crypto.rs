@@ -124,10 +124,11 @@ pub(super) fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
+/// The 16 bytes that name a key's material (its `CKA_ID`) and that a blob carries: the UUID,
+/// or the 32 hex digits of an `mrk-` key ID.
 pub(super) fn key_uuid(k: &Key) -> Result<[u8; 16], KmsError> {
-    uuid::Uuid::parse_str(&k.id)
-        .map(|u| *u.as_bytes())
-        .map_err(|e| KmsError::internal(format!("key id {} is not a UUID: {e}", k.id)))
+    super::multi_region::object_id(&k.id)
+        .ok_or_else(|| KmsError::internal(format!("key id {} names no key material", k.id)))
 }
 
 /// An encryption algorithm member, checked against the model's values.
@@ -178,6 +179,14 @@ pub(super) async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsErr
             "Disabled" => return Err(kms_err!(Disabled, "{} is disabled.", k.arn)),
             "PendingDeletion" => {
                 return Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn));
+            }
+            // cks-sim's wording, after the one above: no AWS message for this state was found.
+            "PendingReplicaDeletion" => {
+                return Err(kms_err!(
+                    KmsInvalidState,
+                    "{} is pending replica deletion.",
+                    k.arn
+                ));
             }
             "Unavailable" => return Err(kms_err!(KmsInvalidState, "{} is unavailable.", k.arn)),
             "PendingImport" => return Err(pending_import(k)),
@@ -310,14 +319,12 @@ async fn open(
     dry: bool,
 ) -> Result<(Arc<Key>, Vec<u8>, String), KmsError> {
     let b = Blob::decode(blob).ok_or_else(invalid_ciphertext)?;
-    let key_id = uuid::Uuid::from_bytes(b.key_id).to_string();
     let k = {
         let w = app.world();
-        let k = w
-            .key(&key_id)
-            .filter(|k| super::key_visible(k))
-            .cloned()
-            .ok_or_else(|| kms_err!(NotFound, "Key '{}' does not exist", key_arn(app, &key_id)))?;
+        let k = super::multi_region::blob_key(app, &w, &b.key_id).ok_or_else(|| {
+            let key_id = uuid::Uuid::from_bytes(b.key_id).to_string();
+            kms_err!(NotFound, "Key '{}' does not exist", key_arn(app, &key_id))
+        })?;
         if let Some(raw) = expected {
             let named = resolve_key(app, &w, raw, KeyRef::AnyName)?;
             if named.id != k.id {

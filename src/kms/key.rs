@@ -49,7 +49,7 @@ fn check_policy(p: &str) -> Result<(), KmsError> {
 /// tags ("Too many tags"), keys and values within their lengths, no key given twice, and no key
 /// with the `aws:` prefix in any case ("Tags beginning with aws: are reserved"). The wording
 /// for a repeated key is cks-sim's own: no recording of AWS's was found.
-fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
+pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
     if tags.len() > MAX_TAGS {
         return Err(kms_err!(Tag, "Too many tags"));
     }
@@ -80,14 +80,20 @@ fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
 }
 
 fn not_pending(app: &App, k: &Key) -> Result<(), KmsError> {
-    if k.state == KeyStateU::PendingDeletion {
-        return Err(kms_err!(
+    match k.state {
+        KeyStateU::PendingDeletion => Err(kms_err!(
             KmsInvalidState,
             "{} is pending deletion.",
             key_arn(app, &k.id)
-        ));
+        )),
+        // cks-sim's wording, after the one above: no AWS message for this state was found.
+        KeyStateU::PendingReplicaDeletion => Err(kms_err!(
+            KmsInvalidState,
+            "{} is pending replica deletion.",
+            key_arn(app, &k.id)
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The `KeyMetadata` of a key.
@@ -128,7 +134,7 @@ pub fn metadata(_app: &App, w: &World, k: &Key) -> Value {
     for (member, algorithms) in super::spec::algorithm_members(k.kind.spec, k.kind.usage) {
         m.insert(member.into(), json!(algorithms));
     }
-    m.insert("MultiRegion".into(), json!(false));
+    super::multi_region::describe(w, k, &mut m);
     Value::Object(m)
 }
 
@@ -187,7 +193,7 @@ pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
 
 /// `CreateKey` with a fixed key ID (seeding), under every rule of the real operation.
 /// The `Policy` member of CreateKey, checked (at most 32 KB, a policy document).
-fn policy_member(input: &Input) -> Result<Option<String>, KmsError> {
+pub(super) fn policy_member(input: &Input) -> Result<Option<String>, KmsError> {
     let policy = input
         .str_len("Policy", 1, 131_072)
         .map_err(input_err)?
@@ -242,6 +248,7 @@ struct NewKey {
     kind: KeyKind,
     cloudhsm: bool,
     external: bool,
+    multi_region: bool,
 }
 
 /// Validate a CreateKey request in AWS's order and words.
@@ -292,18 +299,13 @@ fn new_key_request(input: &Input) -> Result<NewKey, KmsError> {
     if external {
         super::import::importable_kind(&kind)?;
     }
-    if multi {
-        return Err(if cloudhsm {
-            kms_err!(
-                UnsupportedOperation,
-                "Multi-Region keys cannot be created in a custom key store."
-            )
-        } else {
-            kms_err!(
-                UnsupportedOperation,
-                "cks-sim does not simulate multi-Region keys."
-            )
-        });
+    if multi && cloudhsm {
+        // AWS's documentation says so ("you cannot create a multi-Region key in a custom key
+        // store"); the exact message of its refusal was not found: this wording is cks-sim's.
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "Multi-Region keys cannot be created in a custom key store."
+        ));
     }
     Ok(NewKey {
         policy,
@@ -313,6 +315,7 @@ fn new_key_request(input: &Input) -> Result<NewKey, KmsError> {
         kind,
         cloudhsm,
         external,
+        multi_region: multi,
     })
 }
 
@@ -348,6 +351,7 @@ fn key_home(app: &App, store_id: Option<&String>) -> Result<String, KmsError> {
     })
 }
 
+/// `CreateKey` with a chosen key ID (the seed's keys; [`create_key`] draws one).
 pub async fn create_key_with_id(
     app: &Arc<App>,
     input: &Input,
@@ -361,13 +365,18 @@ pub async fn create_key_with_id(
         kind,
         cloudhsm,
         external,
+        multi_region,
     } = new_key_request(input)?;
     let _w = app.writer.lock().await;
-    let id = fixed_id.unwrap_or_else(uuid::Uuid::new_v4);
-    if app.world().keys.contains_key(&id.to_string()) {
+    let (id, object) = new_key_id(app, fixed_id, multi_region);
+    if app
+        .world()
+        .keys
+        .contains_key(&storage_id(app, &id, multi_region))
+    {
         return Err(kms_err!(AlreadyExists, "Key {id} already exists."));
     }
-    let arn = key_arn(app, &id.to_string());
+    let arn = key_arn(app, &id);
     let token_label = key_home(app, store_id.as_ref())?;
     let token = if cloudhsm {
         app.token(&token_label).await
@@ -384,7 +393,7 @@ pub async fn create_key_with_id(
     let public_key = if external {
         Ok(None) // The material comes with ImportKeyMaterial.
     } else {
-        super::asymmetric::generate_material(&token, &arn, *id.as_bytes(), &kind).await
+        super::asymmetric::generate_material(&token, &arn, object, &kind).await
     }
     .map_err(|e| {
         if cloudhsm {
@@ -398,7 +407,7 @@ pub async fn create_key_with_id(
     })?;
     app.failpoints.hit("create_key.material_made");
     let key = Key {
-        id: id.to_string(),
+        id,
         arn,
         creation_date: app.now(),
         description,
@@ -418,14 +427,42 @@ pub async fn create_key_with_id(
         policy: policy.unwrap_or_else(|| default_policy(&crate::namespace::current(app).account)),
         kind: KeyKind { public_key, ..kind },
         material: Default::default(),
+        multi_region: multi_region.then_some(super::model::MultiRegionRole::Primary),
     };
     if let Err(e) = app.commit(vec![Change::Key(key.clone())]).await {
         // Nothing half-done: the material of a key that was never acknowledged goes too.
-        let _ = token.destroy(*id.as_bytes()).await;
+        let _ = token.destroy(object).await;
         return Err(KmsError::internal(e));
     }
     let w = app.world();
     Ok(json!({ "KeyMetadata": metadata(app, &w, &key) }))
+}
+
+/// A new key's ID and the bytes naming its material: a UUID (`fixed_id` for seeds), or an
+/// `mrk-` ID for a multi-Region key.
+fn new_key_id(app: &App, fixed_id: Option<uuid::Uuid>, multi_region: bool) -> (String, [u8; 16]) {
+    if multi_region {
+        loop {
+            let id = super::multi_region::new_mrk_id();
+            if let Some(object) = super::multi_region::object_id(&id)
+                && !app.world().keys.contains_key(&storage_id(app, &id, true))
+            {
+                return (id, object);
+            }
+        }
+    }
+    let id = fixed_id.unwrap_or_else(uuid::Uuid::new_v4);
+    (id.to_string(), *id.as_bytes())
+}
+
+/// The storage ID a new key `id` gets in the namespace of the request being served.
+fn storage_id(app: &App, id: &str, multi_region: bool) -> String {
+    if multi_region {
+        let ns = crate::namespace::current(app);
+        super::multi_region::storage_id(id, &ns.account, &ns.region)
+    } else {
+        id.to_string()
+    }
 }
 
 /// Whether a connected store's cluster can be reached for cryptography (spec §2.11): the
@@ -444,7 +481,7 @@ pub(crate) fn reachable(w: &World, cluster_id: &str) -> Result<(), KmsError> {
     Ok(())
 }
 
-fn key_id_member<'a>(input: &'a Input, m: &str) -> Result<&'a str, KmsError> {
+pub(super) fn key_id_member<'a>(input: &'a Input, m: &str) -> Result<&'a str, KmsError> {
     input
         .opt_str(m)
         .map_err(input_err)?
@@ -476,16 +513,14 @@ pub fn list_keys(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         None => w.keys.range::<String, _>(..),
     };
     let (page, next) = paginate(
-        range
-            .filter(|(_, k)| super::key_visible(k))
-            .map(|(id, k)| (id, (id, k))),
+        range.filter(|(_, k)| super::key_visible(k)),
         "keys",
         None,
         usize::try_from(limit).unwrap_or(100),
     )?;
     let page: Vec<Value> = page
         .into_iter()
-        .map(|(id, k)| json!({"KeyId": id, "KeyArn": k.arn}))
+        .map(|k| json!({"KeyId": k.id, "KeyArn": k.arn}))
         .collect();
     let mut body = Map::new();
     body.insert("Keys".into(), Value::Array(page));
@@ -543,27 +578,40 @@ pub async fn schedule_deletion(app: &Arc<App>, input: &Input) -> Result<Value, K
         ));
     }
     let now = app.now();
-    let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+    let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, w| {
         not_pending(app, k)?;
-        k.state = KeyStateU::PendingDeletion;
-        k.deletion_date = Some(now + days as f64 * 86_400.0);
+        // A multi-Region primary with replicas waits for them; its waiting period starts
+        // when the last replica is deleted (DeletionDate unknown until then).
+        if super::multi_region::replicas_remain(w, k) {
+            k.state = KeyStateU::PendingReplicaDeletion;
+            k.deletion_date = None;
+        } else {
+            k.state = KeyStateU::PendingDeletion;
+            k.deletion_date = Some(now + days as f64 * 86_400.0);
+        }
         k.pending_window_days = u32::try_from(days).ok();
         Ok(vec![])
     })
     .await?;
-    Ok(json!({
-        "KeyId": k.arn,
-        "DeletionDate": k.deletion_date,
-        "KeyState": "PendingDeletion",
-        "PendingWindowInDays": days,
-    }))
+    let state = match k.state {
+        KeyStateU::PendingReplicaDeletion => "PendingReplicaDeletion",
+        _ => "PendingDeletion",
+    };
+    let mut out = json!({ "KeyId": k.arn, "KeyState": state, "PendingWindowInDays": days });
+    if let Some(d) = k.deletion_date {
+        out["DeletionDate"] = json!(d);
+    }
+    Ok(out)
 }
 
 /// `CancelKeyDeletion`: the key ends up `Disabled`.
 pub async fn cancel_deletion(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let raw = key_id_member(input, "KeyId")?;
     let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
-        if k.state != KeyStateU::PendingDeletion {
+        if !matches!(
+            k.state,
+            KeyStateU::PendingDeletion | KeyStateU::PendingReplicaDeletion
+        ) {
             return Err(kms_err!(
                 KmsInvalidState,
                 "{} is not pending deletion.",
@@ -710,7 +758,7 @@ pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
         }
         if w.aliases
             .values()
-            .filter(|a| a.target_key_id == k.id)
+            .filter(|a| super::multi_region::alias_names(app, a, &k))
             .count()
             >= MAX_ALIASES_PER_KEY
         {

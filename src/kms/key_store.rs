@@ -191,6 +191,7 @@ fn cluster_for_new_store(w: &World, cluster_id: &str, anchor: &str) -> Result<()
     config_ok(w, cluster_id, true)
 }
 
+/// `CreateCustomKeyStore` with a chosen store ID (the seed's stores; [`create`] draws one).
 pub async fn create_with_id(
     app: &Arc<App>,
     input: &Input,

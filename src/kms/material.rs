@@ -251,9 +251,9 @@ pub fn next_event(k: &Key) -> Option<f64> {
     }
 }
 
-/// The 16 bytes of a key's UUID.
+/// The object ID of a key's first material: the 16 bytes of its UUID (or of an `mrk-` ID).
 pub fn key_uuid(k: &Key) -> Option<ObjectId> {
-    uuid::Uuid::parse_str(&k.id).ok().map(|u| *u.as_bytes())
+    super::multi_region::object_id(&k.id)
 }
 
 /// A fresh token object ID for a new material (random, so it never meets a key ID).

@@ -5,11 +5,13 @@ pub mod asymmetric;
 pub mod crypto;
 pub mod der;
 pub mod error;
+pub mod grants;
 pub mod import;
 pub mod key;
 pub mod key_store;
 pub mod material;
 pub mod model;
+pub mod multi_region;
 pub mod oaep;
 pub mod reconcile;
 pub mod rotation;
@@ -33,6 +35,7 @@ pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Val
     // the sweeper's timing.
     sweep::sweep_if_due(app).await;
     wire::typecheck(&input)?;
+    grants::check_grant_tokens(app, op, &input)?;
     let v = match op {
         "CreateCustomKeyStore" => key_store::create(app, &input).await?,
         "ConnectCustomKeyStore" => key_store::connect(app, &input).await?,
@@ -58,6 +61,11 @@ pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Val
         "GetKeyPolicy" => key::get_key_policy(app, &input)?,
         "PutKeyPolicy" => key::put_key_policy(app, &input).await?,
         "ListKeyPolicies" => key::list_key_policies(app, &input)?,
+        "CreateGrant" => grants::create_grant(app, &input).await?,
+        "ListGrants" => grants::list_grants(app, &input)?,
+        "ListRetirableGrants" => grants::list_retirable_grants(app, &input)?,
+        "RetireGrant" => grants::retire_grant(app, &input).await?,
+        "RevokeGrant" => grants::revoke_grant(app, &input).await?,
         "GetKeyRotationStatus" => rotation::get_status(app, &input)?,
         "EnableKeyRotation" => rotation::enable(app, &input).await?,
         "DisableKeyRotation" => rotation::disable(app, &input).await?,
@@ -66,7 +74,8 @@ pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Val
         "GetParametersForImport" => import::get_parameters(app, &input).await?,
         "ImportKeyMaterial" => import::import_material(app, &input).await?,
         "DeleteImportedKeyMaterial" => import::delete_material(app, &input).await?,
-        "ReplicateKey" | "UpdatePrimaryRegion" => key::unsupported_for_key(app, op, &input)?,
+        "ReplicateKey" => multi_region::replicate_key(app, &input).await?,
+        "UpdatePrimaryRegion" => multi_region::update_primary_region(app, &input).await?,
         "GenerateDataKeyPair" => asymmetric::generate_data_key_pair(app, &input, true).await?,
         "GenerateDataKeyPairWithoutPlaintext" => {
             asymmetric::generate_data_key_pair(app, &input, false).await?
@@ -146,6 +155,7 @@ pub fn alias_arn(app: &App, name: &str) -> String {
 pub fn visible_state(w: &World, k: &Key) -> &'static str {
     match k.state {
         KeyStateU::PendingDeletion => "PendingDeletion",
+        KeyStateU::PendingReplicaDeletion => "PendingReplicaDeletion",
         _ if material::pending_import(k) => "PendingImport",
         _ if k.store_id.as_ref().is_some_and(|s| {
             w.stores
@@ -227,7 +237,7 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
             "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."
         ));
     }
-    if uuid::Uuid::try_parse(name).is_err() {
+    if uuid::Uuid::try_parse(name).is_err() && !multi_region::is_mrk_id(name) {
         // What AWS answers for a key ID that is not a key ID at all (recorded responses).
         return Err(kms_err!(NotFound, "Invalid keyId '{raw}'"));
     }
@@ -237,7 +247,12 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
 /// The key with this ID if the request being served may see it, else `NotFoundException`
 /// (a key of another account or region does not exist for this caller).
 pub fn visible_key(app: &App, w: &World, id: &str) -> Result<Arc<Key>, KmsError> {
-    w.key(id)
+    let found = if id.starts_with(multi_region::MRK_PREFIX) {
+        multi_region::key_here(app, w, id)
+    } else {
+        w.key(id)
+    };
+    found
         .filter(|k| key_visible(k))
         .cloned()
         .ok_or_else(|| not_found(app, id))
@@ -247,31 +262,15 @@ fn not_found_plain(raw: &str) -> KmsError {
     kms_err!(NotFound, "Key '{raw}' does not exist")
 }
 
-/// Encode a pagination marker for "after `last`".
-pub fn marker_for(kind: &str, last: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}\0{last}"))
-}
-
-/// Decode a marker made by [`marker_for`] with the same `kind`.
+/// Decode a marker of the listing `kind` (see [`crate::paging`]).
 pub fn parse_marker(kind: &str, marker: &str) -> Result<String, KmsError> {
-    use base64::Engine;
-    let bad = || {
+    crate::paging::last_key(kind, marker).ok_or_else(|| {
         kms_err!(
             InvalidMarker,
             "The marker '{}' is not valid: pass the NextMarker of the previous response unchanged.",
             crate::protocol::input::shown(marker)
         )
-    };
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .map_err(|_| bad())?;
-    let s = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (k, last) = s.split_once('\0').ok_or_else(bad)?;
-    if k != kind {
-        return Err(bad());
-    }
-    Ok(last.to_string())
+    })
 }
 
 /// Page through `items` (already sorted by their key) after `marker`, `limit` at a time.
@@ -283,26 +282,13 @@ pub fn paginate<'a, T>(
     limit: usize,
 ) -> Result<(Vec<T>, Option<String>), KmsError> {
     let after = marker.map(|m| parse_marker(kind, m)).transpose()?;
-    let mut page = Vec::new();
-    let mut last_key: Option<&String> = None;
-    let mut more = false;
-    for (k, v) in items {
-        if after.as_ref().is_some_and(|a| k <= a) {
-            continue;
-        }
-        if page.len() == limit {
-            more = true;
-            break;
-        }
-        last_key = Some(k);
-        page.push(v);
-    }
-    let next = if more {
-        last_key.map(|k| marker_for(kind, k))
-    } else {
-        None
-    };
-    Ok((page, next))
+    Ok(crate::paging::page(
+        items,
+        kind,
+        crate::paging::Order::Ascending,
+        after.as_deref(),
+        limit,
+    ))
 }
 
 /// Add `NextMarker`/`Truncated` to a list response (`Truncated` ⇔ `NextMarker`).
@@ -320,7 +306,7 @@ mod tests {
 
     #[test]
     fn markers_round_trip_and_reject_foreign_ones() {
-        let m = marker_for("keys", "abc");
+        let m = crate::paging::token_after("keys", "abc");
         assert_eq!(parse_marker("keys", &m).unwrap(), "abc");
         assert_eq!(
             parse_marker("aliases", &m).unwrap_err().kind,

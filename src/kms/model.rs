@@ -110,6 +110,9 @@ pub enum KeyStateU {
     Enabled,
     Disabled,
     PendingDeletion,
+    /// A multi-Region primary key scheduled for deletion while replicas remain: its waiting
+    /// period starts when the last replica is deleted.
+    PendingReplicaDeletion,
 }
 
 /// Where a key's material lives.
@@ -169,6 +172,32 @@ pub struct Key {
     /// Key materials, rotation and import parameters (see [`super::material`]).
     #[serde(default, skip_serializing_if = "super::material::Materials::is_empty")]
     pub material: super::material::Materials,
+    /// A multi-Region key's role (`mrk-` keys only); see [`super::multi_region`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_region: Option<MultiRegionRole>,
+}
+
+impl Key {
+    /// Its ID in the world and the store: the key ID, but `<key id>/<account>/<region>` for a
+    /// multi-Region key, whose primary and replicas share the key ID.
+    pub fn storage_id(&self) -> String {
+        match self.multi_region {
+            None => self.id.clone(),
+            Some(_) => {
+                let (region, account) = super::arn_region_account(&self.arn);
+                super::multi_region::storage_id(&self.id, account, region)
+            }
+        }
+    }
+}
+
+/// `MultiRegionKeyType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum MultiRegionRole {
+    Primary,
+    Replica,
 }
 
 /// What kind of key a KMS key is.

@@ -56,6 +56,15 @@ fn rotatable(k: &Key) -> Result<(), KmsError> {
     if k.origin == Origin::AwsCloudhsm {
         return Err(origin_not_valid(k));
     }
+    if k.multi_region.is_some() {
+        // Not simulated yet: every copy shares the material, so a rotation would have to
+        // reach the replicas. cks-sim's wording.
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "cks-sim does not rotate multi-Region keys ({}).",
+            k.arn
+        ));
+    }
     if k.kind.spec != KeySpec::SymmetricDefault {
         return Err(kms_err!(
             UnsupportedOperation,

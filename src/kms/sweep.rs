@@ -1,6 +1,6 @@
 //! Completing scheduled deletions (spec §2.10, D10).
 //!
-//! When a key's `DeletionDate` passes, the KMS key and its aliases disappear whatever the
+//! When a key's `DeletionDate` passes, the KMS key, its aliases and its grants disappear whatever the
 //! store's state. Its material is destroyed on the token only if the store is `CONNECTED`
 //! with a valid kmsuser session at that moment; otherwise it stays and an orphan record is
 //! kept. Every request calls [`sweep_if_due`] first, so results never depend on the
@@ -32,31 +32,44 @@ pub async fn sweep_if_due(app: &Arc<App>) {
     }
     let _w = app.writer.lock().await;
     let now = app.now();
-    for k in due(app, now) {
-        complete_deletion(app, &k, now).await;
+    // A second pass completes what the first made due: a multi-Region primary whose last
+    // replica's deletion started its waiting period at a date already past.
+    for _ in 0..2 {
+        for k in due(app, now) {
+            complete_deletion(app, &k, now).await;
+        }
     }
 }
 
 async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
-    let id: [u8; 16] = match uuid::Uuid::parse_str(&k.id) {
-        Ok(u) => *u.as_bytes(),
-        Err(_) => [0; 16],
-    };
-    let mut changes = vec![Change::DelKey(k.id.clone())];
-    let (aliases, store, next_seq) = {
+    let id: [u8; 16] = super::multi_region::object_id(&k.id).unwrap_or([0; 16]);
+    let mut changes = vec![Change::DelKey(k.storage_id())];
+    let (aliases, store, next_seq, shared) = {
         let w = app.world();
         let aliases: Vec<String> = w
             .aliases
             .values()
-            .filter(|a| a.target_key_id == k.id)
+            .filter(|a| super::multi_region::alias_names(app, a, k))
             .map(crate::kms::model::Alias::storage_id)
             .collect();
         let store = k.store_id.as_ref().and_then(|s| w.stores.get(s)).cloned();
         let seq = w.orphans.values().map(|o| o.seq).max().unwrap_or(0) + 1;
-        (aliases, store, seq)
+        // A multi-Region copy's waiting period ended at its deletion date, whenever the
+        // sweep runs.
+        let at = k.deletion_date.unwrap_or(now).min(now);
+        changes.extend(super::multi_region::after_copy_deleted(&w, k, at));
+        changes.extend(super::grants::delete_with_key(&w, &k.arn));
+        (
+            aliases,
+            store,
+            seq,
+            super::multi_region::material_shared(&w, k),
+        )
     };
     changes.extend(aliases.into_iter().map(Change::DelAlias));
     let destroyed_or_reason: Result<(), String> = match k.origin {
+        // Another copy of a multi-Region key still uses the material: it stays.
+        _ if shared => Ok(()),
         Origin::AwsKms | Origin::External => match app.internal_token().await {
             Ok(t) => destroy_materials(&t, k).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
@@ -85,7 +98,7 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
             None => Err("the custom key store no longer exists".into()),
         },
     };
-    if destroyed_or_reason.is_ok() {
+    if destroyed_or_reason.is_ok() && !shared {
         app.failpoints.hit("deletion.material_destroyed");
     }
     if let Err(reason) = destroyed_or_reason {

@@ -3,6 +3,7 @@
 pub mod body;
 pub mod bounds;
 pub mod cbor;
+pub mod error;
 pub mod host;
 pub mod input;
 pub mod response;

@@ -20,6 +20,8 @@ const MIGRATIONS: &[&str] = &[
     // 2: who owns a cluster token's object, and with whom it is shared (the CloudHSM CLI's
     // `key-owners` and `shared-users`), for objects not owned by kmsuser or shared.
     "CREATE TABLE token_objects (id TEXT PRIMARY KEY, doc TEXT NOT NULL CHECK (json_valid(doc)));",
+    // 3: KMS grants, by `<key ARN>/<grant id>`.
+    "CREATE TABLE grants (id TEXT PRIMARY KEY, doc TEXT NOT NULL CHECK (json_valid(doc)));",
 ];
 
 /// The schema version this binary writes.
@@ -77,6 +79,6 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 10);
+        assert_eq!(tables, 11);
     }
 }

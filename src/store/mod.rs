@@ -83,6 +83,8 @@ pub enum Table {
     Orphans,
     /// Owners and shares of cluster token objects (id = `<cluster-id>/<object id hex>`).
     TokenObjects,
+    /// KMS grants (id = `<key ARN>/<grant id>`).
+    Grants,
     /// Simulator settings that persist (clock offset, …).
     Meta,
 }
@@ -99,6 +101,7 @@ impl Table {
             Table::Aliases => "aliases",
             Table::Orphans => "orphans",
             Table::TokenObjects => "token_objects",
+            Table::Grants => "grants",
             Table::Meta => "meta",
         }
     }
@@ -167,6 +170,37 @@ impl Batch {
     }
 }
 
+/// When a commit counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// SQLite `synchronous=FULL`: the WAL is synced before a commit returns, so not even a
+    /// power loss drops a change the simulator acknowledged. The default.
+    #[default]
+    Full,
+    /// SQLite `synchronous=NORMAL`: a killed or crashed process loses nothing, but a power loss
+    /// (or a crash of the machine) may drop the last acknowledged changes. For throwaway data.
+    Normal,
+}
+
+impl Durability {
+    /// The value of SQLite's `synchronous` pragma.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+
+    /// Parse a configuration value (`full` or `normal`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "full" => Some(Durability::Full),
+            "normal" => Some(Durability::Normal),
+            _ => None,
+        }
+    }
+}
+
 /// The SQLite-backed store.
 #[derive(Debug)]
 pub struct Store {
@@ -176,8 +210,13 @@ pub struct Store {
 
 impl Store {
     /// Open (creating if needed) the database at `path`, in WAL mode, migrated to the latest
-    /// schema.
+    /// schema, with every commit on disk before it returns ([`Durability::Full`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// [`Store::open`] with a chosen durability.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
         let err = |source| StoreError::Sqlite {
             path: path.display().to_string(),
             source,
@@ -185,10 +224,7 @@ impl Store {
         let mut conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
-        // FULL: every commit is on disk (the WAL synced) before the request that made it is
-        // answered, so not even a power loss drops an acknowledged change. NORMAL would survive
-        // a killed process only. Reads (Encrypt and the rest of the data plane) write nothing.
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", durability.pragma())
             .map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
@@ -328,6 +364,22 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    fn synchronous_in_effect(store: &Store) -> i64 {
+        let conn = store.conn.lock().unwrap();
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn commits_are_synced_before_they_return_unless_durability_is_normal() {
+        let dir = tempfile::tempdir().unwrap();
+        // SQLite numbers its levels: 1 = NORMAL, 2 = FULL.
+        let full = Store::open(&dir.path().join("full.sqlite")).unwrap();
+        assert_eq!(synchronous_in_effect(&full), 2);
+        let normal = Store::open_with(&dir.path().join("n.sqlite"), Durability::Normal).unwrap();
+        assert_eq!(synchronous_in_effect(&normal), 1);
     }
 
     #[test]

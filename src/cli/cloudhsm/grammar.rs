@@ -98,6 +98,7 @@ pub enum UserCmd {
     List,
     /// Create a new user.
     Create {
+        /// The user.
         #[command(flatten)]
         user: UserRef,
         /// Optional: Plaintext user's password. If you do not include this argument you will
@@ -107,11 +108,13 @@ pub enum UserCmd {
     },
     /// Delete a user.
     Delete {
+        /// The user.
         #[command(flatten)]
         user: UserRef,
     },
     /// Change a user's password.
     ChangePassword {
+        /// The user.
         #[command(flatten)]
         user: UserRef,
         /// Optional: Plaintext user's password. If you do not include this argument you will
@@ -153,6 +156,7 @@ pub enum KeyCmd {
     },
     /// Delete a key in the HSM cluster.
     Delete {
+        /// The keys.
         #[command(flatten)]
         filter: FilterArg,
     },
@@ -161,15 +165,19 @@ pub enum KeyCmd {
     GenerateSymmetric(GenerateSymmetric),
     /// Share a key in the HSM cluster with another crypto user.
     Share {
+        /// The keys.
         #[command(flatten)]
         filter: FilterArg,
+        /// The user.
         #[command(flatten)]
         user: UserRef,
     },
     /// Unshare a key in the HSM cluster with another crypto user.
     Unshare {
+        /// The keys.
         #[command(flatten)]
         filter: FilterArg,
+        /// The user.
         #[command(flatten)]
         user: UserRef,
     },
