@@ -55,7 +55,9 @@ fn blob(c: &mut Criterion) {
     let mut g = c.benchmark_group("blob");
     for n in [32usize, 4096] {
         let b = Blob {
+            version: cks_sim::kms::crypto::BLOB_VERSION,
             key_id: [7; 16],
+            material: [9; 16],
             iv: vec![1; 12],
             tag: [2; 16],
             ciphertext: vec![3; n],

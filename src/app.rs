@@ -55,6 +55,14 @@ pub struct World {
     /// Keys pending deletion, ordered by deletion date (milliseconds) — so finding the due
     /// ones costs nothing on the request path, whatever the number of keys.
     pub pending: std::collections::BTreeSet<(i64, String)>,
+    /// Keys whose materials change by the clock (an imported material expires, an automatic
+    /// rotation falls due), ordered by when (milliseconds) with their storage IDs: see
+    /// [`crate::kms::material::next_event`].
+    pub material_events: std::collections::BTreeSet<(i64, String)>,
+}
+
+fn material_entry(k: &Key) -> Option<(i64, String)> {
+    crate::kms::material::next_event(k).map(|t| ((t * 1000.0).floor() as i64, k.storage_id()))
 }
 
 fn pending_entry(k: &Key) -> Option<(i64, String)> {
@@ -141,6 +149,16 @@ impl World {
                 self.stores.remove(&id);
             }
             Change::Key(x) => {
+                if let Some(old) = self
+                    .keys
+                    .get(&x.storage_id())
+                    .and_then(|k| material_entry(k))
+                {
+                    self.material_events.remove(&old);
+                }
+                if let Some(e) = material_entry(&x) {
+                    self.material_events.insert(e);
+                }
                 if let Some(e) = pending_entry(&x) {
                     self.pending.insert(e);
                 }
@@ -156,6 +174,9 @@ impl World {
             }
             Change::DelKey(id) => {
                 self.keys_by_id.remove(&id);
+                if let Some(e) = self.keys.get(&id).and_then(|k| material_entry(k)) {
+                    self.material_events.remove(&e);
+                }
                 if let Some(old) = self.keys.remove(&id)
                     && let Some(e) = pending_entry(&old)
                 {
@@ -660,6 +681,7 @@ mod tests {
             pending_window_days: None,
             tags: Default::default(),
             policy: String::new(),
+            material: Default::default(),
             kind: Default::default(),
             multi_region: None,
         }

@@ -20,6 +20,10 @@ pub const STEPS: &[&str] = &[
     "create_key.material_made",
     // A deletion that completed while connected: material destroyed, not yet committed.
     "deletion.material_destroyed",
+    // ImportKeyMaterial: material unwrapped onto the token, metadata not yet committed.
+    "import.material_made",
+    // A rotation: the new material made on the token, metadata not yet committed.
+    "rotation.material_made",
 ];
 
 /// The armed failpoints of one simulator.

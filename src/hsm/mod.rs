@@ -3,6 +3,7 @@
 //! - [`module`]: find, load and initialize the module once per process;
 //! - [`token`]: one token in domain words (AES-256 keys, AES-GCM, random, inspection);
 //! - [`asymmetric`]: key pairs and HMAC keys on a token (signatures, MACs, RSA, ECDH);
+//! - [`import`]: imported key material (wrapping pairs, unwrapping into key objects);
 //! - [`pool`]: the session pool that keeps every call on the token's own threads (D7), queued
 //!   through `workers`;
 //! - [`provision`]: token creation for soft tokens, and each soft token's configuration
@@ -13,6 +14,7 @@
 
 pub mod asymmetric;
 pub mod error;
+pub mod import;
 pub mod module;
 pub mod pool;
 pub mod provision;

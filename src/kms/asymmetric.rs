@@ -8,7 +8,7 @@
 //! the token.
 
 use super::crypto::{
-    b64, context, dry_run, dry_run_ok, hsm_err, invalid_ciphertext, key_uuid, seal, usable,
+    b64, context, dry_run, dry_run_ok, hsm_err, invalid_ciphertext, key_uuid, seal_material, usable,
 };
 use super::error::KmsError;
 use super::model::{Key, KeyKind};
@@ -299,9 +299,10 @@ pub async fn generate_data_key_pair(
         .map_err(|e| hsm_err(&k, e))?;
     let (private_der, public_der) = encode_pair(spec, &parts)
         .ok_or_else(|| KmsError::internal("the token gave EC parts for a non-EC spec"))?;
-    let blob = seal(app, &k, &ctx, private_der.clone()).await?;
+    let (blob, material) = seal_material(app, &k, &ctx, private_der.clone()).await?;
     let mut out = json!({
         "KeyId": k.arn,
+        "KeyMaterialId": material,
         "KeyPairSpec": pair_spec,
         "PrivateKeyCiphertextBlob": b64(&blob),
         "PublicKey": b64(&public_der),

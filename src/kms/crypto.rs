@@ -1,9 +1,12 @@
 //! Cryptography on the token (D6): the ciphertext blob format and Encrypt, Decrypt,
 //! GenerateDataKey(WithoutPlaintext), ReEncrypt and GenerateRandom.
 //!
-//! Blob: `version (1) | key id (16) | iv (12) | tag (16) | ciphertext`. AAD:
-//! `version | key id | canonical encryption context` (pairs sorted by key, each string
-//! length-prefixed), so a blob is bound to the KMS key that made it and to its context.
+//! Blob: `version (2) | key id (16) | material object id (16) | iv (12) | tag (16) |
+//! ciphertext`. AAD: `version | key id | material object id | canonical encryption context`
+//! (pairs sorted by key, each string length-prefixed), so a blob is bound to the KMS key and
+//! the key material that made it and to its context. Version 1 blobs (`1 | key id | iv | tag
+//! | ciphertext`, AAD without the material) were sealed by a key's first material and still
+//! open.
 
 use super::asymmetric::{RsaRequest, rsa_decrypt, rsa_encrypt};
 use super::error::{KmsError, KmsErrorKind};
@@ -19,15 +22,23 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Blob format version.
-pub const BLOB_VERSION: u8 = 1;
-const HEADER: usize = 1 + 16 + 12 + 16;
+/// Blob format version written before keys had several materials (material = the key's
+/// first, object ID = key ID); still decoded.
+pub const BLOB_VERSION_1: u8 = 1;
+/// Blob format version naming the material that sealed it.
+pub const BLOB_VERSION: u8 = 2;
+const HEADER_V1: usize = 1 + 16 + 12 + 16;
+const HEADER: usize = 1 + 16 + 16 + 12 + 16;
 
 /// A parsed ciphertext blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
+    /// [`BLOB_VERSION`] or [`BLOB_VERSION_1`].
+    pub version: u8,
     /// The KMS key ID's bytes.
     pub key_id: [u8; 16],
+    /// The token object ID of the material that sealed it (= `key_id` in version 1).
+    pub material: [u8; 16],
     /// GCM IV.
     pub iv: Vec<u8>,
     /// GCM tag.
@@ -40,8 +51,11 @@ impl Blob {
     /// Serialize.
     pub fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(HEADER + self.ciphertext.len());
-        v.push(BLOB_VERSION);
+        v.push(self.version);
         v.extend_from_slice(&self.key_id);
+        if self.version != BLOB_VERSION_1 {
+            v.extend_from_slice(&self.material);
+        }
         v.extend_from_slice(&self.iv);
         v.extend_from_slice(&self.tag);
         v.extend_from_slice(&self.ciphertext);
@@ -50,28 +64,59 @@ impl Blob {
 
     /// Parse; `None` if this is not one of our blobs.
     pub fn decode(b: &[u8]) -> Option<Blob> {
-        if b.len() < HEADER || b[0] != BLOB_VERSION {
-            return None;
-        }
+        let key_id: [u8; 16] = b.get(1..17)?.try_into().ok()?;
+        let (material, rest) = match *b.first()? {
+            BLOB_VERSION_1 if b.len() >= HEADER_V1 => (key_id, &b[17..]),
+            BLOB_VERSION if b.len() >= HEADER => (b[17..33].try_into().ok()?, &b[33..]),
+            _ => return None,
+        };
         Some(Blob {
-            key_id: b[1..17].try_into().ok()?,
-            iv: b[17..29].to_vec(),
-            tag: b[29..45].try_into().ok()?,
-            ciphertext: b[45..].to_vec(),
+            version: b[0],
+            key_id,
+            material,
+            iv: rest[..12].to_vec(),
+            tag: rest[12..28].try_into().ok()?,
+            ciphertext: rest[28..].to_vec(),
         })
+    }
+
+    /// The AAD this blob was sealed with.
+    pub fn aad(&self, context: &BTreeMap<String, String>) -> Vec<u8> {
+        if self.version == BLOB_VERSION_1 {
+            aad(&self.key_id, context)
+        } else {
+            aad_v2(&self.key_id, &self.material, context)
+        }
     }
 }
 
-/// The AAD binding a blob to its key and encryption context.
-pub fn aad(key_id: &[u8; 16], context: &BTreeMap<String, String>) -> Vec<u8> {
-    let mut a = vec![BLOB_VERSION];
-    a.extend_from_slice(key_id);
+fn push_context(a: &mut Vec<u8>, context: &BTreeMap<String, String>) {
     for (k, v) in context {
         for s in [k, v] {
             a.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
             a.extend_from_slice(s.as_bytes());
         }
     }
+}
+
+/// The AAD of a version 1 blob: `1 | key id | canonical encryption context`.
+pub fn aad(key_id: &[u8; 16], context: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut a = vec![BLOB_VERSION_1];
+    a.extend_from_slice(key_id);
+    push_context(&mut a, context);
+    a
+}
+
+/// The AAD of a version 2 blob: `2 | key id | material object id | canonical context`.
+pub fn aad_v2(
+    key_id: &[u8; 16],
+    material: &[u8; 16],
+    context: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut a = vec![BLOB_VERSION];
+    a.extend_from_slice(key_id);
+    a.extend_from_slice(material);
+    push_context(&mut a, context);
     a
 }
 
@@ -144,6 +189,7 @@ pub(super) async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsErr
                 ));
             }
             "Unavailable" => return Err(kms_err!(KmsInvalidState, "{} is unavailable.", k.arn)),
+            "PendingImport" => return Err(pending_import(k)),
             _ => {}
         }
         if k.origin == Origin::AwsCloudhsm {
@@ -153,7 +199,7 @@ pub(super) async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsErr
         }
     }
     match k.origin {
-        Origin::AwsKms => app.internal_token().await.map_err(KmsError::internal),
+        Origin::AwsKms | Origin::External => app.internal_token().await.map_err(KmsError::internal),
         Origin::AwsCloudhsm => {
             let cluster = {
                 let w = app.world();
@@ -213,23 +259,46 @@ pub(super) async fn seal(
     ctx: &BTreeMap<String, String>,
     pt: Vec<u8>,
 ) -> Result<Vec<u8>, KmsError> {
+    Ok(seal_material(app, k, ctx, pt).await?.0)
+}
+
+/// Seal with the key's current material: the blob and that material's `KeyMaterialId`.
+pub(super) async fn seal_material(
+    app: &Arc<App>,
+    k: &Key,
+    ctx: &BTreeMap<String, String>,
+    pt: Vec<u8>,
+) -> Result<(Vec<u8>, String), KmsError> {
     let id = key_uuid(k)?;
     let token = usable(app, k).await?;
+    let m = super::material::current(k)
+        .filter(super::material::Material::present)
+        .ok_or_else(|| pending_import(k))?;
+    let material = m
+        .object()
+        .ok_or_else(|| KmsError::internal(format!("material {} has no object id", m.id)))?;
     let sealed = token
-        .encrypt(id, aad(&id, ctx), pt)
+        .encrypt(material, aad_v2(&id, &material, ctx), pt)
         .await
         .map_err(|e| hsm_err(k, e))?;
     let split = sealed.ciphertext.len().saturating_sub(16);
     let (ct, tag) = sealed.ciphertext.split_at(split);
-    Ok(Blob {
+    let blob = Blob {
+        version: BLOB_VERSION,
         key_id: id,
+        material,
         iv: sealed.iv,
         tag: tag
             .try_into()
             .map_err(|_| KmsError::internal("short GCM output"))?,
         ciphertext: ct.to_vec(),
-    }
-    .encode())
+    };
+    Ok((blob.encode(), m.id))
+}
+
+/// `KMSInvalidStateException` for a key waiting for imported material.
+pub(super) fn pending_import(k: &Key) -> KmsError {
+    kms_err!(KmsInvalidState, "{} is pending import.", k.arn)
 }
 
 pub(super) fn invalid_ciphertext() -> KmsError {
@@ -248,7 +317,7 @@ async fn open(
     ctx: &BTreeMap<String, String>,
     expected: Option<&str>,
     dry: bool,
-) -> Result<(Arc<Key>, Vec<u8>), KmsError> {
+) -> Result<(Arc<Key>, Vec<u8>, String), KmsError> {
     let b = Blob::decode(blob).ok_or_else(invalid_ciphertext)?;
     let k = {
         let w = app.world();
@@ -268,19 +337,24 @@ async fn open(
         k
     };
     let token = usable(app, &k).await?;
+    // A material the key does not have (or no longer has on the token) opens nothing.
+    let m = super::material::by_object(&k, &b.material).ok_or_else(invalid_ciphertext)?;
+    if !m.present() {
+        return Err(pending_import(&k));
+    }
     if dry {
         return Err(dry_run_ok());
     }
     let mut ct = b.ciphertext.clone();
     ct.extend_from_slice(&b.tag);
     let pt = token
-        .decrypt(b.key_id, b.iv.clone(), aad(&b.key_id, ctx), ct)
+        .decrypt(b.material, b.iv.clone(), b.aad(ctx), ct)
         .await
         .map_err(|e| match e {
             HsmError::CiphertextRejected { .. } => invalid_ciphertext(),
             other => hsm_err(&k, other),
         })?;
-    Ok((k, pt))
+    Ok((k, pt, m.id))
 }
 
 /// `Encrypt`.
@@ -357,8 +431,10 @@ pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         encryption_key(&k, "Decrypt")?;
     }
     symmetric_only(alg)?;
-    let (k, pt) = open(app, &blob, &ctx, expected, dry).await?;
-    Ok(json!({ "KeyId": k.arn, "Plaintext": b64(&pt), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT" }))
+    let (k, pt, material) = open(app, &blob, &ctx, expected, dry).await?;
+    Ok(
+        json!({ "KeyId": k.arn, "Plaintext": b64(&pt), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT", "KeyMaterialId": material }),
+    )
 }
 
 /// `GenerateDataKey` and `GenerateDataKeyWithoutPlaintext`.
@@ -417,8 +493,9 @@ pub async fn generate_data_key(
         return Err(dry_run_ok());
     }
     let dk = token.random(len).await.map_err(|e| hsm_err(&k, e))?;
-    let blob = seal(app, &k, &ctx, dk.clone()).await?;
-    let mut out = json!({ "CiphertextBlob": b64(&blob), "KeyId": k.arn });
+    let (blob, material) = seal_material(app, &k, &ctx, dk.clone()).await?;
+    let mut out =
+        json!({ "CiphertextBlob": b64(&blob), "KeyId": k.arn, "KeyMaterialId": material });
     if with_plaintext {
         out["Plaintext"] = json!(b64(&dk));
     }
@@ -451,7 +528,8 @@ pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
         Some(raw) => Some(resolve_key(app, &app.world(), raw, KeyRef::AnyName)?),
         None => None,
     };
-    let (src_arn, pt, src_alg) = match source.filter(|k| k.kind.spec.is_asymmetric()) {
+    let (src_arn, pt, src_alg, src_material) = match source.filter(|k| k.kind.spec.is_asymmetric())
+    {
         Some(sk) => {
             let r = RsaRequest {
                 key: &sk,
@@ -461,15 +539,15 @@ pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
                 dry,
             };
             let (pt, alg) = rsa_decrypt(app, r, blob).await?;
-            (sk.arn.clone(), pt, alg)
+            (sk.arn.clone(), pt, alg, None)
         }
         None => {
             symmetric_only(src_alg)?;
-            let (sk, pt) = open(app, &blob, &src_ctx, src, dry).await?;
-            (sk.arn.clone(), pt, "SYMMETRIC_DEFAULT")
+            let (sk, pt, m) = open(app, &blob, &src_ctx, src, dry).await?;
+            (sk.arn.clone(), pt, "SYMMETRIC_DEFAULT", Some(m))
         }
     };
-    let (out, dst_alg) = if dk.kind.spec.is_asymmetric() {
+    let (out, dst_alg, dst_material) = if dk.kind.spec.is_asymmetric() {
         let r = RsaRequest {
             key: &dk,
             algorithm: dst_alg,
@@ -477,17 +555,26 @@ pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
             context: &dst_ctx,
             dry: false,
         };
-        rsa_encrypt(app, r, pt).await?
+        let (ct, alg) = rsa_encrypt(app, r, pt).await?;
+        (ct, alg, None)
     } else {
-        (seal(app, &dk, &dst_ctx, pt).await?, "SYMMETRIC_DEFAULT")
+        let (ct, m) = seal_material(app, &dk, &dst_ctx, pt).await?;
+        (ct, "SYMMETRIC_DEFAULT", Some(m))
     };
-    Ok(json!({
+    let mut body = json!({
         "CiphertextBlob": b64(&out),
         "SourceKeyId": src_arn,
         "KeyId": dk.arn,
         "SourceEncryptionAlgorithm": src_alg,
         "DestinationEncryptionAlgorithm": dst_alg,
-    }))
+    });
+    if let Some(m) = src_material {
+        body["SourceKeyMaterialId"] = json!(m);
+    }
+    if let Some(m) = dst_material {
+        body["DestinationKeyMaterialId"] = json!(m);
+    }
+    Ok(body)
 }
 
 /// `GenerateRandom` (on a store's cluster with `CustomKeyStoreId`).
@@ -532,18 +619,47 @@ mod tests {
     #[test]
     fn blob_round_trip_and_rejects_foreign_bytes() {
         let b = Blob {
+            version: BLOB_VERSION,
             key_id: [7; 16],
+            material: [9; 16],
+            iv: vec![1; 12],
+            tag: [2; 16],
+            ciphertext: vec![3, 4, 5],
+        };
+        let e = b.encode();
+        assert_eq!(e.len(), 61 + 3);
+        assert_eq!(Blob::decode(&e), Some(b));
+        assert_eq!(Blob::decode(&e[..60]), None);
+        let mut v3 = e.clone();
+        v3[0] = 3;
+        assert_eq!(Blob::decode(&v3), None);
+    }
+
+    #[test]
+    fn version_1_blobs_still_decode_with_the_key_as_material() {
+        let b = Blob {
+            version: BLOB_VERSION_1,
+            key_id: [7; 16],
+            material: [7; 16],
             iv: vec![1; 12],
             tag: [2; 16],
             ciphertext: vec![3, 4, 5],
         };
         let e = b.encode();
         assert_eq!(e.len(), 45 + 3);
-        assert_eq!(Blob::decode(&e), Some(b));
+        assert_eq!(Blob::decode(&e), Some(b.clone()));
+        assert_eq!(b.aad(&BTreeMap::new()), aad(&[7; 16], &BTreeMap::new()));
         assert_eq!(Blob::decode(&e[..44]), None);
-        let mut v2 = e.clone();
-        v2[0] = 2;
-        assert_eq!(Blob::decode(&v2), None);
+    }
+
+    #[test]
+    fn the_material_is_bound_by_the_aad() {
+        let ctx = BTreeMap::new();
+        assert_ne!(
+            aad_v2(&[0; 16], &[1; 16], &ctx),
+            aad_v2(&[0; 16], &[2; 16], &ctx)
+        );
+        assert_ne!(aad_v2(&[0; 16], &[0; 16], &ctx), aad(&[0; 16], &ctx));
     }
 
     #[test]

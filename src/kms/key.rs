@@ -45,14 +45,6 @@ fn check_policy(p: &str) -> Result<(), KmsError> {
     }
 }
 
-/// The identifier of a key's current material (`CurrentKeyMaterialId`, 64 hex digits as the
-/// model's `BackingKeyIdType` says): stable for the key, since cks-sim keys have one material.
-fn key_material_id(k: &Key) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("key-material\0{}", k.arn).as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The tag rules, in AWS's words where recorded responses of real AWS give them: at most 50
 /// tags ("Too many tags"), keys and values within their lengths, no key given twice, and no key
 /// with the `aws:` prefix in any case ("Tags beginning with aws: are reserved"). The wording
@@ -136,7 +128,7 @@ pub fn metadata(_app: &App, w: &World, k: &Key) -> Value {
         m.insert("CloudHsmClusterId".into(), json!(cluster));
     }
     m.insert("KeyManager".into(), json!("CUSTOMER"));
-    m.insert("CurrentKeyMaterialId".into(), json!(key_material_id(k)));
+    super::import::material_metadata(k, &mut m);
     m.insert("CustomerMasterKeySpec".into(), json!(k.kind.spec.as_str()));
     m.insert("KeySpec".into(), json!(k.kind.spec.as_str()));
     for (member, algorithms) in super::spec::algorithm_members(k.kind.spec, k.kind.usage) {
@@ -222,12 +214,7 @@ pub(super) fn policy_member(input: &Input) -> Result<Option<String>, KmsError> {
 /// store, as a store needs it); the origins cks-sim does not simulate are refused.
 fn origin_home(origin: &str, store_id: Option<&str>) -> Result<bool, KmsError> {
     match origin {
-        "EXTERNAL" => {
-            return Err(kms_err!(
-                UnsupportedOperation,
-                "cks-sim does not simulate imported key material (Origin EXTERNAL)."
-            ));
-        }
+        "EXTERNAL" => return super::import::external_origin(store_id).map(|()| false),
         "EXTERNAL_KEY_STORE" => {
             return Err(kms_err!(
                 UnsupportedOperation,
@@ -260,6 +247,7 @@ struct NewKey {
     tags: Vec<(String, String)>,
     kind: KeyKind,
     cloudhsm: bool,
+    external: bool,
     multi_region: bool,
 }
 
@@ -307,6 +295,10 @@ fn new_key_request(input: &Input) -> Result<NewKey, KmsError> {
     let cloudhsm = origin_home(origin, store_id.as_deref())?;
     let kind =
         super::asymmetric::checked_kind(spec, input.has("KeyUsage").then_some(usage), cloudhsm)?;
+    let external = origin == "EXTERNAL";
+    if external {
+        super::import::importable_kind(&kind)?;
+    }
     if multi && cloudhsm {
         // AWS's documentation says so ("you cannot create a multi-Region key in a custom key
         // store"); the exact message of its refusal was not found: this wording is cks-sim's.
@@ -322,6 +314,7 @@ fn new_key_request(input: &Input) -> Result<NewKey, KmsError> {
         tags,
         kind,
         cloudhsm,
+        external,
         multi_region: multi,
     })
 }
@@ -371,6 +364,7 @@ pub async fn create_key_with_id(
         tags,
         kind,
         cloudhsm,
+        external,
         multi_region,
     } = new_key_request(input)?;
     let _w = app.writer.lock().await;
@@ -396,18 +390,21 @@ pub async fn create_key_with_id(
         )
     })?;
     super::asymmetric::require_offered(&token, &kind).await?;
-    let public_key = super::asymmetric::generate_material(&token, &arn, object, &kind)
-        .await
-        .map_err(|e| {
-            if cloudhsm {
-                kms_err!(
-                    KmsInvalidState,
-                    "KMS cannot communicate with your CloudHSM cluster: {e}"
-                )
-            } else {
-                KmsError::internal(e)
-            }
-        })?;
+    let public_key = if external {
+        Ok(None) // The material comes with ImportKeyMaterial.
+    } else {
+        super::asymmetric::generate_material(&token, &arn, object, &kind).await
+    }
+    .map_err(|e| {
+        if cloudhsm {
+            kms_err!(
+                KmsInvalidState,
+                "KMS cannot communicate with your CloudHSM cluster: {e}"
+            )
+        } else {
+            KmsError::internal(e)
+        }
+    })?;
     app.failpoints.hit("create_key.material_made");
     let key = Key {
         id,
@@ -416,6 +413,8 @@ pub async fn create_key_with_id(
         description,
         origin: if cloudhsm {
             Origin::AwsCloudhsm
+        } else if external {
+            Origin::External
         } else {
             Origin::AwsKms
         },
@@ -427,6 +426,7 @@ pub async fn create_key_with_id(
         tags: tags.into_iter().collect(),
         policy: policy.unwrap_or_else(|| default_policy(&crate::namespace::current(app).account)),
         kind: KeyKind { public_key, ..kind },
+        material: Default::default(),
         multi_region: multi_region.then_some(super::model::MultiRegionRole::Primary),
     };
     if let Err(e) = app.commit(vec![Change::Key(key.clone())]).await {
@@ -550,6 +550,9 @@ pub async fn set_enabled(app: &Arc<App>, input: &Input, enabled: bool) -> Result
     let raw = key_id_member(input, "KeyId")?;
     mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
         not_pending(app, k)?;
+        if super::material::pending_import(k) {
+            return Err(super::crypto::pending_import(k));
+        }
         k.state = if enabled {
             KeyStateU::Enabled
         } else {

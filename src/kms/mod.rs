@@ -6,12 +6,15 @@ pub mod crypto;
 pub mod der;
 pub mod error;
 pub mod grants;
+pub mod import;
 pub mod key;
 pub mod key_store;
+pub mod material;
 pub mod model;
 pub mod multi_region;
 pub mod oaep;
 pub mod reconcile;
+pub mod rotation;
 pub mod seed;
 pub mod signing;
 pub mod spec;
@@ -63,14 +66,14 @@ pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Val
         "ListRetirableGrants" => grants::list_retirable_grants(app, &input)?,
         "RetireGrant" => grants::retire_grant(app, &input).await?,
         "RevokeGrant" => grants::revoke_grant(app, &input).await?,
-        "GetKeyRotationStatus"
-        | "EnableKeyRotation"
-        | "DisableKeyRotation"
-        | "RotateKeyOnDemand"
-        | "ListKeyRotations"
-        | "GetParametersForImport"
-        | "ImportKeyMaterial"
-        | "DeleteImportedKeyMaterial" => key::unsupported_for_key(app, op, &input)?,
+        "GetKeyRotationStatus" => rotation::get_status(app, &input)?,
+        "EnableKeyRotation" => rotation::enable(app, &input).await?,
+        "DisableKeyRotation" => rotation::disable(app, &input).await?,
+        "RotateKeyOnDemand" => rotation::rotate_on_demand(app, &input).await?,
+        "ListKeyRotations" => rotation::list(app, &input)?,
+        "GetParametersForImport" => import::get_parameters(app, &input).await?,
+        "ImportKeyMaterial" => import::import_material(app, &input).await?,
+        "DeleteImportedKeyMaterial" => import::delete_material(app, &input).await?,
         "ReplicateKey" => multi_region::replicate_key(app, &input).await?,
         "UpdatePrimaryRegion" => multi_region::update_primary_region(app, &input).await?,
         "GenerateDataKeyPair" => asymmetric::generate_data_key_pair(app, &input, true).await?,
@@ -147,11 +150,13 @@ pub fn alias_arn(app: &App, name: &str) -> String {
 }
 
 /// The visible `KeyState` of a key (§3.2): `PendingDeletion` wins, then `Unavailable` while the
-/// key's store is not `CONNECTED`, else the underlying state.
+/// key's store is not `CONNECTED`, then `PendingImport` while an `EXTERNAL` key waits for its
+/// material, else the underlying state.
 pub fn visible_state(w: &World, k: &Key) -> &'static str {
     match k.state {
         KeyStateU::PendingDeletion => "PendingDeletion",
         KeyStateU::PendingReplicaDeletion => "PendingReplicaDeletion",
+        _ if material::pending_import(k) => "PendingImport",
         _ if k.store_id.as_ref().is_some_and(|s| {
             w.stores
                 .get(s)

@@ -123,6 +123,8 @@ pub enum Origin {
     AwsKms,
     /// In a CloudHSM key store's cluster.
     AwsCloudhsm,
+    /// Imported by the customer (here: on the `kms-internal` token).
+    External,
 }
 
 impl Origin {
@@ -131,6 +133,7 @@ impl Origin {
         match self {
             Origin::AwsKms => "AWS_KMS",
             Origin::AwsCloudhsm => "AWS_CLOUDHSM",
+            Origin::External => "EXTERNAL",
         }
     }
 }
@@ -166,6 +169,9 @@ pub struct Key {
     /// encryption keys).
     #[serde(default)]
     pub kind: KeyKind,
+    /// Key materials, rotation and import parameters (see [`super::material`]).
+    #[serde(default, skip_serializing_if = "super::material::Materials::is_empty")]
+    pub material: super::material::Materials,
     /// A multi-Region key's role (`mrk-` keys only); see [`super::multi_region`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multi_region: Option<MultiRegionRole>,

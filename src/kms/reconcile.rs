@@ -90,7 +90,7 @@ async fn reconcile_token(app: &Arc<App>, token: &Arc<Token>, label: &str, report
     let (live, orphans) = expected(app, label);
     let mut changes = Vec::new();
     for k in &live {
-        if key_object_id(k).is_some_and(|id| !on_token.contains(&id)) {
+        if key_objects(k).iter().any(|id| !on_token.contains(id)) {
             tracing::warn!(key = %k.arn, token = label, "reconciliation: the key's material is missing");
             report.keys_missing_material += 1;
         }
@@ -104,7 +104,7 @@ async fn reconcile_token(app: &Arc<App>, token: &Arc<Token>, label: &str, report
     }
     let explained: BTreeSet<ObjectId> = live
         .iter()
-        .filter_map(key_object_id)
+        .flat_map(key_objects)
         .chain(orphans.iter().filter_map(|o| hex_id(&o.object_id)))
         .collect();
     let mut seq = app
@@ -162,9 +162,12 @@ fn expected(app: &App, label: &str) -> (Vec<Arc<Key>>, Vec<Orphan>) {
     (live, orphans)
 }
 
-/// The object id of a key's material: the key ID's 16 bytes (D4).
-fn key_object_id(k: &Arc<Key>) -> Option<ObjectId> {
-    super::multi_region::object_id(&k.id)
+/// The object ids of a key's materials on the token: the key ID's 16 bytes (D4) for its
+/// first material, and one per later or imported material (see [`super::material`]). A
+/// material object no key's record names (made for a rotation or an import that was never
+/// committed) is an orphan like any other.
+fn key_objects(k: &Arc<Key>) -> Vec<ObjectId> {
+    super::material::present_objects(k)
 }
 
 fn hex_id(text: &str) -> Option<ObjectId> {

@@ -26,6 +26,7 @@ fn due(app: &App, now: f64) -> Vec<Arc<Key>> {
 
 /// Complete every deletion that is due. Cheap when none is.
 pub async fn sweep_if_due(app: &Arc<App>) {
+    super::rotation::apply_due_events(app).await;
     if due(app, app.now()).is_empty() {
         return;
     }
@@ -69,8 +70,8 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
     let destroyed_or_reason: Result<(), String> = match k.origin {
         // Another copy of a multi-Region key still uses the material: it stays.
         _ if shared => Ok(()),
-        Origin::AwsKms => match app.internal_token().await {
-            Ok(t) => already_gone_is_destroyed(t.destroy(id).await).map_err(|e| e.to_string()),
+        Origin::AwsKms | Origin::External => match app.internal_token().await {
+            Ok(t) => destroy_materials(&t, k).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         },
         Origin::AwsCloudhsm => match &store {
@@ -119,6 +120,24 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
     if let Err(e) = app.commit(changes).await {
         tracing::error!(error = %e, key = %k.arn, "cannot record a completed deletion");
     }
+}
+
+/// Destroy every material of `k` on `t` (and the wrapping pair of a pending import).
+async fn destroy_materials(
+    t: &Arc<crate::hsm::Token>,
+    k: &Key,
+) -> Result<(), crate::hsm::HsmError> {
+    let mut objects = super::material::present_objects(k);
+    objects.extend(
+        k.material
+            .import
+            .as_ref()
+            .and_then(|p| super::material::hex_object_id(&p.wrapping_object)),
+    );
+    for o in objects {
+        already_gone_is_destroyed(t.destroy(o).await)?;
+    }
+    Ok(())
 }
 
 /// Sweep every second in the background (reads sweep too, so this only keeps the token tidy
