@@ -168,10 +168,23 @@ impl Materials {
     }
 }
 
+/// What names a key's material: its ARN, but with the region left out for a multi-Region
+/// key, whose copies share one material and so one `KeyMaterialId`.
+fn material_owner(k: &Key) -> String {
+    if !super::multi_region::is_mrk_id(&k.id) {
+        return k.arn.clone();
+    }
+    let mut parts: Vec<&str> = k.arn.splitn(6, ':').collect();
+    if let Some(region) = parts.get_mut(3) {
+        *region = "";
+    }
+    parts.join(":")
+}
+
 /// The implicit first material of a generated key (object ID = key ID's bytes).
 fn first_material(k: &Key) -> Material {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("key-material\0{}", k.arn).as_bytes());
+    let digest = sha2::Sha256::digest(format!("key-material\0{}", material_owner(k)).as_bytes());
     Material {
         id: hex(&digest),
         object_id: hex(&key_uuid(k).unwrap_or_default()),

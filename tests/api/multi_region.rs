@@ -921,3 +921,23 @@ fn a_grant_belongs_to_the_copy_it_was_made_on_and_its_token_works_there() {
             .expect("the grant's token is accepted on its copy");
     });
 }
+
+#[test]
+fn every_copy_of_a_multi_region_key_shows_the_same_current_key_material_id() {
+    let sim = Sim::start();
+    block_on(async {
+        let id = replicated(&sim).await;
+        let mut ids = Vec::new();
+        for region in [HOME, AWAY] {
+            let d = kms(&sim, region).describe_key().key_id(&id).send().await;
+            let m = d.expect("describe").key_metadata().unwrap().clone();
+            ids.push(m.current_key_material_id().expect("an ID").to_string());
+        }
+        assert_eq!(ids[0].len(), 64, "{ids:?}");
+        assert_eq!(ids[0], ids[1]);
+        let other = primary(&sim).await;
+        let d = kms(&sim, HOME).describe_key().key_id(&other).send().await;
+        let m = d.expect("describe").key_metadata().unwrap().clone();
+        assert_ne!(m.current_key_material_id(), Some(ids[0].as_str()));
+    });
+}
