@@ -20,7 +20,7 @@ use super::material::{
 use super::model::{Key, KeyKind, KeyStateU, Origin};
 use super::spec::KeySpec;
 use super::{KeyRef, input_err, resolve_key};
-use crate::app::{App, Change};
+use crate::app::App;
 use crate::hsm::asymmetric::{Capability, Hash, PublicParts};
 use crate::hsm::import::{MaterialObject, RsaUnwrap};
 use crate::hsm::{HsmError, ObjectId, Token};
@@ -89,12 +89,27 @@ fn required_enum<'a>(input: &'a Input, m: &str, allowed: &[&str]) -> Result<&'a 
     super::signing::enum_value(input, m, allowed)?.ok_or_else(|| KmsError::missing(m))
 }
 
+/// The copies of a multi-Region key share one material here, imported through the primary.
+/// A departure from AWS, where each replica's material is imported on its own; the wording is
+/// cks-sim's.
+fn not_a_replica(k: &Key) -> Result<(), KmsError> {
+    if k.multi_region == Some(super::model::MultiRegionRole::Replica) {
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "{} is a multi-Region replica key: in cks-sim every copy shares the key material imported into its primary key.",
+            k.arn
+        ));
+    }
+    Ok(())
+}
+
 /// The key named, which must be an `EXTERNAL` key not pending deletion.
 fn external_key(app: &App, raw: &str) -> Result<Key, KmsError> {
     let k = Arc::unwrap_or_clone(resolve_key(app, &app.world(), raw, KeyRef::IdOrArn)?);
     if k.origin != Origin::External {
         return Err(super::rotation::origin_not_valid(&k));
     }
+    not_a_replica(&k)?;
     if k.state == KeyStateU::PendingDeletion {
         return Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn));
     }
@@ -160,7 +175,8 @@ pub async fn get_parameters(app: &Arc<App>, input: &Input) -> Result<Value, KmsE
         valid_to,
         nonce: hex(&nonce),
     });
-    if let Err(e) = app.commit(vec![Change::Key(k.clone())]).await {
+    let changes = super::multi_region::with_shared_material(&app.world(), &k);
+    if let Err(e) = app.commit(changes).await {
         let _ = token.destroy(wrapping).await;
         return Err(KmsError::internal(e));
     }
@@ -391,7 +407,8 @@ pub async fn import_material(app: &Arc<App>, input: &Input) -> Result<Value, Kms
         return Err(e);
     }
     app.failpoints.hit("import.material_made");
-    if let Err(e) = app.commit(vec![Change::Key(k.clone())]).await {
+    let changes = super::multi_region::with_shared_material(&app.world(), &k);
+    if let Err(e) = app.commit(changes).await {
         let _ = token.destroy(object).await;
         return Err(KmsError::internal(e));
     }
@@ -594,6 +611,7 @@ pub async fn delete_material(app: &Arc<App>, input: &Input) -> Result<Value, Kms
     if k.origin != Origin::External {
         return Err(super::rotation::origin_not_valid(&k));
     }
+    not_a_replica(&k)?;
     let i = match &wanted {
         Some(id) => k.material.list.iter().position(|m| &m.id == id),
         None => k
@@ -619,8 +637,7 @@ pub async fn delete_material(app: &Arc<App>, input: &Input) -> Result<Value, Kms
     } else if let Some(imp) = k.material.list[i].imported.as_mut() {
         imp.present = false;
     }
-    app.commit(vec![Change::Key(k.clone())])
-        .await
-        .map_err(KmsError::internal)?;
+    let changes = super::multi_region::with_shared_material(&app.world(), &k);
+    app.commit(changes).await.map_err(KmsError::internal)?;
     Ok(json!({ "KeyId": k.arn, "KeyMaterialId": id }))
 }

@@ -252,6 +252,10 @@ pub fn earliest_valid_to(k: &Key) -> Option<f64> {
 /// expires, or an automatic rotation falls due. Indexed by the world (see
 /// [`crate::app::World::material_events`]).
 pub fn next_event(k: &Key) -> Option<f64> {
+    // A replica's materials change with its primary's (`multi_region::with_shared_material`).
+    if k.multi_region == Some(super::model::MultiRegionRole::Replica) {
+        return None;
+    }
     let rotation = k
         .material
         .rotation

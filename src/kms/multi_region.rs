@@ -105,6 +105,21 @@ fn others<'w>(w: &'w World, k: &'w Key) -> impl Iterator<Item = &'w Arc<Key>> {
         .filter(move |c| c.arn != k.arn)
 }
 
+/// The commit of `k`, and for a multi-Region primary key of every replica with `k`'s
+/// materials and rotation settings: the copies share one material, changed through the
+/// primary only.
+pub fn with_shared_material(w: &World, k: &Key) -> Vec<Change> {
+    let mut changes = vec![Change::Key(k.clone())];
+    if k.multi_region == Some(MultiRegionRole::Primary) {
+        changes.extend(others(w, k).map(|c| {
+            let mut c = Key::clone(c);
+            c.material = k.material.clone();
+            Change::Key(c)
+        }));
+    }
+    changes
+}
+
 /// Whether `k` is a multi-Region primary key that still has replicas.
 pub fn replicas_remain(w: &World, k: &Key) -> bool {
     k.multi_region == Some(MultiRegionRole::Primary) && others(w, k).next().is_some()

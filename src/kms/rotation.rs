@@ -12,10 +12,10 @@ use super::error::KmsError;
 use super::material::{
     self, Material, MaterialState, RotationType, hex, new_material_id, new_object_id,
 };
-use super::model::{Key, KeyStateU, Origin};
+use super::model::{Key, KeyStateU, MultiRegionRole, Origin};
 use super::spec::KeySpec;
 use super::{KeyRef, input_err, paginate, resolve_key, visible_state, with_page};
-use crate::app::{App, Change};
+use crate::app::App;
 use crate::kms_err;
 use crate::protocol::input::Input;
 use serde_json::{Map, Value, json};
@@ -56,12 +56,12 @@ fn rotatable(k: &Key) -> Result<(), KmsError> {
     if k.origin == Origin::AwsCloudhsm {
         return Err(origin_not_valid(k));
     }
-    if k.multi_region.is_some() {
-        // Not simulated yet: every copy shares the material, so a rotation would have to
-        // reach the replicas. cks-sim's wording.
+    if k.multi_region == Some(MultiRegionRole::Replica) {
+        // Every copy shares one material, rotated through the primary key. cks-sim's wording:
+        // AWS's message for a replica was not found.
         return Err(kms_err!(
             UnsupportedOperation,
-            "cks-sim does not rotate multi-Region keys ({}).",
+            "{} is a multi-Region replica key: its key material rotates with its primary key's.",
             k.arn
         ));
     }
@@ -94,9 +94,8 @@ async fn change_key(
     let _w = app.writer.lock().await;
     let mut k = Arc::unwrap_or_clone(resolve_key(app, &app.world(), raw, KeyRef::IdOrArn)?);
     f(&mut k)?;
-    app.commit(vec![Change::Key(k.clone())])
-        .await
-        .map_err(KmsError::internal)?;
+    let changes = super::multi_region::with_shared_material(&app.world(), &k);
+    app.commit(changes).await.map_err(KmsError::internal)?;
     Ok(k)
 }
 
@@ -211,13 +210,15 @@ fn demote_current(list: &mut [Material]) {
     }
 }
 
-/// Commit `k`; on failure destroy the material objects made for it.
+/// Commit `k` (and its materials to every copy of a multi-Region key); on failure destroy
+/// the material objects made for it.
 async fn commit_or_undo(
     app: &Arc<App>,
     k: &Key,
     made: &[crate::hsm::ObjectId],
 ) -> Result<(), KmsError> {
-    if let Err(e) = app.commit(vec![Change::Key(k.clone())]).await {
+    let changes = super::multi_region::with_shared_material(&app.world(), k);
+    if let Err(e) = app.commit(changes).await {
         if let Ok(t) = app.internal_token().await {
             for o in made {
                 let _ = t.destroy(*o).await;

@@ -941,3 +941,105 @@ fn every_copy_of_a_multi_region_key_shows_the_same_current_key_material_id() {
         assert_ne!(m.current_key_material_id(), Some(ids[0].as_str()));
     });
 }
+
+async fn current_material(c: &Client, id: &str) -> String {
+    let d = c.describe_key().key_id(id).send().await.expect("describe");
+    let m = d.key_metadata().unwrap();
+    m.current_key_material_id().expect("an ID").to_string()
+}
+
+async fn rotations_seen_from(c: &Client, id: &str) -> Vec<aws_sdk_kms::types::RotationType> {
+    let r = c
+        .list_key_rotations()
+        .key_id(id)
+        .send()
+        .await
+        .expect("list");
+    r.rotations()
+        .iter()
+        .filter_map(|e| e.rotation_type().cloned())
+        .collect()
+}
+
+#[test]
+fn rotating_a_primary_rotates_every_copy_and_each_region_opens_the_others_ciphertexts() {
+    let sim = Sim::start();
+    block_on(async {
+        let id = replicated(&sim).await;
+        let (home, away) = (kms(&sim, HOME), kms(&sim, AWAY));
+        let before = encrypt(&home, &id, b"before").await;
+        let first = current_material(&away, &id).await;
+        home.rotate_key_on_demand()
+            .key_id(&id)
+            .send()
+            .await
+            .expect("rotate");
+        let second = current_material(&away, &id).await;
+        assert_ne!(second, first);
+        assert_eq!(current_material(&home, &id).await, second);
+        let after = encrypt(&home, &id, b"after").await;
+        let cases: [(Blob, &[u8], &String); 2] =
+            [(before, b"before", &first), (after, b"after", &second)];
+        for (blob, plain, material) in cases {
+            let d = away
+                .decrypt()
+                .ciphertext_blob(blob)
+                .send()
+                .await
+                .expect("decrypt");
+            assert_eq!(d.plaintext().unwrap().as_ref(), plain);
+            assert_eq!(d.key_material_id(), Some(material.as_str()));
+        }
+        let types = rotations_seen_from(&away, &id).await;
+        assert_eq!(types, [aws_sdk_kms::types::RotationType::OnDemand]);
+    });
+}
+
+#[test]
+fn a_replica_refuses_rotation_its_primary_rotates_it() {
+    let sim = Sim::start();
+    block_on(async {
+        let id = replicated(&sim).await;
+        let away = kms(&sim, AWAY);
+        let expected = (
+            "UnsupportedOperationException".to_string(),
+            format!(
+                "{} is a multi-Region replica key: its key material rotates with its primary key's.",
+                arn(AWAY, &id)
+            ),
+        );
+        let r = away.enable_key_rotation().key_id(&id).send().await;
+        assert_eq!(message(r), expected);
+        let r = away.rotate_key_on_demand().key_id(&id).send().await;
+        assert_eq!(message(r), expected);
+    });
+}
+
+#[test]
+fn an_automatic_rotation_of_a_primary_reaches_its_replicas() {
+    let sim = Sim::start();
+    block_on(async {
+        let id = replicated(&sim).await;
+        let (home, away) = (kms(&sim, HOME), kms(&sim, AWAY));
+        home.enable_key_rotation()
+            .key_id(&id)
+            .rotation_period_in_days(90)
+            .send()
+            .await
+            .expect("enable on the primary");
+        let status = away.get_key_rotation_status().key_id(&id).send().await;
+        let status = status.expect("status of the replica");
+        assert!(status.key_rotation_enabled());
+        assert_eq!(status.rotation_period_in_days(), Some(90));
+        sim.control()
+            .call("POST", "/_sim/clock/advance", Some(json!({"days": 91})))
+            .await
+            .expect("advance 91 days");
+        let types = rotations_seen_from(&away, &id).await;
+        assert_eq!(types, [aws_sdk_kms::types::RotationType::Automatic]);
+        assert_eq!(
+            current_material(&away, &id).await,
+            current_material(&home, &id).await
+        );
+    });
+}
