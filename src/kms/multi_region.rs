@@ -293,7 +293,11 @@ pub async fn replicate_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsEr
     let replica = {
         let w = app.world();
         let primary = primary_named(app, &w, input, "ReplicateKey")?;
-        must_be_enabled(&w, &primary)?;
+        // A primary waiting for imported material replicates too (as in AWS); its replicas
+        // wait with it, and get the material when it is imported into the primary.
+        if visible_state(&w, &primary) != "PendingImport" {
+            must_be_enabled(&w, &primary)?;
+        }
         let (home, account) = super::arn_region_account(&primary.arn);
         // cks-sim's wording for both refusals: no recorded AWS message was found.
         if region == home {

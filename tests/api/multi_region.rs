@@ -1043,3 +1043,43 @@ fn an_automatic_rotation_of_a_primary_reaches_its_replicas() {
         );
     });
 }
+
+#[test]
+fn a_replica_of_an_imported_key_takes_its_material_from_the_primary_only() {
+    let sim = Sim::start();
+    block_on(async {
+        let home = kms(&sim, HOME);
+        let created = home
+            .create_key()
+            .multi_region(true)
+            .origin(aws_sdk_kms::types::OriginType::External)
+            .send()
+            .await
+            .expect("an EXTERNAL multi-Region key");
+        let id = created.key_metadata().unwrap().key_id().to_string();
+        home.replicate_key()
+            .key_id(&id)
+            .replica_region(AWAY)
+            .send()
+            .await
+            .expect("a primary waiting for its material replicates");
+        assert_eq!(state(&kms(&sim, AWAY), &id).await, KeyState::PendingImport);
+        let r = kms(&sim, AWAY)
+            .get_parameters_for_import()
+            .key_id(&id)
+            .wrapping_algorithm(aws_sdk_kms::types::AlgorithmSpec::RsaesOaepSha256)
+            .wrapping_key_spec(aws_sdk_kms::types::WrappingKeySpec::Rsa2048)
+            .send()
+            .await;
+        assert_eq!(
+            message(r),
+            (
+                "UnsupportedOperationException".to_string(),
+                format!(
+                    "{} is a multi-Region replica key: in cks-sim every copy shares the key material imported into its primary key.",
+                    arn(AWAY, &id)
+                )
+            )
+        );
+    });
+}
