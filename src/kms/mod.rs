@@ -10,6 +10,7 @@ pub mod key_store;
 pub mod model;
 pub mod oaep;
 pub mod reconcile;
+pub mod rules;
 pub mod seed;
 pub mod signing;
 pub mod spec;
