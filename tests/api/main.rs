@@ -12,6 +12,7 @@ mod crash;
 mod edges;
 mod failpoints;
 mod framing;
+mod key_crypto;
 mod key_management;
 mod key_specs;
 mod key_stores;
