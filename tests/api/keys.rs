@@ -186,6 +186,52 @@ fn deletion_while_connected_destroys_the_material() {
 }
 
 #[test]
+fn a_deletion_after_kmsusers_password_changed_behind_kms_leaves_an_orphan() {
+    let sim = Sim::start();
+    block_on(async {
+        let kms = sim.kms();
+        let (store, cluster) = connected_store(&sim, "behind").await;
+        let k = cloudhsm_key(&sim, &store).await;
+        kms.schedule_key_deletion()
+            .key_id(&k)
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .unwrap();
+        // An admin resets kmsuser's password while the store is CONNECTED: KMS's session
+        // can no longer delete material.
+        let pin = "Behind12345678";
+        sim.control()
+            .call(
+                "POST",
+                &format!("/_sim/clusters/{cluster}/users/kmsuser/password"),
+                Some(json!({"new_password": pin, "auth_user": "admin", "auth_password": sim.admin_password()})),
+            )
+            .await
+            .unwrap();
+        advance_days(&sim, 8).await;
+        assert_eq!(
+            code(kms.describe_key().key_id(&k).send().await),
+            "NotFoundException"
+        );
+        let orphans = sim
+            .control()
+            .call("GET", "/_sim/orphans", None)
+            .await
+            .unwrap();
+        let orphans = orphans["orphans"].as_array().unwrap();
+        assert_eq!(orphans.len(), 1, "{orphans:?}");
+        assert!(orphans[0]["key_arn"].as_str().unwrap().ends_with(&k));
+        assert_eq!(
+            orphans[0]["reason"],
+            "the kmsuser password was changed behind KMS's back"
+        );
+        let objs = sim.inspect_token(&cluster, pin);
+        assert_eq!(objs.len(), 1, "the material stays: {objs:?}");
+    });
+}
+
+#[test]
 fn keys_aliases_tags_and_due_deletions_survive_restart() {
     let mut sim = Sim::start();
     let (store, k, gone) = block_on(async {
