@@ -192,12 +192,31 @@ fn a_deletion_after_kmsusers_password_changed_behind_kms_leaves_an_orphan() {
         let kms = sim.kms();
         let (store, cluster) = connected_store(&sim, "behind").await;
         let k = cloudhsm_key(&sim, &store).await;
-        kms.schedule_key_deletion()
-            .key_id(&k)
-            .pending_window_in_days(7)
+        // A store on another cluster keeps its session: its key's material is destroyed.
+        let other = crate::key_stores::new_cluster(&sim, 2).await;
+        let other_store = create_store_with(
+            &sim,
+            "elsewhere",
+            &other.id,
+            &other.anchor,
+            &other.kmsuser_password,
+        )
+        .await;
+        kms.connect_custom_key_store()
+            .custom_key_store_id(&other_store)
             .send()
             .await
             .unwrap();
+        wait_state(&kms, &other_store, "CONNECTED").await;
+        let elsewhere = cloudhsm_key(&sim, &other_store).await;
+        for key in [&k, &elsewhere] {
+            kms.schedule_key_deletion()
+                .key_id(key)
+                .pending_window_in_days(7)
+                .send()
+                .await
+                .unwrap();
+        }
         // An admin resets kmsuser's password while the store is CONNECTED: KMS's session
         // can no longer delete material.
         let pin = "Behind12345678";
@@ -210,17 +229,19 @@ fn a_deletion_after_kmsusers_password_changed_behind_kms_leaves_an_orphan() {
             .await
             .unwrap();
         advance_days(&sim, 8).await;
-        assert_eq!(
-            code(kms.describe_key().key_id(&k).send().await),
-            "NotFoundException"
-        );
+        for key in [&k, &elsewhere] {
+            assert_eq!(
+                code(kms.describe_key().key_id(key).send().await),
+                "NotFoundException"
+            );
+        }
         let orphans = sim
             .control()
             .call("GET", "/_sim/orphans", None)
             .await
             .unwrap();
         let orphans = orphans["orphans"].as_array().unwrap();
-        assert_eq!(orphans.len(), 1, "{orphans:?}");
+        assert_eq!(orphans.len(), 1, "only the first store's key: {orphans:?}");
         assert!(orphans[0]["key_arn"].as_str().unwrap().ends_with(&k));
         assert_eq!(
             orphans[0]["reason"],
