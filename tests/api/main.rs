@@ -18,5 +18,6 @@ mod key_specs;
 mod key_stores;
 mod keys;
 mod namespaces;
+mod own_token;
 mod state_machine;
 mod wording;
