@@ -20,4 +20,5 @@ mod keys;
 mod namespaces;
 mod own_token;
 mod state_machine;
+mod users;
 mod wording;
