@@ -77,3 +77,94 @@ fn an_admin_can_be_deleted_while_another_admin_remains() {
         assert_eq!(user_names(&sim, &c).await, ["admin", "kmsuser"]);
     });
 }
+
+async fn failed_logins(sim: &Sim, cluster: &str, name: &str) -> u64 {
+    let v = sim
+        .control()
+        .call("GET", &format!("/_sim/clusters/{cluster}/users"), None)
+        .await
+        .expect("users");
+    v["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["username"] == name)
+        .expect("the user")["failed_logins"]
+        .as_u64()
+        .expect("failed_logins")
+}
+
+async fn create_crypto_user(sim: &Sim, cluster: &str, name: &str, password: &str) {
+    sim.control()
+        .call(
+            "POST",
+            &format!("/_sim/clusters/{cluster}/users"),
+            Some(json!({"username": name, "role": "crypto-user", "password": password})),
+        )
+        .await
+        .expect("a crypto user");
+}
+
+/// `auth_user` (with `auth_password`) sets `target`'s password; the error's text if refused.
+async fn change_password(
+    sim: &Sim,
+    cluster: &str,
+    target: &str,
+    auth_user: &str,
+    auth_password: &str,
+) -> Result<(), String> {
+    sim.control()
+        .call(
+            "POST",
+            &format!("/_sim/clusters/{cluster}/users/{target}/password"),
+            Some(json!({"new_password": "NewPassw0rd1", "auth_user": auth_user, "auth_password": auth_password})),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_crypto_user_refused_another_users_password_change_with_its_right_password_has_its_failures_cleared()
+ {
+    let sim = sim();
+    block_on(async {
+        let c = cluster(&sim).await;
+        create_crypto_user(&sim, &c, "cu1", "Cu1Passw0rd").await;
+        create_crypto_user(&sim, &c, "cu2", "Cu2Passw0rd").await;
+        let wrong = change_password(&sim, &c, "cu2", "cu1", "WrongPassw0rd").await;
+        assert_eq!(
+            wrong,
+            Err("CloudHsmAccessDeniedException: Wrong password for user cu1".to_string())
+        );
+        assert_eq!(failed_logins(&sim, &c, "cu1").await, 1);
+        let denied = change_password(&sim, &c, "cu2", "cu1", "Cu1Passw0rd").await;
+        assert_eq!(
+            denied,
+            Err(
+                "CloudHsmAccessDeniedException: The user cu1 is not an admin and cannot change the password of cu2"
+                    .to_string()
+            )
+        );
+        assert_eq!(failed_logins(&sim, &c, "cu1").await, 0);
+    });
+}
+
+#[test]
+fn an_admins_reset_of_another_users_password_clears_the_admins_failures() {
+    let sim = sim();
+    block_on(async {
+        let c = crate::key_stores::new_cluster(&sim, 2).await;
+        create_crypto_user(&sim, &c.id, "cu1", "Cu1Passw0rd").await;
+        assert!(
+            change_password(&sim, &c.id, "cu1", "admin", "WrongPassw0rd")
+                .await
+                .is_err()
+        );
+        assert_eq!(failed_logins(&sim, &c.id, "admin").await, 1);
+        change_password(&sim, &c.id, "cu1", "admin", &c.admin_password)
+            .await
+            .expect("an admin's reset");
+        assert_eq!(failed_logins(&sim, &c.id, "admin").await, 0);
+    });
+}
