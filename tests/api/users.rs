@@ -168,3 +168,54 @@ fn an_admins_reset_of_another_users_password_clears_the_admins_failures() {
         assert_eq!(failed_logins(&sim, &c.id, "admin").await, 0);
     });
 }
+
+/// A new cluster with a CONNECTED key store on it; returns the cluster.
+async fn cluster_with_connected_store(sim: &Sim, name: &str) -> crate::key_stores::NewCluster {
+    let c = crate::key_stores::new_cluster(sim, 2).await;
+    let store = create_store_with(sim, name, &c.id, &c.anchor, &c.kmsuser_password).await;
+    sim.kms()
+        .connect_custom_key_store()
+        .custom_key_store_id(&store)
+        .send()
+        .await
+        .expect("connect");
+    wait_state(&sim.kms(), &store, "CONNECTED").await;
+    c
+}
+
+async fn login(sim: &Sim, cluster: &str, name: &str, password: &str) -> Result<(), String> {
+    sim.control()
+        .call(
+            "POST",
+            &format!("/_sim/clusters/{cluster}/users/{name}/login"),
+            Some(json!({"password": password})),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn kmsuser_cannot_log_in_while_a_key_store_of_its_cluster_is_connected() {
+    let sim = sim();
+    block_on(async {
+        let c = cluster_with_connected_store(&sim, "users-held").await;
+        // The connect rotated kmsuser's password; the refusal comes before any password check.
+        assert_eq!(
+            login(&sim, &c.id, "kmsuser", "AnyPassw0rd").await,
+            Err("CloudHsmAccessDeniedException: kmsuser is logged in by AWS KMS".to_string())
+        );
+    });
+}
+
+#[test]
+fn kmsuser_logs_in_while_only_another_clusters_key_store_is_connected() {
+    let sim = sim();
+    block_on(async {
+        cluster_with_connected_store(&sim, "users-elsewhere").await;
+        let c = crate::key_stores::new_cluster(&sim, 2).await;
+        login(&sim, &c.id, "kmsuser", &c.kmsuser_password)
+            .await
+            .expect("kmsuser of a cluster without a connected store");
+    });
+}
