@@ -145,8 +145,7 @@ async fn set_token_pin(
     c: &mut Cluster,
     new_password: &str,
 ) -> Result<(), CloudHsmError> {
-    let adopt = c.bound_token.is_some() && (!c.rotates_pin() || c.token_user_pin.is_empty());
-    if c.has_token && adopt {
+    if c.has_token && adopts_token_pin(c) {
         adopt_token_pin(app, c, new_password).await?;
     } else if c.has_token {
         settle_pin_change(app, &c.id).await?;
@@ -173,6 +172,12 @@ async fn set_token_pin(
     c.token_user_pin = new_password.to_string();
     c.pending_user_pin = None;
     Ok(())
+}
+
+/// Whether a new `kmsuser` password is adopted as the token's PIN (checked, never set): on a
+/// bound token whose PIN the simulator does not change, or whose PIN it does not know yet.
+fn adopts_token_pin(c: &Cluster) -> bool {
+    c.bound_token.is_some() && (!c.rotates_pin() || c.token_user_pin.is_empty())
 }
 
 /// A bound token whose PIN the simulator does not change (`rotate_password = false`), or
@@ -640,6 +645,77 @@ mod tests {
             !e.message.contains("ppp"),
             "never echo the password: {}",
             e.message
+        );
+    }
+
+    fn cluster_in(state: &str) -> Cluster {
+        serde_json::from_value(serde_json::json!({
+            "id": "cluster-abcdefghijk", "state": state, "state_message": null,
+            "hsm_type": "hsm2m.medium", "mode": "FIPS", "subnet_mapping": {},
+            "security_group": "sg-1", "vpc_id": "vpc-1", "network_type": "IPV4",
+            "create_timestamp": 0.0, "source_backup_id": null, "private_key_pem": "",
+            "csr_pem": "", "cluster_certificate": null, "trust_anchor": null,
+            "lineage": "cluster-abcdefghijk", "tags": {}, "token_user_pin": "",
+            "token_so_pin": "", "has_token": true,
+        }))
+        .expect("a cluster")
+    }
+
+    #[test]
+    fn users_are_managed_in_an_active_or_degraded_cluster_only() {
+        assert!(require_active(&cluster_in("ACTIVE")).is_ok());
+        assert!(require_active(&cluster_in("DEGRADED")).is_ok());
+        for state in [
+            "INITIALIZED",
+            "UNINITIALIZED",
+            "UPDATE_IN_PROGRESS",
+            "DELETED",
+        ] {
+            let e = require_active(&cluster_in(state)).expect_err(state);
+            assert_eq!(
+                e.kind,
+                super::super::error::CloudHsmErrorKind::InvalidRequest
+            );
+            assert_eq!(
+                e.message,
+                format!(
+                    "The cluster cluster-abcdefghijk is {state}; users can be managed only in an ACTIVE cluster"
+                )
+            );
+        }
+        let mut deleted = cluster_in("ACTIVE");
+        deleted.faults.cluster_deleted = true;
+        assert!(
+            require_active(&deleted).is_err(),
+            "a cluster deleted behind KMS's back"
+        );
+    }
+
+    #[test]
+    fn a_password_is_adopted_as_pin_only_on_a_bound_token_not_rotated_or_without_known_pin() {
+        use super::super::model::BoundToken;
+        let bound = |rotate: bool, pin: &str| {
+            let mut c = cluster_in("ACTIVE");
+            c.bound_token = Some(BoundToken {
+                label: "own".into(),
+                rotate_password: rotate,
+            });
+            c.token_user_pin = pin.into();
+            c
+        };
+        let mut own = cluster_in("ACTIVE");
+        assert!(
+            !adopts_token_pin(&own),
+            "the simulator's own token: C_SetPIN"
+        );
+        own.token_user_pin = "known".into();
+        assert!(!adopts_token_pin(&own));
+        assert!(adopts_token_pin(&bound(false, "known")), "never rotated");
+        assert!(adopts_token_pin(&bound(false, "")));
+        assert!(adopts_token_pin(&bound(true, "")), "PIN not known yet");
+        assert!(
+            !adopts_token_pin(&bound(true, "known")),
+            "rotated: C_SetPIN"
         );
     }
 

@@ -175,23 +175,11 @@ pub(super) fn context(input: &Input, m: &str) -> Result<BTreeMap<String, String>
 pub(super) async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsError> {
     {
         let w = app.world();
-        match visible_state(&w, k) {
-            "Disabled" => return Err(kms_err!(Disabled, "{} is disabled.", k.arn)),
-            "PendingDeletion" => {
-                return Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn));
-            }
-            // cks-sim's wording, after the one above: no AWS message for this state was found.
-            "PendingReplicaDeletion" => {
-                return Err(kms_err!(
-                    KmsInvalidState,
-                    "{} is pending replica deletion.",
-                    k.arn
-                ));
-            }
-            "Unavailable" => return Err(kms_err!(KmsInvalidState, "{} is unavailable.", k.arn)),
-            "PendingImport" => return Err(pending_import(k)),
-            _ => {}
+        let state = visible_state(&w, k);
+        if state == "PendingImport" {
+            return Err(pending_import(k));
         }
+        super::rules::crypto_allowed(state, &k.arn)?;
         if k.origin == Origin::AwsCloudhsm {
             let store = k.store_id.as_ref().and_then(|s| w.stores.get(s));
             let cluster = store.map(|s| s.cluster_id.clone()).unwrap_or_default();

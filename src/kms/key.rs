@@ -80,20 +80,7 @@ pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
 }
 
 fn not_pending(app: &App, k: &Key) -> Result<(), KmsError> {
-    match k.state {
-        KeyStateU::PendingDeletion => Err(kms_err!(
-            KmsInvalidState,
-            "{} is pending deletion.",
-            key_arn(app, &k.id)
-        )),
-        // cks-sim's wording, after the one above: no AWS message for this state was found.
-        KeyStateU::PendingReplicaDeletion => Err(kms_err!(
-            KmsInvalidState,
-            "{} is pending replica deletion.",
-            key_arn(app, &k.id)
-        )),
-        _ => Ok(()),
-    }
+    super::rules::manageable(k.state, &key_arn(app, &k.id))
 }
 
 /// The `KeyMetadata` of a key.
@@ -567,29 +554,16 @@ pub async fn set_enabled(app: &Arc<App>, input: &Input, enabled: bool) -> Result
 /// `ScheduleKeyDeletion` (7–30 days, default 30; allowed while the store is disconnected).
 pub async fn schedule_deletion(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let raw = key_id_member(input, "KeyId")?;
-    let days = input
-        .opt_int("PendingWindowInDays", i64::MIN, i64::MAX)
-        .map_err(input_err)?
-        .unwrap_or(30);
-    if !(7..=30).contains(&days) {
-        return Err(kms_err!(
-            Validation,
-            "PendingWindowInDays must be between 7 and 30"
-        ));
-    }
+    let days = super::rules::pending_window(
+        input
+            .opt_int("PendingWindowInDays", i64::MIN, i64::MAX)
+            .map_err(input_err)?,
+    )?;
     let now = app.now();
     let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, w| {
         not_pending(app, k)?;
-        // A multi-Region primary with replicas waits for them; its waiting period starts
-        // when the last replica is deleted (DeletionDate unknown until then).
-        if super::multi_region::replicas_remain(w, k) {
-            k.state = KeyStateU::PendingReplicaDeletion;
-            k.deletion_date = None;
-        } else {
-            k.state = KeyStateU::PendingDeletion;
-            k.deletion_date = Some(now + days as f64 * 86_400.0);
-        }
-        k.pending_window_days = u32::try_from(days).ok();
+        let replicas = super::multi_region::replicas_remain(w, k);
+        super::rules::schedule_deletion(k, now, days, replicas);
         Ok(vec![])
     })
     .await?;
@@ -608,19 +582,7 @@ pub async fn schedule_deletion(app: &Arc<App>, input: &Input) -> Result<Value, K
 pub async fn cancel_deletion(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let raw = key_id_member(input, "KeyId")?;
     let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
-        if !matches!(
-            k.state,
-            KeyStateU::PendingDeletion | KeyStateU::PendingReplicaDeletion
-        ) {
-            return Err(kms_err!(
-                KmsInvalidState,
-                "{} is not pending deletion.",
-                k.arn
-            ));
-        }
-        k.state = KeyStateU::Disabled;
-        k.deletion_date = None;
-        k.pending_window_days = None;
+        super::rules::cancel_deletion(k)?;
         Ok(vec![])
     })
     .await?;
@@ -929,3 +891,7 @@ pub fn unsupported_for_key(app: &Arc<App>, op: &str, input: &Input) -> Result<Va
         kms_err!(UnsupportedOperation, "cks-sim does not simulate {op}.")
     })
 }
+
+#[cfg(test)]
+#[path = "key_tests.rs"]
+mod tests;

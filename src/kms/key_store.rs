@@ -312,21 +312,8 @@ pub async fn connect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     let id = store_id_member(input)?;
     let _w = app.writer.lock().await;
     let mut store = stored(app, &id)?;
-    match store.state {
-        ConnectionState::Connected | ConnectionState::Connecting => return Ok(json!({})),
-        ConnectionState::Failed => {
-            return Err(kms_err!(
-                CustomKeyStoreInvalidState,
-                "Custom key store {id} is FAILED: disconnect it (DisconnectCustomKeyStore) before connecting again."
-            ));
-        }
-        ConnectionState::Disconnecting => {
-            return Err(kms_err!(
-                CustomKeyStoreInvalidState,
-                "Custom key store {id} is DISCONNECTING: wait until it is DISCONNECTED."
-            ));
-        }
-        ConnectionState::Disconnected => {}
+    if !super::rules::connect_allowed(&id, store.state)? {
+        return Ok(json!({}));
     }
     {
         // Fast failures for easily detected cluster problems; a missing cluster is reported
@@ -380,7 +367,7 @@ async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool)
         return; // cancelled by a disconnect, or superseded
     }
     let mut changes = Vec::new();
-    let outcome = check_connect(app, &store, &mut changes);
+    let outcome = check_connect(&app.world(), &store, &mut changes);
     let result = match outcome {
         Err(code) => Err(code),
         Ok(()) => login_and_rotate(app, &mut store, &mut changes, rotate).await,
@@ -412,14 +399,16 @@ async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool)
     app.failpoints.hit("connect.committed");
 }
 
+/// The checks of an asynchronous connection, in D11's order, on the world as it is: `Err` with
+/// the `ConnectionErrorCode` of the first that fails. A wrong password counts as a failed login
+/// of `kmsuser` (pushed to `changes`).
 fn check_connect(
-    app: &App,
+    w: &World,
     store: &KeyStore,
     changes: &mut Vec<Change>,
 ) -> Result<(), ConnectionErrorCode> {
     use ConnectionErrorCode as E;
-    let w = app.world();
-    let Some(c) = live_cluster(&w, &store.cluster_id) else {
+    let Some(c) = live_cluster(w, &store.cluster_id) else {
         return Err(E::ClusterNotFound);
     };
     if c.faults.internal_error || c.faults.token_failing {
@@ -529,16 +518,7 @@ pub async fn disconnect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
     let id = store_id_member(input)?;
     let _w = app.writer.lock().await;
     let mut store = stored(app, &id)?;
-    if matches!(
-        store.state,
-        ConnectionState::Disconnected | ConnectionState::Disconnecting
-    ) {
-        return Err(kms_err!(
-            CustomKeyStoreInvalidState,
-            "Custom key store {id} is {}: there is no connection to end.",
-            store.state.as_str()
-        ));
-    }
+    super::rules::disconnect_allowed(&id, store.state)?;
     store.state = ConnectionState::Disconnecting;
     store.error_code = None;
     store.generation += 1;
@@ -600,24 +580,12 @@ pub async fn delete(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             .get(&id)
             .filter(|s| mine(s))
             .ok_or_else(|| store_not_found(&id))?;
-        if store.state != ConnectionState::Disconnected {
-            return Err(kms_err!(
-                CustomKeyStoreInvalidState,
-                "Custom key store {id} is {}: disconnect it (DisconnectCustomKeyStore) before deleting it.",
-                store.state.as_str()
-            ));
-        }
         let n = w
             .keys
             .values()
             .filter(|k| k.store_id.as_deref() == Some(id.as_str()))
             .count();
-        if n > 0 {
-            return Err(kms_err!(
-                CustomKeyStoreHasCmks,
-                "Custom key store {id} still holds {n} KMS key(s), counting keys pending deletion: schedule their deletion and wait until the waiting period ends."
-            ));
-        }
+        super::rules::delete_allowed(&id, store.state, n)?;
     }
     app.commit(vec![Change::DelStore(id)])
         .await
@@ -727,26 +695,12 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             .filter(|s| mine(s))
             .cloned()
             .ok_or_else(|| store_not_found(&id))?;
-        if password.is_some() || cluster_id.is_some() {
-            if store.state != ConnectionState::Disconnected {
-                return Err(kms_err!(
-                    CustomKeyStoreInvalidState,
-                    "Custom key store {id} is {}: disconnect it before changing its password or cluster.",
-                    store.state.as_str()
-                ));
-            }
-        } else if new_name.is_some()
-            && !matches!(
-                store.state,
-                ConnectionState::Connected | ConnectionState::Disconnected
-            )
-        {
-            return Err(kms_err!(
-                CustomKeyStoreInvalidState,
-                "Custom key store {id} is {}: it can be renamed only while CONNECTED or DISCONNECTED.",
-                store.state.as_str()
-            ));
-        }
+        super::rules::update_allowed(
+            &id,
+            store.state,
+            password.is_some() || cluster_id.is_some(),
+            new_name.is_some(),
+        )?;
         if let Some(n) = &new_name
             && w.stores
                 .values()
@@ -819,3 +773,7 @@ pub async fn resume(app: &Arc<App>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "key_store_tests.rs"]
+mod tests;

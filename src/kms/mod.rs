@@ -15,6 +15,7 @@ pub mod multi_region;
 pub mod oaep;
 pub mod reconcile;
 pub mod rotation;
+pub mod rules;
 pub mod seed;
 pub mod signing;
 pub mod spec;

@@ -6,7 +6,7 @@
 //! kept. Every request calls [`sweep_if_due`] first, so results never depend on the
 //! background sweeper's timing.
 
-use super::model::{ConnectionState, Key, KeyStateU, Origin, Orphan};
+use super::model::{ConnectionState, Key, Origin, Orphan};
 use crate::app::{App, Change};
 use std::sync::Arc;
 
@@ -17,9 +17,7 @@ fn due(app: &App, now: f64) -> Vec<Arc<Key>> {
         .iter()
         .take_while(|(d, _)| *d <= now_ms)
         .filter_map(|(_, id)| w.key(id))
-        .filter(|k| {
-            k.state == KeyStateU::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
-        })
+        .filter(|k| super::rules::deletion_due(k, now))
         .cloned()
         .collect()
 }

@@ -127,6 +127,23 @@ fn a_crash_in_an_admins_reset_of_kmsusers_password_is_undone_at_start_up() {
 }
 
 #[test]
+fn a_pin_change_interrupted_after_the_token_changed_is_undone_at_start_up_before_any_connect() {
+    let mut sim = Sim::start();
+    let (store, cluster) = block_on(connected_store(&sim, "settle"));
+    block_on(disconnect(&sim, &store));
+    let recorded = block_on(token_pin(&sim, &cluster));
+    arm(&sim, "pin.token_changed");
+    reset_kmsuser(&sim, &cluster);
+    assert!(!sim.wait_exit(60).success());
+    sim.respawn();
+    // Start-up itself restored the token's PIN: kmsuser's recorded password opens it, with
+    // no connect (which would settle the change too) in between.
+    assert_eq!(block_on(token_pin(&sim, &cluster)), recorded);
+    let objects = sim.inspect_token(&cluster, &recorded);
+    assert!(objects.is_empty(), "{objects:?}");
+}
+
+#[test]
 fn a_crash_while_deleting_kmsuser_is_undone_at_start_up() {
     let mut sim = Sim::start();
     let (store, cluster) = block_on(connected_store(&sim, "delete-user"));

@@ -1,503 +1,13 @@
-//! KMS keys in CloudHSM key stores (and AWS_KMS keys): states, deletion, crypto, orphans.
+//! KMS keys in CloudHSM key stores (and AWS_KMS keys): deletion, orphans, restarts, listing
+//! (managing keys: key_management.rs; cryptography: key_crypto.rs).
 
 use crate::common::*;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{KeyState, OriginType, Tag};
+use aws_sdk_kms::types::{KeyState, Tag};
 use serde_json::json;
 
 fn pt(b: &[u8]) -> Blob {
     Blob::new(b.to_vec())
-}
-
-#[test]
-fn key_metadata_states_and_management_ops() {
-    let sim = Sim::start();
-    block_on(async {
-        let kms = sim.kms();
-        let (store, cluster) = connected_store(&sim, "keys").await;
-        let created = kms
-            .create_key()
-            .origin(OriginType::AwsCloudhsm)
-            .custom_key_store_id(&store)
-            .description("backed by CloudHSM")
-            .tags(
-                Tag::builder()
-                    .tag_key("team")
-                    .tag_value("blue")
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let m = created.key_metadata().unwrap();
-        let id = m.key_id().to_string();
-        assert_eq!(m.origin(), Some(&OriginType::AwsCloudhsm));
-        assert_eq!(m.custom_key_store_id(), Some(store.as_str()));
-        assert_eq!(m.cloud_hsm_cluster_id(), Some(cluster.as_str()));
-        assert_eq!(m.key_state(), Some(&KeyState::Enabled));
-        assert!(m.enabled());
-        assert!(m.deletion_date().is_none());
-        assert_eq!(
-            m.arn().unwrap(),
-            format!("arn:aws:kms:us-east-1:111122223333:key/{id}")
-        );
-
-        // The material is on the cluster's token, labelled with the ARN.
-        let objs = sim
-            .control()
-            .call("GET", &format!("/_sim/clusters/{cluster}/token"), None)
-            .await
-            .unwrap();
-        let o = objs["objects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["key_id"] == id.as_str())
-            .expect("object")
-            .clone();
-        assert_eq!(o["label"], m.arn().unwrap());
-        assert_eq!(o["owner"], "kms-key");
-        assert_eq!(o["extractable"], false);
-
-        // Aliases, description, tags, policies.
-        kms.create_alias()
-            .alias_name("alias/blue")
-            .target_key_id(&id)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            code(
-                kms.create_alias()
-                    .alias_name("alias/blue")
-                    .target_key_id(&id)
-                    .send()
-                    .await
-            ),
-            "AlreadyExistsException"
-        );
-        assert_eq!(
-            code(
-                kms.create_alias()
-                    .alias_name("blue")
-                    .target_key_id(&id)
-                    .send()
-                    .await
-            ),
-            "InvalidAliasNameException"
-        );
-        let d = kms
-            .describe_key()
-            .key_id("alias/blue")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(d.key_metadata().unwrap().key_id(), id);
-        kms.update_key_description()
-            .key_id(&id)
-            .description("new words")
-            .send()
-            .await
-            .unwrap();
-        kms.tag_resource()
-            .key_id(&id)
-            .tags(
-                Tag::builder()
-                    .tag_key("env")
-                    .tag_value("test")
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        kms.untag_resource()
-            .key_id(&id)
-            .tag_keys("team")
-            .tag_keys("absent")
-            .send()
-            .await
-            .unwrap();
-        let tags = kms.list_resource_tags().key_id(&id).send().await.unwrap();
-        assert_eq!(tags.tags().len(), 1);
-        assert_eq!(tags.tags()[0].tag_key(), "env");
-        let pol = kms.get_key_policy().key_id(&id).send().await.unwrap();
-        assert!(
-            pol.policy()
-                .unwrap()
-                .contains("arn:aws:iam::111122223333:root")
-        );
-        assert_eq!(
-            code(
-                kms.put_key_policy()
-                    .key_id(&id)
-                    .policy("not json")
-                    .send()
-                    .await
-            ),
-            "MalformedPolicyDocumentException"
-        );
-        let aliases = kms.list_aliases().key_id(&id).send().await.unwrap();
-        assert_eq!(aliases.aliases().len(), 1);
-
-        // Enable/disable; disabled keys refuse crypto.
-        kms.disable_key().key_id(&id).send().await.unwrap();
-        assert_eq!(
-            code(kms.encrypt().key_id(&id).plaintext(pt(b"x")).send().await),
-            "DisabledException"
-        );
-        kms.enable_key().key_id(&id).send().await.unwrap();
-
-        // Disconnect: Unavailable, management still works, changes apply on reconnect.
-        disconnect(&sim, &store).await;
-        let st = kms.describe_key().key_id(&id).send().await.unwrap();
-        assert_eq!(
-            st.key_metadata().unwrap().key_state(),
-            Some(&KeyState::Unavailable)
-        );
-        assert!(!st.key_metadata().unwrap().enabled());
-        assert_eq!(
-            code(kms.encrypt().key_id(&id).plaintext(pt(b"x")).send().await),
-            "KMSInvalidStateException"
-        );
-        let r = kms
-            .create_key()
-            .origin(OriginType::AwsCloudhsm)
-            .custom_key_store_id(&store)
-            .send()
-            .await;
-        assert_eq!(code(r), "CustomKeyStoreInvalidStateException");
-        kms.disable_key().key_id(&id).send().await.unwrap();
-        assert_eq!(
-            kms.describe_key()
-                .key_id(&id)
-                .send()
-                .await
-                .unwrap()
-                .key_metadata()
-                .unwrap()
-                .key_state(),
-            Some(&KeyState::Unavailable)
-        );
-        kms.schedule_key_deletion()
-            .key_id(&id)
-            .pending_window_in_days(7)
-            .send()
-            .await
-            .unwrap();
-        let st = kms.describe_key().key_id(&id).send().await.unwrap();
-        assert_eq!(
-            st.key_metadata().unwrap().key_state(),
-            Some(&KeyState::PendingDeletion)
-        );
-        assert!(st.key_metadata().unwrap().deletion_date().is_some());
-        assert_eq!(
-            code(
-                kms.tag_resource()
-                    .key_id(&id)
-                    .tags(Tag::builder().tag_key("a").tag_value("b").build().unwrap())
-                    .send()
-                    .await
-            ),
-            "KMSInvalidStateException"
-        );
-        assert_eq!(
-            code(kms.schedule_key_deletion().key_id(&id).send().await),
-            "KMSInvalidStateException"
-        );
-        // Cancel while disconnected: Unavailable now, Disabled after reconnect (never Enabled).
-        let c = kms.cancel_key_deletion().key_id(&id).send().await.unwrap();
-        assert_eq!(
-            c.key_id(),
-            Some(format!("arn:aws:kms:us-east-1:111122223333:key/{id}").as_str())
-        );
-        assert_eq!(
-            code(kms.cancel_key_deletion().key_id(&id).send().await),
-            "KMSInvalidStateException"
-        );
-        sim.kms()
-            .connect_custom_key_store()
-            .custom_key_store_id(&store)
-            .send()
-            .await
-            .unwrap();
-        wait_state(&kms, &store, "CONNECTED").await;
-        assert_eq!(
-            kms.describe_key()
-                .key_id(&id)
-                .send()
-                .await
-                .unwrap()
-                .key_metadata()
-                .unwrap()
-                .key_state(),
-            Some(&KeyState::Disabled)
-        );
-
-        // Window bounds.
-        assert_eq!(
-            code(
-                kms.schedule_key_deletion()
-                    .key_id(&id)
-                    .pending_window_in_days(6)
-                    .send()
-                    .await
-            ),
-            "ValidationException"
-        );
-        assert_eq!(
-            code(
-                kms.schedule_key_deletion()
-                    .key_id(&id)
-                    .pending_window_in_days(31)
-                    .send()
-                    .await
-            ),
-            "ValidationException"
-        );
-        // Not supported for CloudHSM keys.
-        assert_eq!(
-            code(kms.enable_key_rotation().key_id(&id).send().await),
-            "UnsupportedOperationException"
-        );
-        assert_eq!(
-            code(
-                kms.generate_data_key_pair()
-                    .key_id(&id)
-                    .key_pair_spec(aws_sdk_kms::types::DataKeyPairSpec::Rsa2048)
-                    .send()
-                    .await
-            ),
-            "UnsupportedOperationException"
-        );
-        let r = kms
-            .create_key()
-            .origin(OriginType::AwsCloudhsm)
-            .custom_key_store_id(&store)
-            .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
-            .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
-            .send()
-            .await;
-        assert_eq!(code(r), "UnsupportedOperationException");
-        assert_eq!(
-            code(
-                kms.describe_key()
-                    .key_id("00000000-0000-0000-0000-000000000000")
-                    .send()
-                    .await
-            ),
-            "NotFoundException"
-        );
-        assert_eq!(
-            code(
-                kms.describe_key()
-                    .key_id("arn:aws:kms:nonsense")
-                    .send()
-                    .await
-            ),
-            "InvalidArnException"
-        );
-    });
-}
-
-#[test]
-fn crypto_on_the_token_binds_key_and_context() {
-    let sim = Sim::start();
-    block_on(async {
-        let kms = sim.kms();
-        let (store, cluster) = connected_store(&sim, "crypto").await;
-        let a = cloudhsm_key(&sim, &store).await;
-        let b = cloudhsm_key(&sim, &store).await;
-        let plain = kms
-            .create_key()
-            .send()
-            .await
-            .unwrap()
-            .key_metadata()
-            .unwrap()
-            .key_id()
-            .to_string();
-
-        for key in [&a, &plain] {
-            let enc = kms
-                .encrypt()
-                .key_id(key)
-                .plaintext(pt(b"secret"))
-                .encryption_context("purpose", "test")
-                .send()
-                .await
-                .unwrap();
-            let blob = enc.ciphertext_blob().unwrap().clone();
-            let dec = kms
-                .decrypt()
-                .ciphertext_blob(blob.clone())
-                .encryption_context("purpose", "test")
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(dec.plaintext().unwrap().as_ref(), b"secret");
-            assert!(dec.key_id().unwrap().ends_with(key.as_str()));
-            assert_eq!(
-                code(kms.decrypt().ciphertext_blob(blob.clone()).send().await),
-                "InvalidCiphertextException"
-            );
-            assert_eq!(
-                code(
-                    kms.decrypt()
-                        .ciphertext_blob(blob.clone())
-                        .encryption_context("purpose", "other")
-                        .send()
-                        .await
-                ),
-                "InvalidCiphertextException"
-            );
-            assert_eq!(
-                code(
-                    kms.decrypt()
-                        .ciphertext_blob(blob.clone())
-                        .key_id(&b)
-                        .encryption_context("purpose", "test")
-                        .send()
-                        .await
-                ),
-                "IncorrectKeyException"
-            );
-            let mut tampered = blob.clone().into_inner();
-            let last = tampered.len() - 1;
-            tampered[last] ^= 1;
-            assert_eq!(
-                code(
-                    kms.decrypt()
-                        .ciphertext_blob(Blob::new(tampered))
-                        .encryption_context("purpose", "test")
-                        .send()
-                        .await
-                ),
-                "InvalidCiphertextException"
-            );
-            // ReEncrypt to the other key.
-            let re = kms
-                .re_encrypt()
-                .ciphertext_blob(blob)
-                .source_encryption_context("purpose", "test")
-                .destination_key_id(&b)
-                .send()
-                .await
-                .unwrap();
-            let back = kms
-                .decrypt()
-                .ciphertext_blob(re.ciphertext_blob().unwrap().clone())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(back.plaintext().unwrap().as_ref(), b"secret");
-            assert!(back.key_id().unwrap().ends_with(b.as_str()));
-        }
-        // The control door shows the token's key index and D7's session copies: both keys were
-        // used for cryptography, so both have a copy (none on a module without C_CopyObject).
-        let stats = sim
-            .control()
-            .call(
-                "GET",
-                &format!("/_sim/clusters/{cluster}/token/stats"),
-                None,
-            )
-            .await
-            .unwrap();
-        assert!(stats["indexed_keys"].as_u64().unwrap() >= 2, "{stats}");
-        let copies = stats["session_copies"].as_u64().unwrap();
-        assert!(copies == 2 || copies == 0, "{stats}");
-
-        let dk = kms
-            .generate_data_key()
-            .key_id(&a)
-            .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(dk.plaintext().unwrap().as_ref().len(), 32);
-        let again = kms
-            .decrypt()
-            .ciphertext_blob(dk.ciphertext_blob().unwrap().clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            again.plaintext().unwrap().as_ref(),
-            dk.plaintext().unwrap().as_ref()
-        );
-        let nopt = kms
-            .generate_data_key_without_plaintext()
-            .key_id(&a)
-            .number_of_bytes(16)
-            .send()
-            .await
-            .unwrap();
-        assert!(nopt.ciphertext_blob().is_some());
-        assert_eq!(
-            code(kms.generate_data_key().key_id(&a).send().await),
-            "ValidationException"
-        );
-        assert_eq!(
-            code(
-                kms.encrypt()
-                    .key_id(&a)
-                    .plaintext(pt(&[0u8; 4097]))
-                    .send()
-                    .await
-            ),
-            "ValidationException"
-        );
-        let r = kms
-            .generate_random()
-            .number_of_bytes(64)
-            .custom_key_store_id(&store)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.plaintext().unwrap().as_ref().len(), 64);
-        assert_eq!(
-            code(
-                kms.encrypt()
-                    .key_id(&a)
-                    .plaintext(pt(b"x"))
-                    .dry_run(true)
-                    .send()
-                    .await
-            ),
-            "DryRunOperationException"
-        );
-
-        // A connected store whose cluster lost its HSMs: KMSInvalidStateException, still CONNECTED.
-        let info = sim
-            .control()
-            .call("GET", &format!("/_sim/clusters/{cluster}"), None)
-            .await
-            .unwrap();
-        for h in info["hsms"].as_array().unwrap() {
-            sim.control()
-                .call(
-                    "POST",
-                    &format!("/_sim/clusters/{cluster}/faults"),
-                    Some(json!({"fault": "hsm-down", "target": h["hsm_id"]})),
-                )
-                .await
-                .unwrap();
-        }
-        assert_eq!(
-            code(kms.encrypt().key_id(&a).plaintext(pt(b"x")).send().await),
-            "KMSInvalidStateException"
-        );
-        wait_state(&kms, &store, "CONNECTED").await;
-        // The AWS_KMS key is unaffected.
-        kms.encrypt()
-            .key_id(&plain)
-            .plaintext(pt(b"x"))
-            .send()
-            .await
-            .unwrap();
-    });
 }
 
 async fn advance_days(sim: &Sim, days: u32) {
@@ -672,6 +182,73 @@ fn deletion_while_connected_destroys_the_material() {
             .await
             .unwrap();
         assert!(orphans["orphans"].as_array().unwrap().is_empty());
+    });
+}
+
+#[test]
+fn a_deletion_after_kmsusers_password_changed_behind_kms_leaves_an_orphan() {
+    let sim = Sim::start();
+    block_on(async {
+        let kms = sim.kms();
+        let (store, cluster) = connected_store(&sim, "behind").await;
+        let k = cloudhsm_key(&sim, &store).await;
+        // A store on another cluster keeps its session: its key's material is destroyed.
+        let other = crate::key_stores::new_cluster(&sim, 2).await;
+        let other_store = create_store_with(
+            &sim,
+            "elsewhere",
+            &other.id,
+            &other.anchor,
+            &other.kmsuser_password,
+        )
+        .await;
+        kms.connect_custom_key_store()
+            .custom_key_store_id(&other_store)
+            .send()
+            .await
+            .unwrap();
+        wait_state(&kms, &other_store, "CONNECTED").await;
+        let elsewhere = cloudhsm_key(&sim, &other_store).await;
+        for key in [&k, &elsewhere] {
+            kms.schedule_key_deletion()
+                .key_id(key)
+                .pending_window_in_days(7)
+                .send()
+                .await
+                .unwrap();
+        }
+        // An admin resets kmsuser's password while the store is CONNECTED: KMS's session
+        // can no longer delete material.
+        let pin = "Behind12345678";
+        sim.control()
+            .call(
+                "POST",
+                &format!("/_sim/clusters/{cluster}/users/kmsuser/password"),
+                Some(json!({"new_password": pin, "auth_user": "admin", "auth_password": sim.admin_password()})),
+            )
+            .await
+            .unwrap();
+        advance_days(&sim, 8).await;
+        for key in [&k, &elsewhere] {
+            assert_eq!(
+                code(kms.describe_key().key_id(key).send().await),
+                "NotFoundException"
+            );
+        }
+        let orphans = sim
+            .control()
+            .call("GET", "/_sim/orphans", None)
+            .await
+            .unwrap();
+        let orphans = orphans["orphans"].as_array().unwrap();
+        assert_eq!(orphans.len(), 1, "only the first store's key: {orphans:?}");
+        assert!(orphans[0]["key_arn"].as_str().unwrap().ends_with(&k));
+        assert_eq!(
+            orphans[0]["reason"],
+            "the kmsuser password was changed behind KMS's back"
+        );
+        let objs = sim.inspect_token(&cluster, pin);
+        assert_eq!(objs.len(), 1, "the material stays: {objs:?}");
     });
 }
 
