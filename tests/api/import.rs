@@ -731,3 +731,31 @@ fn an_import_token_older_than_24_hours_is_expired() {
         assert_eq!(code(e), "ExpiredImportTokenException");
     });
 }
+
+#[test]
+fn a_crash_between_unwrapping_material_and_committing_leaves_an_orphan_and_the_key_pending_import()
+{
+    let mut sim = Sim::start();
+    let dir = tempfile::tempdir().unwrap();
+    let material = new_material(dir.path(), "crash");
+    let key = block_on(external_key(&sim.kms()));
+    block_on(sim.control().call(
+        "POST",
+        "/_sim/failpoints",
+        Some(serde_json::json!({"name": "import.material_made"})),
+    ))
+    .expect("arm the failpoint");
+    let _ = block_on(import_oaep256(&sim.kms(), dir.path(), &key, &material));
+    assert!(!sim.wait_exit(60).success(), "the process stopped there");
+    sim.respawn();
+    let h = block_on(sim.control().call("GET", "/_sim/health", None)).expect("health");
+    assert_eq!(h["reconciliation"]["orphans_found"], 1, "{h}");
+    block_on(async {
+        let kms = sim.kms();
+        assert_eq!(state(&kms, &key).await, KeyState::PendingImport);
+        import_oaep256(&kms, dir.path(), &key, &material)
+            .await
+            .expect("the same material imports after the restart");
+        assert_eq!(state(&kms, &key).await, KeyState::Enabled);
+    });
+}

@@ -248,8 +248,24 @@ impl Sim {
         self.dir.path().join("data")
     }
 
+    /// Whether the server uses this process's soft token configuration (`provisioner =
+    /// "none"`: tokens made by the tests) instead of one in its data directory.
+    fn shares_token_conf(&self) -> bool {
+        let config = self
+            .extra_args
+            .iter()
+            .skip_while(|a| *a != "--config")
+            .nth(1);
+        config
+            .and_then(|c| std::fs::read_to_string(c).ok())
+            .is_some_and(|text| text.contains("provisioner = \"none\""))
+    }
+
     fn spawn(&mut self) {
         announce_module("served by cks-sim serve, configuration in its data directory");
+        // A server that loads the module on this process's token configuration must not
+        // start while another test is inside C_InitToken (see `token_creation_lock`).
+        let _creating = self.shares_token_conf().then(token_creation_lock);
         let port_file = self.dir.path().join("port");
         let _ = std::fs::remove_file(&port_file);
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
