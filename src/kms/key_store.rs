@@ -701,32 +701,11 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             password.is_some() || cluster_id.is_some(),
             new_name.is_some(),
         )?;
-        if let Some(n) = &new_name
-            && w.stores
-                .values()
-                .any(|s| mine(s) && s.id != id && &s.name == n)
-        {
-            return Err(kms_err!(
-                CustomKeyStoreNameInUse,
-                "The custom key store name '{n}' is already used by another custom key store."
-            ));
+        if let Some(n) = &new_name {
+            name_free_for(&w, &id, n)?;
         }
         if let Some(c) = &cluster_id {
-            let new = live_cluster(&w, c).ok_or_else(|| cluster_not_found(c))?;
-            let related = w
-                .clusters
-                .get(&store.cluster_id)
-                .map(|old| old.lineage == new.lineage)
-                .unwrap_or(false)
-                || *c == store.cluster_id;
-            if !related {
-                return Err(kms_err!(
-                    CloudHsmClusterNotRelated,
-                    "AWS CloudHSM cluster '{c}' does not share a backup history (cluster certificate) with '{}'.",
-                    store.cluster_id
-                ));
-            }
-            cluster_usable(&w, c, true)?;
+            related_cluster(&w, &store, c)?;
         }
         store
     };
@@ -743,6 +722,39 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         .await
         .map_err(KmsError::internal)?;
     Ok(json!({}))
+}
+
+/// `UpdateCustomKeyStore`'s new name must not be another store's.
+fn name_free_for(w: &World, id: &str, name: &str) -> Result<(), KmsError> {
+    if w.stores
+        .values()
+        .any(|s| mine(s) && s.id != id && s.name == name)
+    {
+        return Err(kms_err!(
+            CustomKeyStoreNameInUse,
+            "The custom key store name '{name}' is already used by another custom key store."
+        ));
+    }
+    Ok(())
+}
+
+/// `UpdateCustomKeyStore`'s new cluster `c` must exist, share the store's cluster's backup
+/// history (or be that cluster), and be usable.
+fn related_cluster(w: &World, store: &KeyStore, c: &str) -> Result<(), KmsError> {
+    let new = live_cluster(w, c).ok_or_else(|| cluster_not_found(c))?;
+    let related = w
+        .clusters
+        .get(&store.cluster_id)
+        .is_some_and(|old| old.lineage == new.lineage)
+        || c == store.cluster_id;
+    if !related {
+        return Err(kms_err!(
+            CloudHsmClusterNotRelated,
+            "AWS CloudHSM cluster '{c}' does not share a backup history (cluster certificate) with '{}'.",
+            store.cluster_id
+        ));
+    }
+    cluster_usable(w, c, true)
 }
 
 /// Resume key stores after a restart: `CONNECTED` and `CONNECTING` stores connect again (a
