@@ -427,269 +427,321 @@ impl ReferenceStateMachine for Reference {
 
     fn apply(mut m: Model, t: &T) -> Model {
         m.last = Ok(());
-        match *t {
-            T::CreateStore { cluster, name } => {
-                let name = NAMES[name];
-                let pw = if m.clusters[cluster].pw_known {
-                    m.clusters[cluster].pw
-                } else {
-                    STALE
-                };
-                let retry = m.stores.iter().any(|s| {
-                    !s.deleted
-                        && s.name == name
-                        && s.cluster == cluster
-                        && s.pw == pw
-                        && s.state == St::Disconnected
-                });
-                if retry {
-                    // An identical retry answers the existing store's ID.
-                } else if live_store_named(&m, name, None) {
-                    m.last = Err("CustomKeyStoreNameInUseException");
-                } else if m.stores.iter().any(|s| !s.deleted && s.cluster == cluster) {
-                    m.last = Err("CloudHsmClusterInUseException");
-                } else if m.clusters[cluster].hsms_down {
-                    m.last = Err("CloudHsmClusterInvalidConfigurationException");
-                } else {
-                    m.stores.push(RStore {
-                        name: name.into(),
-                        cluster,
-                        state: St::Disconnected,
-                        pw,
-                        session_valid: false,
-                        deleted: false,
-                    });
-                }
+        match t {
+            T::CreateStore { .. } | T::Connect { .. } | T::Disconnect { .. } | T::Delete { .. } => {
+                store_lifecycle(&mut m, t)
             }
-            T::Connect { store } => {
-                let s = &m.stores[store];
-                if s.deleted {
-                    m.last = Err("CustomKeyStoreNotFoundException");
-                } else {
-                    match s.state {
-                        St::Failed(_) => m.last = Err("CustomKeyStoreInvalidStateException"),
-                        St::Connected => {}
-                        St::Disconnected => {
-                            if m.clusters[s.cluster].hsms_down {
-                                m.last = Err("CloudHsmClusterInvalidConfigurationException");
-                            } else {
-                                connect_outcome(&mut m, store, true);
-                            }
-                        }
-                    }
-                }
-            }
-            T::Disconnect { store } => {
-                let s = &mut m.stores[store];
-                if s.deleted {
-                    m.last = Err("CustomKeyStoreNotFoundException");
-                } else if s.state == St::Disconnected {
-                    m.last = Err("CustomKeyStoreInvalidStateException");
-                } else {
-                    s.state = St::Disconnected;
-                    s.session_valid = false;
-                }
-            }
-            T::Delete { store } => {
-                let has_keys = m.keys.iter().any(|k| !k.deleted && k.store == Some(store));
-                let s = &mut m.stores[store];
-                if s.deleted {
-                    m.last = Err("CustomKeyStoreNotFoundException");
-                } else if s.state != St::Disconnected {
-                    m.last = Err("CustomKeyStoreInvalidStateException");
-                } else if has_keys {
-                    m.last = Err("CustomKeyStoreHasCMKsException");
-                } else {
-                    s.deleted = true;
-                }
-            }
-            T::Rename { store, name } => {
-                let name = NAMES[name];
-                let s = &m.stores[store];
-                if s.deleted {
-                    m.last = Err("CustomKeyStoreNotFoundException");
-                } else if !matches!(s.state, St::Connected | St::Disconnected) {
-                    m.last = Err("CustomKeyStoreInvalidStateException");
-                } else if live_store_named(&m, name, Some(store)) {
-                    m.last = Err("CustomKeyStoreNameInUseException");
-                } else {
-                    m.stores[store].name = name.into();
-                }
-            }
-            T::UpdatePassword { store } => {
-                let s = &m.stores[store];
-                let c = &m.clusters[s.cluster];
-                let pw = if c.pw_known { c.pw } else { STALE };
-                if s.deleted {
-                    m.last = Err("CustomKeyStoreNotFoundException");
-                } else if s.state != St::Disconnected {
-                    m.last = Err("CustomKeyStoreInvalidStateException");
-                } else {
-                    m.stores[store].pw = pw;
-                }
-            }
-            T::CreateKey { store: None } => m.keys.push(RKey {
-                store: None,
-                u: U::Enabled,
-                deleted: false,
-                signing: false,
-            }),
-            T::CreateSigningKey => m.keys.push(RKey {
-                store: None,
-                u: U::Enabled,
-                deleted: false,
-                signing: true,
-            }),
-            T::CreateKey { store: Some(store) } => {
-                let s = &m.stores[store];
-                let c = &m.clusters[s.cluster];
-                if s.deleted {
-                    m.last = Err("CustomKeyStoreNotFoundException");
-                } else if s.state != St::Connected {
-                    m.last = Err("CustomKeyStoreInvalidStateException");
-                } else if c.hsms_down {
-                    m.last = Err("CloudHsmClusterInvalidConfigurationException");
-                } else if c.network_down {
-                    m.last = Err("KMSInvalidStateException");
-                } else {
-                    m.keys.push(RKey {
-                        store: Some(store),
-                        u: U::Enabled,
-                        deleted: false,
-                        signing: false,
-                    });
-                }
-            }
-            T::SetEnabled { key, on } => {
-                let k = &mut m.keys[key];
-                if k.deleted {
-                    m.last = Err("NotFoundException");
-                } else if matches!(k.u, U::Pending(_)) {
-                    m.last = Err("KMSInvalidStateException");
-                } else {
-                    k.u = if on { U::Enabled } else { U::Disabled };
-                }
-            }
-            T::Schedule { key, days } => {
-                let day = m.day;
-                let k = &mut m.keys[key];
-                if k.deleted {
-                    m.last = Err("NotFoundException");
-                } else if matches!(k.u, U::Pending(_)) {
-                    m.last = Err("KMSInvalidStateException");
-                } else {
-                    k.u = U::Pending(day + days);
-                }
-            }
-            T::Cancel { key } => {
-                let k = &mut m.keys[key];
-                if k.deleted {
-                    m.last = Err("NotFoundException");
-                } else if !matches!(k.u, U::Pending(_)) {
-                    m.last = Err("KMSInvalidStateException");
-                } else {
-                    k.u = U::Disabled;
-                }
-            }
-            T::Crypto { key } => {
-                let k = &m.keys[key];
-                m.last = if k.deleted {
-                    Err("NotFoundException")
-                } else {
-                    match visible(&m, k) {
-                        "PendingDeletion" | "Unavailable" => Err("KMSInvalidStateException"),
-                        "Disabled" => Err("DisabledException"),
-                        _ => match k.store {
-                            Some(s) => {
-                                let c = &m.clusters[m.stores[s].cluster];
-                                if c.hsms_down || c.network_down {
-                                    Err("KMSInvalidStateException")
-                                } else {
-                                    Ok(())
-                                }
-                            }
-                            None => Ok(()),
-                        },
-                    }
-                };
-            }
-            T::Advance { days } => {
-                m.day += days;
-                let day = m.day;
-                for i in 0..m.keys.len() {
-                    let k = &m.keys[i];
-                    if k.deleted || !matches!(k.u, U::Pending(d) if d <= day) {
-                        continue;
-                    }
-                    if let Some(s) = k.store {
-                        let st = &m.stores[s];
-                        let c = &m.clusters[st.cluster];
-                        let destroyed = st.state == St::Connected
-                            && st.session_valid
-                            && !c.hsms_down
-                            && !c.network_down;
-                        if !destroyed {
-                            m.orphans[st.cluster] += 1;
-                        }
-                    }
-                    m.keys[i].deleted = true;
-                }
-            }
-            T::HsmsDown { cluster, on } => m.clusters[cluster].hsms_down = on,
-            T::NetworkDown { cluster, on } => m.clusters[cluster].network_down = on,
-            T::ResetKmsuser { cluster } => {
-                m.next_pw += 1;
-                let c = &mut m.clusters[cluster];
-                c.pw = m.next_pw;
-                c.pw_known = true;
-                c.failed = 0;
-                c.locked = false;
-                for s in m
-                    .stores
-                    .iter_mut()
-                    .filter(|s| !s.deleted && s.cluster == cluster)
-                {
-                    if s.state == St::Connected {
-                        s.session_valid = false;
-                    }
-                }
-            }
-            T::LoginElsewhere { cluster } => {
-                let held = m
-                    .stores
-                    .iter()
-                    .any(|s| !s.deleted && s.cluster == cluster && s.state == St::Connected);
-                let c = &mut m.clusters[cluster];
-                if c.locked || held {
-                    m.last = Err("CloudHsmAccessDeniedException");
-                } else {
-                    c.elsewhere += 1;
-                    c.failed = 0;
-                }
-            }
-            T::LogoutElsewhere { cluster } => {
-                let c = &mut m.clusters[cluster];
-                if c.elsewhere == 0 {
-                    m.last = Err("CloudHsmInvalidRequestException");
-                } else {
-                    c.elsewhere -= 1;
-                }
-            }
-            T::Restart => {
-                for s in 0..m.stores.len() {
-                    if !m.stores[s].deleted && m.stores[s].state == St::Connected {
-                        connect_outcome(&mut m, s, false);
-                    }
-                }
-            }
-            T::Bad { kind } => {
-                m.last = Err(match kind {
-                    0 => "CustomKeyStoreNotFoundException",
-                    4 => "SerializationException",
-                    _ => "ValidationException",
+            T::Rename { .. } | T::UpdatePassword { .. } => store_update(&mut m, t),
+            T::CreateKey { .. }
+            | T::CreateSigningKey
+            | T::SetEnabled { .. }
+            | T::Schedule { .. }
+            | T::Cancel { .. } => key_management(&mut m, t),
+            T::Crypto { .. } | T::Advance { .. } => key_use_and_clock(&mut m, t),
+            T::HsmsDown { .. }
+            | T::NetworkDown { .. }
+            | T::ResetKmsuser { .. }
+            | T::LoginElsewhere { .. }
+            | T::LogoutElsewhere { .. }
+            | T::Restart
+            | T::Bad { .. } => cluster_and_process(&mut m, t),
+        }
+        m
+    }
+}
+
+/// CreateStore, Connect, Disconnect and Delete of a key store.
+fn store_lifecycle(m: &mut Model, t: &T) {
+    match *t {
+        T::CreateStore { cluster, name } => {
+            let name = NAMES[name];
+            let pw = if m.clusters[cluster].pw_known {
+                m.clusters[cluster].pw
+            } else {
+                STALE
+            };
+            let retry = m.stores.iter().any(|s| {
+                !s.deleted
+                    && s.name == name
+                    && s.cluster == cluster
+                    && s.pw == pw
+                    && s.state == St::Disconnected
+            });
+            if retry {
+                // An identical retry answers the existing store's ID.
+            } else if live_store_named(m, name, None) {
+                m.last = Err("CustomKeyStoreNameInUseException");
+            } else if m.stores.iter().any(|s| !s.deleted && s.cluster == cluster) {
+                m.last = Err("CloudHsmClusterInUseException");
+            } else if m.clusters[cluster].hsms_down {
+                m.last = Err("CloudHsmClusterInvalidConfigurationException");
+            } else {
+                m.stores.push(RStore {
+                    name: name.into(),
+                    cluster,
+                    state: St::Disconnected,
+                    pw,
+                    session_valid: false,
+                    deleted: false,
                 });
             }
         }
-        m
+        T::Connect { store } => {
+            let s = &m.stores[store];
+            if s.deleted {
+                m.last = Err("CustomKeyStoreNotFoundException");
+            } else {
+                match s.state {
+                    St::Failed(_) => m.last = Err("CustomKeyStoreInvalidStateException"),
+                    St::Connected => {}
+                    St::Disconnected => {
+                        if m.clusters[s.cluster].hsms_down {
+                            m.last = Err("CloudHsmClusterInvalidConfigurationException");
+                        } else {
+                            connect_outcome(m, store, true);
+                        }
+                    }
+                }
+            }
+        }
+        T::Disconnect { store } => {
+            let s = &mut m.stores[store];
+            if s.deleted {
+                m.last = Err("CustomKeyStoreNotFoundException");
+            } else if s.state == St::Disconnected {
+                m.last = Err("CustomKeyStoreInvalidStateException");
+            } else {
+                s.state = St::Disconnected;
+                s.session_valid = false;
+            }
+        }
+        T::Delete { store } => {
+            let has_keys = m.keys.iter().any(|k| !k.deleted && k.store == Some(store));
+            let s = &mut m.stores[store];
+            if s.deleted {
+                m.last = Err("CustomKeyStoreNotFoundException");
+            } else if s.state != St::Disconnected {
+                m.last = Err("CustomKeyStoreInvalidStateException");
+            } else if has_keys {
+                m.last = Err("CustomKeyStoreHasCMKsException");
+            } else {
+                s.deleted = true;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// UpdateCustomKeyStore: a new name or kmsuser's current password.
+fn store_update(m: &mut Model, t: &T) {
+    match *t {
+        T::Rename { store, name } => {
+            let name = NAMES[name];
+            let s = &m.stores[store];
+            if s.deleted {
+                m.last = Err("CustomKeyStoreNotFoundException");
+            } else if !matches!(s.state, St::Connected | St::Disconnected) {
+                m.last = Err("CustomKeyStoreInvalidStateException");
+            } else if live_store_named(m, name, Some(store)) {
+                m.last = Err("CustomKeyStoreNameInUseException");
+            } else {
+                m.stores[store].name = name.into();
+            }
+        }
+        T::UpdatePassword { store } => {
+            let s = &m.stores[store];
+            let c = &m.clusters[s.cluster];
+            let pw = if c.pw_known { c.pw } else { STALE };
+            if s.deleted {
+                m.last = Err("CustomKeyStoreNotFoundException");
+            } else if s.state != St::Disconnected {
+                m.last = Err("CustomKeyStoreInvalidStateException");
+            } else {
+                m.stores[store].pw = pw;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// CreateKey, EnableKey/DisableKey, ScheduleKeyDeletion and CancelKeyDeletion.
+fn key_management(m: &mut Model, t: &T) {
+    match *t {
+        T::CreateKey { store: None } => m.keys.push(RKey {
+            store: None,
+            u: U::Enabled,
+            deleted: false,
+            signing: false,
+        }),
+        T::CreateSigningKey => m.keys.push(RKey {
+            store: None,
+            u: U::Enabled,
+            deleted: false,
+            signing: true,
+        }),
+        T::CreateKey { store: Some(store) } => {
+            let s = &m.stores[store];
+            let c = &m.clusters[s.cluster];
+            if s.deleted {
+                m.last = Err("CustomKeyStoreNotFoundException");
+            } else if s.state != St::Connected {
+                m.last = Err("CustomKeyStoreInvalidStateException");
+            } else if c.hsms_down {
+                m.last = Err("CloudHsmClusterInvalidConfigurationException");
+            } else if c.network_down {
+                m.last = Err("KMSInvalidStateException");
+            } else {
+                m.keys.push(RKey {
+                    store: Some(store),
+                    u: U::Enabled,
+                    deleted: false,
+                    signing: false,
+                });
+            }
+        }
+        T::SetEnabled { key, on } => {
+            let k = &mut m.keys[key];
+            if k.deleted {
+                m.last = Err("NotFoundException");
+            } else if matches!(k.u, U::Pending(_)) {
+                m.last = Err("KMSInvalidStateException");
+            } else {
+                k.u = if on { U::Enabled } else { U::Disabled };
+            }
+        }
+        T::Schedule { key, days } => {
+            let day = m.day;
+            let k = &mut m.keys[key];
+            if k.deleted {
+                m.last = Err("NotFoundException");
+            } else if matches!(k.u, U::Pending(_)) {
+                m.last = Err("KMSInvalidStateException");
+            } else {
+                k.u = U::Pending(day + days);
+            }
+        }
+        T::Cancel { key } => {
+            let k = &mut m.keys[key];
+            if k.deleted {
+                m.last = Err("NotFoundException");
+            } else if !matches!(k.u, U::Pending(_)) {
+                m.last = Err("KMSInvalidStateException");
+            } else {
+                k.u = U::Disabled;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Cryptography with a key, and the clock moving (deletions falling due).
+fn key_use_and_clock(m: &mut Model, t: &T) {
+    match *t {
+        T::Crypto { key } => {
+            let k = &m.keys[key];
+            m.last = if k.deleted {
+                Err("NotFoundException")
+            } else {
+                match visible(m, k) {
+                    "PendingDeletion" | "Unavailable" => Err("KMSInvalidStateException"),
+                    "Disabled" => Err("DisabledException"),
+                    _ => match k.store {
+                        Some(s) => {
+                            let c = &m.clusters[m.stores[s].cluster];
+                            if c.hsms_down || c.network_down {
+                                Err("KMSInvalidStateException")
+                            } else {
+                                Ok(())
+                            }
+                        }
+                        None => Ok(()),
+                    },
+                }
+            };
+        }
+        T::Advance { days } => {
+            m.day += days;
+            let day = m.day;
+            for i in 0..m.keys.len() {
+                let k = &m.keys[i];
+                if k.deleted || !matches!(k.u, U::Pending(d) if d <= day) {
+                    continue;
+                }
+                if let Some(s) = k.store {
+                    let st = &m.stores[s];
+                    let c = &m.clusters[st.cluster];
+                    let destroyed = st.state == St::Connected
+                        && st.session_valid
+                        && !c.hsms_down
+                        && !c.network_down;
+                    if !destroyed {
+                        m.orphans[st.cluster] += 1;
+                    }
+                }
+                m.keys[i].deleted = true;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Faults, kmsuser outside KMS, restarts and malformed requests.
+fn cluster_and_process(m: &mut Model, t: &T) {
+    match *t {
+        T::HsmsDown { cluster, on } => m.clusters[cluster].hsms_down = on,
+        T::NetworkDown { cluster, on } => m.clusters[cluster].network_down = on,
+        T::ResetKmsuser { cluster } => {
+            m.next_pw += 1;
+            let c = &mut m.clusters[cluster];
+            c.pw = m.next_pw;
+            c.pw_known = true;
+            c.failed = 0;
+            c.locked = false;
+            for s in m
+                .stores
+                .iter_mut()
+                .filter(|s| !s.deleted && s.cluster == cluster)
+            {
+                if s.state == St::Connected {
+                    s.session_valid = false;
+                }
+            }
+        }
+        T::LoginElsewhere { cluster } => {
+            let held = m
+                .stores
+                .iter()
+                .any(|s| !s.deleted && s.cluster == cluster && s.state == St::Connected);
+            let c = &mut m.clusters[cluster];
+            if c.locked || held {
+                m.last = Err("CloudHsmAccessDeniedException");
+            } else {
+                c.elsewhere += 1;
+                c.failed = 0;
+            }
+        }
+        T::LogoutElsewhere { cluster } => {
+            let c = &mut m.clusters[cluster];
+            if c.elsewhere == 0 {
+                m.last = Err("CloudHsmInvalidRequestException");
+            } else {
+                c.elsewhere -= 1;
+            }
+        }
+        T::Restart => {
+            for s in 0..m.stores.len() {
+                if !m.stores[s].deleted && m.stores[s].state == St::Connected {
+                    connect_outcome(m, s, false);
+                }
+            }
+        }
+        T::Bad { kind } => {
+            m.last = Err(match kind {
+                0 => "CustomKeyStoreNotFoundException",
+                4 => "SerializationException",
+                _ => "ValidationException",
+            });
+        }
+        _ => {}
     }
 }
