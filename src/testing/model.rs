@@ -304,45 +304,8 @@ impl ReferenceStateMachine for Reference {
     }
 
     fn transitions(m: &Model) -> BoxedStrategy<T> {
-        let ns = m.stores.len();
-        let nk = m.keys.len();
-        let mut options: Vec<(u32, BoxedStrategy<T>)> = vec![
-            (
-                6,
-                (0..2usize, 0..3usize)
-                    .prop_map(|(cluster, name)| T::CreateStore { cluster, name })
-                    .boxed(),
-            ),
-            (3, Just(T::CreateKey { store: None }).boxed()),
-            (1, Just(T::CreateSigningKey).boxed()),
-            (2, (1..12u32).prop_map(|days| T::Advance { days }).boxed()),
-            (
-                1,
-                (0..2usize, any::<bool>())
-                    .prop_map(|(cluster, on)| T::HsmsDown { cluster, on })
-                    .boxed(),
-            ),
-            (
-                1,
-                (0..2usize, any::<bool>())
-                    .prop_map(|(cluster, on)| T::NetworkDown { cluster, on })
-                    .boxed(),
-            ),
-            (
-                2,
-                (0..2usize)
-                    .prop_map(|cluster| T::ResetKmsuser { cluster })
-                    .boxed(),
-            ),
-            (
-                1,
-                (0..2usize)
-                    .prop_map(|cluster| T::LogoutElsewhere { cluster })
-                    .boxed(),
-            ),
-            (1, Just(T::Restart).boxed()),
-            (1, (0..5u8).prop_map(|kind| T::Bad { kind }).boxed()),
-        ];
+        let (ns, nk) = (m.stores.len(), m.keys.len());
+        let mut options = anytime_transitions();
         let known: Vec<usize> = (0..2).filter(|c| m.clusters[*c].pw_known).collect();
         if !known.is_empty() {
             options.push((
@@ -352,58 +315,13 @@ impl ReferenceStateMachine for Reference {
                     .boxed(),
             ));
         }
-        // Mostly target live stores and keys (the interesting cases), sometimes any, so deleted
-        // ones keep being probed too.
-        let live_stores: Vec<usize> = (0..ns).filter(|i| !m.stores[*i].deleted).collect();
-        let live_keys: Vec<usize> = (0..nk).filter(|i| !m.keys[*i].deleted).collect();
-        let pick = |live: Vec<usize>, n: usize| -> BoxedStrategy<usize> {
-            if live.is_empty() {
-                (0..n).boxed()
-            } else {
-                prop_oneof![9 => proptest::sample::select(live), 1 => 0..n].boxed()
-            }
-        };
         if ns > 0 {
-            let st = || pick(live_stores.clone(), ns);
-            options.extend([
-                (8, st().prop_map(|store| T::Connect { store }).boxed()),
-                (5, st().prop_map(|store| T::Disconnect { store }).boxed()),
-                (4, st().prop_map(|store| T::Delete { store }).boxed()),
-                (
-                    2,
-                    (st(), 0..3usize)
-                        .prop_map(|(store, name)| T::Rename { store, name })
-                        .boxed(),
-                ),
-                (
-                    3,
-                    st().prop_map(|store| T::UpdatePassword { store }).boxed(),
-                ),
-                (
-                    8,
-                    st().prop_map(|store| T::CreateKey { store: Some(store) })
-                        .boxed(),
-                ),
-            ]);
+            let live: Vec<usize> = (0..ns).filter(|i| !m.stores[*i].deleted).collect();
+            options.extend(store_transitions(|| pick(live.clone(), ns)));
         }
         if nk > 0 {
-            let k = || pick(live_keys.clone(), nk);
-            options.extend([
-                (
-                    3,
-                    (k(), any::<bool>())
-                        .prop_map(|(key, on)| T::SetEnabled { key, on })
-                        .boxed(),
-                ),
-                (
-                    4,
-                    (k(), 7..11u32)
-                        .prop_map(|(key, days)| T::Schedule { key, days })
-                        .boxed(),
-                ),
-                (2, k().prop_map(|key| T::Cancel { key }).boxed()),
-                (5, k().prop_map(|key| T::Crypto { key }).boxed()),
-            ]);
+            let live: Vec<usize> = (0..nk).filter(|i| !m.keys[*i].deleted).collect();
+            options.extend(key_transitions(|| pick(live.clone(), nk)));
         }
         proptest::strategy::Union::new_weighted(options).boxed()
     }
@@ -448,6 +366,105 @@ impl ReferenceStateMachine for Reference {
         }
         m
     }
+}
+
+/// Weighted transition strategies.
+type Options = Vec<(u32, BoxedStrategy<T>)>;
+
+/// Transitions possible in any state: new stores and keys, the clock, faults, kmsuser outside
+/// KMS, restarts and malformed requests.
+fn anytime_transitions() -> Options {
+    vec![
+        (
+            6,
+            (0..2usize, 0..3usize)
+                .prop_map(|(cluster, name)| T::CreateStore { cluster, name })
+                .boxed(),
+        ),
+        (3, Just(T::CreateKey { store: None }).boxed()),
+        (1, Just(T::CreateSigningKey).boxed()),
+        (2, (1..12u32).prop_map(|days| T::Advance { days }).boxed()),
+        (
+            1,
+            (0..2usize, any::<bool>())
+                .prop_map(|(cluster, on)| T::HsmsDown { cluster, on })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..2usize, any::<bool>())
+                .prop_map(|(cluster, on)| T::NetworkDown { cluster, on })
+                .boxed(),
+        ),
+        (
+            2,
+            (0..2usize)
+                .prop_map(|cluster| T::ResetKmsuser { cluster })
+                .boxed(),
+        ),
+        (
+            1,
+            (0..2usize)
+                .prop_map(|cluster| T::LogoutElsewhere { cluster })
+                .boxed(),
+        ),
+        (1, Just(T::Restart).boxed()),
+        (1, (0..5u8).prop_map(|kind| T::Bad { kind }).boxed()),
+    ]
+}
+
+/// Mostly a live store or key (the interesting cases), sometimes any of the `n`, so deleted
+/// ones keep being probed too.
+fn pick(live: Vec<usize>, n: usize) -> BoxedStrategy<usize> {
+    if live.is_empty() {
+        (0..n).boxed()
+    } else {
+        prop_oneof![9 => proptest::sample::select(live), 1 => 0..n].boxed()
+    }
+}
+
+/// Transitions on a store drawn by `st`.
+fn store_transitions(st: impl Fn() -> BoxedStrategy<usize>) -> Options {
+    vec![
+        (8, st().prop_map(|store| T::Connect { store }).boxed()),
+        (5, st().prop_map(|store| T::Disconnect { store }).boxed()),
+        (4, st().prop_map(|store| T::Delete { store }).boxed()),
+        (
+            2,
+            (st(), 0..3usize)
+                .prop_map(|(store, name)| T::Rename { store, name })
+                .boxed(),
+        ),
+        (
+            3,
+            st().prop_map(|store| T::UpdatePassword { store }).boxed(),
+        ),
+        (
+            8,
+            st().prop_map(|store| T::CreateKey { store: Some(store) })
+                .boxed(),
+        ),
+    ]
+}
+
+/// Transitions on a key drawn by `k`.
+fn key_transitions(k: impl Fn() -> BoxedStrategy<usize>) -> Options {
+    vec![
+        (
+            3,
+            (k(), any::<bool>())
+                .prop_map(|(key, on)| T::SetEnabled { key, on })
+                .boxed(),
+        ),
+        (
+            4,
+            (k(), 7..11u32)
+                .prop_map(|(key, days)| T::Schedule { key, days })
+                .boxed(),
+        ),
+        (2, k().prop_map(|key| T::Cancel { key }).boxed()),
+        (5, k().prop_map(|key| T::Crypto { key }).boxed()),
+    ]
 }
 
 /// CreateStore, Connect, Disconnect and Delete of a key store.
