@@ -17,6 +17,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod cluster;
+pub mod codec;
 pub mod config;
 pub mod console;
 pub mod control;

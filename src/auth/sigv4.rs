@@ -5,47 +5,11 @@
 //! Pure functions over bytes and strings: no HTTP types, no clock. Checked against vectors of
 //! the published SigV4 test suite (see the tests at the bottom).
 
+pub use crate::codec::{hex, hmac_sha256};
 use sha2::{Digest, Sha256};
 
 /// The only algorithm AWS's SigV4 services accept on these doors.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-
-/// HMAC-SHA256 (RFC 2104) of `msg` under `key`.
-pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut k = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut ipad = [0x36u8; BLOCK];
-    let mut opad = [0x5cu8; BLOCK];
-    for i in 0..BLOCK {
-        ipad[i] ^= k[i];
-        opad[i] ^= k[i];
-    }
-    let inner = Sha256::new()
-        .chain_update(ipad)
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(opad)
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
-
-/// Lower-case hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
-}
 
 /// Hex SHA-256 of `data` (the payload hash and the canonical request's hash).
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -54,11 +18,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Compare two strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    crate::codec::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// The credential scope: `<date>/<region>/<service>/aws4_request`, split.

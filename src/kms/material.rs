@@ -204,18 +204,24 @@ pub fn all(k: &Key) -> Vec<Material> {
     k.material.list.clone()
 }
 
+/// The first material of `k` that `wanted` accepts, copying only that one (Encrypt and
+/// Decrypt look one up per request): the implicit first material of a key with no recorded
+/// list, or one of the list.
+fn find(k: &Key, wanted: impl Fn(&Material) -> bool) -> Option<Material> {
+    if k.material.list.is_empty() && k.origin != Origin::External {
+        return Some(first_material(k)).filter(|m| wanted(m));
+    }
+    k.material.list.iter().find(|m| wanted(m)).cloned()
+}
+
 /// The current material, if any.
 pub fn current(k: &Key) -> Option<Material> {
-    all(k)
-        .into_iter()
-        .find(|m| m.state == MaterialState::Current)
+    find(k, |m| m.state == MaterialState::Current)
 }
 
 /// The material whose token object has this ID.
 pub fn by_object(k: &Key, object: &ObjectId) -> Option<Material> {
-    all(k)
-        .into_iter()
-        .find(|m| m.object().as_ref() == Some(object))
+    find(k, |m| m.object().as_ref() == Some(object))
 }
 
 /// The token objects of every material of `k` that is on the token.
@@ -292,21 +298,11 @@ pub fn imported_material_id(k: &Key, fingerprint: &str) -> String {
     ))
 }
 
-/// Lowercase hex.
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub use crate::codec::hex;
 
 /// Parse 32 hex digits into an object ID.
 pub fn hex_object_id(text: &str) -> Option<ObjectId> {
-    if text.len() != 32 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..32)
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect();
-    bytes.and_then(|b| ObjectId::try_from(b.as_slice()).ok())
+    crate::codec::unhex16(text)
 }
 
 #[cfg(test)]

@@ -40,10 +40,7 @@ pub fn is_mrk_id(s: &str) -> bool {
 
 /// A fresh multi-Region key ID.
 pub fn new_mrk_id() -> String {
-    let hex: String = crate::ids::random_bytes(16)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = crate::codec::hex(&crate::ids::random_bytes(16));
     format!("{MRK_PREFIX}{hex}")
 }
 
@@ -59,11 +56,7 @@ pub fn object_id(key_id: &str) -> Option<[u8; 16]> {
         if !is_mrk_id(key_id) {
             return None;
         }
-        let mut out = [0u8; 16];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        return Some(out);
+        return crate::codec::unhex16(hex);
     }
     uuid::Uuid::parse_str(key_id).ok().map(|u| *u.as_bytes())
 }
@@ -80,7 +73,7 @@ pub fn key_here<'w>(app: &App, w: &'w World, id: &str) -> Option<&'w Arc<Key>> {
 pub fn blob_key(app: &App, w: &World, bytes: &[u8; 16]) -> Option<Arc<Key>> {
     let uuid = uuid::Uuid::from_bytes(*bytes).to_string();
     let found = w.key(&uuid).or_else(|| {
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::codec::hex(bytes);
         key_here(app, w, &format!("{MRK_PREFIX}{hex}"))
     });
     found.filter(|k| super::key_visible(k)).cloned()
@@ -393,7 +386,7 @@ mod tests {
         let id = new_mrk_id();
         assert!(is_mrk_id(&id), "{id}");
         let bytes = object_id(&id).unwrap();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::codec::hex(&bytes);
         assert_eq!(format!("mrk-{hex}"), id);
         assert!(!is_mrk_id("mrk-1234"));
         assert!(!is_mrk_id("mrk-1234ABCD12ab34cd56ef1234567890ab"));

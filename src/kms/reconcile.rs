@@ -96,7 +96,9 @@ async fn reconcile_token(app: &Arc<App>, token: &Arc<Token>, label: &str, report
         }
     }
     for o in &orphans {
-        if hex_id(&o.object_id).is_some_and(|id| !on_token.contains(&id)) {
+        if crate::kms::material::hex_object_id(&o.object_id)
+            .is_some_and(|id| !on_token.contains(&id))
+        {
             tracing::info!(key = %o.key_arn, "reconciliation: an orphan's material is gone; record cleared");
             report.orphan_records_cleared += 1;
             changes.push(Change::DelOrphan(crate::app::orphan_id(o.seq)));
@@ -105,7 +107,11 @@ async fn reconcile_token(app: &Arc<App>, token: &Arc<Token>, label: &str, report
     let explained: BTreeSet<ObjectId> = live
         .iter()
         .flat_map(key_objects)
-        .chain(orphans.iter().filter_map(|o| hex_id(&o.object_id)))
+        .chain(
+            orphans
+                .iter()
+                .filter_map(|o| crate::kms::material::hex_object_id(&o.object_id)),
+        )
         .collect();
     let mut seq = app
         .world()
@@ -125,7 +131,7 @@ async fn reconcile_token(app: &Arc<App>, token: &Arc<Token>, label: &str, report
             seq,
             key_arn: arn,
             cluster_id: label.to_string(),
-            object_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            object_id: crate::codec::hex(id.as_slice()),
             time: app.now(),
             reason: FOUND_AT_START.into(),
         }));
@@ -170,17 +176,6 @@ fn key_objects(k: &Arc<Key>) -> Vec<ObjectId> {
     super::material::present_objects(k)
 }
 
-fn hex_id(text: &str) -> Option<ObjectId> {
-    let bytes: Option<Vec<u8>> = (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect();
-    bytes.and_then(|b| ObjectId::try_from(b.as_slice()).ok())
-}
-
 /// The object's label if it is a KMS key ARN (`arn:…:kms:…:key/<id>`), i.e. KMS material.
 async fn kms_label(token: &Arc<Token>, id: ObjectId) -> Option<String> {
     let label = token.describe_key(id).await.ok()?.label;
@@ -192,14 +187,13 @@ async fn kms_label(token: &Arc<Token>, id: ObjectId) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::hex_id;
 
     #[test]
     fn object_ids_round_trip_through_hex() {
         let id: [u8; 16] = *uuid::Uuid::new_v4().as_bytes();
-        let text: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex_id(&text), Some(id));
-        assert_eq!(hex_id("zz"), None);
-        assert_eq!(hex_id("00"), None);
+        let text: String = crate::codec::hex(&id);
+        assert_eq!(crate::kms::material::hex_object_id(&text), Some(id));
+        assert_eq!(crate::kms::material::hex_object_id("zz"), None);
+        assert_eq!(crate::kms::material::hex_object_id("00"), None);
     }
 }

@@ -109,7 +109,7 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
                     .as_ref()
                     .map(|s| s.cluster_id.clone())
                     .unwrap_or_else(|| k.token_label.clone()),
-                object_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+                object_id: crate::codec::hex(id.as_slice()),
                 time: now,
                 reason,
             }));

@@ -7,8 +7,8 @@
 //! names its grant without a lookup, every CreateGrant mints a new one (the nonce), and no
 //! secret is in it.
 
+use crate::codec::{constant_time_eq, hex, hmac_sha256};
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 const VERSION: u8 = 2;
 const MAC: usize = 32;
@@ -68,42 +68,12 @@ pub fn verify(secret: &[u8], token: &str) -> Option<TokenClaim> {
     })
 }
 
-/// HMAC-SHA256 (RFC 2104).
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |x: u8| k.iter().map(|b| b ^ x).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
+/// The bytes of a grant ID (64 lower-case hex digits); `None` for anything else.
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if !is_grant_id(s) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+    crate::codec::unhex(s)
 }
 
 #[cfg(test)]
