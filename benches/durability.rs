@@ -16,7 +16,7 @@
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -132,11 +132,12 @@ impl Sim {
             .stdin(Stdio::null())
             .spawn()?;
         let mut child = child;
-        let addr = match wait_for_port(&mut child, &port_file) {
+        let within = Duration::from_secs(120);
+        let addr = match cks_sim::testing::wait_for_port_file(&mut child, &port_file, within) {
             Ok(a) => a,
             Err(e) => {
                 stop(&mut child);
-                return Err(e);
+                return Err(e.to_string().into());
             }
         };
         let conn = match TcpStream::connect(addr).and_then(|c| c.set_nodelay(true).map(|()| c)) {
@@ -271,22 +272,4 @@ fn stop(child: &mut Child) {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-}
-
-fn wait_for_port(child: &mut Child, port_file: &Path) -> Res<SocketAddr> {
-    let t0 = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Err(format!("cks-sim serve exited: {status}").into());
-        }
-        if let Ok(a) = std::fs::read_to_string(port_file)
-            && !a.trim().is_empty()
-        {
-            return Ok(a.trim().parse()?);
-        }
-        if t0.elapsed() > Duration::from_secs(120) {
-            return Err("cks-sim did not start within 120 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
