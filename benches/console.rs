@@ -38,7 +38,7 @@ fn softhsm_conf() {
 
 async fn call(app: &Arc<App>, op: &str, body: Value) -> Value {
     let input = Input::parse_json(body.to_string().as_bytes()).expect("input");
-    match cks_sim::kms::handle(app, op, input).await {
+    match cks_sim::protocol::dispatch::kms(app, op, input).await {
         Ok(Some(v)) => v,
         Ok(None) => panic!("{op}: unknown operation"),
         Err(e) => panic!("{op}: {e:?}"),

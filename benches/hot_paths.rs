@@ -208,7 +208,7 @@ fn token(c: &mut Criterion) {
 
 async fn call(app: &Arc<App>, op: &str, body: Value) -> Value {
     let input = Input::parse_json(body.to_string().as_bytes()).expect("input");
-    match cks_sim::kms::handle(app, op, input).await {
+    match cks_sim::protocol::dispatch::kms(app, op, input).await {
         Ok(Some(v)) => v,
         Ok(None) => panic!("{op}: unknown operation"),
         Err(e) => panic!("{op}: {e:?}"),
@@ -303,7 +303,7 @@ fn service(c: &mut Criterion) {
             bch.iter(|| {
                 rt.block_on(async {
                     let input = Input::parse_json(body).expect("input");
-                    cks_sim::kms::handle(&app, "Encrypt", input)
+                    cks_sim::protocol::dispatch::kms(&app, "Encrypt", input)
                         .await
                         .expect("encrypt")
                 })

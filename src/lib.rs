@@ -12,6 +12,7 @@
 //! [`control`] is the `/_sim` door used by the `cks-sim` CLI, [`cli`] (the CloudHSM CLI
 //! look-alike) and tests; [`console`] is the HTML console for a browser.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -241,7 +241,8 @@ async fn aws_json(
     let ns = edge::namespace_of(&edge, &app, &caller);
     match service {
         "TrentService" => {
-            match crate::namespace::scoped(&app, ns, crate::kms::handle(&app, op, input)).await {
+            let run = crate::protocol::dispatch::kms(&app, op, input);
+            match crate::namespace::scoped(&app, ns, run).await {
                 Ok(Some(v)) => json_response(200, &v, None),
                 Ok(None) => unknown(target).into_response(),
                 Err(e) => e.into_response(),

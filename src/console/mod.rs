@@ -157,7 +157,7 @@ async fn kms_call(app: &Arc<App>, op: &str, input: Value) -> Result<Value, KmsEr
     let Value::Object(members) = input else {
         return Err(KmsError::internal("console input is not an object"));
     };
-    crate::kms::handle(app, op, Input(members))
+    crate::protocol::dispatch::kms(app, op, Input(members))
         .await?
         .ok_or_else(|| KmsError::internal(format!("unknown operation {op}")))
 }

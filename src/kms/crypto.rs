@@ -13,6 +13,7 @@ use super::error::{KmsError, KmsErrorKind};
 use super::model::{ConnectionState, Key, Origin};
 use super::spec::KeyUsage;
 use super::{KeyRef, input_err, key_arn, resolve_key, visible_state};
+use crate::api::kms::{GenerateRandomRequest, GenerateRandomResponse};
 use crate::app::App;
 use crate::hsm::{HsmError, Token};
 use crate::kms_err;
@@ -566,22 +567,21 @@ pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
 }
 
 /// `GenerateRandom` (on a store's cluster with `CustomKeyStoreId`).
-pub async fn generate_random(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let n = input
-        .opt_int("NumberOfBytes", 1, 1024)
-        .map_err(input_err)?
+pub async fn generate_random(
+    app: &Arc<App>,
+    req: GenerateRandomRequest,
+) -> Result<GenerateRandomResponse, KmsError> {
+    let n = req
+        .number_of_bytes
         .ok_or_else(|| KmsError::new(KmsErrorKind::Validation, "NumberOfBytes is required."))?;
-    if input.has("Recipient") {
+    if req.recipient.is_some() {
         return Err(kms_err!(
             UnsupportedOperation,
             "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."
         ));
     }
     let n = usize::try_from(n).unwrap_or(1);
-    let token = match input
-        .str_len("CustomKeyStoreId", 1, 64)
-        .map_err(input_err)?
-    {
+    let token = match req.custom_key_store_id.as_deref() {
         Some(sid) => {
             let cluster = {
                 let w = app.world();
@@ -597,7 +597,10 @@ pub async fn generate_random(app: &Arc<App>, input: &Input) -> Result<Value, Kms
     };
     let label = token.label().to_string();
     let bytes = token.random(n).await.map_err(|e| cannot_reach(&label, e))?;
-    Ok(json!({ "Plaintext": b64(&bytes) }))
+    Ok(GenerateRandomResponse {
+        plaintext: Some(bytes.into()),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ pub mod seed;
 pub mod signing;
 pub mod spec;
 pub mod sweep;
-pub mod wire;
 
+use crate::api::kms::{Request, Response};
 use crate::app::{App, World};
 use crate::kms_err;
 use crate::protocol::input::{Input, InputError};
@@ -30,72 +30,83 @@ use model::{ConnectionState, Key, KeyStateU};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// Run one KMS operation. `Ok(None)` means the operation is unknown to this door.
-pub async fn handle(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Value>, KmsError> {
-    // Every request sees deletions that fell due as completed (D10): results never depend on
-    // the sweeper's timing.
+/// Run one KMS operation, already decoded and validated. `Ok(None)` means cks-sim does not
+/// serve this operation of the model.
+pub async fn handle(app: &Arc<App>, req: Request, input: Input) -> Result<Option<Value>, KmsError> {
+    // Every request sees deletions that fell due as completed: results never depend on the
+    // sweeper's timing.
     sweep::sweep_if_due(app).await;
-    wire::typecheck(&input)?;
-    grants::check_grant_tokens(app, op, &input)?;
-    let v = match op {
-        "CreateCustomKeyStore" => key_store::create(app, &input).await?,
-        "ConnectCustomKeyStore" => key_store::connect(app, &input).await?,
-        "DisconnectCustomKeyStore" => key_store::disconnect(app, &input).await?,
-        "DeleteCustomKeyStore" => key_store::delete(app, &input).await?,
-        "DescribeCustomKeyStores" => key_store::describe(app, &input)?,
-        "UpdateCustomKeyStore" => key_store::update(app, &input).await?,
-        "CreateKey" => key::create_key(app, &input).await?,
-        "DescribeKey" => key::describe_key(app, &input)?,
-        "ListKeys" => key::list_keys(app, &input)?,
-        "EnableKey" => key::set_enabled(app, &input, true).await?,
-        "DisableKey" => key::set_enabled(app, &input, false).await?,
-        "ScheduleKeyDeletion" => key::schedule_deletion(app, &input).await?,
-        "CancelKeyDeletion" => key::cancel_deletion(app, &input).await?,
-        "UpdateKeyDescription" => key::update_description(app, &input).await?,
-        "TagResource" => key::tag_resource(app, &input).await?,
-        "UntagResource" => key::untag_resource(app, &input).await?,
-        "ListResourceTags" => key::list_resource_tags(app, &input)?,
-        "CreateAlias" => key::create_alias(app, &input).await?,
-        "UpdateAlias" => key::update_alias(app, &input).await?,
-        "DeleteAlias" => key::delete_alias(app, &input).await?,
-        "ListAliases" => key::list_aliases(app, &input)?,
-        "GetKeyPolicy" => key::get_key_policy(app, &input)?,
-        "PutKeyPolicy" => key::put_key_policy(app, &input).await?,
-        "ListKeyPolicies" => key::list_key_policies(app, &input)?,
-        "CreateGrant" => grants::create_grant(app, &input).await?,
-        "ListGrants" => grants::list_grants(app, &input)?,
-        "ListRetirableGrants" => grants::list_retirable_grants(app, &input)?,
-        "RetireGrant" => grants::retire_grant(app, &input).await?,
-        "RevokeGrant" => grants::revoke_grant(app, &input).await?,
-        "GetKeyRotationStatus" => rotation::get_status(app, &input)?,
-        "EnableKeyRotation" => rotation::enable(app, &input).await?,
-        "DisableKeyRotation" => rotation::disable(app, &input).await?,
-        "RotateKeyOnDemand" => rotation::rotate_on_demand(app, &input).await?,
-        "ListKeyRotations" => rotation::list(app, &input)?,
-        "GetParametersForImport" => import::get_parameters(app, &input).await?,
-        "ImportKeyMaterial" => import::import_material(app, &input).await?,
-        "DeleteImportedKeyMaterial" => import::delete_material(app, &input).await?,
-        "ReplicateKey" => multi_region::replicate_key(app, &input).await?,
-        "UpdatePrimaryRegion" => multi_region::update_primary_region(app, &input).await?,
-        "GenerateDataKeyPair" => asymmetric::generate_data_key_pair(app, &input, true).await?,
-        "GenerateDataKeyPairWithoutPlaintext" => {
+    grants::check_grant_tokens(app, &req)?;
+    use Request as R;
+    let v = match req {
+        R::CreateCustomKeyStore(_) => key_store::create(app, &input).await?,
+        R::ConnectCustomKeyStore(_) => key_store::connect(app, &input).await?,
+        R::DisconnectCustomKeyStore(_) => key_store::disconnect(app, &input).await?,
+        R::DeleteCustomKeyStore(_) => key_store::delete(app, &input).await?,
+        R::DescribeCustomKeyStores(_) => key_store::describe(app, &input)?,
+        R::UpdateCustomKeyStore(_) => key_store::update(app, &input).await?,
+        R::CreateKey(_) => key::create_key(app, &input).await?,
+        R::DescribeKey(_) => key::describe_key(app, &input)?,
+        R::ListKeys(_) => key::list_keys(app, &input)?,
+        R::EnableKey(_) => key::set_enabled(app, &input, true).await?,
+        R::DisableKey(_) => key::set_enabled(app, &input, false).await?,
+        R::ScheduleKeyDeletion(_) => key::schedule_deletion(app, &input).await?,
+        R::CancelKeyDeletion(_) => key::cancel_deletion(app, &input).await?,
+        R::UpdateKeyDescription(_) => key::update_description(app, &input).await?,
+        R::TagResource(_) => key::tag_resource(app, &input).await?,
+        R::UntagResource(_) => key::untag_resource(app, &input).await?,
+        R::ListResourceTags(_) => key::list_resource_tags(app, &input)?,
+        R::CreateAlias(_) => key::create_alias(app, &input).await?,
+        R::UpdateAlias(_) => key::update_alias(app, &input).await?,
+        R::DeleteAlias(_) => key::delete_alias(app, &input).await?,
+        R::ListAliases(_) => key::list_aliases(app, &input)?,
+        R::GetKeyPolicy(_) => key::get_key_policy(app, &input)?,
+        R::PutKeyPolicy(_) => key::put_key_policy(app, &input).await?,
+        R::ListKeyPolicies(_) => key::list_key_policies(app, &input)?,
+        R::CreateGrant(_) => grants::create_grant(app, &input).await?,
+        R::ListGrants(_) => grants::list_grants(app, &input)?,
+        R::ListRetirableGrants(_) => grants::list_retirable_grants(app, &input)?,
+        R::RetireGrant(_) => grants::retire_grant(app, &input).await?,
+        R::RevokeGrant(_) => grants::revoke_grant(app, &input).await?,
+        R::GetKeyRotationStatus(_) => rotation::get_status(app, &input)?,
+        R::EnableKeyRotation(_) => rotation::enable(app, &input).await?,
+        R::DisableKeyRotation(_) => rotation::disable(app, &input).await?,
+        R::RotateKeyOnDemand(_) => rotation::rotate_on_demand(app, &input).await?,
+        R::ListKeyRotations(_) => rotation::list(app, &input)?,
+        R::GetParametersForImport(_) => import::get_parameters(app, &input).await?,
+        R::ImportKeyMaterial(_) => import::import_material(app, &input).await?,
+        R::DeleteImportedKeyMaterial(_) => import::delete_material(app, &input).await?,
+        R::ReplicateKey(_) => multi_region::replicate_key(app, &input).await?,
+        R::UpdatePrimaryRegion(_) => multi_region::update_primary_region(app, &input).await?,
+        R::GenerateDataKeyPair(_) => asymmetric::generate_data_key_pair(app, &input, true).await?,
+        R::GenerateDataKeyPairWithoutPlaintext(_) => {
             asymmetric::generate_data_key_pair(app, &input, false).await?
         }
-        "Sign" => signing::sign(app, &input).await?,
-        "Verify" => signing::verify(app, &input).await?,
-        "GenerateMac" => signing::generate_mac(app, &input).await?,
-        "VerifyMac" => signing::verify_mac(app, &input).await?,
-        "GetPublicKey" => asymmetric::get_public_key(app, &input).await?,
-        "DeriveSharedSecret" => asymmetric::derive_shared_secret(app, &input).await?,
-        "Encrypt" => crypto::encrypt(app, &input).await?,
-        "Decrypt" => crypto::decrypt(app, &input).await?,
-        "GenerateDataKey" => crypto::generate_data_key(app, &input, true).await?,
-        "GenerateDataKeyWithoutPlaintext" => crypto::generate_data_key(app, &input, false).await?,
-        "ReEncrypt" => crypto::re_encrypt(app, &input).await?,
-        "GenerateRandom" => crypto::generate_random(app, &input).await?,
+        R::Sign(_) => signing::sign(app, &input).await?,
+        R::Verify(_) => signing::verify(app, &input).await?,
+        R::GenerateMac(_) => signing::generate_mac(app, &input).await?,
+        R::VerifyMac(_) => signing::verify_mac(app, &input).await?,
+        R::GetPublicKey(_) => asymmetric::get_public_key(app, &input).await?,
+        R::DeriveSharedSecret(_) => asymmetric::derive_shared_secret(app, &input).await?,
+        R::Encrypt(_) => crypto::encrypt(app, &input).await?,
+        R::Decrypt(_) => crypto::decrypt(app, &input).await?,
+        R::GenerateDataKey(_) => crypto::generate_data_key(app, &input, true).await?,
+        R::GenerateDataKeyWithoutPlaintext(_) => {
+            crypto::generate_data_key(app, &input, false).await?
+        }
+        R::ReEncrypt(_) => crypto::re_encrypt(app, &input).await?,
+        R::GenerateRandom(r) => typed(Response::GenerateRandom(
+            crypto::generate_random(app, r).await?,
+        )),
         _ => return Ok(None),
     };
     Ok(Some(v))
+}
+
+/// A typed answer as the JSON the door sends (while some operations still answer JSON
+/// themselves).
+fn typed(r: Response) -> Value {
+    serde_json::to_value(r).expect("a typed response serializes")
 }
 
 /// Map an input problem to KMS's exceptions: wrong types are `SerializationException`,
@@ -113,6 +124,10 @@ pub fn input_err(e: InputError) -> KmsError {
             value,
             rule,
         } => KmsError::validation(&member, value.unwrap_or_default(), &rule),
+        InputError::Invalid(v) => KmsError::new(
+            KmsErrorKind::Validation,
+            crate::protocol::input::validation_message(&v),
+        ),
     }
 }
 

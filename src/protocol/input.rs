@@ -35,6 +35,48 @@ pub enum InputError {
         /// The rule, in AWS's words.
         rule: String,
     },
+    /// Members break the model's constraints (each as AWS's validator words it).
+    Invalid(Vec<Violation>),
+}
+
+/// One broken constraint: `Value '…' at '…' failed to satisfy constraint: …`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The member's path in AWS's form (`keyId`, `tags.1.member.tagKey`).
+    pub path: String,
+    /// The value as AWS shows it (`null` for a missing member, unquoted); `None` for a
+    /// sensitive member, whose value is never shown.
+    pub value: Option<String>,
+    /// The rule, in AWS's words.
+    pub rule: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (path, rule) = (&self.path, &self.rule);
+        match &self.value {
+            Some(v) if v == "null" && rule == "Member must not be null" => {
+                write!(
+                    f,
+                    "Value null at '{path}' failed to satisfy constraint: {rule}"
+                )
+            }
+            Some(v) => write!(
+                f,
+                "Value '{v}' at '{path}' failed to satisfy constraint: {rule}"
+            ),
+            None => write!(f, "Value at '{path}' failed to satisfy constraint: {rule}"),
+        }
+    }
+}
+
+/// AWS's validation message: `1 validation error detected: …`, or `N validation errors
+/// detected: …; …`.
+pub fn validation_message(violations: &[Violation]) -> String {
+    let n = violations.len();
+    let all: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    let errors = if n == 1 { "error" } else { "errors" };
+    format!("{n} validation {errors} detected: {}", all.join("; "))
 }
 
 impl std::fmt::Display for InputError {
@@ -59,6 +101,7 @@ impl std::fmt::Display for InputError {
                     "value at '{member}' failed to satisfy constraint: {rule}"
                 ),
             },
+            InputError::Invalid(v) => write!(f, "{}", validation_message(v)),
         }
     }
 }

@@ -3,6 +3,8 @@
 pub mod body;
 pub mod bounds;
 pub mod cbor;
+pub mod decode;
+pub mod dispatch;
 pub mod error;
 pub mod host;
 pub mod input;

@@ -186,6 +186,11 @@ fn valid_body(op: usize) -> String {
     Value::Object(m).to_string()
 }
 
+/// A member's name as AWS's validation messages write it.
+fn camel(member: &str) -> String {
+    member[..1].to_lowercase() + &member[1..]
+}
+
 /// What a non-base64 string in one member must get.
 #[derive(Debug)]
 enum NotBase64Answer {
@@ -222,10 +227,11 @@ fn not_base64_answer(op: &str, m: &str, t: Ty) -> NotBase64Answer {
             (_, "CustomKeyStoreId") => Exception("CustomKeyStoreNotFoundException"),
             (_, "KeyUsage" | "CloudHsmClusterId") => Exception("ValidationException"),
             ("ListKeys", "Marker") => Exception("InvalidMarkerException"),
-            (_, "AliasName") => Exactly(
-                "InvalidAliasNameException",
-                r#"Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"#.into(),
-            ),
+            // `[!-*]` breaks the model's pattern for alias names, which is checked before the
+            // `alias/` prefix.
+            (_, "AliasName") => Exception("ValidationException"),
+            // CreateKey's body breaks the model's `KeyUsage` enum, checked before the policy.
+            ("CreateKey", "Policy") => AsUntouchedBody,
             (_, "Policy") => Exactly(
                 "MalformedPolicyDocumentException",
                 "The key policy is not a JSON policy document with a Statement.".into(),
@@ -317,6 +323,7 @@ fn hostile_requests_get_named_4xx_errors_and_change_nothing() {
                     not_base64 = Some((
                         not_base64_answer(name, members[*m].0, members[*m].1),
                         s.clone(),
+                        members[*m].0,
                     ));
                     (Value::Object(body_obj).to_string().into_bytes(), &[])
                 }
@@ -348,7 +355,7 @@ fn hostile_requests_get_named_4xx_errors_and_change_nothing() {
                 "{name} {bad:?}: status {status} {v}"
             );
             let ty = v["__type"].as_str().unwrap_or("");
-            if let Some((answer, value)) = not_base64 {
+            if let Some((answer, value, member)) = not_base64 {
                 let exception = match answer {
                     NotBase64Answer::Exactly(e, m) => {
                         prop_assert_eq!(&v["message"], &json!(m), "{} {:?}", name, bad);
@@ -368,7 +375,16 @@ fn hostile_requests_get_named_4xx_errors_and_change_nothing() {
                                 valid_body(op).into_bytes(),
                             ))
                             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                        prop_assert_eq!(&(status, &v), &(untouched.0, &untouched.1));
+                        if untouched.1["__type"] == "ValidationException" {
+                            // The untouched body's own violations are all reported; the string
+                            // here adds none of its own (it may mend one the body had).
+                            let at = format!("at '{}'", camel(member));
+                            let message = v["message"].as_str().unwrap_or("");
+                            prop_assert_eq!(ty, "ValidationException", "{} {:?}: {}", name, bad, v);
+                            prop_assert!(!message.contains(&at), "{} {:?}: {}", name, bad, v);
+                        } else {
+                            prop_assert_eq!(&(status, &v), &(untouched.0, &untouched.1));
+                        }
                         return Ok(());
                     }
                 };

@@ -325,7 +325,7 @@ fn a_plaintext_over_4096_bytes_is_refused() {
             refused(
                 "ValidationException",
                 Some(
-                    "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length between 1 and 4096 bytes"
+                    "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096"
                 )
             )
         );

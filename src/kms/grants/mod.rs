@@ -18,6 +18,7 @@ pub mod token;
 use super::crypto::{dry_run, dry_run_ok};
 use super::error::KmsError;
 use super::{KeyRef, input_err, paginate, resolve_key, visible_state, with_page};
+use crate::api::kms::Request;
 use crate::app::{App, Change, World};
 use crate::kms_err;
 use crate::protocol::input::{Input, shown};
@@ -27,8 +28,6 @@ use std::sync::Arc;
 
 /// Grants per KMS key (the "Grants per KMS key" resource quota).
 pub const MAX_GRANTS_PER_KEY: usize = 50_000;
-/// Grant tokens one request may carry (the model's `GrantTokenList`).
-pub const MAX_GRANT_TOKENS: usize = 10;
 
 /// Operations whose `GrantTokens` are checked, token by token (the model lists
 /// `InvalidGrantTokenException` for them). DescribeKey takes `GrantTokens` too, but only
@@ -75,39 +74,18 @@ fn grant_not_found(key_arn: &str, id: &str) -> KmsError {
     kms_err!(NotFound, "Grant ID {id} not found for key {key_arn}.")
 }
 
-/// Check the `GrantTokens` of operation `op`: at most 10 of 1–8192 characters, and (for the
-/// operations that can refuse one) each a token this simulator made. A valid token of a grant
-/// since retired is accepted, as it adds nothing to what the caller may do anyway.
-pub fn check_grant_tokens(app: &App, op: &str, input: &Input) -> Result<(), KmsError> {
-    if !TOKEN_CHECKED.contains(&op) && op != "DescribeKey" {
-        // Other operations have no such member: AWS ignores members it does not know.
+/// Check the `GrantTokens` of a request (their count and lengths are the decoder's): for the
+/// operations that can refuse one, each must be a token this simulator made. A valid token of
+/// a grant since retired is accepted, as it adds nothing to what the caller may do anyway.
+pub fn check_grant_tokens(app: &App, req: &Request) -> Result<(), KmsError> {
+    let op = req.operation();
+    if !TOKEN_CHECKED.contains(&op) {
         return Ok(());
     }
-    let Some(tokens) = input.opt_str_list("GrantTokens").map_err(input_err)? else {
-        return Ok(());
-    };
-    let shown_list = || format!("[{}]", tokens.join(", "));
-    if tokens.len() > MAX_GRANT_TOKENS {
-        return Err(KmsError::validation(
-            "GrantTokens",
-            shown(&shown_list()),
-            &format!("Member must have length less than or equal to {MAX_GRANT_TOKENS}"),
-        ));
-    }
+    let tokens = req.grant_tokens().unwrap_or_default();
     if tokens
         .iter()
-        .any(|t| t.is_empty() || t.chars().count() > 8192)
-    {
-        return Err(KmsError::validation(
-            "GrantTokens",
-            shown(&shown_list()),
-            "Member must satisfy constraint: [Member must have length less than or equal to 8192, Member must have length greater than or equal to 1]",
-        ));
-    }
-    if op != "DescribeKey"
-        && tokens
-            .iter()
-            .any(|t| token::verify(app.grant_token_key(), t).is_none())
+        .any(|t| token::verify(app.grant_token_key(), t).is_none())
     {
         return Err(bad_token());
     }

@@ -200,7 +200,6 @@ pub fn constraints(input: &Input) -> Result<Option<Constraints>, KmsError> {
         return Ok(None);
     };
     let inner = Input(obj.clone());
-    crate::kms::wire::typecheck(&inner)?;
     let equals = context_constraint(&inner, "EncryptionContextEquals")?;
     let subset = context_constraint(&inner, "EncryptionContextSubset")?;
     if equals.is_some() && subset.is_some() {

@@ -1,0 +1,18 @@
+//! One operation from a decoded JSON object to its answer: decode the typed request (every
+//! constraint of the model checked), then run it in its domain. The API doors, the console and
+//! the benches all come through here.
+
+use super::input::Input;
+use crate::app::App;
+use crate::kms::error::KmsError;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Run KMS operation `op` on `input`. `Ok(None)`: no such operation.
+pub async fn kms(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Value>, KmsError> {
+    let req = match super::decode::kms::decode_request(op, &input.0) {
+        None => return Ok(None),
+        Some(req) => req.map_err(crate::kms::input_err)?,
+    };
+    crate::kms::handle(app, req, input).await
+}
