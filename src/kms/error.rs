@@ -160,6 +160,92 @@ impl KmsError {
         )
     }
 
+    /// `NotFoundException` for a `KeyId` that is no key ID at all (not a hyphenated UUID nor
+    /// an `mrk-` ID), in AWS's recorded words: `Invalid keyId 'fake-key-id'`.
+    pub fn invalid_key_id(raw: &str) -> Self {
+        KmsError::new(KmsErrorKind::NotFound, format!("Invalid keyId '{raw}'"))
+    }
+
+    /// `NotFoundException` for a key ARN of another Region, in AWS's recorded words:
+    /// `Invalid arn ap-southeast-1`.
+    pub fn invalid_arn_region(region: &str) -> Self {
+        KmsError::new(KmsErrorKind::NotFound, format!("Invalid arn {region}"))
+    }
+
+    /// `TagException` for more than 50 tags on a key (AWS's recorded words).
+    pub fn too_many_tags() -> Self {
+        KmsError::new(KmsErrorKind::Tag, "Too many tags")
+    }
+
+    /// `TagException` for a tag key beginning with `aws:` in any case (AWS's recorded words).
+    pub fn reserved_tag_prefix() -> Self {
+        KmsError::new(KmsErrorKind::Tag, "Tags beginning with aws: are reserved")
+    }
+
+    /// `TagException` for a tag key given twice in one request (AWS's words, as recorded by
+    /// AWS-validated emulator tests).
+    pub fn duplicate_tag_keys() -> Self {
+        KmsError::new(KmsErrorKind::Tag, "Duplicate tag keys")
+    }
+
+    /// `IncorrectKeyException` for a `KeyId` (or `SourceKeyId`) that is not the key of the
+    /// ciphertext, in AWS's recorded words.
+    pub fn incorrect_key() -> Self {
+        KmsError::new(
+            KmsErrorKind::IncorrectKey,
+            "The key ID in the request does not identify a CMK that can perform this operation.",
+        )
+    }
+
+    /// `InvalidKeyUsageException` for an algorithm the key spec does not offer, in AWS's
+    /// recorded words: `Algorithm SYMMETRIC_DEFAULT is incompatible with key spec RSA_4096.`
+    pub fn incompatible_algorithm(algorithm: &str, key_spec: &str) -> Self {
+        KmsError::new(
+            KmsErrorKind::InvalidKeyUsage,
+            format!("Algorithm {algorithm} is incompatible with key spec {key_spec}."),
+        )
+    }
+
+    /// `ValidationException` for an RSA plaintext longer than the algorithm and key spec
+    /// take, in AWS's recorded words.
+    pub fn plaintext_too_large(algorithm: &str, key_spec: &str, max: usize) -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            format!(
+                "Algorithm {algorithm} and key spec {key_spec} cannot encrypt data larger than {max} bytes."
+            ),
+        )
+    }
+
+    /// `KMSInvalidSignatureException`: AWS sends it with an empty message (recorded
+    /// responses), so an empty message is left out of the response.
+    pub fn invalid_signature() -> Self {
+        KmsError::new(KmsErrorKind::KmsInvalidSignature, "")
+    }
+
+    /// `KMSInvalidMacException`: AWS sends it with an empty message (recorded responses).
+    pub fn invalid_mac() -> Self {
+        KmsError::new(KmsErrorKind::KmsInvalidMac, "")
+    }
+
+    /// `ValidationException` for a `CreateKey` of a key spec without `ENCRYPT_DECRYPT` and no
+    /// `KeyUsage`, in AWS's recorded words.
+    pub fn key_usage_required() -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.",
+        )
+    }
+
+    /// `ValidationException` for `ImportKeyMaterial` with `KEY_MATERIAL_EXPIRES` and no
+    /// `ValidTo`, in AWS's recorded words.
+    pub fn valid_to_required() -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES",
+        )
+    }
+
     /// `KMSInternalException` for an unexpected failure; the detail is logged, not sent.
     pub fn internal(detail: impl fmt::Display) -> Self {
         tracing::error!(%detail, "internal failure");

@@ -45,13 +45,12 @@ fn check_policy(p: &str) -> Result<(), KmsError> {
     }
 }
 
-/// The tag rules, in AWS's words where recorded responses of real AWS give them: at most 50
-/// tags ("Too many tags"), keys and values within their lengths, no key given twice, and no key
-/// with the `aws:` prefix in any case ("Tags beginning with aws: are reserved"). The wording
-/// for a repeated key is cks-sim's own: no recording of AWS's was found.
+/// The tag rules, in AWS's words (see the helpers of [`KmsError`]): at most 50 tags, keys and
+/// values within their lengths, no key given twice, and no key with the `aws:` prefix in any
+/// case.
 pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
     if tags.len() > MAX_TAGS {
-        return Err(kms_err!(Tag, "Too many tags"));
+        return Err(KmsError::too_many_tags());
     }
     let mut seen = std::collections::BTreeSet::new();
     for (k, v) in tags {
@@ -70,10 +69,10 @@ pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
             ));
         }
         if k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
-            return Err(kms_err!(Tag, "Tags beginning with aws: are reserved"));
+            return Err(KmsError::reserved_tag_prefix());
         }
         if !seen.insert(k.as_str()) {
-            return Err(kms_err!(Tag, "Duplicate tag keys"));
+            return Err(KmsError::duplicate_tag_keys());
         }
     }
     Ok(())
@@ -620,7 +619,7 @@ pub async fn tag_resource(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
             k.tags.insert(t, v);
         }
         if k.tags.len() > MAX_TAGS {
-            return Err(kms_err!(Tag, "Too many tags"));
+            return Err(KmsError::too_many_tags());
         }
         Ok(vec![])
     })
