@@ -188,6 +188,26 @@ impl KmsError {
         KmsError::new(KmsErrorKind::Tag, "Duplicate tag keys")
     }
 
+    /// `ValidationException` for an alias name without the `alias/` prefix: AWS answers it
+    /// as a `ValidationException` (not `InvalidAliasNameException`) with these words
+    /// (recorded responses).
+    pub fn alias_prefix_missing() -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html",
+        )
+    }
+
+    /// `ValidationException` for an alias name with a character the model's pattern admits but
+    /// KMS refuses (`:`), in AWS's recorded words: `alias/a:b contains invalid characters for
+    /// an alias`.
+    pub fn alias_invalid_characters(name: &str) -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            format!("{name} contains invalid characters for an alias"),
+        )
+    }
+
     /// `IncorrectKeyException` for a `KeyId` (or `SourceKeyId`) that is not the key of the
     /// ciphertext, in AWS's recorded words.
     pub fn incorrect_key() -> Self {

@@ -671,10 +671,7 @@ pub fn list_resource_tags(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
 fn alias_name(input: &Input) -> Result<String, KmsError> {
     let n = input.req_str("AliasName", 1, 256).map_err(input_err)?;
     if !n.starts_with("alias/") || n.len() == "alias/".len() {
-        return Err(kms_err!(
-            InvalidAliasName,
-            "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
-        ));
+        return Err(KmsError::alias_prefix_missing());
     }
     if !n
         .bytes()
@@ -685,6 +682,9 @@ fn alias_name(input: &Input) -> Result<String, KmsError> {
             n,
             "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$",
         ));
+    }
+    if n.contains(':') {
+        return Err(KmsError::alias_invalid_characters(n));
     }
     Ok(n.to_string())
 }
@@ -701,6 +701,7 @@ pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     key_id_member(input, "TargetKeyId")?;
     let name = alias_name(input)?;
     if name.starts_with("alias/aws/") {
+        // AWS's wording for a reserved alias name was not found; these words are cks-sim's.
         return Err(kms_err!(
             InvalidAliasName,
             "Aliases beginning with alias/aws/ are reserved for AWS managed keys."

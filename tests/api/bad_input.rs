@@ -223,7 +223,7 @@ fn not_base64_answer(op: &str, m: &str, t: Ty) -> NotBase64Answer {
             (_, "KeyUsage" | "CloudHsmClusterId") => Exception("ValidationException"),
             ("ListKeys", "Marker") => Exception("InvalidMarkerException"),
             (_, "AliasName") => Exactly(
-                "InvalidAliasNameException",
+                "ValidationException",
                 r#"Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"#.into(),
             ),
             (_, "Policy") => Exactly(

@@ -127,9 +127,30 @@ fn an_alias_name_without_its_prefix_is_refused_with_the_guides_link() {
     );
     assert_eq!(status, 400);
     assert_eq!(
-        v["message"],
-        "Alias must start with the prefix \"alias/\". Please see \
-         https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
+        v,
+        json!({
+            "__type": "ValidationException",
+            "message": "Alias must start with the prefix \"alias/\". Please see \
+                        https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
+        })
+    );
+}
+
+#[test]
+fn an_alias_name_with_a_colon_contains_invalid_characters() {
+    let sim = Sim::start();
+    let id = key(&sim);
+    let (_, v) = kms_raw(
+        &sim,
+        "CreateAlias",
+        json!({"AliasName": "alias/Service:Test", "TargetKeyId": id}),
+    );
+    assert_eq!(
+        v,
+        json!({
+            "__type": "ValidationException",
+            "message": "alias/Service:Test contains invalid characters for an alias"
+        })
     );
 }
 
