@@ -1,5 +1,10 @@
 //! `KmsError`: one variant per KMS exception we emit; the only place that names KMS `__type`
 //! strings and HTTP statuses.
+//!
+//! Wording: the messages asserted in `tests/api/wording.rs` (and the helpers below whose doc
+//! says "AWS's words") are AWS's exact words, taken from recorded responses of real AWS. Any
+//! other message is cks-sim's own unless its site says otherwise: AWS's wording for that
+//! refusal was not found (not in AWS's documentation, not in published recordings).
 
 use std::fmt;
 

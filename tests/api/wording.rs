@@ -802,3 +802,30 @@ fn generic_an_unknown_mac_algorithm_lists_the_enum_in_aws_order() {
         )
     );
 }
+
+// ---- cloudhsmv2 ----
+
+#[test]
+fn a_cluster_of_an_hsm_type_cloudhsm_does_not_offer_is_refused() {
+    let sim = Sim::start();
+    let (status, v) = block_on(
+        sim.control().raw(
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "BaldrApiService.CreateCluster"),
+            ],
+            json!({
+                "HsmType": "hsm9.huge",
+                "SubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+            })
+            .to_string()
+            .into_bytes(),
+        ),
+    )
+    .expect("an answer");
+    assert_eq!(status, 400);
+    assert_eq!(v["__type"], "CloudHsmInvalidRequestException", "{v}");
+    assert_eq!(v["Message"], "Provided HsmType is not supported.", "{v}");
+}
