@@ -829,3 +829,49 @@ fn a_cluster_of_an_hsm_type_cloudhsm_does_not_offer_is_refused() {
     assert_eq!(v["__type"], "CloudHsmInvalidRequestException", "{v}");
     assert_eq!(v["Message"], "Provided HsmType is not supported.", "{v}");
 }
+
+#[test]
+fn re_encrypt_naming_another_source_key_says_it_cannot_perform_the_operation() {
+    let sim = Sim::start();
+    let id = key(&sim);
+    let other = key(&sim);
+    let (_, v) = kms_raw(
+        &sim,
+        "Encrypt",
+        json!({"KeyId": id, "Plaintext": "aGVsbG8="}),
+    );
+    let blob = v["CiphertextBlob"]
+        .as_str()
+        .expect("ciphertext")
+        .to_string();
+    let (_, v) = kms_raw(
+        &sim,
+        "ReEncrypt",
+        json!({"CiphertextBlob": blob, "SourceKeyId": other, "DestinationKeyId": id}),
+    );
+    assert_eq!(
+        v,
+        refusal(
+            "IncorrectKeyException",
+            "The key ID in the request does not identify a CMK that can perform this operation."
+        )
+    );
+}
+
+#[test]
+fn encrypt_with_a_symmetric_key_and_an_rsa_algorithm_says_it_is_incompatible() {
+    let sim = Sim::start();
+    let id = key(&sim);
+    let (_, v) = kms_raw(
+        &sim,
+        "Encrypt",
+        json!({"KeyId": id, "Plaintext": "aGVsbG8=", "EncryptionAlgorithm": "RSAES_OAEP_SHA_256"}),
+    );
+    assert_eq!(
+        v,
+        refusal(
+            "InvalidKeyUsageException",
+            "Algorithm RSAES_OAEP_SHA_256 is incompatible with key spec SYMMETRIC_DEFAULT."
+        )
+    );
+}
