@@ -271,6 +271,16 @@ impl KmsError {
         )
     }
 
+    /// `CloudHsmClusterInvalidConfigurationException` for a cluster without active HSMs in two
+    /// Availability Zones (CreateCustomKeyStore, UpdateCustomKeyStore, CreateKey), in AWS's
+    /// words as quoted from a real response in a public write-up (the one source found).
+    pub fn cluster_needs_hsms_in_two_azs() -> Self {
+        KmsError::new(
+            KmsErrorKind::CloudHsmClusterInvalidConfiguration,
+            "CloudHSM cluster must contain active HSMs in at least two Availability Zones",
+        )
+    }
+
     /// `KMSInternalException` for an unexpected failure; the detail is logged, not sent.
     pub fn internal(detail: impl fmt::Display) -> Self {
         tracing::error!(%detail, "internal failure");

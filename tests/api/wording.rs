@@ -875,3 +875,27 @@ fn encrypt_with_a_symmetric_key_and_an_rsa_algorithm_says_it_is_incompatible() {
         )
     );
 }
+
+#[test]
+fn a_key_store_on_a_cluster_with_hsms_in_one_zone_is_refused() {
+    let sim = Sim::start();
+    let cluster = block_on(super::key_stores::new_cluster(&sim, 1));
+    let (status, v) = kms_raw(
+        &sim,
+        "CreateCustomKeyStore",
+        json!({
+            "CustomKeyStoreName": "one-zone",
+            "CloudHsmClusterId": cluster.id,
+            "TrustAnchorCertificate": cluster.anchor,
+            "KeyStorePassword": cluster.kmsuser_password,
+        }),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        v,
+        refusal(
+            "CloudHsmClusterInvalidConfigurationException",
+            "CloudHSM cluster must contain active HSMs in at least two Availability Zones"
+        )
+    );
+}
