@@ -52,7 +52,7 @@ impl BackupPolicy {
     /// Every value, in the model's order.
     pub const ALL: &[BackupPolicy] = &[BackupPolicy::Default];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["DEFAULT"];
 
     /// The wire value.
@@ -99,7 +99,7 @@ impl BackupRetentionType {
     /// Every value, in the model's order.
     pub const ALL: &[BackupRetentionType] = &[BackupRetentionType::Days];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["DAYS"];
 
     /// The wire value.
@@ -145,7 +145,7 @@ impl BackupState {
         BackupState::PendingDeletion,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["CREATE_IN_PROGRESS", "READY", "DELETED", "PENDING_DELETION"];
 
     /// The wire value.
@@ -255,7 +255,7 @@ impl ClusterMode {
     /// Every value, in the model's order.
     pub const ALL: &[ClusterMode] = &[ClusterMode::Fips, ClusterMode::NonFips];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["FIPS", "NON_FIPS"];
 
     /// The wire value.
@@ -316,7 +316,7 @@ impl ClusterState {
         ClusterState::Degraded,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "CREATE_IN_PROGRESS",
         "UNINITIALIZED",
@@ -611,7 +611,7 @@ impl HsmState {
         HsmState::Deleted,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "CREATE_IN_PROGRESS",
         "ACTIVE",
@@ -737,7 +737,7 @@ impl NetworkType {
     /// Every value, in the model's order.
     pub const ALL: &[NetworkType] = &[NetworkType::Ipv4, NetworkType::Dualstack];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["IPV4", "DUALSTACK"];
 
     /// The wire value.

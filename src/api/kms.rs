@@ -31,7 +31,7 @@ impl AlgorithmSpec {
         AlgorithmSpec::Sm2pke,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "RSAES_PKCS1_V1_5",
         "RSAES_OAEP_SHA_1",
@@ -157,7 +157,7 @@ impl ConnectionErrorCodeType {
         ConnectionErrorCodeType::XksProxyInvalidTlsConfiguration,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "INVALID_CREDENTIALS",
         "CLUSTER_NOT_FOUND",
@@ -251,7 +251,7 @@ impl ConnectionStateType {
         ConnectionStateType::Disconnecting,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "CONNECTED",
         "CONNECTING",
@@ -444,7 +444,7 @@ impl CustomKeyStoreType {
         CustomKeyStoreType::ExternalKeyStore,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"];
 
     /// The wire value.
@@ -541,7 +541,7 @@ impl CustomerMasterKeySpec {
         CustomerMasterKeySpec::Sm2,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "RSA_2048",
         "RSA_3072",
@@ -629,7 +629,7 @@ impl DataKeyPairSpec {
         DataKeyPairSpec::MlKem1024,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "RSA_2048",
         "RSA_3072",
@@ -692,7 +692,7 @@ impl DataKeySpec {
     /// Every value, in the model's order.
     pub const ALL: &[DataKeySpec] = &[DataKeySpec::Aes256, DataKeySpec::Aes128];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["AES_256", "AES_128"];
 
     /// The wire value.
@@ -944,7 +944,7 @@ impl DryRunModifierType {
     /// Every value, in the model's order.
     pub const ALL: &[DryRunModifierType] = &[DryRunModifierType::IgnoreCiphertext];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["IGNORE_CIPHERTEXT"];
 
     /// The wire value.
@@ -1033,7 +1033,7 @@ impl EncapsulationAlgorithmSpec {
     /// Every value, in the model's order.
     pub const ALL: &[EncapsulationAlgorithmSpec] = &[EncapsulationAlgorithmSpec::MlKem];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["ML_KEM"];
 
     /// The wire value.
@@ -1113,7 +1113,7 @@ impl EncryptionAlgorithmSpec {
         EncryptionAlgorithmSpec::Sm2pke,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "SYMMETRIC_DEFAULT",
         "RSAES_OAEP_SHA_1",
@@ -1163,7 +1163,7 @@ impl ExpirationModelType {
         ExpirationModelType::KeyMaterialDoesNotExpire,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["KEY_MATERIAL_EXPIRES", "KEY_MATERIAL_DOES_NOT_EXPIRE"];
 
     /// The wire value.
@@ -1616,7 +1616,7 @@ impl GrantOperation {
         GrantOperation::Decapsulate,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "Decrypt",
         "Encrypt",
@@ -1728,7 +1728,7 @@ impl ImportState {
     /// Every value, in the model's order.
     pub const ALL: &[ImportState] = &[ImportState::Imported, ImportState::PendingImport];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["IMPORTED", "PENDING_IMPORT"];
 
     /// The wire value.
@@ -1768,7 +1768,7 @@ impl ImportType {
     /// Every value, in the model's order.
     pub const ALL: &[ImportType] = &[ImportType::NewKeyMaterial, ImportType::ExistingKeyMaterial];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"];
 
     /// The wire value.
@@ -1811,7 +1811,7 @@ impl IncludeKeyMaterial {
         IncludeKeyMaterial::RotationsOnly,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["ALL_KEY_MATERIAL", "ROTATIONS_ONLY"];
 
     /// The wire value.
@@ -1850,7 +1850,7 @@ impl KeyAgreementAlgorithmSpec {
     /// Every value, in the model's order.
     pub const ALL: &[KeyAgreementAlgorithmSpec] = &[KeyAgreementAlgorithmSpec::Ecdh];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["ECDH"];
 
     /// The wire value.
@@ -1888,7 +1888,7 @@ impl KeyEncryptionMechanism {
     /// Every value, in the model's order.
     pub const ALL: &[KeyEncryptionMechanism] = &[KeyEncryptionMechanism::RsaesOaepSha256];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["RSAES_OAEP_SHA_256"];
 
     /// The wire value.
@@ -1967,7 +1967,7 @@ impl KeyLastUsageTrackingOperation {
         KeyLastUsageTrackingOperation::Decapsulate,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "Decrypt",
         "DeriveSharedSecret",
@@ -2047,7 +2047,7 @@ impl KeyManagerType {
     /// Every value, in the model's order.
     pub const ALL: &[KeyManagerType] = &[KeyManagerType::Aws, KeyManagerType::Customer];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["AWS", "CUSTOMER"];
 
     /// The wire value.
@@ -2094,7 +2094,7 @@ impl KeyMaterialState {
         KeyMaterialState::PendingMultiRegionImportAndRotation,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "NON_CURRENT",
         "CURRENT",
@@ -2265,7 +2265,7 @@ impl KeySpec {
         KeySpec::MlKem1024,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "RSA_2048",
         "RSA_3072",
@@ -2359,7 +2359,7 @@ impl KeyState {
         KeyState::Updating,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "Creating",
         "Enabled",
@@ -2423,7 +2423,7 @@ impl KeyUsageType {
         KeyUsageType::EncapsulateDecapsulate,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "SIGN_VERIFY",
         "ENCRYPT_DECRYPT",
@@ -2638,11 +2638,11 @@ impl MacAlgorithmSpec {
         MacAlgorithmSpec::HmacSha512,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
-        "HMAC_SHA_224",
-        "HMAC_SHA_256",
         "HMAC_SHA_384",
+        "HMAC_SHA_256",
+        "HMAC_SHA_224",
         "HMAC_SHA_512",
     ];
 
@@ -2690,7 +2690,7 @@ impl MessageType {
         MessageType::ExternalMu,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["RAW", "DIGEST", "EXTERNAL_MU"];
 
     /// The wire value.
@@ -2752,7 +2752,7 @@ impl MultiRegionKeyType {
     pub const ALL: &[MultiRegionKeyType] =
         &[MultiRegionKeyType::Primary, MultiRegionKeyType::Replica];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["PRIMARY", "REPLICA"];
 
     /// The wire value.
@@ -2799,7 +2799,7 @@ impl OriginType {
         OriginType::ExternalKeyStore,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"];
 
     /// The wire value.
@@ -2974,7 +2974,7 @@ impl ResourceOwnerType {
         ResourceOwnerType::OtherAccountsViaRam,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["SELF", "OTHER_ACCOUNTS_VIA_RAM"];
 
     /// The wire value.
@@ -3052,7 +3052,7 @@ impl RotationType {
     /// Every value, in the model's order.
     pub const ALL: &[RotationType] = &[RotationType::Automatic, RotationType::OnDemand];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["AUTOMATIC", "ON_DEMAND"];
 
     /// The wire value.
@@ -3199,7 +3199,7 @@ impl SigningAlgorithmSpec {
         SigningAlgorithmSpec::Ed25519PhSha512,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &[
         "RSASSA_PSS_SHA_256",
         "RSASSA_PSS_SHA_384",
@@ -3430,7 +3430,7 @@ impl WrappingKeySpec {
         WrappingKeySpec::Sm2,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["RSA_2048", "RSA_3072", "RSA_4096", "SM2"];
 
     /// The wire value.
@@ -3514,7 +3514,7 @@ impl XksProxyConnectivityType {
         XksProxyConnectivityType::VpcEndpointService,
     ];
 
-    /// Every wire value, in the model's order.
+    /// Every wire value, in the order AWS's validation messages list them.
     pub const NAMES: &[&str] = &["PUBLIC_ENDPOINT", "VPC_ENDPOINT_SERVICE"];
 
     /// The wire value.

@@ -1303,13 +1303,11 @@ fn check_subnets(subnets: &[String]) -> Result<(), CloudHsmError> {
 }
 
 fn check_hsm_type(t: &str) -> Result<&'static str, CloudHsmError> {
-    HSM_TYPES.iter().copied().find(|k| *k == t).ok_or_else(|| {
-        CloudHsmError::invalid(format!(
-            "The HSM type {} is not supported; use one of {}",
-            shown(t),
-            HSM_TYPES.join(", ")
-        ))
-    })
+    HSM_TYPES
+        .iter()
+        .copied()
+        .find(|k| *k == t)
+        .ok_or_else(CloudHsmError::hsm_type_not_supported)
 }
 
 fn check_enum<'a>(

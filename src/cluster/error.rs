@@ -4,6 +4,10 @@
 //! The cluster layer (API operations, user management, faults, seeding) returns this error;
 //! the doors only encode it. Unexpected failures of lower layers (SQLite, PKCS#11) become
 //! `CloudHsmInternalFailureException` with a generic message; their detail goes to the log.
+//!
+//! Wording: AWS's messages for cloudhsmv2 refusals are mostly unpublished. Where one was found
+//! (a recorded response), the helper that builds it says so; every other message of the
+//! cluster layer is cks-sim's own, AWS's wording for it not having been found.
 
 use crate::hsm::HsmError;
 use crate::protocol::input::InputError;
@@ -99,9 +103,16 @@ impl CloudHsmError {
         CloudHsmError::new(CloudHsmErrorKind::AccessDenied, message)
     }
 
-    /// `CloudHsmResourceNotFoundException` for a cluster ID.
+    /// `CloudHsmResourceNotFoundException` for a cluster ID. AWS's wording was not found in
+    /// its documentation or in recordings of its responses; these words are cks-sim's.
     pub fn cluster_not_found(cluster_id: &str) -> Self {
         CloudHsmError::not_found(format!("The cluster {cluster_id} was not found"))
+    }
+
+    /// `CloudHsmInvalidRequestException` for an `HsmType` CloudHSM does not offer, in AWS's
+    /// words (a recorded `CreateCluster` response): `Provided HsmType is not supported.`
+    pub fn hsm_type_not_supported() -> Self {
+        CloudHsmError::invalid("Provided HsmType is not supported.")
     }
 
     /// `CloudHsmInternalFailureException` for an unexpected failure; the detail is logged,

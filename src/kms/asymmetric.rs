@@ -40,6 +40,9 @@ pub fn checked_kind(spec: &str, usage: Option<&str>, cloudhsm: bool) -> Result<K
             "cks-sim does not simulate {spec} keys (SM2 keys exist in China Regions only; ML-DSA and Ed25519 keys are not simulated)."
         ));
     };
+    if usage.is_none() && !key_spec.usages().contains(&KeyUsage::EncryptDecrypt) {
+        return Err(KmsError::key_usage_required());
+    }
     let key_usage = KeyUsage::parse(usage_name).unwrap_or_default();
     if !key_spec.usages().contains(&key_usage) {
         // AWS's wording for this refusal was not found; this is ours.
@@ -333,20 +336,16 @@ fn encode_pair(spec: KeySpec, parts: &PrivateParts) -> Option<(Vec<u8>, Vec<u8>)
 }
 
 /// The OAEP hash of an RSA encryption algorithm on an asymmetric key, checked as KMS checks
-/// it. AWS's wording for these refusals was not found; these are ours.
-fn oaep_hash(k: &Key, algorithm: Option<&str>, member: &str) -> Result<Hash, KmsError> {
+/// it: no algorithm means `SYMMETRIC_DEFAULT`, which AWS refuses in the words recorded for it
+/// (`Algorithm SYMMETRIC_DEFAULT is incompatible with key spec RSA_4096.`); other algorithms
+/// take the same words.
+fn oaep_hash(k: &Key, algorithm: Option<&str>) -> Result<Hash, KmsError> {
     match algorithm {
         Some("RSAES_OAEP_SHA_1") => Ok(Hash::Sha1),
         Some("RSAES_OAEP_SHA_256") => Ok(Hash::Sha256),
-        None => Err(kms_err!(
-            Validation,
-            "{member} is required with an asymmetric KMS key: use RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256."
-        )),
-        Some(other) => Err(kms_err!(
-            InvalidKeyUsage,
-            "{other} is not a valid encryption algorithm for {} (key spec {}): use RSAES_OAEP_SHA_1 or RSAES_OAEP_SHA_256.",
-            k.arn,
-            k.kind.spec.as_str()
+        other => Err(KmsError::incompatible_algorithm(
+            other.unwrap_or("SYMMETRIC_DEFAULT"),
+            k.kind.spec.as_str(),
         )),
     }
 }
@@ -376,8 +375,6 @@ pub(super) struct RsaRequest<'a> {
     pub key: &'a Key,
     /// The algorithm member's value, if any.
     pub algorithm: Option<&'a str>,
-    /// Its member name (`EncryptionAlgorithm`, `DestinationEncryptionAlgorithm`, …).
-    pub member: &'a str,
     /// The encryption context (must be empty).
     pub context: &'a BTreeMap<String, String>,
     /// Whether this is a dry run.
@@ -395,16 +392,14 @@ pub(super) async fn rsa_encrypt(
     if k.kind.usage != KeyUsage::EncryptDecrypt {
         return Err(wrong_usage(k, "Encrypt"));
     }
-    let hash = oaep_hash(k, r.algorithm, r.member)?;
+    let hash = oaep_hash(k, r.algorithm)?;
     no_context(r.context)?;
     let max = k.kind.spec.oaep_max_plaintext(hash).unwrap_or(0);
     if plaintext.len() > max {
-        // AWS's wording for this refusal was not found; this is ours.
-        return Err(kms_err!(
-            Validation,
-            "Plaintext is too long: {} with key spec {} takes at most {max} bytes.",
+        return Err(KmsError::plaintext_too_large(
             algorithm_name(hash),
-            k.kind.spec.as_str()
+            k.kind.spec.as_str(),
+            max,
         ));
     }
     let token = usable(app, k).await?;
@@ -498,7 +493,7 @@ pub(super) async fn rsa_decrypt(
     if k.kind.usage != KeyUsage::EncryptDecrypt {
         return Err(wrong_usage(k, "Decrypt"));
     }
-    let hash = oaep_hash(k, r.algorithm, r.member)?;
+    let hash = oaep_hash(k, r.algorithm)?;
     no_context(r.context)?;
     let k_len = modulus_len(k);
     if ciphertext.len() != k_len {

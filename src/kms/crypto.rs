@@ -146,14 +146,13 @@ fn algorithm<'a>(input: &'a Input, m: &str) -> Result<Option<&'a str>, KmsError>
     )
 }
 
-/// Refuse an asymmetric encryption algorithm with a symmetric encryption key.
+/// Refuse an asymmetric encryption algorithm with a symmetric encryption key, in the words AWS
+/// is recorded using for an algorithm a key spec does not offer (this pairing itself was not
+/// found recorded).
 fn symmetric_only(algorithm: Option<&str>) -> Result<(), KmsError> {
     match algorithm {
         None | Some("SYMMETRIC_DEFAULT") => Ok(()),
-        Some(a) => Err(kms_err!(
-            InvalidKeyUsage,
-            "{a} is not valid for a symmetric encryption key: use SYMMETRIC_DEFAULT."
-        )),
+        Some(a) => Err(KmsError::incompatible_algorithm(a, "SYMMETRIC_DEFAULT")),
     }
 }
 
@@ -317,10 +316,7 @@ async fn open(
         if let Some(raw) = expected {
             let named = resolve_key(app, &w, raw, KeyRef::AnyName)?;
             if named.id != k.id {
-                return Err(kms_err!(
-                    IncorrectKey,
-                    "The key ID in the request does not identify the KMS key that encrypted the ciphertext."
-                ));
+                return Err(KmsError::incorrect_key());
             }
         }
         k
@@ -364,7 +360,6 @@ pub async fn encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         let r = RsaRequest {
             key: &k,
             algorithm: alg,
-            member: "EncryptionAlgorithm",
             context: &ctx,
             dry,
         };
@@ -408,7 +403,6 @@ pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             let r = RsaRequest {
                 key: &k,
                 algorithm: alg,
-                member: "EncryptionAlgorithm",
                 context: &ctx,
                 dry,
             };
@@ -417,7 +411,9 @@ pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
                 json!({ "KeyId": k.arn, "Plaintext": b64(&pt), "EncryptionAlgorithm": alg }),
             );
         }
-        encryption_key(&k, "Decrypt")?;
+        // A named key that cannot decrypt at all (an HMAC key, say) is IncorrectKey, as AWS
+        // answers (recorded responses), not InvalidKeyUsage.
+        encryption_key(&k, "Decrypt").map_err(|_| KmsError::incorrect_key())?;
     }
     symmetric_only(alg)?;
     let (k, pt, material) = open(app, &blob, &ctx, expected, dry).await?;
@@ -523,7 +519,6 @@ pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
             let r = RsaRequest {
                 key: &sk,
                 algorithm: src_alg,
-                member: "SourceEncryptionAlgorithm",
                 context: &src_ctx,
                 dry,
             };
@@ -540,7 +535,6 @@ pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
         let r = RsaRequest {
             key: &dk,
             algorithm: dst_alg,
-            member: "DestinationEncryptionAlgorithm",
             context: &dst_ctx,
             dry: false,
         };

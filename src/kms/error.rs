@@ -1,5 +1,10 @@
 //! `KmsError`: one variant per KMS exception we emit; the only place that names KMS `__type`
 //! strings and HTTP statuses.
+//!
+//! Wording: the messages asserted in `tests/api/wording.rs` (and the helpers below whose doc
+//! says "AWS's words") are AWS's exact words, taken from recorded responses of real AWS. Any
+//! other message is cks-sim's own unless its site says otherwise: AWS's wording for that
+//! refusal was not found (not in AWS's documentation, not in published recordings).
 
 use std::fmt;
 
@@ -157,6 +162,122 @@ impl KmsError {
                 "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
                 camel(member)
             ),
+        )
+    }
+
+    /// `NotFoundException` for a `KeyId` that is no key ID at all (not a hyphenated UUID nor
+    /// an `mrk-` ID), in AWS's recorded words: `Invalid keyId 'fake-key-id'`.
+    pub fn invalid_key_id(raw: &str) -> Self {
+        KmsError::new(KmsErrorKind::NotFound, format!("Invalid keyId '{raw}'"))
+    }
+
+    /// `NotFoundException` for a key ARN of another Region, in AWS's recorded words:
+    /// `Invalid arn ap-southeast-1`.
+    pub fn invalid_arn_region(region: &str) -> Self {
+        KmsError::new(KmsErrorKind::NotFound, format!("Invalid arn {region}"))
+    }
+
+    /// `TagException` for more than 50 tags on a key (AWS's recorded words).
+    pub fn too_many_tags() -> Self {
+        KmsError::new(KmsErrorKind::Tag, "Too many tags")
+    }
+
+    /// `TagException` for a tag key beginning with `aws:` in any case (AWS's recorded words).
+    pub fn reserved_tag_prefix() -> Self {
+        KmsError::new(KmsErrorKind::Tag, "Tags beginning with aws: are reserved")
+    }
+
+    /// `TagException` for a tag key given twice in one request (AWS's words, as recorded by
+    /// AWS-validated emulator tests).
+    pub fn duplicate_tag_keys() -> Self {
+        KmsError::new(KmsErrorKind::Tag, "Duplicate tag keys")
+    }
+
+    /// `ValidationException` for an alias name without the `alias/` prefix: AWS answers it
+    /// as a `ValidationException` (not `InvalidAliasNameException`) with these words
+    /// (recorded responses).
+    pub fn alias_prefix_missing() -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html",
+        )
+    }
+
+    /// `ValidationException` for an alias name with a character the model's pattern admits but
+    /// KMS refuses (`:`), in AWS's recorded words: `alias/a:b contains invalid characters for
+    /// an alias`.
+    pub fn alias_invalid_characters(name: &str) -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            format!("{name} contains invalid characters for an alias"),
+        )
+    }
+
+    /// `IncorrectKeyException` for a `KeyId` (or `SourceKeyId`) that is not the key of the
+    /// ciphertext, in AWS's recorded words.
+    pub fn incorrect_key() -> Self {
+        KmsError::new(
+            KmsErrorKind::IncorrectKey,
+            "The key ID in the request does not identify a CMK that can perform this operation.",
+        )
+    }
+
+    /// `InvalidKeyUsageException` for an algorithm the key spec does not offer, in AWS's
+    /// recorded words: `Algorithm SYMMETRIC_DEFAULT is incompatible with key spec RSA_4096.`
+    pub fn incompatible_algorithm(algorithm: &str, key_spec: &str) -> Self {
+        KmsError::new(
+            KmsErrorKind::InvalidKeyUsage,
+            format!("Algorithm {algorithm} is incompatible with key spec {key_spec}."),
+        )
+    }
+
+    /// `ValidationException` for an RSA plaintext longer than the algorithm and key spec
+    /// take, in AWS's recorded words.
+    pub fn plaintext_too_large(algorithm: &str, key_spec: &str, max: usize) -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            format!(
+                "Algorithm {algorithm} and key spec {key_spec} cannot encrypt data larger than {max} bytes."
+            ),
+        )
+    }
+
+    /// `KMSInvalidSignatureException`: AWS sends it with an empty message (recorded
+    /// responses), so an empty message is left out of the response.
+    pub fn invalid_signature() -> Self {
+        KmsError::new(KmsErrorKind::KmsInvalidSignature, "")
+    }
+
+    /// `KMSInvalidMacException`: AWS sends it with an empty message (recorded responses).
+    pub fn invalid_mac() -> Self {
+        KmsError::new(KmsErrorKind::KmsInvalidMac, "")
+    }
+
+    /// `ValidationException` for a `CreateKey` of a key spec without `ENCRYPT_DECRYPT` and no
+    /// `KeyUsage`, in AWS's recorded words.
+    pub fn key_usage_required() -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.",
+        )
+    }
+
+    /// `ValidationException` for `ImportKeyMaterial` with `KEY_MATERIAL_EXPIRES` and no
+    /// `ValidTo`, in AWS's recorded words.
+    pub fn valid_to_required() -> Self {
+        KmsError::new(
+            KmsErrorKind::Validation,
+            "A validTo date must be set if the ExpirationModel is KEY_MATERIAL_EXPIRES",
+        )
+    }
+
+    /// `CloudHsmClusterInvalidConfigurationException` for a cluster without active HSMs in two
+    /// Availability Zones (CreateCustomKeyStore, UpdateCustomKeyStore, CreateKey), in AWS's
+    /// words as quoted from a real response in a public write-up (the one source found).
+    pub fn cluster_needs_hsms_in_two_azs() -> Self {
+        KmsError::new(
+            KmsErrorKind::CloudHsmClusterInvalidConfiguration,
+            "CloudHSM cluster must contain active HSMs in at least two Availability Zones",
         )
     }
 

@@ -235,10 +235,7 @@ fn import_request(input: &Input, now: f64) -> Result<ImportRequest, KmsError> {
     let expires = match (model, valid_to) {
         (Some("KEY_MATERIAL_EXPIRES") | None, Some(_)) => true,
         (Some("KEY_MATERIAL_EXPIRES"), None) => {
-            return Err(kms_err!(
-                Validation,
-                "A ValidTo date is required when ExpirationModel is KEY_MATERIAL_EXPIRES."
-            ));
+            return Err(KmsError::valid_to_required());
         }
         (Some(_), Some(_)) => {
             return Err(kms_err!(

@@ -45,13 +45,12 @@ fn check_policy(p: &str) -> Result<(), KmsError> {
     }
 }
 
-/// The tag rules, in AWS's words where recorded responses of real AWS give them: at most 50
-/// tags ("Too many tags"), keys and values within their lengths, no key given twice, and no key
-/// with the `aws:` prefix in any case ("Tags beginning with aws: are reserved"). The wording
-/// for a repeated key is cks-sim's own: no recording of AWS's was found.
+/// The tag rules, in AWS's words (see the helpers of [`KmsError`]): at most 50 tags, keys and
+/// values within their lengths, no key given twice, and no key with the `aws:` prefix in any
+/// case.
 pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
     if tags.len() > MAX_TAGS {
-        return Err(kms_err!(Tag, "Too many tags"));
+        return Err(KmsError::too_many_tags());
     }
     let mut seen = std::collections::BTreeSet::new();
     for (k, v) in tags {
@@ -70,10 +69,10 @@ pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
             ));
         }
         if k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
-            return Err(kms_err!(Tag, "Tags beginning with aws: are reserved"));
+            return Err(KmsError::reserved_tag_prefix());
         }
         if !seen.insert(k.as_str()) {
-            return Err(kms_err!(Tag, "Duplicate tag keys"));
+            return Err(KmsError::duplicate_tag_keys());
         }
     }
     Ok(())
@@ -620,7 +619,7 @@ pub async fn tag_resource(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
             k.tags.insert(t, v);
         }
         if k.tags.len() > MAX_TAGS {
-            return Err(kms_err!(Tag, "Too many tags"));
+            return Err(KmsError::too_many_tags());
         }
         Ok(vec![])
     })
@@ -672,10 +671,7 @@ pub fn list_resource_tags(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
 fn alias_name(input: &Input) -> Result<String, KmsError> {
     let n = input.req_str("AliasName", 1, 256).map_err(input_err)?;
     if !n.starts_with("alias/") || n.len() == "alias/".len() {
-        return Err(kms_err!(
-            InvalidAliasName,
-            "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
-        ));
+        return Err(KmsError::alias_prefix_missing());
     }
     if !n
         .bytes()
@@ -686,6 +682,9 @@ fn alias_name(input: &Input) -> Result<String, KmsError> {
             n,
             "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$",
         ));
+    }
+    if n.contains(':') {
+        return Err(KmsError::alias_invalid_characters(n));
     }
     Ok(n.to_string())
 }
@@ -702,6 +701,7 @@ pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     key_id_member(input, "TargetKeyId")?;
     let name = alias_name(input)?;
     if name.starts_with("alias/aws/") {
+        // AWS's wording for a reserved alias name was not found; these words are cks-sim's.
         return Err(kms_err!(
             InvalidAliasName,
             "Aliases beginning with alias/aws/ are reserved for AWS managed keys."

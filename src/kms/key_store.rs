@@ -110,10 +110,7 @@ fn config_ok(w: &World, cluster_id: &str, need_two: bool) -> Result<(), KmsError
             ));
         }
         if hsm_azs.len() < 2 {
-            return Err(kms_err!(
-                CloudHsmClusterInvalidConfiguration,
-                "AWS CloudHSM cluster '{cluster_id}' must contain at least two active HSMs in different Availability Zones."
-            ));
+            return Err(KmsError::cluster_needs_hsms_in_two_azs());
         }
     } else if hsm_azs.is_empty() {
         return Err(kms_err!(

@@ -217,6 +217,12 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
                 && parts[1] == "kms"
                 && (parts[4].starts_with("key/") || parts[4].starts_with("alias/"))
             {
+                // AWS names the Region of a key ARN of another Region (recorded responses);
+                // for another account or partition its wording was not found.
+                if parts[4].starts_with("key/") && parts[2] != crate::namespace::current(app).region
+                {
+                    return Err(KmsError::invalid_arn_region(parts[2]));
+                }
                 return Err(kms_err!(NotFound, "Key '{raw}' does not exist"));
             }
             return Err(kms_err!(
@@ -253,9 +259,11 @@ pub fn resolve_key(app: &App, w: &World, raw: &str, how: KeyRef) -> Result<Arc<K
             "The ARN '{raw}' is not a valid AWS KMS key or alias ARN."
         ));
     }
-    if uuid::Uuid::try_parse(name).is_err() && !multi_region::is_mrk_id(name) {
-        // What AWS answers for a key ID that is not a key ID at all (recorded responses).
-        return Err(kms_err!(NotFound, "Invalid keyId '{raw}'"));
+    // A key ID is a hyphenated UUID or an `mrk-` ID: AWS answers `Invalid keyId` for anything
+    // else, the 32 bare hex digits of a UUID included (recorded responses).
+    let hyphenated = name.len() == 36 && uuid::Uuid::try_parse(name).is_ok();
+    if !hyphenated && !multi_region::is_mrk_id(name) {
+        return Err(KmsError::invalid_key_id(raw));
     }
     visible_key(app, w, name)
 }

@@ -158,19 +158,14 @@ fn sign_request(app: &Arc<App>, input: &Input, op: &str) -> Result<SignRequest, 
     let Some((scheme, hash)) =
         scheme_of(algorithm).filter(|_| spec.signing_algorithms().contains(&algorithm))
     else {
-        // AWS's wording for this refusal was not found; this is ours.
-        return Err(kms_err!(
-            InvalidKeyUsage,
-            "Algorithm {algorithm} is incompatible with key spec {}.",
-            spec.as_str()
-        ));
+        return Err(KmsError::incompatible_algorithm(algorithm, spec.as_str()));
     };
     let digest = match message_type {
         "RAW" => digest(hash, &message)
             .ok_or_else(|| KmsError::internal("a signing algorithm with SHA-1"))?,
         "DIGEST" if message.len() == hash.output_len() => message,
         "DIGEST" => {
-            // AWS's wording for this refusal was not found in its documentation; this is ours.
+            // AWS's words (recorded responses).
             return Err(kms_err!(
                 Validation,
                 "Digest is invalid length for algorithm {algorithm}."
@@ -232,11 +227,7 @@ pub async fn sign(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
 }
 
 fn invalid_signature() -> KmsError {
-    // KMS sends this exception without saying more; the message is ours.
-    kms_err!(
-        KmsInvalidSignature,
-        "The signature is not valid for this message, key and signing algorithm."
-    )
+    KmsError::invalid_signature()
 }
 
 /// `Verify`: a signature that does not verify is `KMSInvalidSignatureException`.
@@ -294,14 +285,7 @@ fn mac_request(app: &Arc<App>, input: &Input, op: &str) -> Result<MacRequest, Km
     let spec = key.kind.spec;
     let hash = match spec.hmac_hash() {
         Some(h) if spec.mac_algorithm() == Some(algorithm) => h,
-        _ => {
-            // AWS's wording for this refusal was not found; this is ours.
-            return Err(kms_err!(
-                InvalidKeyUsage,
-                "Algorithm {algorithm} is incompatible with key spec {}.",
-                spec.as_str()
-            ));
-        }
+        _ => return Err(KmsError::incompatible_algorithm(algorithm, spec.as_str())),
     };
     Ok(MacRequest {
         key,
@@ -343,11 +327,7 @@ pub async fn verify_mac(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
             "MacValid": true,
             "MacAlgorithm": r.algorithm,
         })),
-        // KMS sends this exception without saying more; the message is ours.
-        Err(HsmError::SignatureRejected { .. }) => Err(kms_err!(
-            KmsInvalidMac,
-            "The MAC is not valid for this message, key and MAC algorithm."
-        )),
+        Err(HsmError::SignatureRejected { .. }) => Err(KmsError::invalid_mac()),
         Err(e) => Err(hsm_err(&r.key, e)),
     }
 }

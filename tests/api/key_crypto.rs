@@ -187,7 +187,7 @@ fn decrypt_naming_another_key_is_incorrect_key() {
                 refused(
                     "IncorrectKeyException",
                     Some(
-                        "The key ID in the request does not identify the KMS key that encrypted the ciphertext."
+                        "The key ID in the request does not identify a CMK that can perform this operation."
                     )
                 ),
                 "{key}"

@@ -280,7 +280,7 @@ fn an_alias_name_without_the_alias_prefix_is_refused() {
         assert_eq!(
             refusal(r),
             refused(
-                "InvalidAliasNameException",
+                "ValidationException",
                 "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
             )
         );
