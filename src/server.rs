@@ -249,10 +249,9 @@ async fn aws_json(
             }
         }
         "BaldrApiService" => {
-            match crate::namespace::scoped(&app, ns, crate::cluster::api::handle(&app, op, input))
-                .await
-            {
-                Ok(Some(v)) => json_response(200, &v, None),
+            let run = crate::protocol::dispatch::cloudhsm(&app, op, input);
+            match crate::namespace::scoped(&app, ns, run).await {
+                Ok(Some(r)) => json_response(200, &crate::protocol::response::to_json(&r), None),
                 Ok(None) => unknown(target).into_response(),
                 Err(e) => e.into_response(),
             }
@@ -301,8 +300,9 @@ async fn cbor_op(
         Ok(i) => i,
         Err(m) => return Cbor(DoorError::Serialization(m)).into_response(),
     };
-    match crate::namespace::scoped(&app, ns, crate::cluster::api::handle(&app, &op, input)).await {
-        Ok(Some(v)) => cbor_response(200, cbor::encode_response(&v)),
+    let run = crate::protocol::dispatch::cloudhsm(&app, &op, input);
+    match crate::namespace::scoped(&app, ns, run).await {
+        Ok(Some(r)) => cbor_response(200, cbor::encode_typed(&r)),
         Ok(None) => Cbor(DoorError::UnknownOperation(format!(
             "cks-sim does not serve the cloudhsmv2 operation {op:?}."
         )))

@@ -38,8 +38,13 @@ impl From<Vec<u8>> for Blob {
 }
 
 impl Serialize for Blob {
+    /// Base64 text for a text format (JSON), a byte string for a binary one (CBOR).
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+        if s.is_human_readable() {
+            s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+        } else {
+            s.serialize_bytes(&self.0)
+        }
     }
 }
 
@@ -86,7 +91,17 @@ impl From<f64> for Timestamp {
 }
 
 impl Serialize for Timestamp {
+    /// A number for a text format (JSON); in a binary one (CBOR), the number under tag 1
+    /// (epoch-based date/time), as rpc-v2-cbor wants, an integer when it is one.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(self.0)
+        let t = self.0;
+        // The range [-2^63, 2^63) keeps the `as` conversion exact.
+        let integral =
+            t.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&t);
+        match (s.is_human_readable(), integral) {
+            (true, _) => s.serialize_f64(t),
+            (false, true) => ciborium::tag::Required::<i64, 1>(t as i64).serialize(s),
+            (false, false) => ciborium::tag::Required::<f64, 1>(t).serialize(s),
+        }
     }
 }

@@ -24,8 +24,7 @@ use super::model::{
 };
 use crate::app::{App, Change, World};
 use crate::ids;
-use crate::protocol::input::{Input, InputError, shown};
-use serde_json::{Map, Value, json};
+use crate::protocol::input::{InputError, shown};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -43,42 +42,6 @@ pub const MAX_SUBNETS: usize = 10;
 pub const BACKUP_READY: &str = "READY";
 /// `BackupState` of a backup scheduled for deletion.
 pub const BACKUP_PENDING_DELETION: &str = "PENDING_DELETION";
-
-/// Serve one cloudhsmv2 operation. Returns `Ok(None)` for an operation this simulator does
-/// not serve (the door then answers `UnknownOperationException`).
-///
-/// Served: `CreateCluster`, `DescribeClusters`, `InitializeCluster`, `CreateHsm`,
-/// `DeleteHsm`, `DeleteCluster`, `DescribeBackups`, `DeleteBackup`, `RestoreBackup`,
-/// `TagResource`, `UntagResource`, `ListTags`.
-///
-/// # Errors
-///
-/// `CloudHsmInvalidRequestException` for bad input or a wrong state,
-/// `CloudHsmResourceNotFoundException` for unknown clusters, HSMs and backups,
-/// `CloudHsmResourceLimitExceededException` for too many tags, `CloudHsmTagException` for an
-/// unacceptable tag, `CloudHsmInternalFailureException` when the store or the token fails.
-pub async fn handle(
-    app: &Arc<App>,
-    op: &str,
-    input: Input,
-) -> Result<Option<Value>, CloudHsmError> {
-    let out = match op {
-        "CreateCluster" => op_create_cluster(app, &input).await?,
-        "DescribeClusters" => op_describe_clusters(app, &input)?,
-        "InitializeCluster" => op_initialize_cluster(app, &input).await?,
-        "CreateHsm" => op_create_hsm(app, &input).await?,
-        "DeleteHsm" => op_delete_hsm(app, &input).await?,
-        "DeleteCluster" => op_delete_cluster(app, &input).await?,
-        "DescribeBackups" => op_describe_backups(app, &input)?,
-        "DeleteBackup" => op_set_backup_state(app, &input, false).await?,
-        "RestoreBackup" => op_set_backup_state(app, &input, true).await?,
-        "TagResource" => op_tag_resource(app, &input).await?,
-        "UntagResource" => op_untag_resource(app, &input).await?,
-        "ListTags" => op_list_tags(app, &input)?,
-        _ => return Ok(None),
-    };
-    Ok(Some(out))
-}
 
 // ---------------------------------------------------------------------------------------
 // Typed operations
@@ -634,225 +597,28 @@ pub async fn delete_cluster(app: &Arc<App>, cluster_id: &str) -> Result<Cluster,
 // Request decoding
 // ---------------------------------------------------------------------------------------
 
-async fn op_create_cluster(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
-    let subnet_ids = input
-        .opt_str_list("SubnetIds")?
-        .ok_or_else(|| InputError::Missing {
-            member: "SubnetIds".into(),
-        })?;
-    if let Some(p) = input
-        .0
-        .get("BackupRetentionPolicy")
-        .filter(|v| !v.is_null())
-    {
-        check_retention_policy(p)?;
-    }
-    let req = NewCluster {
-        id: None,
-        subnet_ids,
-        hsm_type: input.str_len("HsmType", 1, 32)?.map(str::to_string),
-        mode: input.opt_str("Mode")?.map(str::to_string),
-        network_type: input.opt_str("NetworkType")?.map(str::to_string),
-        source_backup_id: input.opt_str("SourceBackupId")?.map(str::to_string),
-        tags: opt_tag_list(input)?.unwrap_or_default(),
-        bound_token: None,
-    };
-    let c = create_cluster(app, req).await?;
-    let w = app.world();
-    Ok(json!({ "Cluster": cluster_json(&w, &c) }))
-}
-
-fn op_describe_clusters(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
-    let filters = filters(input, &["clusterIds", "states", "vpcIds"])?;
-    let max = input.opt_int("MaxResults", 1, 25)?;
-    let token = input.str_len("NextToken", 0, 256)?;
-    let w = app.world();
-    let items: Vec<(String, &Cluster)> = w
-        .clusters
-        .values()
-        .filter(|c| {
-            visible(c)
-                && matches_filter(&filters, "clusterIds", &c.id)
-                && matches_filter(&filters, "states", effective_state(c).as_str())
-                && matches_filter(&filters, "vpcIds", &c.vpc_id)
-        })
-        .map(|c| (c.id.clone(), c))
-        .collect();
-    let (page, next) = page(items, "clusters", false, token, max_of(max))?;
-    let clusters: Vec<Value> = page.into_iter().map(|c| cluster_json(&w, c)).collect();
-    let mut out = Map::new();
-    out.insert("Clusters".into(), Value::Array(clusters));
-    if let Some(n) = next {
-        out.insert("NextToken".into(), Value::String(n));
-    }
-    Ok(Value::Object(out))
-}
-
-async fn op_initialize_cluster(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
-    let id = req_cluster_id(input)?;
-    let signed = input.req_str("SignedCert", 1, 20000)?;
-    let anchor = input.req_str("TrustAnchor", 1, 20000)?;
-    let c = initialize_cluster(app, &id, signed, anchor).await?;
-    let mut out = Map::new();
-    out.insert("State".into(), json!(c.state.as_str()));
-    if let Some(m) = &c.state_message {
-        out.insert("StateMessage".into(), json!(m));
-    }
-    Ok(Value::Object(out))
-}
-
-async fn op_create_hsm(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
-    let id = req_cluster_id(input)?;
-    let az = input.req_str("AvailabilityZone", 1, 64)?.to_string();
-    let ip = input.opt_str("IpAddress")?.map(str::to_string);
-    let h = create_hsm(app, &id, &az, ip.as_deref()).await?;
-    let w = app.world();
-    let hsm_type = w
-        .clusters
-        .get(&id)
-        .map(|c| c.hsm_type.clone())
-        .unwrap_or_default();
-    Ok(json!({ "Hsm": hsm_json(&hsm_type, &h) }))
-}
-
-async fn op_delete_hsm(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
-    let id = req_cluster_id(input)?;
-    let which = if let Some(h) = input.opt_str("HsmId")? {
-        if !ids::is_b32_id("hsm", h) {
-            return Err(pattern_err("HsmId", h, "hsm-[2-7a-zA-Z]{11,16}"));
-        }
-        HsmRef::Id(h.to_string())
-    } else if let Some(e) = input.opt_str("EniId")? {
-        if !is_hex_id("eni", e) {
-            return Err(pattern_err("EniId", e, "eni-[0-9a-fA-F]{8,17}"));
-        }
-        HsmRef::EniId(e.to_string())
-    } else if let Some(ip) = input.opt_str("EniIp")? {
-        if !is_ipv4(ip) {
-            return Err(pattern_err(
-                "EniIp",
-                ip,
-                "\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}",
-            ));
-        }
-        HsmRef::EniIp(ip.to_string())
-    } else {
-        return Err(CloudHsmError::invalid(
-            "Specify the HSM to delete with one of HsmId, EniId or EniIp",
-        ));
-    };
-    let hsm_id = delete_hsm(app, &id, &which).await?;
-    Ok(json!({ "HsmId": hsm_id }))
-}
-
-async fn op_delete_cluster(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
-    let id = req_cluster_id(input)?;
-    let c = delete_cluster(app, &id).await?;
-    let w = app.world();
-    Ok(json!({ "Cluster": cluster_json(&w, &c) }))
-}
-
-fn op_describe_backups(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
-    let filters = filters(input, &["backupIds", "clusterIds", "states"])?;
-    let max = input.opt_int("MaxResults", 1, 50)?;
-    let token = input.str_len("NextToken", 0, 256)?;
-    let _shared = input.opt_bool("Shared")?;
-    let ascending = input.opt_bool("SortAscending")?.unwrap_or(false);
-    let ns = crate::namespace::current(app);
-    let (region, account) = (ns.region, ns.account);
-    let w = app.world();
-    let items: Vec<(String, &Backup)> = w
-        .backups
-        .values()
-        .filter(|b| {
-            backup_visible(b)
-                && matches_filter(&filters, "backupIds", &b.id)
-                && matches_filter(&filters, "clusterIds", &b.cluster_id)
-                && matches_filter(&filters, "states", &b.state)
-        })
-        .map(|b| (backup_sort_key(b), b))
-        .collect();
-    let kind = if ascending {
-        "backups-asc"
-    } else {
-        "backups-desc"
-    };
-    let (page, next) = page(items, kind, !ascending, token, max_of(max))?;
-    let backups: Vec<Value> = page
-        .into_iter()
-        .map(|b| backup_json(&region, &account, b))
-        .collect();
-    let mut out = Map::new();
-    out.insert("Backups".into(), Value::Array(backups));
-    if let Some(n) = next {
-        out.insert("NextToken".into(), Value::String(n));
-    }
-    Ok(Value::Object(out))
-}
-
-/// `RestoreBackup` (`restore = true`: `PENDING_DELETION` → `READY`) and `DeleteBackup`
-/// (`READY` → `PENDING_DELETION`).
-async fn op_set_backup_state(
-    app: &Arc<App>,
-    input: &Input,
-    restore: bool,
-) -> Result<Value, CloudHsmError> {
-    let id = input.req_str("BackupId", 1, 256)?;
-    if !ids::is_b32_id("backup", id) {
-        return Err(pattern_err("BackupId", id, "backup-[2-7a-zA-Z]{11,16}"));
-    }
-    let _w = app.writer.lock().await;
-    let mut b = app
-        .world()
-        .backups
-        .get(id)
-        .filter(|b| backup_visible(b))
-        .cloned()
-        .ok_or_else(|| CloudHsmError::not_found(format!("The backup {id} was not found")))?;
-    let (from, to) = if restore {
-        (BACKUP_PENDING_DELETION, BACKUP_READY)
-    } else {
-        (BACKUP_READY, BACKUP_PENDING_DELETION)
-    };
-    if b.state != from {
-        return Err(CloudHsmError::invalid(format!(
-            "The backup {id} is {}; {} needs a {from} backup",
-            b.state,
-            if restore {
-                "RestoreBackup"
-            } else {
-                "DeleteBackup"
-            }
-        )));
-    }
-    b.state = to.to_string();
-    app.commit(vec![Change::Backup(b.clone())]).await?;
-    let ns = crate::namespace::current(app);
-    Ok(json!({ "Backup": backup_json(&ns.region, &ns.account, &b) }))
-}
-
 /// A resource that carries tags.
-enum Tagged {
+pub(super) enum Tagged {
     Cluster(Cluster),
     Backup(Backup),
 }
 
 impl Tagged {
-    fn tags(&self) -> &BTreeMap<String, String> {
+    pub(super) fn tags(&self) -> &BTreeMap<String, String> {
         match self {
             Tagged::Cluster(c) => &c.tags,
             Tagged::Backup(b) => &b.tags,
         }
     }
 
-    fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
+    pub(super) fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
         match self {
             Tagged::Cluster(c) => &mut c.tags,
             Tagged::Backup(b) => &mut b.tags,
         }
     }
 
-    fn into_change(self) -> Change {
+    pub(super) fn into_change(self) -> Change {
         match self {
             Tagged::Cluster(c) => Change::Cluster(c),
             Tagged::Backup(b) => Change::Backup(b),
@@ -860,20 +626,7 @@ impl Tagged {
     }
 }
 
-fn req_resource_id(input: &Input) -> Result<String, CloudHsmError> {
-    let id = input.req_str("ResourceId", 1, 256)?;
-    if ids::is_cluster_id(id) || ids::is_b32_id("backup", id) {
-        Ok(id.to_string())
-    } else {
-        Err(pattern_err(
-            "ResourceId",
-            id,
-            "(?:cluster|backup)-[2-7a-zA-Z]{11,16}",
-        ))
-    }
-}
-
-fn find_tagged(w: &World, id: &str) -> Result<Tagged, CloudHsmError> {
+pub(super) fn find_tagged(w: &World, id: &str) -> Result<Tagged, CloudHsmError> {
     if id.starts_with("cluster-") {
         w.clusters
             .get(id)
@@ -891,181 +644,13 @@ fn find_tagged(w: &World, id: &str) -> Result<Tagged, CloudHsmError> {
     }
 }
 
-async fn op_tag_resource(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
-    let id = req_resource_id(input)?;
-    let tags = opt_tag_list(input)?.ok_or_else(|| InputError::Missing {
-        member: "TagList".into(),
-    })?;
-    check_tags(&tags)?;
-    let _w = app.writer.lock().await;
-    let mut r = find_tagged(&app.world(), &id)?;
-    for (k, v) in tags {
-        r.tags_mut().insert(k, v);
-    }
-    if r.tags().len() > MAX_TAGS {
-        return Err(CloudHsmError::new(
-            CloudHsmErrorKind::ResourceLimitExceeded,
-            format!(
-                "The resource {id} would have {} tags; the limit is {MAX_TAGS}",
-                r.tags().len()
-            ),
-        ));
-    }
-    app.commit(vec![r.into_change()]).await?;
-    Ok(json!({}))
-}
-
-async fn op_untag_resource(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
-    let id = req_resource_id(input)?;
-    let keys = input
-        .opt_str_list("TagKeyList")?
-        .ok_or_else(|| InputError::Missing {
-            member: "TagKeyList".into(),
-        })?;
-    if keys.is_empty() || keys.len() > MAX_TAGS {
-        return Err(constraint(
-            "TagKeyList",
-            &format!("{} keys", keys.len()),
-            "Member must have length between 1 and 50",
-        ));
-    }
-    for k in &keys {
-        check_tag_key(k)?;
-    }
-    let _w = app.writer.lock().await;
-    let mut r = find_tagged(&app.world(), &id)?;
-    let before = r.tags().len();
-    for k in &keys {
-        r.tags_mut().remove(k);
-    }
-    if r.tags().len() != before {
-        app.commit(vec![r.into_change()]).await?;
-    }
-    Ok(json!({}))
-}
-
-fn op_list_tags(app: &Arc<App>, input: &Input) -> Result<Value, CloudHsmError> {
-    let id = req_resource_id(input)?;
-    let max = input.opt_int("MaxResults", 1, 100)?;
-    let token = input.str_len("NextToken", 0, 256)?;
-    let r = find_tagged(&app.world(), &id)?;
-    // Tags are few: page by position (zero-padded so the keys sort like the positions).
-    let items: Vec<(String, (&String, &String))> = r
-        .tags()
-        .iter()
-        .enumerate()
-        .map(|(i, kv)| (format!("{i:04}"), kv))
-        .collect();
-    let (page, next) = page(items, &format!("tags/{id}"), false, token, max_of(max))?;
-    let list: Vec<Value> = page
-        .into_iter()
-        .map(|(k, v)| json!({ "Key": k, "Value": v }))
-        .collect();
-    let mut out = Map::new();
-    out.insert("TagList".into(), Value::Array(list));
-    if let Some(n) = next {
-        out.insert("NextToken".into(), Value::String(n));
-    }
-    Ok(Value::Object(out))
-}
-
 // ---------------------------------------------------------------------------------------
 // Rendering (exact model shapes; absent members omitted)
 // ---------------------------------------------------------------------------------------
 
-/// The model's `Cluster` shape for `c`, with its HSMs from `world`.
-pub fn cluster_json(world: &World, c: &Cluster) -> Value {
-    let mut m = Map::new();
-    m.insert("ClusterId".into(), json!(c.id));
-    m.insert("State".into(), json!(effective_state(c).as_str()));
-    if let Some(s) = &c.state_message {
-        m.insert("StateMessage".into(), json!(s));
-    }
-    let hsms: Vec<Value> = world
-        .cluster_hsms(&c.id)
-        .into_iter()
-        .map(|h| hsm_json(&c.hsm_type, h))
-        .collect();
-    m.insert("Hsms".into(), Value::Array(hsms));
-    m.insert("HsmType".into(), json!(c.hsm_type));
-    m.insert("SubnetMapping".into(), json!(c.subnet_mapping));
-    m.insert("SecurityGroup".into(), json!(c.security_group));
-    m.insert("VpcId".into(), json!(c.vpc_id));
-    m.insert("NetworkType".into(), json!(c.network_type));
-    m.insert("Mode".into(), json!(c.mode));
-    m.insert("CreateTimestamp".into(), json!(c.create_timestamp));
-    if let Some(b) = &c.source_backup_id {
-        m.insert("SourceBackupId".into(), json!(b));
-    }
-    let mut certs = Map::new();
-    if c.state == ClusterState::Uninitialized {
-        certs.insert("ClusterCsr".into(), json!(c.csr_pem));
-    }
-    if let Some(cert) = &c.cluster_certificate {
-        certs.insert("ClusterCertificate".into(), json!(cert));
-    }
-    m.insert("Certificates".into(), Value::Object(certs));
-    m.insert("BackupPolicy".into(), json!("DEFAULT"));
-    m.insert(
-        "BackupRetentionPolicy".into(),
-        json!({ "Type": "DAYS", "Value": "90" }),
-    );
-    if !c.tags.is_empty() {
-        m.insert("TagList".into(), tag_list_json(&c.tags));
-    }
-    Value::Object(m)
-}
-
-/// The model's `Hsm` shape (`hsm_type` is the cluster's).
-pub fn hsm_json(hsm_type: &str, h: &Hsm) -> Value {
-    let mut m = Map::new();
-    m.insert("HsmId".into(), json!(h.id));
-    m.insert("ClusterId".into(), json!(h.cluster_id));
-    m.insert("AvailabilityZone".into(), json!(h.availability_zone));
-    m.insert("SubnetId".into(), json!(h.subnet_id));
-    m.insert("EniId".into(), json!(h.eni_id));
-    m.insert("EniIp".into(), json!(h.eni_ip));
-    if !hsm_type.is_empty() {
-        m.insert("HsmType".into(), json!(hsm_type));
-    }
-    m.insert("State".into(), json!(h.state.as_str()));
-    if let Some(s) = &h.state_message {
-        m.insert("StateMessage".into(), json!(s));
-    }
-    Value::Object(m)
-}
-
-/// The model's `Backup` shape.
-pub fn backup_json(region: &str, account: &str, b: &Backup) -> Value {
-    let mut m = Map::new();
-    m.insert("BackupId".into(), json!(b.id));
-    m.insert(
-        "BackupArn".into(),
-        json!(backup_arn(region, account, &b.id)),
-    );
-    m.insert("BackupState".into(), json!(b.state));
-    m.insert("ClusterId".into(), json!(b.cluster_id));
-    m.insert("CreateTimestamp".into(), json!(b.create_timestamp));
-    m.insert("HsmType".into(), json!(b.snapshot.hsm_type));
-    m.insert("Mode".into(), json!(b.snapshot.mode));
-    m.insert("NeverExpires".into(), json!(false));
-    if !b.tags.is_empty() {
-        m.insert("TagList".into(), tag_list_json(&b.tags));
-    }
-    Value::Object(m)
-}
-
 /// `arn:aws:cloudhsm:<region>:<account>:backup/<id>`.
 pub fn backup_arn(region: &str, account: &str, backup_id: &str) -> String {
     format!("arn:aws:cloudhsm:{region}:{account}:backup/{backup_id}")
-}
-
-fn tag_list_json(tags: &BTreeMap<String, String>) -> Value {
-    Value::Array(
-        tags.iter()
-            .map(|(k, v)| json!({ "Key": k, "Value": v }))
-            .collect(),
-    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1114,7 +699,7 @@ pub(crate) fn visible(c: &Cluster) -> bool {
 }
 
 /// Whether the request being served may see backup `b` (its cluster's namespace).
-fn backup_visible(b: &Backup) -> bool {
+pub(super) fn backup_visible(b: &Backup) -> bool {
     visible(&b.snapshot)
 }
 
@@ -1234,7 +819,7 @@ fn hsm_ip(az_index: usize, n: u32) -> String {
     format!("10.0.{}.{}", az_index % 256, 10 + n % 240)
 }
 
-fn backup_sort_key(b: &Backup) -> String {
+pub(super) fn backup_sort_key(b: &Backup) -> String {
     let millis = (b.create_timestamp.max(0.0) * 1000.0).round() as u64;
     format!("{millis:020}|{}", b.id)
 }
@@ -1258,15 +843,6 @@ fn pattern_err(member: &str, value: &str, pattern: &str) -> CloudHsmError {
         value,
         &format!("Member must satisfy regular expression pattern: {pattern}"),
     )
-}
-
-fn req_cluster_id(input: &Input) -> Result<String, CloudHsmError> {
-    let id = input.req_str("ClusterId", 1, 256)?;
-    if ids::is_cluster_id(id) {
-        Ok(id.to_string())
-    } else {
-        Err(pattern_err("ClusterId", id, "cluster-[2-7a-zA-Z]{11,16}"))
-    }
 }
 
 /// `<prefix>-[0-9a-fA-F]{8,17}` (subnets, ENIs, security groups).
@@ -1335,51 +911,11 @@ fn check_enum<'a>(
     }
 }
 
-fn check_retention_policy(p: &Value) -> Result<(), CloudHsmError> {
-    let bad = || InputError::Type {
-        member: "BackupRetentionPolicy".into(),
-        expected: "an object {Type, Value}",
-    };
-    let o = p.as_object().ok_or_else(bad)?;
-    if let Some(t) = o.get("Type").filter(|v| !v.is_null()) {
-        let t = t.as_str().ok_or_else(bad)?;
-        check_enum("BackupRetentionPolicy.Type", Some(t), &["DAYS"])?;
-    }
-    if let Some(v) = o.get("Value").filter(|v| !v.is_null()) {
-        let v = v.as_str().ok_or_else(bad)?;
-        let days: u32 = v
-            .parse()
-            .ok()
-            .filter(|_| (1..=3).contains(&v.len()))
-            .ok_or_else(|| pattern_err("BackupRetentionPolicy.Value", v, "[0-9]+"))?;
-        if !(7..=379).contains(&days) {
-            return Err(CloudHsmError::invalid(format!(
-                "The backup retention period {days} days is out of range; use 7 to 379 days"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn opt_tag_list(input: &Input) -> Result<Option<Vec<(String, String)>>, CloudHsmError> {
-    let Some(tags) = input.opt_tags("TagList", "Key", "Value")? else {
-        return Ok(None);
-    };
-    if tags.is_empty() || tags.len() > MAX_TAGS {
-        return Err(constraint(
-            "TagList",
-            &format!("{} tags", tags.len()),
-            "Member must have length between 1 and 50",
-        ));
-    }
-    Ok(Some(tags))
-}
-
 fn tag_char_ok(c: char) -> bool {
     c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c)
 }
 
-fn check_tag_key(k: &str) -> Result<(), CloudHsmError> {
+pub(super) fn check_tag_key(k: &str) -> Result<(), CloudHsmError> {
     let n = k.chars().count();
     if !(1..=128).contains(&n) {
         return Err(constraint(
@@ -1408,7 +944,7 @@ fn check_tag_key(k: &str) -> Result<(), CloudHsmError> {
 
 /// Tag keys and values per the model (`TagKey` 1–128, `TagValue` 0–256, letters, digits,
 /// spaces and `_.:/=+-@`); `aws:` keys are reserved.
-fn check_tags(tags: &[(String, String)]) -> Result<(), CloudHsmError> {
+pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), CloudHsmError> {
     for (k, v) in tags {
         check_tag_key(k)?;
         if v.chars().count() > 256 {
@@ -1449,64 +985,26 @@ fn parse_backup_ref(s: &str) -> Result<String, CloudHsmError> {
     }
 }
 
-/// The `Filters` member: a map of filter name → list of values, names limited to `allowed`.
-fn filters(
-    input: &Input,
-    allowed: &[&str],
-) -> Result<BTreeMap<String, Vec<String>>, CloudHsmError> {
-    let bad = || InputError::Type {
-        member: "Filters".into(),
-        expected: "a map of filter names to lists of strings",
-    };
-    let obj = match input.0.get("Filters") {
-        None | Some(Value::Null) => return Ok(BTreeMap::new()),
-        Some(Value::Object(o)) => o,
-        Some(_) => return Err(bad().into()),
-    };
-    if obj.len() > 30 {
-        return Err(constraint(
-            "Filters",
-            &format!("{} filters", obj.len()),
-            "Member must have length less than or equal to 30",
-        ));
-    }
-    let mut out = BTreeMap::new();
-    for (k, v) in obj {
-        if !allowed.contains(&k.as_str()) {
-            return Err(CloudHsmError::invalid(format!(
-                "Invalid filter key '{}'; valid filter keys are {}",
-                shown(k),
-                allowed.join(", ")
-            )));
-        }
-        let vals = match v {
-            Value::Array(a) => a
-                .iter()
-                .map(|x| x.as_str().map(str::to_string).ok_or_else(bad))
-                .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err(bad().into()),
-        };
-        out.insert(k.clone(), vals);
-    }
-    Ok(out)
-}
-
 /// A value passes a filter when the filter is absent or lists it (an empty list matches
 /// nothing).
-fn matches_filter(filters: &BTreeMap<String, Vec<String>>, name: &str, value: &str) -> bool {
+pub(super) fn matches_filter(
+    filters: &BTreeMap<String, Vec<String>>,
+    name: &str,
+    value: &str,
+) -> bool {
     filters
         .get(name)
         .is_none_or(|vals| vals.iter().any(|v| v == value))
 }
 
-fn max_of(max: Option<i64>) -> Option<usize> {
+pub(super) fn max_of(max: Option<i64>) -> Option<usize> {
     max.and_then(|m| usize::try_from(m).ok())
 }
 
 /// One page of `items` (keyed by a sort key, sorted here, descending if asked), starting
 /// after the key in `token`, at most `max` long; the token for the next page if more remain
 /// (keyset paging, see [`crate::paging`]).
-fn page<T>(
+pub(super) fn page<T>(
     mut items: Vec<(String, T)>,
     kind: &str,
     descending: bool,
@@ -1625,42 +1123,6 @@ mod tests {
     }
 
     #[test]
-    fn filters_are_parsed_and_matched() {
-        let i = Input::parse_json(br#"{"Filters":{"states":["ACTIVE"],"clusterIds":[]}}"#).unwrap();
-        let f = filters(&i, &["clusterIds", "states", "vpcIds"]).unwrap();
-        assert!(matches_filter(&f, "states", "ACTIVE"));
-        assert!(!matches_filter(&f, "states", "DELETED"));
-        assert!(
-            !matches_filter(&f, "clusterIds", "cluster-abcdefghijk"),
-            "empty list matches nothing"
-        );
-        assert!(
-            matches_filter(&f, "vpcIds", "vpc-1"),
-            "absent filter matches all"
-        );
-        let i = Input::parse_json(br#"{"Filters":{"color":["red"]}}"#).unwrap();
-        assert!(
-            filters(&i, &["states"])
-                .unwrap_err()
-                .message
-                .contains("color")
-        );
-        let i = Input::parse_json(br#"{"Filters":{"states":"ACTIVE"}}"#).unwrap();
-        assert!(filters(&i, &["states"]).is_err());
-        let i = Input::parse_json(br"{}").unwrap();
-        assert!(filters(&i, &["states"]).unwrap().is_empty());
-    }
-
-    #[test]
-    fn retention_policy_is_checked() {
-        assert!(check_retention_policy(&json!({"Type": "DAYS", "Value": "90"})).is_ok());
-        assert!(check_retention_policy(&json!({"Type": "WEEKS", "Value": "90"})).is_err());
-        assert!(check_retention_policy(&json!({"Type": "DAYS", "Value": "6"})).is_err());
-        assert!(check_retention_policy(&json!({"Type": "DAYS", "Value": "ninety"})).is_err());
-        assert!(check_retention_policy(&json!("DAYS")).is_err());
-    }
-
-    #[test]
     fn pages_walk_everything_once_in_order() {
         let items = keyed(&["c", "a", "e", "b", "d"]);
         let mut seen = Vec::new();
@@ -1769,7 +1231,10 @@ mod tests {
     }
 
     #[test]
-    fn cluster_json_has_the_model_shape() {
+    fn a_clusters_shape_is_the_models_with_absent_members_omitted() {
+        let cluster_json = |w: &World, c: &Cluster| {
+            serde_json::to_value(super::super::ops::cluster_shape(w, c)).unwrap()
+        };
         let mut c = test_cluster();
         let w = World::default();
         let v = cluster_json(&w, &c);
@@ -1781,7 +1246,7 @@ mod tests {
         assert!(v.get("SourceBackupId").is_none());
         assert_eq!(v["CreateTimestamp"], 1.5);
         assert_eq!(v["BackupRetentionPolicy"]["Value"], "90");
-        assert_eq!(v["Hsms"], json!([]));
+        assert_eq!(v["Hsms"], serde_json::json!([]));
         c.state = ClusterState::Active;
         c.cluster_certificate = Some("CERT".into());
         c.faults.cluster_deleted = true;
@@ -1790,6 +1255,9 @@ mod tests {
         assert_eq!(v["State"], "DELETED");
         assert!(v["Certificates"].get("ClusterCsr").is_none());
         assert_eq!(v["Certificates"]["ClusterCertificate"], "CERT");
-        assert_eq!(v["TagList"], json!([{"Key": "a", "Value": "b"}]));
+        assert_eq!(
+            v["TagList"],
+            serde_json::json!([{"Key": "a", "Value": "b"}])
+        );
     }
 }

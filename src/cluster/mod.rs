@@ -19,5 +19,6 @@ pub mod error;
 pub mod faults;
 pub mod model;
 pub mod objects;
+pub mod ops;
 pub mod seed;
 pub mod users;

@@ -10,16 +10,13 @@
 //!   standard base64 text, `null` members are dropped (absent), and anything
 //!   that is not a well-formed CBOR map with text keys is rejected as
 //!   [`CborError::Malformed`].
-//! * **Responses** ([`encode_response`]): JSON is mapped structurally onto CBOR.
-//!   Because JSON carries no type information for timestamps and blobs, the
-//!   member *name* decides: members listed in [`TIMESTAMP_MEMBERS`] holding a
-//!   number are emitted as tag 1, and members listed in [`BLOB_MEMBERS`] holding
-//!   base64 text are emitted as byte strings.
+//! * **Responses** ([`encode_typed`]): the typed response shapes of
+//!   [`crate::api::cloudhsmv2`] are serialized straight to CBOR: their
+//!   timestamps know to be tag 1 and their blobs byte strings.
 //! * **Errors** ([`encode_error`]): a map with a namespace-qualified `__type`
 //!   and a `message`.
 //!
-//! The encoder is a small hand-written, infallible CBOR writer that always
-//! produces definite-length items (the preferred form for `rpc-v2-cbor`).
+//! Every length written is definite (the preferred form for `rpc-v2-cbor`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -42,29 +39,6 @@ const TAG_EPOCH_TIME: u64 = 1;
 
 /// CBOR "self-described CBOR" tag (RFC 8949 §3.4.6), tolerated at top level.
 const TAG_SELF_DESCRIBED: u64 = 55_799;
-
-/// Member names that target a timestamp shape anywhere in the cloudhsmv2
-/// model.
-///
-/// Derived by a one-off Python script over
-/// `cloudhsmv2-2017-04-28.shapes.json`: for every structure member whose
-/// target shape has `"type": "timestamp"`, collect the member name, then sort
-/// and deduplicate. (No list or map in the model has a timestamp member/key/
-/// value, so member names are sufficient.) Must stay sorted: lookups use
-/// binary search.
-pub const TIMESTAMP_MEMBERS: &[&str] = &[
-    "CopyTimestamp",
-    "CreateTimestamp",
-    "DeleteTimestamp",
-    "HsmTypeRollbackExpiration",
-];
-
-/// Member names that target a blob shape anywhere in the cloudhsmv2 model.
-///
-/// Derived by the same script as [`TIMESTAMP_MEMBERS`] (target shape
-/// `"type": "blob"`); the 2017-04-28 model has no blob shapes, so this is
-/// empty. Must stay sorted: lookups use binary search.
-pub const BLOB_MEMBERS: &[&str] = &[];
 
 /// Errors produced while decoding an `rpc-v2-cbor` request body.
 #[derive(Debug, thiserror::Error)]
@@ -129,18 +103,11 @@ pub fn decode_request(body: &[u8]) -> Result<Json, CborError> {
     }
 }
 
-/// Encode a response JSON object (awsJson1_1 conventions) as an
-/// `rpc-v2-cbor` body.
-///
-/// Members whose *name* is in [`TIMESTAMP_MEMBERS`] and whose value is a
-/// number become tag 1 (an integer if the value is integral, otherwise a
-/// float). Members named in [`BLOB_MEMBERS`] whose value is valid base64 text
-/// become byte strings. Everything else maps structurally: JSON integers
-/// become CBOR integers, other numbers become 64-bit floats, `null` members
-/// of objects are omitted, and `null` list elements stay CBOR `null`.
-pub fn encode_response(value: &Json) -> Vec<u8> {
+/// Encode a typed response: timestamps as tag 1, blobs as byte strings (their `Serialize`
+/// knows CBOR from JSON), members in declaration order, every length definite.
+pub fn encode_typed<T: serde::Serialize>(t: &T) -> Vec<u8> {
     let mut out = Vec::new();
-    write_value(&mut out, value);
+    ciborium::into_writer(t, &mut out).expect("a typed response encodes to a Vec");
     out
 }
 
@@ -300,21 +267,10 @@ fn float_to_json(f: f64) -> Result<Json, CborError> {
 // Encoding helpers
 // ---------------------------------------------------------------------------
 
-const MAJOR_UNSIGNED: u8 = 0;
-const MAJOR_NEGATIVE: u8 = 1;
-const MAJOR_BYTES: u8 = 2;
 const MAJOR_TEXT: u8 = 3;
-const MAJOR_ARRAY: u8 = 4;
 const MAJOR_MAP: u8 = 5;
-const MAJOR_TAG: u8 = 6;
 
-const SIMPLE_FALSE: u8 = 0xf4;
-const SIMPLE_TRUE: u8 = 0xf5;
-const SIMPLE_NULL: u8 = 0xf6;
-const FLOAT64: u8 = 0xfb;
 
-/// `i64::MIN` (-2^63) as an exactly representable `f64`.
-const I64_MIN_F64: f64 = i64::MIN as f64;
 
 /// Write an item head (major type + argument) in its shortest form.
 fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
@@ -345,98 +301,6 @@ fn write_len(out: &mut Vec<u8>, major: u8, len: usize) {
 fn write_text(out: &mut Vec<u8>, text: &str) {
     write_len(out, MAJOR_TEXT, text.len());
     out.extend_from_slice(text.as_bytes());
-}
-
-fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    write_len(out, MAJOR_BYTES, bytes.len());
-    out.extend_from_slice(bytes);
-}
-
-fn write_f64(out: &mut Vec<u8>, f: f64) {
-    out.push(FLOAT64);
-    out.extend_from_slice(&f.to_bits().to_be_bytes());
-}
-
-fn write_i64(out: &mut Vec<u8>, i: i64) {
-    if i >= 0 {
-        write_head(out, MAJOR_UNSIGNED, i.unsigned_abs());
-    } else {
-        // CBOR negative integers encode -1 - n; for n < 0 that is |n| - 1.
-        write_head(out, MAJOR_NEGATIVE, i.unsigned_abs() - 1);
-    }
-}
-
-/// Write a JSON number structurally: integers as CBOR integers, anything else
-/// as a 64-bit float.
-fn write_number(out: &mut Vec<u8>, n: &Number) {
-    if let Some(u) = n.as_u64() {
-        write_head(out, MAJOR_UNSIGNED, u);
-    } else if let Some(i) = n.as_i64() {
-        write_i64(out, i);
-    } else if let Some(f) = n.as_f64() {
-        write_f64(out, f);
-    } else {
-        // Only reachable with serde_json's arbitrary_precision feature.
-        write_text(out, &n.to_string());
-    }
-}
-
-/// Write a timestamp (epoch seconds) as tag 1, keeping integral values as
-/// integers and everything else as a float.
-fn write_timestamp(out: &mut Vec<u8>, n: &Number) {
-    write_head(out, MAJOR_TAG, TAG_EPOCH_TIME);
-    if n.is_u64() || n.is_i64() {
-        write_number(out, n);
-        return;
-    }
-    match n.as_f64() {
-        // The range [-2^63, 2^63) keeps the `as` conversion exact (no
-        // saturation); both bounds are exactly representable as f64.
-        Some(f) if f.fract() == 0.0 && (I64_MIN_F64..-I64_MIN_F64).contains(&f) => {
-            write_i64(out, f as i64);
-        }
-        Some(f) => write_f64(out, f),
-        None => write_number(out, n),
-    }
-}
-
-fn write_value(out: &mut Vec<u8>, value: &Json) {
-    match value {
-        Json::Null => out.push(SIMPLE_NULL),
-        Json::Bool(false) => out.push(SIMPLE_FALSE),
-        Json::Bool(true) => out.push(SIMPLE_TRUE),
-        Json::Number(n) => write_number(out, n),
-        Json::String(s) => write_text(out, s),
-        Json::Array(items) => {
-            write_len(out, MAJOR_ARRAY, items.len());
-            for item in items {
-                write_value(out, item);
-            }
-        }
-        Json::Object(members) => {
-            let present = members.values().filter(|v| !v.is_null()).count();
-            write_len(out, MAJOR_MAP, present);
-            for (name, member) in members.iter().filter(|(_, v)| !v.is_null()) {
-                write_text(out, name);
-                write_member(out, name, member);
-            }
-        }
-    }
-}
-
-/// Write a structure member's value, applying the name-based timestamp and
-/// blob rules.
-fn write_member(out: &mut Vec<u8>, name: &str, value: &Json) {
-    match value {
-        Json::Number(n) if TIMESTAMP_MEMBERS.binary_search(&name).is_ok() => {
-            write_timestamp(out, n);
-        }
-        Json::String(s) if BLOB_MEMBERS.binary_search(&name).is_ok() => match BASE64.decode(s) {
-            Ok(bytes) => write_bytes(out, &bytes),
-            Err(_) => write_text(out, s),
-        },
-        other => write_value(out, other),
-    }
 }
 
 #[cfg(test)]
@@ -478,148 +342,72 @@ mod tests {
         }
     }
 
-    #[test]
-    fn member_lists_are_sorted_and_unique() {
-        assert!(TIMESTAMP_MEMBERS.windows(2).all(|w| w[0] < w[1]));
-        assert!(BLOB_MEMBERS.windows(2).all(|w| w[0] < w[1]));
-        assert!(TIMESTAMP_MEMBERS.contains(&"CreateTimestamp"));
+    fn cluster(id: &str, created: f64) -> crate::api::cloudhsmv2::Cluster {
+        crate::api::cloudhsmv2::Cluster {
+            cluster_id: Some(id.into()),
+            create_timestamp: Some(crate::api::Timestamp(created)),
+            hsm_type: Some("hsm2m.medium".into()),
+            ..Default::default()
+        }
+    }
+
+    fn created(c: &Cbor) -> Cbor {
+        match get(c, "CreateTimestamp") {
+            Cbor::Tag(1, inner) => (**inner).clone(),
+            other => panic!("expected tag 1, got {other:?}"),
+        }
     }
 
     #[test]
-    fn describe_clusters_round_trip() {
-        let response = json!({
-            "Clusters": [{
-                "BackupPolicy": "DEFAULT",
-                "BackupRetentionPolicy": {"Type": "DAYS", "Value": "90"},
-                "Certificates": {"ClusterCsr": "-----BEGIN CSR-----"},
-                "ClusterId": "cluster-igklspoyj5v",
-                "CreateTimestamp": 1_499_288_695.918,
-                "HsmType": "hsm1.medium",
-                "Hsms": [{
-                    "AvailabilityZone": "us-east-1a",
-                    "EniIp": "10.0.0.12",
-                    "HsmId": "hsm-ted36yp5b2x",
-                    "State": "ACTIVE"
-                }],
-                "SecurityGroup": "sg-02b0f7e8",
-                "State": "UNINITIALIZED",
-                "StateMessage": null,
-                "SubnetMapping": {"us-east-1a": "subnet-fd54af9b"},
-                "TagList": [{"Key": "env", "Value": "test"}],
-                "VpcId": "vpc-a4a3fd2c"
-            }, {
-                "ClusterId": "cluster-2",
-                "CreateTimestamp": 1_499_288_695,
-                "Hsms": [],
-                "SubnetMapping": {}
-            }],
-            "NextToken": "abc"
-        });
+    fn a_typed_responses_timestamps_are_tag_1_integral_ones_as_integers() {
+        let r = crate::api::cloudhsmv2::DescribeClustersResponse {
+            clusters: Some(vec![
+                cluster("cluster-a", 1_499_288_695.918),
+                cluster("cluster-b", 1_499_288_695.0),
+            ]),
+            next_token: None,
+        };
+        let wire = parse(&encode_typed(&r));
+        let clusters = get(&wire, "Clusters").as_array().unwrap().clone();
+        assert_eq!(created(&clusters[0]), Cbor::Float(1_499_288_695.918));
+        assert_eq!(
+            created(&clusters[1]),
+            Cbor::Integer(1_499_288_695_u32.into())
+        );
+    }
 
-        let bytes = encode_response(&response);
+    #[test]
+    fn a_typed_response_omits_absent_members_and_decodes_back_to_its_json() {
+        let r = crate::api::cloudhsmv2::DescribeClustersResponse {
+            clusters: Some(vec![cluster("cluster-a", 1.5)]),
+            next_token: None,
+        };
+        let bytes = encode_typed(&r);
         let wire = parse(&bytes);
-
-        let clusters = get(&wire, "Clusters").as_array().unwrap();
-        assert_eq!(clusters.len(), 2);
-        match get(&clusters[0], "CreateTimestamp") {
-            Cbor::Tag(1, inner) => assert_eq!(**inner, Cbor::Float(1_499_288_695.918)),
-            other => panic!("expected tag 1, got {other:?}"),
-        }
-        match get(&clusters[1], "CreateTimestamp") {
-            Cbor::Tag(1, inner) => {
-                assert_eq!(**inner, Cbor::Integer(1_499_288_695_u32.into()));
-            }
-            other => panic!("expected tag 1, got {other:?}"),
-        }
-        // Null members are omitted from the wire.
         assert!(
-            !clusters[0]
+            !wire
                 .as_map()
                 .unwrap()
                 .iter()
-                .any(|(k, _)| k.as_text() == Some("StateMessage"))
+                .any(|(k, _)| k.as_text() == Some("NextToken"))
         );
-        let hsms = get(&clusters[0], "Hsms").as_array().unwrap();
-        assert_eq!(get(&hsms[0], "State"), &text("ACTIVE"));
         assert_eq!(
-            get(get(&clusters[0], "SubnetMapping"), "us-east-1a"),
-            &text("subnet-fd54af9b")
+            decode_request(&bytes).unwrap(),
+            serde_json::to_value(&r).unwrap()
         );
-
-        // Decoding the wire form gives back the JSON, minus the null member.
-        let mut expected = response.clone();
-        expected["Clusters"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("StateMessage");
-        assert_eq!(decode_request(&bytes).unwrap(), expected);
     }
 
     #[test]
-    fn integral_float_timestamp_is_encoded_as_integer() {
-        let bytes = encode_response(&json!({"DeleteTimestamp": 1_600_000_000.0}));
-        match get(&parse(&bytes), "DeleteTimestamp") {
-            Cbor::Tag(1, inner) => assert_eq!(**inner, Cbor::Integer(1_600_000_000_u32.into())),
-            other => panic!("expected tag 1, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn timestamp_edge_values() {
-        let bytes = encode_response(&json!({
-            "CopyTimestamp": -1.0,
-            "CreateTimestamp": 1e19,
-            "DeleteTimestamp": -2.5
-        }));
-        let wire = parse(&bytes);
-        let inner = |name: &str| match get(&wire, name) {
-            Cbor::Tag(1, inner) => (**inner).clone(),
-            other => panic!("expected tag 1, got {other:?}"),
+    fn exact_bytes_for_a_small_typed_response() {
+        let r = crate::api::cloudhsmv2::DeleteHsmResponse {
+            hsm_id: Some("h".into()),
         };
-        assert_eq!(inner("CopyTimestamp"), Cbor::Integer((-1_i64).into()));
-        // Integral but outside the i64 range: stays a float.
-        assert_eq!(inner("CreateTimestamp"), Cbor::Float(1e19));
-        assert_eq!(inner("DeleteTimestamp"), Cbor::Float(-2.5));
-    }
-
-    #[test]
-    fn structural_encoding_of_scalars() {
-        let bytes = encode_response(&json!({
-            "Big": u64::MAX,
-            "Flag": true,
-            "Neg": -5,
-            "Min": i64::MIN,
-            "Ratio": 2.0,
-            "Timestamps": "CreateTimestamp",
-            "CreateTimestamp": "not-a-number",
-            "List": [1, null, "x"]
-        }));
-        let wire = parse(&bytes);
-        assert_eq!(get(&wire, "Big"), &Cbor::Integer(u64::MAX.into()));
-        assert_eq!(get(&wire, "Flag"), &Cbor::Bool(true));
-        assert_eq!(get(&wire, "Neg"), &Cbor::Integer((-5_i64).into()));
-        assert_eq!(get(&wire, "Min"), &Cbor::Integer(i64::MIN.into()));
-        // Non-timestamp floats stay floats even when integral.
-        assert_eq!(get(&wire, "Ratio"), &Cbor::Float(2.0));
-        // A timestamp-named member without a numeric value is left alone.
-        assert_eq!(get(&wire, "CreateTimestamp"), &text("not-a-number"));
         assert_eq!(
-            get(&wire, "List"),
-            &Cbor::Array(vec![Cbor::Integer(1.into()), Cbor::Null, text("x")])
+            encode_typed(&r),
+            [&[0xa1, 0x65][..], b"HsmId", &[0x61, b'h']].concat()
         );
-    }
-
-    #[test]
-    fn exact_bytes_for_small_map() {
-        assert_eq!(
-            encode_response(&json!({"a": 1})),
-            vec![0xa1, 0x61, b'a', 0x01]
-        );
-        assert_eq!(encode_response(&json!({})), vec![0xa0]);
-        assert_eq!(
-            encode_response(&json!({"CopyTimestamp": 0})),
-            [&[0xa1, 0x6d][..], b"CopyTimestamp", &[0xc1, 0x00]].concat()
-        );
+        let r = crate::api::cloudhsmv2::DeleteHsmResponse { hsm_id: None };
+        assert_eq!(encode_typed(&r), vec![0xa0]);
     }
 
     #[test]

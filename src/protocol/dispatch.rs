@@ -3,7 +3,9 @@
 //! the benches all come through here.
 
 use super::input::Input;
+use crate::api::cloudhsmv2;
 use crate::app::App;
+use crate::cluster::error::CloudHsmError;
 use crate::kms::error::KmsError;
 use serde_json::Value;
 use std::sync::Arc;
@@ -15,4 +17,18 @@ pub async fn kms(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Value>
         Some(req) => req.map_err(crate::kms::input_err)?,
     };
     crate::kms::handle(app, req, input).await
+}
+
+/// Run cloudhsmv2 operation `op` on `input`. `Ok(None)`: no such operation (or one cks-sim
+/// does not serve).
+pub async fn cloudhsm(
+    app: &Arc<App>,
+    op: &str,
+    input: Input,
+) -> Result<Option<cloudhsmv2::Response>, CloudHsmError> {
+    let req = match super::decode::cloudhsmv2::decode_request(op, &input.0) {
+        None => return Ok(None),
+        Some(req) => req?,
+    };
+    crate::cluster::ops::handle(app, req).await
 }

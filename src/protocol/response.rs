@@ -30,6 +30,11 @@ pub fn request_id() -> String {
         .to_string()
 }
 
+/// A typed response as the JSON document an awsJson1_1 door sends.
+pub fn to_json<T: serde::Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).expect("a typed response serializes")
+}
+
 /// A JSON response with the awsJson1_1 content type and a request ID.
 pub fn json_response(status: u16, body: &Value, error_type: Option<&str>) -> Response {
     let mut r = (
