@@ -11,7 +11,6 @@ use super::error::CloudHsmError;
 use super::model::{KMSUSER, Role, User};
 use super::users::{UserView, get_user};
 use crate::app::{App, Change};
-use crate::kms::model::ConnectionState;
 use std::sync::Arc;
 
 /// Check `name`'s password without opening a session (every key command of the CLI
@@ -37,7 +36,7 @@ pub async fn authenticate(
             u.name
         )));
     }
-    if u.name == KMSUSER && kms_holds_kmsuser(app, cluster_id) {
+    if u.name == KMSUSER && crate::kms::holds_kmsuser(&app.world(), cluster_id) {
         return Err(CloudHsmError::denied("kmsuser is logged in by AWS KMS"));
     }
     if !u.password_matches(password) {
@@ -55,16 +54,6 @@ pub async fn authenticate(
         app.commit(vec![Change::User(u.clone())]).await?;
     }
     Ok(u)
-}
-
-fn kms_holds_kmsuser(app: &App, cluster_id: &str) -> bool {
-    app.world().stores.values().any(|s| {
-        s.cluster_id == cluster_id
-            && matches!(
-                s.state,
-                ConnectionState::Connected | ConnectionState::Connecting
-            )
-    })
 }
 
 /// Check that `name` has `role` (the CLI names both at login).
@@ -171,7 +160,8 @@ pub async fn delete_user(
     require_admin(auth, "delete users")?;
     let u = get_user(app, cluster_id, name)?;
     require_role(&u, role)?;
-    if u.sessions > 0 || (u.name == KMSUSER && kms_holds_kmsuser(app, cluster_id)) {
+    if u.sessions > 0 || (u.name == KMSUSER && crate::kms::holds_kmsuser(&app.world(), cluster_id))
+    {
         return Err(CloudHsmError::invalid(format!(
             "The user {} is logged in and cannot be deleted",
             u.name
@@ -207,7 +197,7 @@ pub async fn change_password(
 ) -> Result<User, CloudHsmError> {
     let u = get_user(app, cluster_id, name)?;
     require_role(&u, role)?;
-    if u.name == KMSUSER && kms_holds_kmsuser(app, cluster_id) {
+    if u.name == KMSUSER && crate::kms::holds_kmsuser(&app.world(), cluster_id) {
         return Err(CloudHsmError::denied(
             "kmsuser is logged in by AWS KMS: disconnect the key store first",
         ));

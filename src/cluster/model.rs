@@ -135,6 +135,10 @@ pub struct Cluster {
     /// Next HSM IP suffix to hand out.
     #[serde(default)]
     pub next_ip: u32,
+    /// Counts the changes of `kmsuser`'s password and its deletions. A KMS session opened
+    /// at an older count is gone (KMS compares; the cluster never writes KMS's records).
+    #[serde(default)]
+    pub kmsuser_epoch: u64,
     /// A user PIN change begun and not yet committed (D20: the intent is recorded before
     /// `C_SetPIN`): the PIN the token may now have instead of `token_user_pin`. Settled by
     /// [`crate::cluster::users::settle_pin_change`] at start-up and before the next change.

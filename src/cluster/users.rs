@@ -9,9 +9,9 @@
 //! **The D3 rule**: the cluster token's user PIN always equals `kmsuser`'s current password.
 //! Whenever `kmsuser` is created, gets a new password, or is deleted, the token PIN is changed
 //! first (`C_SetPIN`; a fresh secret on delete), then the user, the cluster's
-//! `token_user_pin` and any affected key store are committed together. If the token refuses,
-//! nothing is committed. A `CONNECTED` key store on the cluster loses its delete-capable
-//! session (`session_valid = false`) when `kmsuser`'s password changes or `kmsuser` goes.
+//! `token_user_pin` are committed together. If the token refuses, nothing is committed. Each
+//! such change also moves the cluster's `kmsuser_epoch`: KMS, which reads it through
+//! [`kmsuser_epoch`], knows its own session to be gone when the epoch moved behind its back.
 //!
 //! Every mutating function takes `app.writer` itself: do not call them with it held (use
 //! [`kmsuser_password_changes`] from code that already holds it). Not here: KMS's own
@@ -22,7 +22,6 @@ use super::error::CloudHsmError;
 use super::model::{Cluster, ClusterState, KMSUSER, Role, User, user_key};
 use crate::app::{App, Change};
 use crate::ids;
-use crate::kms::model::ConnectionState;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -171,6 +170,7 @@ async fn set_token_pin(
     }
     c.token_user_pin = new_password.to_string();
     c.pending_user_pin = None;
+    c.kmsuser_epoch += 1;
     Ok(())
 }
 
@@ -279,20 +279,34 @@ pub async fn settle_all_pin_changes(app: &Arc<App>) {
     }
 }
 
-/// `CONNECTED` key stores on the cluster, marked as having lost their delete-capable session.
-fn invalidate_kms_sessions(app: &App, cluster_id: &str) -> Vec<Change> {
-    app.world()
-        .stores
-        .values()
-        .filter(|s| {
-            s.cluster_id == cluster_id && s.state == ConnectionState::Connected && s.session_valid
-        })
-        .map(|s| {
-            let mut s = s.clone();
-            s.session_valid = false;
-            Change::Store(s)
-        })
-        .collect()
+/// The count of `kmsuser`'s password changes and deletions on cluster `cluster_id` (the
+/// KMS domain compares it with the one its session was opened at).
+pub fn kmsuser_epoch(w: &crate::app::World, cluster_id: &str) -> Option<u64> {
+    w.clusters.get(cluster_id).map(|c| c.kmsuser_epoch)
+}
+
+/// The record of a failed `kmsuser` login that KMS attempted (it counts towards the
+/// lockout), and whether it locked the user.
+pub fn failed_login(user: &User) -> (Change, bool) {
+    let mut u = user.clone();
+    u.fail_login();
+    let locked = u.locked;
+    (Change::User(u), locked)
+}
+
+/// The `kmsuser_epoch` a batch of changes gives cluster `cluster_id`, if it changes it.
+pub fn epoch_after(changes: &[Change], cluster_id: &str) -> Option<u64> {
+    changes.iter().find_map(|c| match c {
+        Change::Cluster(c) if c.id == cluster_id => Some(c.kmsuser_epoch),
+        _ => None,
+    })
+}
+
+/// The record of a successful login: the failure count starts again.
+pub fn login_succeeded(user: &User) -> Change {
+    let mut u = user.clone();
+    u.failed_logins = 0;
+    Change::User(u)
 }
 
 /// Activate an `INITIALIZED` cluster (`cluster activate` in the CloudHSM CLI): it becomes
@@ -419,8 +433,8 @@ pub async fn delete_user(
         if c.rotates_pin() {
             set_token_pin(app, &mut c, &ids::secret(24)).await?;
         }
+        c.kmsuser_epoch += 1;
         changes.push(Change::Cluster(c));
-        changes.extend(invalidate_kms_sessions(app, cluster_id));
     }
     changes.push(Change::DelUser(user.key()));
     app.commit(changes).await?;
@@ -512,7 +526,6 @@ pub async fn change_password(
     if t.name == KMSUSER {
         set_token_pin(app, &mut c, new_password).await?;
         changes.push(Change::Cluster(c));
-        changes.extend(invalidate_kms_sessions(app, cluster_id));
     }
     changes.push(Change::User(t));
     app.commit(changes).await?;
@@ -546,14 +559,7 @@ pub async fn login(
         )));
     }
     if u.name == KMSUSER {
-        let kms_holds_it = app.world().stores.values().any(|s| {
-            s.cluster_id == cluster_id
-                && matches!(
-                    s.state,
-                    ConnectionState::Connected | ConnectionState::Connecting
-                )
-        });
-        if kms_holds_it {
+        if crate::kms::holds_kmsuser(&app.world(), cluster_id) {
             return Err(CloudHsmError::denied("kmsuser is logged in by AWS KMS"));
         }
     }

@@ -256,7 +256,8 @@ pub async fn create_with_id(
             state: ConnectionState::Disconnected,
             error_code: None,
             last_error_code: None,
-            session_valid: false,
+            session_epoch: None,
+            legacy_session_valid: false,
             generation: 0,
             account,
             region,
@@ -370,10 +371,10 @@ async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool)
         Ok(()) => login_and_rotate(app, &mut store, &mut changes, rotate).await,
     };
     match result {
-        Ok(()) => {
+        Ok(epoch) => {
             store.state = ConnectionState::Connected;
             store.error_code = None;
-            store.session_valid = true;
+            store.set_session(Some(epoch));
             app.kms_login(id, true);
         }
         Err(code) => {
@@ -385,7 +386,7 @@ async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool)
             store.state = ConnectionState::Failed;
             store.error_code = Some(code);
             store.last_error_code = Some(code);
-            store.session_valid = false;
+            store.set_session(None);
         }
     }
     changes.push(Change::Store(store));
@@ -443,10 +444,8 @@ fn check_connect(
         return Err(E::UserLoggedIn);
     }
     if user.mfa || !user.password_matches(&store.password) {
-        let mut u = user.clone();
-        u.fail_login();
-        let locked = u.locked;
-        changes.push(Change::User(u));
+        let (failed, locked) = crate::cluster::users::failed_login(user);
+        changes.push(failed);
         return Err(if locked {
             E::UserLockedOut
         } else {
@@ -464,7 +463,7 @@ async fn login_and_rotate(
     store: &mut KeyStore,
     changes: &mut Vec<Change>,
     rotate: bool,
-) -> Result<(), ConnectionErrorCode> {
+) -> Result<u64, ConnectionErrorCode> {
     let internal = |e: &dyn std::fmt::Display| {
         tracing::warn!(error = %e, "failure while connecting");
         ConnectionErrorCode::InternalError
@@ -472,7 +471,7 @@ async fn login_and_rotate(
     crate::cluster::users::settle_pin_change(app, &store.cluster_id)
         .await
         .map_err(|e| internal(&e.message))?;
-    let (cluster, mut user) = {
+    let (cluster, user) = {
         let w = app.world();
         let c = w.clusters.get(&store.cluster_id).cloned();
         let u = w
@@ -492,16 +491,16 @@ async fn login_and_rotate(
     // A bound token with rotate_password = false keeps its PIN: the one documented
     // departure from AWS, which rotates kmsuser's password on every connect.
     if !rotate || !cluster.rotates_pin() {
-        user.failed_logins = 0;
-        changes.push(Change::User(user));
-        return Ok(());
+        changes.push(crate::cluster::users::login_succeeded(&user));
+        return Ok(cluster.kmsuser_epoch);
     }
     let fresh = crate::ids::secret(24);
     match crate::cluster::users::kmsuser_password_changes(app, &cluster.id, &fresh).await {
         Ok(rotated) => {
+            let epoch = crate::cluster::users::epoch_after(&rotated, &cluster.id);
             changes.extend(rotated);
             store.password = fresh;
-            Ok(())
+            epoch.ok_or(ConnectionErrorCode::InternalError)
         }
         Err(e) => {
             let _ = token.logout().await;
@@ -559,7 +558,7 @@ async fn finish_disconnect(app: &Arc<App>, id: &str, generation: u64) {
         }
     }
     store.state = ConnectionState::Disconnected;
-    store.session_valid = false;
+    store.set_session(None);
     if let Err(e) = app.commit(vec![Change::Store(store)]).await {
         tracing::error!(error = %e, "cannot record the disconnect");
     }

@@ -131,6 +131,18 @@ pub fn input_err(e: InputError) -> KmsError {
     }
 }
 
+/// Whether KMS holds `kmsuser` of cluster `cluster_id` logged in: a key store on it is
+/// connected or connecting (the cluster domain asks before letting anyone else log in).
+pub fn holds_kmsuser(w: &World, cluster_id: &str) -> bool {
+    w.stores.values().any(|s| {
+        s.cluster_id == cluster_id
+            && matches!(
+                s.state,
+                ConnectionState::Connected | ConnectionState::Connecting
+            )
+    })
+}
+
 /// The ARN of key `id`.
 pub fn key_arn(app: &App, id: &str) -> String {
     format!(

@@ -88,10 +88,15 @@ pub struct KeyStore {
     /// The last error code, kept for diagnostics after leaving `FAILED`.
     #[serde(default)]
     pub last_error_code: Option<ConnectionErrorCode>,
-    /// Whether KMS's `kmsuser` session is still good for deleting material (false once the
-    /// password was changed behind KMS's back while connected).
+    /// The cluster's `kmsuser_epoch` when KMS's `kmsuser` session was opened (at the last
+    /// connect); `None` while not connected. The session is good for deleting material only
+    /// while the cluster's epoch has not moved since (the password was not changed, nor
+    /// `kmsuser` deleted, behind KMS's back).
     #[serde(default)]
-    pub session_valid: bool,
+    pub session_epoch: Option<u64>,
+    /// Records written before `session_epoch` existed said only whether the session was good.
+    #[serde(default, rename = "session_valid", skip_serializing)]
+    pub legacy_session_valid: bool,
     /// Bumped on every connect/disconnect request, so a stale background task can tell.
     #[serde(default)]
     pub generation: u64,
@@ -101,6 +106,21 @@ pub struct KeyStore {
     /// Its namespace's region; empty with `account`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
+}
+
+impl KeyStore {
+    /// The epoch KMS's session was opened at (`0` for a record from before epochs, whose
+    /// session was good).
+    pub fn session_epoch(&self) -> Option<u64> {
+        self.session_epoch
+            .or(self.legacy_session_valid.then_some(0))
+    }
+
+    /// Record the session KMS opened at `epoch`, or (`None`) that it has none.
+    pub fn set_session(&mut self, epoch: Option<u64>) {
+        self.session_epoch = epoch;
+        self.legacy_session_valid = false;
+    }
 }
 
 /// The underlying key state (§3.2); the visible state adds `Unavailable`.

@@ -73,11 +73,7 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
             Err(e) => Err(e.to_string()),
         },
         Origin::AwsCloudhsm => match &store {
-            Some(s)
-                if s.state == ConnectionState::Connected
-                    && s.session_valid
-                    && app.has_kms_login(&s.id) =>
-            {
+            Some(s) if session_open(&app.world(), s) && app.has_kms_login(&s.id) => {
                 let reachable = super::key::reachable(&app.world(), &s.cluster_id).is_ok();
                 if reachable {
                     match app.token(&s.cluster_id).await {
@@ -164,4 +160,12 @@ fn already_gone_is_destroyed(
         }
         other => other,
     }
+}
+
+/// Whether KMS's `kmsuser` session on the store's cluster is still the one it opened: the
+/// store is connected and `kmsuser`'s password has not changed (nor `kmsuser` gone) since.
+fn session_open(w: &crate::app::World, s: &super::model::KeyStore) -> bool {
+    s.state == ConnectionState::Connected
+        && s.session_epoch().is_some()
+        && s.session_epoch() == crate::cluster::users::kmsuser_epoch(w, &s.cluster_id)
 }

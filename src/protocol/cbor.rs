@@ -270,8 +270,6 @@ fn float_to_json(f: f64) -> Result<Json, CborError> {
 const MAJOR_TEXT: u8 = 3;
 const MAJOR_MAP: u8 = 5;
 
-
-
 /// Write an item head (major type + argument) in its shortest form.
 fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
     let initial = major << 5;
