@@ -671,6 +671,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_data_key_takes_exactly_one_of_number_of_bytes_and_key_spec() {
+        assert_eq!(data_key_len(Some(7), None).unwrap(), 7);
+        assert_eq!(data_key_len(None, Some(DataKeySpec::Aes256)).unwrap(), 32);
+        assert_eq!(data_key_len(None, Some(DataKeySpec::Aes128)).unwrap(), 16);
+        let both = data_key_len(Some(16), Some(DataKeySpec::Aes128)).unwrap_err();
+        assert_eq!(both.message, "Specify NumberOfBytes or KeySpec, not both.");
+        let neither = data_key_len(None, None).unwrap_err();
+        assert_eq!(neither.message, "Specify either NumberOfBytes or KeySpec.");
+        assert_eq!(neither.kind, KmsErrorKind::Validation);
+    }
+
+    #[test]
     fn blob_round_trip_and_rejects_foreign_bytes() {
         let b = Blob {
             version: BLOB_VERSION,

@@ -349,6 +349,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_digest_must_have_the_length_of_the_algorithms_hash() {
+        let alg = SigningAlgorithmSpec::EcdsaSha256;
+        let d = vec![1u8; 32];
+        let taken = message_digest(d.clone(), Some(MessageType::Digest), alg, Hash::Sha256);
+        assert_eq!(taken.unwrap(), d);
+        let short = message_digest(vec![1; 31], Some(MessageType::Digest), alg, Hash::Sha256);
+        assert_eq!(
+            short.unwrap_err().message,
+            "Digest is invalid length for algorithm ECDSA_SHA_256."
+        );
+    }
+
+    #[test]
+    fn a_raw_message_is_hashed_and_external_mu_is_refused() {
+        let alg = SigningAlgorithmSpec::RsassaPssSha384;
+        let raw = message_digest(b"m".to_vec(), None, alg, Hash::Sha384).unwrap();
+        assert_eq!(raw, sha2::Sha384::digest(b"m").to_vec());
+        let mu = message_digest(
+            b"m".to_vec(),
+            Some(MessageType::ExternalMu),
+            alg,
+            Hash::Sha384,
+        );
+        assert_eq!(mu.unwrap_err().type_name(), "ValidationException");
+    }
+
+    #[test]
     fn algorithm_names_give_scheme_and_hash() {
         assert_eq!(
             scheme_of("RSASSA_PSS_SHA_384"),
