@@ -224,6 +224,8 @@ pub(super) fn hsm_err(k: &Key, e: HsmError) -> KmsError {
     }
 }
 
+/// The `DryRun` member of a raw request (still used by the grant handlers until they take
+/// typed requests).
 pub(super) fn dry_run(input: &Input) -> Result<bool, KmsError> {
     Ok(input
         .opt_bool("DryRun")

@@ -22,7 +22,8 @@ use crate::protocol::input::Input;
 use sha2::Digest;
 use std::sync::Arc;
 
-/// A required enum member, checked against the model's values.
+/// An enum member of a raw request, checked against `allowed` (still used by the import and
+/// rotation handlers until they take typed requests).
 pub(super) fn enum_value<'a>(
     input: &'a Input,
     m: &str,
@@ -151,6 +152,8 @@ fn message_digest(
     }
 }
 
+/// Resolve the key of `Sign`/`Verify` (`op`), check the algorithm against its key spec and
+/// prepare what the token signs or verifies.
 fn sign_request(app: &Arc<App>, m: SignMembers, op: &str) -> Result<CheckedSign, KmsError> {
     let key = key_with_usage(app, &m.key_id, KeyUsage::SignVerify, op)?;
     let spec = key.kind.spec;
@@ -254,6 +257,7 @@ pub async fn verify(app: &Arc<App>, req: VerifyRequest) -> Result<VerifyResponse
     }
 }
 
+/// The key and hash of `GenerateMac`/`VerifyMac`, after every check but the key state.
 struct CheckedMac {
     key: Arc<Key>,
     hash: Hash,
