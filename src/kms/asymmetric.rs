@@ -8,19 +8,28 @@
 //! the token.
 
 use super::crypto::{
-    b64, context, dry_run, dry_run_ok, hsm_err, invalid_ciphertext, key_uuid, seal_material, usable,
+    b64, dry_run_ok, hsm_err, invalid_ciphertext, key_uuid, refuse_recipient, seal_material, usable,
 };
 use super::error::KmsError;
 use super::model::{Key, KeyKind};
-use super::signing::{enum_value, key_with_usage, wrong_usage};
-use super::spec::{KeySpec, KeyUsage, algorithm_members, all_curves, offered, offered_kinds};
-use super::{KeyRef, der, input_err, oaep, resolve_key};
+use super::signing::{key_with_usage, wrong_usage};
+use super::spec::{
+    Curve, KeySpec, KeyUsage, algorithm_members, all_curves, offered, offered_kinds,
+};
+use super::{KeyRef, der, oaep, resolve_key};
+use crate::api::kms::{
+    CustomerMasterKeySpec, DataKeyPairSpec, DeriveSharedSecretRequest, DeriveSharedSecretResponse,
+    EncryptionAlgorithmSpec, GenerateDataKeyPairRequest, GenerateDataKeyPairResponse,
+    GenerateDataKeyPairWithoutPlaintextRequest, GenerateDataKeyPairWithoutPlaintextResponse,
+    GetPublicKeyRequest, GetPublicKeyResponse, KeyAgreementAlgorithmSpec, KeySpec as ApiKeySpec,
+    KeyUsageType, OriginType, SigningAlgorithmSpec,
+};
 use crate::app::App;
-use crate::hsm::asymmetric::{Hash, PairUse, PrivateParts, PublicParts, RsaCipher};
+use crate::hsm::asymmetric::{Hash, PairKind, PairUse, PrivateParts, PublicParts, RsaCipher};
 use crate::hsm::{HsmError, HsmOp, ObjectId, Token};
 use crate::kms_err;
-use crate::protocol::input::Input;
-use serde_json::{Map, Value, json};
+use base64::Engine;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -102,24 +111,12 @@ fn spki(spec: KeySpec, parts: &PublicParts) -> Vec<u8> {
     }
 }
 
-fn required<T>(v: Option<T>, m: &str) -> Result<T, KmsError> {
-    v.ok_or_else(|| KmsError::missing(m))
-}
-
-fn no_recipient(input: &Input) -> Result<(), KmsError> {
-    if input.has("Recipient") {
-        return Err(kms_err!(
-            UnsupportedOperation,
-            "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."
-        ));
-    }
-    Ok(())
-}
-
 /// `GetPublicKey`.
-pub async fn get_public_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = required(input.opt_str("KeyId").map_err(input_err)?, "KeyId")?;
-    let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
+pub async fn get_public_key(
+    app: &Arc<App>,
+    req: GetPublicKeyRequest,
+) -> Result<GetPublicKeyResponse, KmsError> {
+    let k = resolve_key(app, &app.world(), &req.key_id, KeyRef::AnyName)?;
     let Some(public_key) = k.kind.public_key.as_ref() else {
         // AWS's wording for this refusal was not found; this is ours.
         return Err(kms_err!(
@@ -130,39 +127,46 @@ pub async fn get_public_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsE
         ));
     };
     usable(app, &k).await?;
-    let mut out = Map::new();
-    out.insert("KeyId".into(), json!(k.arn));
-    out.insert("PublicKey".into(), json!(public_key));
-    out.insert("CustomerMasterKeySpec".into(), json!(k.kind.spec.as_str()));
-    out.insert("KeySpec".into(), json!(k.kind.spec.as_str()));
-    out.insert("KeyUsage".into(), json!(k.kind.usage.as_str()));
-    for (member, algorithms) in algorithm_members(k.kind.spec, k.kind.usage) {
-        out.insert(member.into(), json!(algorithms));
+    let public_key = base64::engine::general_purpose::STANDARD
+        .decode(public_key)
+        .map_err(|e| KmsError::internal(format!("stored public key of {}: {e}", k.arn)))?;
+    let spec = k.kind.spec.as_str();
+    let mut out = GetPublicKeyResponse {
+        customer_master_key_spec: CustomerMasterKeySpec::parse(spec),
+        key_id: Some(k.arn.clone()),
+        key_spec: ApiKeySpec::parse(spec),
+        key_usage: KeyUsageType::parse(k.kind.usage.as_str()),
+        public_key: Some(public_key.into()),
+        ..Default::default()
+    };
+    for (member, names) in algorithm_members(k.kind.spec, k.kind.usage) {
+        match member {
+            "EncryptionAlgorithms" => {
+                out.encryption_algorithms = Some(parsed(&names, EncryptionAlgorithmSpec::parse));
+            }
+            "SigningAlgorithms" => {
+                out.signing_algorithms = Some(parsed(&names, SigningAlgorithmSpec::parse));
+            }
+            "KeyAgreementAlgorithms" => {
+                out.key_agreement_algorithms =
+                    Some(parsed(&names, KeyAgreementAlgorithmSpec::parse));
+            }
+            // Only keys without a public key (HMAC, symmetric) have other members.
+            _ => {}
+        }
     }
-    Ok(Value::Object(out))
+    Ok(out)
 }
 
-/// `DeriveSharedSecret` (ECDH on the token, raw shared x-coordinate).
-pub async fn derive_shared_secret(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = required(input.opt_str("KeyId").map_err(input_err)?, "KeyId")?;
-    required(
-        enum_value(input, "KeyAgreementAlgorithm", &["ECDH"])?,
-        "KeyAgreementAlgorithm",
-    )?;
-    let peer = required(
-        input.opt_blob("PublicKey", 1, 8192).map_err(input_err)?,
-        "PublicKey",
-    )?;
-    no_recipient(input)?;
-    let dry = dry_run(input)?;
-    let k = key_with_usage(app, raw, KeyUsage::KeyAgreement, "DeriveSharedSecret")?;
-    let curve = k
-        .kind
-        .spec
-        .curve()
-        .ok_or_else(|| wrong_usage(&k, "DeriveSharedSecret"))?;
+/// The model's values named in `names` (every name the domain lists is one of them).
+fn parsed<T>(names: &[&str], parse: fn(&str) -> Option<T>) -> Vec<T> {
+    names.iter().filter_map(|n| parse(n)).collect()
+}
+
+/// The peer's uncompressed EC point in `spki`, checked against the curve of key `k`.
+fn peer_point<'a>(k: &Key, curve: Curve, spki: &'a [u8]) -> Result<&'a [u8], KmsError> {
     // AWS's wording for these refusals was not found; these are ours.
-    let (peer_curve, point) = der::ec_spki_parts(&peer).ok_or_else(|| {
+    let (peer_curve, point) = der::ec_spki_parts(spki).ok_or_else(|| {
         kms_err!(
             Validation,
             "PublicKey must be a DER-encoded X.509 SubjectPublicKeyInfo of an elliptic-curve public key."
@@ -182,6 +186,28 @@ pub async fn derive_shared_secret(app: &Arc<App>, input: &Input) -> Result<Value
             k.kind.spec.as_str()
         ));
     }
+    Ok(point)
+}
+
+/// `DeriveSharedSecret` (ECDH on the token, raw shared x-coordinate).
+pub async fn derive_shared_secret(
+    app: &Arc<App>,
+    req: DeriveSharedSecretRequest,
+) -> Result<DeriveSharedSecretResponse, KmsError> {
+    refuse_recipient(req.recipient.is_some())?;
+    let dry = req.dry_run.unwrap_or(false);
+    let k = key_with_usage(
+        app,
+        &req.key_id,
+        KeyUsage::KeyAgreement,
+        "DeriveSharedSecret",
+    )?;
+    let curve = k
+        .kind
+        .spec
+        .curve()
+        .ok_or_else(|| wrong_usage(&k, "DeriveSharedSecret"))?;
+    let point = peer_point(&k, curve, req.public_key.bytes())?;
     let token = usable(app, &k).await?;
     if dry {
         return Err(dry_run_ok());
@@ -199,28 +225,14 @@ pub async fn derive_shared_secret(app: &Arc<App>, input: &Input) -> Result<Value
             ),
             other => hsm_err(&k, other),
         })?;
-    Ok(json!({
-        "KeyId": k.arn,
-        "SharedSecret": b64(&secret),
-        "KeyAgreementAlgorithm": "ECDH",
-        "KeyOrigin": k.origin.as_str(),
-    }))
+    Ok(DeriveSharedSecretResponse {
+        key_agreement_algorithm: Some(req.key_agreement_algorithm),
+        key_id: Some(k.arn.clone()),
+        key_origin: OriginType::parse(k.origin.as_str()),
+        shared_secret: Some(secret.into()),
+        ..Default::default()
+    })
 }
-
-const DATA_KEY_PAIR_SPECS: &[&str] = &[
-    "RSA_2048",
-    "RSA_3072",
-    "RSA_4096",
-    "ECC_NIST_P256",
-    "ECC_NIST_P384",
-    "ECC_NIST_P521",
-    "ECC_SECG_P256K1",
-    "SM2",
-    "ECC_NIST_EDWARDS25519",
-    "ML_KEM_512",
-    "ML_KEM_768",
-    "ML_KEM_1024",
-];
 
 /// Refuse anything but a symmetric encryption key for `op` (data keys, data key pairs).
 pub(super) fn require_symmetric_encryption(k: &Key, op: &str) -> Result<(), KmsError> {
@@ -239,28 +251,67 @@ pub(super) fn require_symmetric_encryption(k: &Key, op: &str) -> Result<(), KmsE
     Ok(())
 }
 
-/// `GenerateDataKeyPair` and `GenerateDataKeyPairWithoutPlaintext`: the pair is made on the
-/// token as extractable session objects and read out; the private key (PKCS #8) is encrypted
-/// under the KMS key like any data key.
-pub async fn generate_data_key_pair(
+/// The members `GenerateDataKeyPair` and `GenerateDataKeyPairWithoutPlaintext` share.
+struct DataKeyPairOrder {
+    key_id: String,
+    spec: DataKeyPairSpec,
+    context: BTreeMap<String, String>,
+    recipient: bool,
+    dry: bool,
+}
+
+/// A data key pair made on the token, its private key sealed under the KMS key.
+struct DataKeyPair {
+    key_arn: String,
+    material: String,
+    private_ciphertext: Vec<u8>,
+    private_der: Vec<u8>,
+    public_der: Vec<u8>,
+}
+
+/// The key spec and pair kind of a data key pair spec cks-sim generates.
+fn pair_kind_of(pair_spec: DataKeyPairSpec) -> Result<(KeySpec, PairKind), KmsError> {
+    let name = pair_spec.as_str();
+    KeySpec::parse(name)
+        .and_then(|s| s.pair_kind().map(|kind| (s, kind)))
+        .ok_or_else(|| {
+            kms_err!(
+                UnsupportedOperation,
+                "cks-sim does not generate {name} data key pairs."
+            )
+        })
+}
+
+/// Refuse a data key pair spec `token` (behind key `k`) does not generate.
+async fn require_pair_offered(k: &Key, token: &Arc<Token>, spec: KeySpec) -> Result<(), KmsError> {
+    let offers = token
+        .offers(all_curves())
+        .await
+        .map_err(|e| hsm_err(k, e))?;
+    let generated = spec.rsa_bits().map_or_else(
+        || spec.curve().is_some_and(|c| offers.curve(c.oid_der)),
+        |bits| offers.rsa(bits),
+    );
+    if !generated {
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "The PKCS#11 token behind cks-sim ({}) does not generate {} key pairs: see GET /_sim/key-specs for what it offers.",
+            token.label(),
+            spec.as_str()
+        ));
+    }
+    Ok(())
+}
+
+/// The pair is made on the token as extractable session objects and read out; the private
+/// key (PKCS #8) is encrypted under the KMS key like any data key. `op` names the operation.
+async fn data_key_pair(
     app: &Arc<App>,
-    input: &Input,
-    with_plaintext: bool,
-) -> Result<Value, KmsError> {
-    let op = if with_plaintext {
-        "GenerateDataKeyPair"
-    } else {
-        "GenerateDataKeyPairWithoutPlaintext"
-    };
-    let raw = required(input.opt_str("KeyId").map_err(input_err)?, "KeyId")?;
-    let pair_spec = required(
-        enum_value(input, "KeyPairSpec", DATA_KEY_PAIR_SPECS)?,
-        "KeyPairSpec",
-    )?;
-    let ctx = context(input, "EncryptionContext")?;
-    no_recipient(input)?;
-    let dry = dry_run(input)?;
-    let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
+    order: DataKeyPairOrder,
+    op: &str,
+) -> Result<DataKeyPair, KmsError> {
+    refuse_recipient(order.recipient)?;
+    let k = resolve_key(app, &app.world(), &order.key_id, KeyRef::AnyName)?;
     if k.store_id.is_some() {
         return Err(kms_err!(
             UnsupportedOperation,
@@ -269,31 +320,10 @@ pub async fn generate_data_key_pair(
         ));
     }
     require_symmetric_encryption(&k, op)?;
-    let Some((spec, kind)) =
-        KeySpec::parse(pair_spec).and_then(|s| s.pair_kind().map(|kind| (s, kind)))
-    else {
-        return Err(kms_err!(
-            UnsupportedOperation,
-            "cks-sim does not generate {pair_spec} data key pairs."
-        ));
-    };
+    let (spec, kind) = pair_kind_of(order.spec)?;
     let token = usable(app, &k).await?;
-    let offers = token
-        .offers(all_curves())
-        .await
-        .map_err(|e| hsm_err(&k, e))?;
-    let generated = spec.rsa_bits().map_or_else(
-        || spec.curve().is_some_and(|c| offers.curve(c.oid_der)),
-        |bits| offers.rsa(bits),
-    );
-    if !generated {
-        return Err(kms_err!(
-            UnsupportedOperation,
-            "The PKCS#11 token behind cks-sim ({}) does not generate {pair_spec} key pairs: see GET /_sim/key-specs for what it offers.",
-            token.label()
-        ));
-    }
-    if dry {
+    require_pair_offered(&k, &token, spec).await?;
+    if order.dry {
         return Err(dry_run_ok());
     }
     let parts = token
@@ -302,18 +332,61 @@ pub async fn generate_data_key_pair(
         .map_err(|e| hsm_err(&k, e))?;
     let (private_der, public_der) = encode_pair(spec, &parts)
         .ok_or_else(|| KmsError::internal("the token gave EC parts for a non-EC spec"))?;
-    let (blob, material) = seal_material(app, &k, &ctx, private_der.clone()).await?;
-    let mut out = json!({
-        "KeyId": k.arn,
-        "KeyMaterialId": material,
-        "KeyPairSpec": pair_spec,
-        "PrivateKeyCiphertextBlob": b64(&blob),
-        "PublicKey": b64(&public_der),
-    });
-    if with_plaintext {
-        out["PrivateKeyPlaintext"] = json!(b64(&private_der));
-    }
-    Ok(out)
+    let (private_ciphertext, material) =
+        seal_material(app, &k, &order.context, private_der.clone()).await?;
+    Ok(DataKeyPair {
+        key_arn: k.arn.clone(),
+        material,
+        private_ciphertext,
+        private_der,
+        public_der,
+    })
+}
+
+/// `GenerateDataKeyPair`.
+pub async fn generate_data_key_pair(
+    app: &Arc<App>,
+    req: GenerateDataKeyPairRequest,
+) -> Result<GenerateDataKeyPairResponse, KmsError> {
+    let order = DataKeyPairOrder {
+        key_id: req.key_id,
+        spec: req.key_pair_spec,
+        context: req.encryption_context.unwrap_or_default(),
+        recipient: req.recipient.is_some(),
+        dry: req.dry_run.unwrap_or(false),
+    };
+    let pair = data_key_pair(app, order, "GenerateDataKeyPair").await?;
+    Ok(GenerateDataKeyPairResponse {
+        key_id: Some(pair.key_arn),
+        key_material_id: Some(pair.material),
+        key_pair_spec: Some(req.key_pair_spec),
+        private_key_ciphertext_blob: Some(pair.private_ciphertext.into()),
+        private_key_plaintext: Some(pair.private_der.into()),
+        public_key: Some(pair.public_der.into()),
+        ..Default::default()
+    })
+}
+
+/// `GenerateDataKeyPairWithoutPlaintext`.
+pub async fn generate_data_key_pair_without_plaintext(
+    app: &Arc<App>,
+    req: GenerateDataKeyPairWithoutPlaintextRequest,
+) -> Result<GenerateDataKeyPairWithoutPlaintextResponse, KmsError> {
+    let order = DataKeyPairOrder {
+        key_id: req.key_id,
+        spec: req.key_pair_spec,
+        context: req.encryption_context.unwrap_or_default(),
+        recipient: false,
+        dry: req.dry_run.unwrap_or(false),
+    };
+    let pair = data_key_pair(app, order, "GenerateDataKeyPairWithoutPlaintext").await?;
+    Ok(GenerateDataKeyPairWithoutPlaintextResponse {
+        key_id: Some(pair.key_arn),
+        key_material_id: Some(pair.material),
+        key_pair_spec: Some(req.key_pair_spec),
+        private_key_ciphertext_blob: Some(pair.private_ciphertext.into()),
+        public_key: Some(pair.public_der.into()),
+    })
 }
 
 /// (PKCS #8 private key, SubjectPublicKeyInfo) of a data key pair; None for EC parts of a
@@ -339,12 +412,12 @@ fn encode_pair(spec: KeySpec, parts: &PrivateParts) -> Option<(Vec<u8>, Vec<u8>)
 /// it: no algorithm means `SYMMETRIC_DEFAULT`, which AWS refuses in the words recorded for it
 /// (`Algorithm SYMMETRIC_DEFAULT is incompatible with key spec RSA_4096.`); other algorithms
 /// take the same words.
-fn oaep_hash(k: &Key, algorithm: Option<&str>) -> Result<Hash, KmsError> {
+fn oaep_hash(k: &Key, algorithm: Option<EncryptionAlgorithmSpec>) -> Result<Hash, KmsError> {
     match algorithm {
-        Some("RSAES_OAEP_SHA_1") => Ok(Hash::Sha1),
-        Some("RSAES_OAEP_SHA_256") => Ok(Hash::Sha256),
+        Some(EncryptionAlgorithmSpec::RsaesOaepSha1) => Ok(Hash::Sha1),
+        Some(EncryptionAlgorithmSpec::RsaesOaepSha256) => Ok(Hash::Sha256),
         other => Err(KmsError::incompatible_algorithm(
-            other.unwrap_or("SYMMETRIC_DEFAULT"),
+            other.map_or("SYMMETRIC_DEFAULT", EncryptionAlgorithmSpec::as_str),
             k.kind.spec.as_str(),
         )),
     }
@@ -361,11 +434,11 @@ fn no_context(ctx: &BTreeMap<String, String>) -> Result<(), KmsError> {
     ))
 }
 
-fn algorithm_name(hash: Hash) -> &'static str {
+fn algorithm_of(hash: Hash) -> EncryptionAlgorithmSpec {
     if hash == Hash::Sha1 {
-        "RSAES_OAEP_SHA_1"
+        EncryptionAlgorithmSpec::RsaesOaepSha1
     } else {
-        "RSAES_OAEP_SHA_256"
+        EncryptionAlgorithmSpec::RsaesOaepSha256
     }
 }
 
@@ -374,7 +447,7 @@ pub(super) struct RsaRequest<'a> {
     /// The key.
     pub key: &'a Key,
     /// The algorithm member's value, if any.
-    pub algorithm: Option<&'a str>,
+    pub algorithm: Option<EncryptionAlgorithmSpec>,
     /// The encryption context (must be empty).
     pub context: &'a BTreeMap<String, String>,
     /// Whether this is a dry run.
@@ -387,7 +460,7 @@ pub(super) async fn rsa_encrypt(
     app: &Arc<App>,
     r: RsaRequest<'_>,
     plaintext: Vec<u8>,
-) -> Result<(Vec<u8>, &'static str), KmsError> {
+) -> Result<(Vec<u8>, EncryptionAlgorithmSpec), KmsError> {
     let k = r.key;
     if k.kind.usage != KeyUsage::EncryptDecrypt {
         return Err(wrong_usage(k, "Encrypt"));
@@ -397,7 +470,7 @@ pub(super) async fn rsa_encrypt(
     let max = k.kind.spec.oaep_max_plaintext(hash).unwrap_or(0);
     if plaintext.len() > max {
         return Err(KmsError::plaintext_too_large(
-            algorithm_name(hash),
+            algorithm_of(hash).as_str(),
             k.kind.spec.as_str(),
             max,
         ));
@@ -424,7 +497,7 @@ pub(super) async fn rsa_encrypt(
         .public_encrypt(id, cipher, block)
         .await
         .map_err(|e| hsm_err(k, e))?;
-    Ok((ct, algorithm_name(hash)))
+    Ok((ct, algorithm_of(hash)))
 }
 
 /// How RSAES-OAEP with `hash` runs on `token` for key `id`: SHA-1 as the token's OAEP; SHA-256
@@ -488,7 +561,7 @@ pub(super) async fn rsa_decrypt(
     app: &Arc<App>,
     r: RsaRequest<'_>,
     ciphertext: Vec<u8>,
-) -> Result<(Vec<u8>, &'static str), KmsError> {
+) -> Result<(Vec<u8>, EncryptionAlgorithmSpec), KmsError> {
     let k = r.key;
     if k.kind.usage != KeyUsage::EncryptDecrypt {
         return Err(wrong_usage(k, "Decrypt"));
@@ -522,7 +595,7 @@ pub(super) async fn rsa_decrypt(
         em.extend(out);
         oaep::decode(&em, k_len).ok_or_else(invalid_ciphertext)?
     };
-    Ok((plaintext, algorithm_name(hash)))
+    Ok((plaintext, algorithm_of(hash)))
 }
 
 #[cfg(test)]

@@ -13,13 +13,17 @@ use super::error::{KmsError, KmsErrorKind};
 use super::model::{ConnectionState, Key, Origin};
 use super::spec::KeyUsage;
 use super::{KeyRef, input_err, key_arn, resolve_key, visible_state};
-use crate::api::kms::{GenerateRandomRequest, GenerateRandomResponse};
+use crate::api::kms::{
+    DataKeySpec, DecryptRequest, DecryptResponse, EncryptRequest, EncryptResponse,
+    EncryptionAlgorithmSpec, GenerateDataKeyRequest, GenerateDataKeyResponse,
+    GenerateDataKeyWithoutPlaintextRequest, GenerateDataKeyWithoutPlaintextResponse,
+    GenerateRandomRequest, GenerateRandomResponse, ReEncryptRequest, ReEncryptResponse,
+};
 use crate::app::App;
 use crate::hsm::{HsmError, Token};
 use crate::kms_err;
 use crate::protocol::input::Input;
 use base64::Engine;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -132,27 +136,16 @@ pub(super) fn key_uuid(k: &Key) -> Result<[u8; 16], KmsError> {
         .ok_or_else(|| KmsError::internal(format!("key id {} names no key material", k.id)))
 }
 
-/// An encryption algorithm member, checked against the model's values.
-fn algorithm<'a>(input: &'a Input, m: &str) -> Result<Option<&'a str>, KmsError> {
-    super::signing::enum_value(
-        input,
-        m,
-        &[
-            "SYMMETRIC_DEFAULT",
-            "RSAES_OAEP_SHA_1",
-            "RSAES_OAEP_SHA_256",
-            "SM2PKE",
-        ],
-    )
-}
-
 /// Refuse an asymmetric encryption algorithm with a symmetric encryption key, in the words AWS
 /// is recorded using for an algorithm a key spec does not offer (this pairing itself was not
 /// found recorded).
-fn symmetric_only(algorithm: Option<&str>) -> Result<(), KmsError> {
+fn symmetric_only(algorithm: Option<EncryptionAlgorithmSpec>) -> Result<(), KmsError> {
     match algorithm {
-        None | Some("SYMMETRIC_DEFAULT") => Ok(()),
-        Some(a) => Err(KmsError::incompatible_algorithm(a, "SYMMETRIC_DEFAULT")),
+        None | Some(EncryptionAlgorithmSpec::SymmetricDefault) => Ok(()),
+        Some(a) => Err(KmsError::incompatible_algorithm(
+            a.as_str(),
+            "SYMMETRIC_DEFAULT",
+        )),
     }
 }
 
@@ -164,11 +157,15 @@ fn encryption_key(k: &Key, op: &str) -> Result<(), KmsError> {
     Ok(())
 }
 
-pub(super) fn context(input: &Input, m: &str) -> Result<BTreeMap<String, String>, KmsError> {
-    Ok(input
-        .opt_string_map(m)
-        .map_err(input_err)?
-        .unwrap_or_default())
+/// Refuse a `Recipient` (an attested Nitro enclave), which cks-sim does not simulate.
+pub(super) fn refuse_recipient(present: bool) -> Result<(), KmsError> {
+    if present {
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."
+        ));
+    }
+    Ok(())
 }
 
 /// Check that `k` may be used for cryptography now and return the token holding it.
@@ -227,6 +224,8 @@ pub(super) fn hsm_err(k: &Key, e: HsmError) -> KmsError {
     }
 }
 
+/// The `DryRun` member of a raw request (still used by the grant handlers until they take
+/// typed requests).
 pub(super) fn dry_run(input: &Input) -> Result<bool, KmsError> {
     Ok(input
         .opt_bool("DryRun")
@@ -343,60 +342,47 @@ async fn open(
 }
 
 /// `Encrypt`.
-pub async fn encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = input
-        .opt_str("KeyId")
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("KeyId"))?;
-    let pt = input
-        .opt_blob("Plaintext", 1, 4096)
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("Plaintext"))?;
-    let ctx = context(input, "EncryptionContext")?;
-    let alg = algorithm(input, "EncryptionAlgorithm")?;
-    let dry = dry_run(input)?;
-    let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
-    if k.kind.spec.is_asymmetric() {
+pub async fn encrypt(app: &Arc<App>, req: EncryptRequest) -> Result<EncryptResponse, KmsError> {
+    let ctx = req.encryption_context.unwrap_or_default();
+    let alg = req.encryption_algorithm;
+    let dry = req.dry_run.unwrap_or(false);
+    let k = resolve_key(app, &app.world(), &req.key_id, KeyRef::AnyName)?;
+    let (ciphertext, alg) = if k.kind.spec.is_asymmetric() {
         let r = RsaRequest {
             key: &k,
             algorithm: alg,
             context: &ctx,
             dry,
         };
-        let (ct, alg) = rsa_encrypt(app, r, pt).await?;
-        return Ok(
-            json!({ "CiphertextBlob": b64(&ct), "KeyId": k.arn, "EncryptionAlgorithm": alg }),
-        );
-    }
-    encryption_key(&k, "Encrypt")?;
-    symmetric_only(alg)?;
-    if dry {
-        usable(app, &k).await?;
-        return Err(dry_run_ok());
-    }
-    let blob = seal(app, &k, &ctx, pt).await?;
-    Ok(
-        json!({ "CiphertextBlob": b64(&blob), "KeyId": k.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT" }),
-    )
+        rsa_encrypt(app, r, req.plaintext.0).await?
+    } else {
+        encryption_key(&k, "Encrypt")?;
+        symmetric_only(alg)?;
+        if dry {
+            usable(app, &k).await?;
+            return Err(dry_run_ok());
+        }
+        let blob = seal(app, &k, &ctx, req.plaintext.0).await?;
+        (blob, EncryptionAlgorithmSpec::SymmetricDefault)
+    };
+    Ok(EncryptResponse {
+        ciphertext_blob: Some(ciphertext.into()),
+        encryption_algorithm: Some(alg),
+        key_id: Some(k.arn.clone()),
+    })
 }
 
 /// `Decrypt` (with or without `KeyId`).
-pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    input.str_len("KeyId", 1, 2048).map_err(input_err)?;
-    let dry = dry_run(input)?;
-    let blob = input
-        .opt_blob("CiphertextBlob", 1, 6144)
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("CiphertextBlob"))?;
-    let ctx = context(input, "EncryptionContext")?;
-    let alg = algorithm(input, "EncryptionAlgorithm")?;
-    if input.has("Recipient") {
-        return Err(kms_err!(
-            UnsupportedOperation,
-            "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."
-        ));
-    }
-    let expected = input.str_len("KeyId", 1, 2048).map_err(input_err)?;
+pub async fn decrypt(app: &Arc<App>, req: DecryptRequest) -> Result<DecryptResponse, KmsError> {
+    let dry = req.dry_run.unwrap_or(false);
+    let blob = req
+        .ciphertext_blob
+        .ok_or_else(|| KmsError::missing("CiphertextBlob"))?
+        .0;
+    let ctx = req.encryption_context.unwrap_or_default();
+    let alg = req.encryption_algorithm;
+    refuse_recipient(req.recipient.is_some())?;
+    let expected = req.key_id.as_deref();
     if let Some(raw) = expected {
         let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
         if k.kind.spec.is_asymmetric() {
@@ -407,9 +393,12 @@ pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
                 dry,
             };
             let (pt, alg) = rsa_decrypt(app, r, blob).await?;
-            return Ok(
-                json!({ "KeyId": k.arn, "Plaintext": b64(&pt), "EncryptionAlgorithm": alg }),
-            );
+            return Ok(DecryptResponse {
+                encryption_algorithm: Some(alg),
+                key_id: Some(k.arn.clone()),
+                plaintext: Some(pt.into()),
+                ..Default::default()
+            });
         }
         // A named key that cannot decrypt at all (an HMAC key, say) is IncorrectKey, as AWS
         // answers (recorded responses), not InvalidKeyUsage.
@@ -417,147 +406,234 @@ pub async fn decrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     }
     symmetric_only(alg)?;
     let (k, pt, material) = open(app, &blob, &ctx, expected, dry).await?;
-    Ok(
-        json!({ "KeyId": k.arn, "Plaintext": b64(&pt), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT", "KeyMaterialId": material }),
-    )
+    Ok(DecryptResponse {
+        encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
+        key_id: Some(k.arn.clone()),
+        key_material_id: Some(material),
+        plaintext: Some(pt.into()),
+        ..Default::default()
+    })
 }
 
-/// `GenerateDataKey` and `GenerateDataKeyWithoutPlaintext`.
-pub async fn generate_data_key(
-    app: &Arc<App>,
-    input: &Input,
-    with_plaintext: bool,
-) -> Result<Value, KmsError> {
-    let raw = input
-        .opt_str("KeyId")
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("KeyId"))?;
-    let n = input.opt_int("NumberOfBytes", 1, 1024).map_err(input_err)?;
-    let spec = input.opt_str("KeySpec").map_err(input_err)?;
-    let len = match (n, spec) {
-        (Some(n), None) => usize::try_from(n).unwrap_or(32),
-        (None, Some("AES_256")) => 32,
-        (None, Some("AES_128")) => 16,
-        (None, Some(other)) => {
-            return Err(KmsError::validation(
-                "KeySpec",
-                other,
-                "Member must satisfy enum value set: [AES_256, AES_128]",
-            ));
-        }
-        (Some(_), Some(_)) => {
-            return Err(kms_err!(
-                Validation,
-                "Specify NumberOfBytes or KeySpec, not both."
-            ));
-        }
-        (None, None) => {
-            return Err(kms_err!(
-                Validation,
-                "Specify either NumberOfBytes or KeySpec."
-            ));
-        }
-    };
-    let ctx = context(input, "EncryptionContext")?;
-    let dry = dry_run(input)?;
-    if input.has("Recipient") {
-        return Err(kms_err!(
-            UnsupportedOperation,
-            "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."
-        ));
+/// The members `GenerateDataKey` and `GenerateDataKeyWithoutPlaintext` share.
+struct DataKeyOrder {
+    key_id: String,
+    number_of_bytes: Option<i64>,
+    key_spec: Option<DataKeySpec>,
+    context: BTreeMap<String, String>,
+    recipient: bool,
+    dry: bool,
+}
+
+/// A data key made and sealed under a KMS key.
+struct DataKey {
+    key_arn: String,
+    plaintext: Vec<u8>,
+    ciphertext: Vec<u8>,
+    material: String,
+}
+
+/// The length of a data key: `NumberOfBytes` or `KeySpec`, exactly one of them.
+fn data_key_len(
+    number_of_bytes: Option<i64>,
+    spec: Option<DataKeySpec>,
+) -> Result<usize, KmsError> {
+    match (number_of_bytes, spec) {
+        (Some(n), None) => Ok(usize::try_from(n).unwrap_or(32)),
+        (None, Some(DataKeySpec::Aes256)) => Ok(32),
+        (None, Some(DataKeySpec::Aes128)) => Ok(16),
+        (Some(_), Some(_)) => Err(kms_err!(
+            Validation,
+            "Specify NumberOfBytes or KeySpec, not both."
+        )),
+        (None, None) => Err(kms_err!(
+            Validation,
+            "Specify either NumberOfBytes or KeySpec."
+        )),
     }
-    let k = resolve_key(app, &app.world(), raw, KeyRef::AnyName)?;
-    let op = if with_plaintext {
-        "GenerateDataKey"
-    } else {
-        "GenerateDataKeyWithoutPlaintext"
-    };
+}
+
+/// Make a data key on the token and seal it under the KMS key (`op` names the operation).
+async fn data_key(app: &Arc<App>, order: DataKeyOrder, op: &str) -> Result<DataKey, KmsError> {
+    let len = data_key_len(order.number_of_bytes, order.key_spec)?;
+    refuse_recipient(order.recipient)?;
+    let k = resolve_key(app, &app.world(), &order.key_id, KeyRef::AnyName)?;
     super::asymmetric::require_symmetric_encryption(&k, op)?;
     let token = usable(app, &k).await?;
-    if dry {
+    if order.dry {
         return Err(dry_run_ok());
     }
-    let dk = token.random(len).await.map_err(|e| hsm_err(&k, e))?;
-    let (blob, material) = seal_material(app, &k, &ctx, dk.clone()).await?;
-    let mut out =
-        json!({ "CiphertextBlob": b64(&blob), "KeyId": k.arn, "KeyMaterialId": material });
-    if with_plaintext {
-        out["Plaintext"] = json!(b64(&dk));
-    }
-    Ok(out)
+    let plaintext = token.random(len).await.map_err(|e| hsm_err(&k, e))?;
+    let (ciphertext, material) = seal_material(app, &k, &order.context, plaintext.clone()).await?;
+    Ok(DataKey {
+        key_arn: k.arn.clone(),
+        plaintext,
+        ciphertext,
+        material,
+    })
 }
 
-/// `ReEncrypt`: from and to symmetric encryption keys and RSA encryption keys.
-pub async fn re_encrypt(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let blob = input
-        .opt_blob("CiphertextBlob", 1, 6144)
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("CiphertextBlob"))?;
-    let dest = input
-        .str_len("DestinationKeyId", 1, 2048)
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("DestinationKeyId"))?;
-    let src_ctx = context(input, "SourceEncryptionContext")?;
-    let dst_ctx = context(input, "DestinationEncryptionContext")?;
-    let src_alg = algorithm(input, "SourceEncryptionAlgorithm")?;
-    let dst_alg = algorithm(input, "DestinationEncryptionAlgorithm")?;
-    let dry = dry_run(input)?;
-    let src = input.str_len("SourceKeyId", 1, 2048).map_err(input_err)?;
-    let dk = resolve_key(app, &app.world(), dest, KeyRef::AnyName)?;
-    if !dk.kind.spec.is_asymmetric() {
-        encryption_key(&dk, "ReEncrypt")?;
-        symmetric_only(dst_alg)?;
-    }
-    usable(app, &dk).await?;
+/// `GenerateDataKey`.
+pub async fn generate_data_key(
+    app: &Arc<App>,
+    req: GenerateDataKeyRequest,
+) -> Result<GenerateDataKeyResponse, KmsError> {
+    let order = DataKeyOrder {
+        key_id: req.key_id,
+        number_of_bytes: req.number_of_bytes,
+        key_spec: req.key_spec,
+        context: req.encryption_context.unwrap_or_default(),
+        recipient: req.recipient.is_some(),
+        dry: req.dry_run.unwrap_or(false),
+    };
+    let dk = data_key(app, order, "GenerateDataKey").await?;
+    Ok(GenerateDataKeyResponse {
+        ciphertext_blob: Some(dk.ciphertext.into()),
+        key_id: Some(dk.key_arn),
+        key_material_id: Some(dk.material),
+        plaintext: Some(dk.plaintext.into()),
+        ..Default::default()
+    })
+}
+
+/// `GenerateDataKeyWithoutPlaintext`.
+pub async fn generate_data_key_without_plaintext(
+    app: &Arc<App>,
+    req: GenerateDataKeyWithoutPlaintextRequest,
+) -> Result<GenerateDataKeyWithoutPlaintextResponse, KmsError> {
+    let order = DataKeyOrder {
+        key_id: req.key_id,
+        number_of_bytes: req.number_of_bytes,
+        key_spec: req.key_spec,
+        context: req.encryption_context.unwrap_or_default(),
+        recipient: false,
+        dry: req.dry_run.unwrap_or(false),
+    };
+    let dk = data_key(app, order, "GenerateDataKeyWithoutPlaintext").await?;
+    Ok(GenerateDataKeyWithoutPlaintextResponse {
+        ciphertext_blob: Some(dk.ciphertext.into()),
+        key_id: Some(dk.key_arn),
+        key_material_id: Some(dk.material),
+    })
+}
+
+/// What `ReEncrypt` opened: the source key's ARN, the plaintext, the source algorithm and,
+/// for a symmetric source, the material that had sealed it.
+struct Opened {
+    key_arn: String,
+    plaintext: Vec<u8>,
+    algorithm: EncryptionAlgorithmSpec,
+    material: Option<String>,
+}
+
+/// What `ReEncrypt` sealed: the ciphertext, the destination algorithm and, for a symmetric
+/// destination, the material that sealed it.
+struct Sealed {
+    ciphertext: Vec<u8>,
+    algorithm: EncryptionAlgorithmSpec,
+    material: Option<String>,
+}
+
+/// Open `ReEncrypt`'s ciphertext with the source key (named or found in the blob).
+async fn re_encrypt_open(
+    app: &Arc<App>,
+    req: &ReEncryptRequest,
+    blob: Vec<u8>,
+    dry: bool,
+) -> Result<Opened, KmsError> {
+    let ctx = req.source_encryption_context.clone().unwrap_or_default();
+    let alg = req.source_encryption_algorithm;
+    let src = req.source_key_id.as_deref();
     let source = match src {
         Some(raw) => Some(resolve_key(app, &app.world(), raw, KeyRef::AnyName)?),
         None => None,
     };
-    let (src_arn, pt, src_alg, src_material) = match source.filter(|k| k.kind.spec.is_asymmetric())
-    {
-        Some(sk) => {
-            let r = RsaRequest {
-                key: &sk,
-                algorithm: src_alg,
-                context: &src_ctx,
-                dry,
-            };
-            let (pt, alg) = rsa_decrypt(app, r, blob).await?;
-            (sk.arn.clone(), pt, alg, None)
-        }
-        None => {
-            symmetric_only(src_alg)?;
-            let (sk, pt, m) = open(app, &blob, &src_ctx, src, dry).await?;
-            (sk.arn.clone(), pt, "SYMMETRIC_DEFAULT", Some(m))
-        }
-    };
-    let (out, dst_alg, dst_material) = if dk.kind.spec.is_asymmetric() {
+    if let Some(sk) = source.filter(|k| k.kind.spec.is_asymmetric()) {
         let r = RsaRequest {
-            key: &dk,
-            algorithm: dst_alg,
-            context: &dst_ctx,
+            key: &sk,
+            algorithm: alg,
+            context: &ctx,
+            dry,
+        };
+        let (plaintext, algorithm) = rsa_decrypt(app, r, blob).await?;
+        return Ok(Opened {
+            key_arn: sk.arn.clone(),
+            plaintext,
+            algorithm,
+            material: None,
+        });
+    }
+    symmetric_only(alg)?;
+    let (sk, plaintext, m) = open(app, &blob, &ctx, src, dry).await?;
+    Ok(Opened {
+        key_arn: sk.arn.clone(),
+        plaintext,
+        algorithm: EncryptionAlgorithmSpec::SymmetricDefault,
+        material: Some(m),
+    })
+}
+
+/// Seal `ReEncrypt`'s plaintext under the destination key `dk`.
+async fn re_encrypt_seal(
+    app: &Arc<App>,
+    req: &ReEncryptRequest,
+    dk: &Key,
+    plaintext: Vec<u8>,
+) -> Result<Sealed, KmsError> {
+    let ctx = req
+        .destination_encryption_context
+        .clone()
+        .unwrap_or_default();
+    if dk.kind.spec.is_asymmetric() {
+        let r = RsaRequest {
+            key: dk,
+            algorithm: req.destination_encryption_algorithm,
+            context: &ctx,
             dry: false,
         };
-        let (ct, alg) = rsa_encrypt(app, r, pt).await?;
-        (ct, alg, None)
-    } else {
-        let (ct, m) = seal_material(app, &dk, &dst_ctx, pt).await?;
-        (ct, "SYMMETRIC_DEFAULT", Some(m))
-    };
-    let mut body = json!({
-        "CiphertextBlob": b64(&out),
-        "SourceKeyId": src_arn,
-        "KeyId": dk.arn,
-        "SourceEncryptionAlgorithm": src_alg,
-        "DestinationEncryptionAlgorithm": dst_alg,
-    });
-    if let Some(m) = src_material {
-        body["SourceKeyMaterialId"] = json!(m);
+        let (ciphertext, algorithm) = rsa_encrypt(app, r, plaintext).await?;
+        return Ok(Sealed {
+            ciphertext,
+            algorithm,
+            material: None,
+        });
     }
-    if let Some(m) = dst_material {
-        body["DestinationKeyMaterialId"] = json!(m);
+    let (ciphertext, m) = seal_material(app, dk, &ctx, plaintext).await?;
+    Ok(Sealed {
+        ciphertext,
+        algorithm: EncryptionAlgorithmSpec::SymmetricDefault,
+        material: Some(m),
+    })
+}
+
+/// `ReEncrypt`: from and to symmetric encryption keys and RSA encryption keys.
+pub async fn re_encrypt(
+    app: &Arc<App>,
+    req: ReEncryptRequest,
+) -> Result<ReEncryptResponse, KmsError> {
+    let blob = req
+        .ciphertext_blob
+        .clone()
+        .ok_or_else(|| KmsError::missing("CiphertextBlob"))?
+        .0;
+    let dry = req.dry_run.unwrap_or(false);
+    let dk = resolve_key(app, &app.world(), &req.destination_key_id, KeyRef::AnyName)?;
+    if !dk.kind.spec.is_asymmetric() {
+        encryption_key(&dk, "ReEncrypt")?;
+        symmetric_only(req.destination_encryption_algorithm)?;
     }
-    Ok(body)
+    usable(app, &dk).await?;
+    let opened = re_encrypt_open(app, &req, blob, dry).await?;
+    let sealed = re_encrypt_seal(app, &req, &dk, opened.plaintext).await?;
+    Ok(ReEncryptResponse {
+        ciphertext_blob: Some(sealed.ciphertext.into()),
+        destination_encryption_algorithm: Some(sealed.algorithm),
+        destination_key_material_id: sealed.material,
+        key_id: Some(dk.arn.clone()),
+        source_encryption_algorithm: Some(opened.algorithm),
+        source_key_id: Some(opened.key_arn),
+        source_key_material_id: opened.material,
+    })
 }
 
 /// `GenerateRandom` (on a store's cluster with `CustomKeyStoreId`).
@@ -568,12 +644,7 @@ pub async fn generate_random(
     let n = req
         .number_of_bytes
         .ok_or_else(|| KmsError::new(KmsErrorKind::Validation, "NumberOfBytes is required."))?;
-    if req.recipient.is_some() {
-        return Err(kms_err!(
-            UnsupportedOperation,
-            "cks-sim does not simulate Nitro Enclaves attestation (Recipient)."
-        ));
-    }
+    refuse_recipient(req.recipient.is_some())?;
     let n = usize::try_from(n).unwrap_or(1);
     let token = match req.custom_key_store_id.as_deref() {
         Some(sid) => {
@@ -600,6 +671,18 @@ pub async fn generate_random(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_data_key_takes_exactly_one_of_number_of_bytes_and_key_spec() {
+        assert_eq!(data_key_len(Some(7), None).unwrap(), 7);
+        assert_eq!(data_key_len(None, Some(DataKeySpec::Aes256)).unwrap(), 32);
+        assert_eq!(data_key_len(None, Some(DataKeySpec::Aes128)).unwrap(), 16);
+        let both = data_key_len(Some(16), Some(DataKeySpec::Aes128)).unwrap_err();
+        assert_eq!(both.message, "Specify NumberOfBytes or KeySpec, not both.");
+        let neither = data_key_len(None, None).unwrap_err();
+        assert_eq!(neither.message, "Specify either NumberOfBytes or KeySpec.");
+        assert_eq!(neither.kind, KmsErrorKind::Validation);
+    }
 
     #[test]
     fn blob_round_trip_and_rejects_foreign_bytes() {

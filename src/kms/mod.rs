@@ -78,23 +78,33 @@ pub async fn handle(app: &Arc<App>, req: Request, input: Input) -> Result<Option
         R::DeleteImportedKeyMaterial(_) => import::delete_material(app, &input).await?,
         R::ReplicateKey(_) => multi_region::replicate_key(app, &input).await?,
         R::UpdatePrimaryRegion(_) => multi_region::update_primary_region(app, &input).await?,
-        R::GenerateDataKeyPair(_) => asymmetric::generate_data_key_pair(app, &input, true).await?,
-        R::GenerateDataKeyPairWithoutPlaintext(_) => {
-            asymmetric::generate_data_key_pair(app, &input, false).await?
+        R::GenerateDataKeyPair(r) => typed(Response::GenerateDataKeyPair(
+            asymmetric::generate_data_key_pair(app, r).await?,
+        )),
+        R::GenerateDataKeyPairWithoutPlaintext(r) => {
+            typed(Response::GenerateDataKeyPairWithoutPlaintext(
+                asymmetric::generate_data_key_pair_without_plaintext(app, r).await?,
+            ))
         }
-        R::Sign(_) => signing::sign(app, &input).await?,
-        R::Verify(_) => signing::verify(app, &input).await?,
-        R::GenerateMac(_) => signing::generate_mac(app, &input).await?,
-        R::VerifyMac(_) => signing::verify_mac(app, &input).await?,
-        R::GetPublicKey(_) => asymmetric::get_public_key(app, &input).await?,
-        R::DeriveSharedSecret(_) => asymmetric::derive_shared_secret(app, &input).await?,
-        R::Encrypt(_) => crypto::encrypt(app, &input).await?,
-        R::Decrypt(_) => crypto::decrypt(app, &input).await?,
-        R::GenerateDataKey(_) => crypto::generate_data_key(app, &input, true).await?,
-        R::GenerateDataKeyWithoutPlaintext(_) => {
-            crypto::generate_data_key(app, &input, false).await?
-        }
-        R::ReEncrypt(_) => crypto::re_encrypt(app, &input).await?,
+        R::Sign(r) => typed(Response::Sign(signing::sign(app, r).await?)),
+        R::Verify(r) => typed(Response::Verify(signing::verify(app, r).await?)),
+        R::GenerateMac(r) => typed(Response::GenerateMac(signing::generate_mac(app, r).await?)),
+        R::VerifyMac(r) => typed(Response::VerifyMac(signing::verify_mac(app, r).await?)),
+        R::GetPublicKey(r) => typed(Response::GetPublicKey(
+            asymmetric::get_public_key(app, r).await?,
+        )),
+        R::DeriveSharedSecret(r) => typed(Response::DeriveSharedSecret(
+            asymmetric::derive_shared_secret(app, r).await?,
+        )),
+        R::Encrypt(r) => typed(Response::Encrypt(crypto::encrypt(app, r).await?)),
+        R::Decrypt(r) => typed(Response::Decrypt(crypto::decrypt(app, r).await?)),
+        R::GenerateDataKey(r) => typed(Response::GenerateDataKey(
+            crypto::generate_data_key(app, r).await?,
+        )),
+        R::GenerateDataKeyWithoutPlaintext(r) => typed(Response::GenerateDataKeyWithoutPlaintext(
+            crypto::generate_data_key_without_plaintext(app, r).await?,
+        )),
+        R::ReEncrypt(r) => typed(Response::ReEncrypt(crypto::re_encrypt(app, r).await?)),
         R::GenerateRandom(r) => typed(Response::GenerateRandom(
             crypto::generate_random(app, r).await?,
         )),

@@ -4,44 +4,26 @@
 //! `CKM_ECDSA`), so both message types use the same token mechanisms. ECDSA signatures go out
 //! DER-encoded, as KMS returns them.
 
-use super::crypto::{b64, dry_run, dry_run_ok, hsm_err, key_uuid, usable};
+use super::crypto::{dry_run_ok, hsm_err, key_uuid, usable};
 use super::error::KmsError;
 use super::model::Key;
 use super::spec::KeyUsage;
 use super::{KeyRef, input_err, resolve_key};
+use crate::api::kms::{
+    GenerateMacRequest, GenerateMacResponse, MacAlgorithmSpec, MessageType, SignRequest,
+    SignResponse, SigningAlgorithmSpec, VerifyMacRequest, VerifyMacResponse, VerifyRequest,
+    VerifyResponse,
+};
 use crate::app::App;
 use crate::hsm::HsmError;
 use crate::hsm::asymmetric::{Hash, SignMech};
 use crate::kms_err;
 use crate::protocol::input::Input;
-use serde_json::{Value, json};
 use sha2::Digest;
 use std::sync::Arc;
 
-const SIGNING_ALGORITHMS: &[&str] = &[
-    "RSASSA_PSS_SHA_256",
-    "RSASSA_PSS_SHA_384",
-    "RSASSA_PSS_SHA_512",
-    "RSASSA_PKCS1_V1_5_SHA_256",
-    "RSASSA_PKCS1_V1_5_SHA_384",
-    "RSASSA_PKCS1_V1_5_SHA_512",
-    "ECDSA_SHA_256",
-    "ECDSA_SHA_384",
-    "ECDSA_SHA_512",
-    "SM2DSA",
-    "ML_DSA_SHAKE_256",
-    "ED25519_SHA_512",
-    "ED25519_PH_SHA_512",
-];
-const MAC_ALGORITHMS: &[&str] = &[
-    "HMAC_SHA_224",
-    "HMAC_SHA_256",
-    "HMAC_SHA_384",
-    "HMAC_SHA_512",
-];
-const MESSAGE_TYPES: &[&str] = &["RAW", "DIGEST", "EXTERNAL_MU"];
-
-/// A required enum member, checked against the model's values.
+/// An enum member of a raw request, checked against `allowed` (still used by the import and
+/// rotation handlers until they take typed requests).
 pub(super) fn enum_value<'a>(
     input: &'a Input,
     m: &str,
@@ -58,10 +40,6 @@ pub(super) fn enum_value<'a>(
         )),
         other => Ok(other),
     }
-}
-
-fn required<T>(v: Option<T>, m: &str) -> Result<T, KmsError> {
-    v.ok_or_else(|| KmsError::missing(m))
 }
 
 /// `InvalidKeyUsageException` for a key used against its key usage, in AWS's words (as KMS
@@ -133,51 +111,59 @@ struct ToSign {
     ecdsa_field: Option<usize>,
 }
 
+/// The members `Sign` and `Verify` share.
+struct SignMembers {
+    key_id: String,
+    message: Vec<u8>,
+    message_type: Option<MessageType>,
+    algorithm: SigningAlgorithmSpec,
+    dry: bool,
+}
+
 /// The parsed members common to `Sign` and `Verify`, after every check but the key state.
-struct SignRequest {
+struct CheckedSign {
     key: Arc<Key>,
-    algorithm: String,
+    algorithm: SigningAlgorithmSpec,
     to_sign: ToSign,
     dry: bool,
 }
 
-fn sign_request(app: &Arc<App>, input: &Input, op: &str) -> Result<SignRequest, KmsError> {
-    let raw = required(input.opt_str("KeyId").map_err(input_err)?, "KeyId")?;
-    let message = required(
-        input.opt_blob("Message", 1, 4096).map_err(input_err)?,
-        "Message",
-    )?;
-    let message_type = enum_value(input, "MessageType", MESSAGE_TYPES)?.unwrap_or("RAW");
-    let algorithm = required(
-        enum_value(input, "SigningAlgorithm", SIGNING_ALGORITHMS)?,
-        "SigningAlgorithm",
-    )?;
-    let dry = dry_run(input)?;
-    let key = key_with_usage(app, raw, KeyUsage::SignVerify, op)?;
+/// The digest `message` stands for under `message_type`, for `algorithm` hashing with `hash`.
+fn message_digest(
+    message: Vec<u8>,
+    message_type: Option<MessageType>,
+    algorithm: SigningAlgorithmSpec,
+    hash: Hash,
+) -> Result<Vec<u8>, KmsError> {
+    match message_type.unwrap_or(MessageType::Raw) {
+        MessageType::Raw => digest(hash, &message)
+            .ok_or_else(|| KmsError::internal("a signing algorithm with SHA-1")),
+        MessageType::Digest if message.len() == hash.output_len() => Ok(message),
+        // AWS's words (recorded responses).
+        MessageType::Digest => Err(kms_err!(
+            Validation,
+            "Digest is invalid length for algorithm {}.",
+            algorithm.as_str()
+        )),
+        MessageType::ExternalMu => Err(kms_err!(
+            Validation,
+            "MessageType EXTERNAL_MU is valid only with the ML_DSA_SHAKE_256 signing algorithm."
+        )),
+    }
+}
+
+/// Resolve the key of `Sign`/`Verify` (`op`), check the algorithm against its key spec and
+/// prepare what the token signs or verifies.
+fn sign_request(app: &Arc<App>, m: SignMembers, op: &str) -> Result<CheckedSign, KmsError> {
+    let key = key_with_usage(app, &m.key_id, KeyUsage::SignVerify, op)?;
     let spec = key.kind.spec;
+    let algorithm = m.algorithm.as_str();
     let Some((scheme, hash)) =
         scheme_of(algorithm).filter(|_| spec.signing_algorithms().contains(&algorithm))
     else {
         return Err(KmsError::incompatible_algorithm(algorithm, spec.as_str()));
     };
-    let digest = match message_type {
-        "RAW" => digest(hash, &message)
-            .ok_or_else(|| KmsError::internal("a signing algorithm with SHA-1"))?,
-        "DIGEST" if message.len() == hash.output_len() => message,
-        "DIGEST" => {
-            // AWS's words (recorded responses).
-            return Err(kms_err!(
-                Validation,
-                "Digest is invalid length for algorithm {algorithm}."
-            ));
-        }
-        _ => {
-            return Err(kms_err!(
-                Validation,
-                "MessageType EXTERNAL_MU is valid only with the ML_DSA_SHAKE_256 signing algorithm."
-            ));
-        }
-    };
+    let digest = message_digest(m.message, m.message_type, m.algorithm, hash)?;
     let to_sign = match scheme {
         Scheme::Pss => ToSign {
             mech: SignMech::RsaPss(hash),
@@ -195,17 +181,24 @@ fn sign_request(app: &Arc<App>, input: &Input, op: &str) -> Result<SignRequest, 
             ecdsa_field: spec.curve().map(|c| c.field_len),
         },
     };
-    Ok(SignRequest {
+    Ok(CheckedSign {
         key,
-        algorithm: algorithm.to_string(),
+        algorithm: m.algorithm,
         to_sign,
-        dry,
+        dry: m.dry,
     })
 }
 
 /// `Sign`.
-pub async fn sign(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let r = sign_request(app, input, "Sign")?;
+pub async fn sign(app: &Arc<App>, req: SignRequest) -> Result<SignResponse, KmsError> {
+    let members = SignMembers {
+        key_id: req.key_id,
+        message: req.message.0,
+        message_type: req.message_type,
+        algorithm: req.signing_algorithm,
+        dry: req.dry_run.unwrap_or(false),
+    };
+    let r = sign_request(app, members, "Sign")?;
     let token = usable(app, &r.key).await?;
     if r.dry {
         return Err(dry_run_ok());
@@ -219,11 +212,11 @@ pub async fn sign(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         Some(_) => super::der::ecdsa_to_der(&raw),
         None => raw,
     };
-    Ok(json!({
-        "KeyId": r.key.arn,
-        "Signature": b64(&signature),
-        "SigningAlgorithm": r.algorithm,
-    }))
+    Ok(SignResponse {
+        key_id: Some(r.key.arn.clone()),
+        signature: Some(signature.into()),
+        signing_algorithm: Some(r.algorithm),
+    })
 }
 
 fn invalid_signature() -> KmsError {
@@ -231,102 +224,125 @@ fn invalid_signature() -> KmsError {
 }
 
 /// `Verify`: a signature that does not verify is `KMSInvalidSignatureException`.
-pub async fn verify(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let r = sign_request(app, input, "Verify")?;
-    let signature = required(
-        input.opt_blob("Signature", 1, 6144).map_err(input_err)?,
-        "Signature",
-    )?;
+pub async fn verify(app: &Arc<App>, req: VerifyRequest) -> Result<VerifyResponse, KmsError> {
+    let members = SignMembers {
+        key_id: req.key_id,
+        message: req.message.0,
+        message_type: req.message_type,
+        algorithm: req.signing_algorithm,
+        dry: req.dry_run.unwrap_or(false),
+    };
+    let r = sign_request(app, members, "Verify")?;
     let token = usable(app, &r.key).await?;
     if r.dry {
         return Err(dry_run_ok());
     }
     let signature = match r.to_sign.ecdsa_field {
-        Some(field) => {
-            super::der::ecdsa_from_der(&signature, field).ok_or_else(invalid_signature)?
-        }
-        None => signature,
+        Some(field) => super::der::ecdsa_from_der(req.signature.bytes(), field)
+            .ok_or_else(invalid_signature)?,
+        None => req.signature.0,
     };
     let id = key_uuid(&r.key)?;
     match token
         .verify(id, r.to_sign.mech, r.to_sign.data, signature)
         .await
     {
-        Ok(()) => Ok(json!({
-            "KeyId": r.key.arn,
-            "SignatureValid": true,
-            "SigningAlgorithm": r.algorithm,
-        })),
+        Ok(()) => Ok(VerifyResponse {
+            key_id: Some(r.key.arn.clone()),
+            signature_valid: Some(true),
+            signing_algorithm: Some(r.algorithm),
+        }),
         Err(HsmError::SignatureRejected { .. }) => Err(invalid_signature()),
         Err(e) => Err(hsm_err(&r.key, e)),
     }
 }
 
-struct MacRequest {
+/// The key and hash of `GenerateMac`/`VerifyMac`, after every check but the key state.
+struct CheckedMac {
     key: Arc<Key>,
-    algorithm: String,
     hash: Hash,
-    message: Vec<u8>,
     dry: bool,
 }
 
-fn mac_request(app: &Arc<App>, input: &Input, op: &str) -> Result<MacRequest, KmsError> {
-    let message = required(
-        input.opt_blob("Message", 1, 4096).map_err(input_err)?,
-        "Message",
-    )?;
-    let raw = required(input.opt_str("KeyId").map_err(input_err)?, "KeyId")?;
-    let algorithm = required(
-        enum_value(input, "MacAlgorithm", MAC_ALGORITHMS)?,
-        "MacAlgorithm",
-    )?;
-    let dry = dry_run(input)?;
-    let key = key_with_usage(app, raw, KeyUsage::GenerateVerifyMac, op)?;
+/// Resolve the key of `GenerateMac`/`VerifyMac` (`op`) and check `algorithm` against it.
+fn mac_request(
+    app: &Arc<App>,
+    key_id: &str,
+    algorithm: MacAlgorithmSpec,
+    dry: Option<bool>,
+    op: &str,
+) -> Result<CheckedMac, KmsError> {
+    let key = key_with_usage(app, key_id, KeyUsage::GenerateVerifyMac, op)?;
     let spec = key.kind.spec;
     let hash = match spec.hmac_hash() {
-        Some(h) if spec.mac_algorithm() == Some(algorithm) => h,
-        _ => return Err(KmsError::incompatible_algorithm(algorithm, spec.as_str())),
+        Some(h) if spec.mac_algorithm() == Some(algorithm.as_str()) => h,
+        _ => {
+            return Err(KmsError::incompatible_algorithm(
+                algorithm.as_str(),
+                spec.as_str(),
+            ));
+        }
     };
-    Ok(MacRequest {
+    Ok(CheckedMac {
         key,
-        algorithm: algorithm.to_string(),
         hash,
-        message,
-        dry,
+        dry: dry.unwrap_or(false),
     })
 }
 
 /// `GenerateMac`.
-pub async fn generate_mac(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let r = mac_request(app, input, "GenerateMac")?;
+pub async fn generate_mac(
+    app: &Arc<App>,
+    req: GenerateMacRequest,
+) -> Result<GenerateMacResponse, KmsError> {
+    let r = mac_request(
+        app,
+        &req.key_id,
+        req.mac_algorithm,
+        req.dry_run,
+        "GenerateMac",
+    )?;
     let token = usable(app, &r.key).await?;
     if r.dry {
         return Err(dry_run_ok());
     }
     let mac = token
-        .sign(key_uuid(&r.key)?, SignMech::Hmac(r.hash), r.message)
+        .sign(key_uuid(&r.key)?, SignMech::Hmac(r.hash), req.message.0)
         .await
         .map_err(|e| hsm_err(&r.key, e))?;
-    Ok(json!({ "KeyId": r.key.arn, "Mac": b64(&mac), "MacAlgorithm": r.algorithm }))
+    Ok(GenerateMacResponse {
+        key_id: Some(r.key.arn.clone()),
+        mac: Some(mac.into()),
+        mac_algorithm: Some(req.mac_algorithm),
+    })
 }
 
 /// `VerifyMac`: a MAC that does not verify is `KMSInvalidMacException`.
-pub async fn verify_mac(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let r = mac_request(app, input, "VerifyMac")?;
-    let mac = required(input.opt_blob("Mac", 1, 6144).map_err(input_err)?, "Mac")?;
+pub async fn verify_mac(
+    app: &Arc<App>,
+    req: VerifyMacRequest,
+) -> Result<VerifyMacResponse, KmsError> {
+    let r = mac_request(
+        app,
+        &req.key_id,
+        req.mac_algorithm,
+        req.dry_run,
+        "VerifyMac",
+    )?;
     let token = usable(app, &r.key).await?;
     if r.dry {
         return Err(dry_run_ok());
     }
+    let mech = SignMech::Hmac(r.hash);
     match token
-        .verify(key_uuid(&r.key)?, SignMech::Hmac(r.hash), r.message, mac)
+        .verify(key_uuid(&r.key)?, mech, req.message.0, req.mac.0)
         .await
     {
-        Ok(()) => Ok(json!({
-            "KeyId": r.key.arn,
-            "MacValid": true,
-            "MacAlgorithm": r.algorithm,
-        })),
+        Ok(()) => Ok(VerifyMacResponse {
+            key_id: Some(r.key.arn.clone()),
+            mac_algorithm: Some(req.mac_algorithm),
+            mac_valid: Some(true),
+        }),
         Err(HsmError::SignatureRejected { .. }) => Err(KmsError::invalid_mac()),
         Err(e) => Err(hsm_err(&r.key, e)),
     }
@@ -335,6 +351,33 @@ pub async fn verify_mac(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_digest_must_have_the_length_of_the_algorithms_hash() {
+        let alg = SigningAlgorithmSpec::EcdsaSha256;
+        let d = vec![1u8; 32];
+        let taken = message_digest(d.clone(), Some(MessageType::Digest), alg, Hash::Sha256);
+        assert_eq!(taken.unwrap(), d);
+        let short = message_digest(vec![1; 31], Some(MessageType::Digest), alg, Hash::Sha256);
+        assert_eq!(
+            short.unwrap_err().message,
+            "Digest is invalid length for algorithm ECDSA_SHA_256."
+        );
+    }
+
+    #[test]
+    fn a_raw_message_is_hashed_and_external_mu_is_refused() {
+        let alg = SigningAlgorithmSpec::RsassaPssSha384;
+        let raw = message_digest(b"m".to_vec(), None, alg, Hash::Sha384).unwrap();
+        assert_eq!(raw, sha2::Sha384::digest(b"m").to_vec());
+        let mu = message_digest(
+            b"m".to_vec(),
+            Some(MessageType::ExternalMu),
+            alg,
+            Hash::Sha384,
+        );
+        assert_eq!(mu.unwrap_err().type_name(), "ValidationException");
+    }
 
     #[test]
     fn algorithm_names_give_scheme_and_hash() {
