@@ -63,11 +63,19 @@ pub async fn handle(app: &Arc<App>, req: Request, input: Input) -> Result<Option
         R::GetKeyPolicy(_) => key::get_key_policy(app, &input)?,
         R::PutKeyPolicy(_) => key::put_key_policy(app, &input).await?,
         R::ListKeyPolicies(_) => key::list_key_policies(app, &input)?,
-        R::CreateGrant(_) => grants::create_grant(app, &input).await?,
-        R::ListGrants(_) => grants::list_grants(app, &input)?,
-        R::ListRetirableGrants(_) => grants::list_retirable_grants(app, &input)?,
-        R::RetireGrant(_) => grants::retire_grant(app, &input).await?,
-        R::RevokeGrant(_) => grants::revoke_grant(app, &input).await?,
+        R::CreateGrant(r) => typed(Response::CreateGrant(grants::create_grant(app, r).await?)),
+        R::ListGrants(r) => typed(Response::ListGrants(grants::list_grants(app, r)?)),
+        R::ListRetirableGrants(r) => typed(Response::ListRetirableGrants(
+            grants::list_retirable_grants(app, r)?,
+        )),
+        R::RetireGrant(r) => {
+            grants::retire_grant(app, r).await?;
+            typed(Response::RetireGrant)
+        }
+        R::RevokeGrant(r) => {
+            grants::revoke_grant(app, r).await?;
+            typed(Response::RevokeGrant)
+        }
         R::GetKeyRotationStatus(_) => rotation::get_status(app, &input)?,
         R::EnableKeyRotation(_) => rotation::enable(app, &input).await?,
         R::DisableKeyRotation(_) => rotation::disable(app, &input).await?,
