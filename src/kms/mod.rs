@@ -76,14 +76,30 @@ pub async fn handle(app: &Arc<App>, req: Request, input: Input) -> Result<Option
             grants::revoke_grant(app, r).await?;
             typed(Response::RevokeGrant)
         }
-        R::GetKeyRotationStatus(_) => rotation::get_status(app, &input)?,
-        R::EnableKeyRotation(_) => rotation::enable(app, &input).await?,
-        R::DisableKeyRotation(_) => rotation::disable(app, &input).await?,
-        R::RotateKeyOnDemand(_) => rotation::rotate_on_demand(app, &input).await?,
-        R::ListKeyRotations(_) => rotation::list(app, &input)?,
-        R::GetParametersForImport(_) => import::get_parameters(app, &input).await?,
-        R::ImportKeyMaterial(_) => import::import_material(app, &input).await?,
-        R::DeleteImportedKeyMaterial(_) => import::delete_material(app, &input).await?,
+        R::GetKeyRotationStatus(r) => typed(Response::GetKeyRotationStatus(rotation::get_status(
+            app, r,
+        )?)),
+        R::EnableKeyRotation(r) => {
+            rotation::enable(app, r).await?;
+            typed(Response::EnableKeyRotation)
+        }
+        R::DisableKeyRotation(r) => {
+            rotation::disable(app, r).await?;
+            typed(Response::DisableKeyRotation)
+        }
+        R::RotateKeyOnDemand(r) => typed(Response::RotateKeyOnDemand(
+            rotation::rotate_on_demand(app, r).await?,
+        )),
+        R::ListKeyRotations(r) => typed(Response::ListKeyRotations(rotation::list(app, r)?)),
+        R::GetParametersForImport(r) => typed(Response::GetParametersForImport(
+            import::get_parameters(app, r).await?,
+        )),
+        R::ImportKeyMaterial(r) => typed(Response::ImportKeyMaterial(
+            import::import_material(app, r).await?,
+        )),
+        R::DeleteImportedKeyMaterial(r) => typed(Response::DeleteImportedKeyMaterial(
+            import::delete_material(app, r).await?,
+        )),
         R::ReplicateKey(_) => multi_region::replicate_key(app, &input).await?,
         R::UpdatePrimaryRegion(_) => multi_region::update_primary_region(app, &input).await?,
         R::GenerateDataKeyPair(_) => asymmetric::generate_data_key_pair(app, &input, true).await?,
