@@ -100,8 +100,17 @@ pub async fn handle(app: &Arc<App>, req: Request, input: Input) -> Result<Option
         R::DeleteImportedKeyMaterial(r) => typed(Response::DeleteImportedKeyMaterial(
             import::delete_material(app, r).await?,
         )),
-        R::ReplicateKey(_) => multi_region::replicate_key(app, &input).await?,
-        R::UpdatePrimaryRegion(_) => multi_region::update_primary_region(app, &input).await?,
+        R::ReplicateKey(r) => {
+            let done = multi_region::replicate_key(app, r).await?;
+            // `key::metadata` still answers JSON: its `KeyMetadata` joins the typed rest here.
+            let mut v = typed(Response::ReplicateKey(done.response));
+            v["ReplicaKeyMetadata"] = done.metadata;
+            v
+        }
+        R::UpdatePrimaryRegion(r) => {
+            multi_region::update_primary_region(app, r).await?;
+            typed(Response::UpdatePrimaryRegion)
+        }
         R::GenerateDataKeyPair(_) => asymmetric::generate_data_key_pair(app, &input, true).await?,
         R::GenerateDataKeyPairWithoutPlaintext(_) => {
             asymmetric::generate_data_key_pair(app, &input, false).await?

@@ -7,6 +7,8 @@
 use super::error::KmsError;
 use super::model::{ConnectionState, Key, KeyStateU};
 use crate::kms_err;
+use serde::de::IgnoredAny;
+use std::collections::BTreeMap;
 
 /// Seconds in a day of the simulated clock.
 const DAY: f64 = 86_400.0;
@@ -178,6 +180,31 @@ pub fn update_allowed(
             CustomKeyStoreInvalidState,
             "Custom key store {id} is {}: it can be renamed only while CONNECTED or DISCONNECTED.",
             state.as_str()
+        ));
+    }
+    Ok(())
+}
+
+/// The largest key policy, in bytes (the "Key policy document size" quota: 32 KB).
+pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+
+/// A key policy given with a request (`Policy`, whose length and characters the decoder
+/// checks): within the 32 KB quota (`LimitExceededException`), and a JSON object with a
+/// `Statement` (`MalformedPolicyDocumentException`; cks-sim evaluates no policy, so nothing
+/// more of it is checked). The wording of both refusals is cks-sim's.
+pub fn key_policy(p: &str) -> Result<(), KmsError> {
+    if p.len() > MAX_POLICY_BYTES {
+        return Err(kms_err!(
+            LimitExceeded,
+            "The key policy exceeds the 32 KB limit."
+        ));
+    }
+    // A JSON object (the values are not looked at), which must hold a `Statement`.
+    let document: Option<BTreeMap<String, IgnoredAny>> = serde_json::from_str(p).ok();
+    if !document.is_some_and(|d| d.contains_key("Statement")) {
+        return Err(kms_err!(
+            MalformedPolicyDocument,
+            "The key policy is not a JSON policy document with a Statement."
         ));
     }
     Ok(())
