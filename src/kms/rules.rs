@@ -7,8 +7,6 @@
 use super::error::KmsError;
 use super::model::{ConnectionState, Key, KeyStateU};
 use crate::kms_err;
-use serde::de::IgnoredAny;
-use std::collections::BTreeMap;
 
 /// Seconds in a day of the simulated clock.
 const DAY: f64 = 86_400.0;
@@ -199,8 +197,9 @@ pub fn key_policy(p: &str) -> Result<(), KmsError> {
             "The key policy exceeds the 32 KB limit."
         ));
     }
-    // A JSON object (the values are not looked at), which must hold a `Statement`.
-    let document: Option<BTreeMap<String, IgnoredAny>> = serde_json::from_str(p).ok();
+    // The policy is a JSON document by definition (not the request's wire form): a JSON
+    // object, every value well-formed, which must hold a `Statement`.
+    let document: Option<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(p).ok();
     if !document.is_some_and(|d| d.contains_key("Statement")) {
         return Err(kms_err!(
             MalformedPolicyDocument,

@@ -423,3 +423,9 @@ fn a_key_policy_is_a_json_object_with_a_statement_within_32_kb() {
         )
     );
 }
+
+#[test]
+fn a_key_policy_with_a_number_out_of_range_is_malformed() {
+    let (kind, _) = refusal(key_policy(r#"{"Statement":[],"N":1e400}"#));
+    assert_eq!(kind, KmsErrorKind::MalformedPolicyDocument);
+}
