@@ -558,10 +558,8 @@ pub async fn login(
             u.name
         )));
     }
-    if u.name == KMSUSER {
-        if crate::kms::holds_kmsuser(&app.world(), cluster_id) {
-            return Err(CloudHsmError::denied("kmsuser is logged in by AWS KMS"));
-        }
+    if u.name == KMSUSER && crate::kms::holds_kmsuser(&app.world(), cluster_id) {
+        return Err(CloudHsmError::denied("kmsuser is logged in by AWS KMS"));
     }
     if !u.password_matches(password) {
         u.fail_login();

@@ -12,7 +12,7 @@ use super::asymmetric::{RsaRequest, rsa_decrypt, rsa_encrypt};
 use super::error::{KmsError, KmsErrorKind};
 use super::model::{ConnectionState, Key, Origin};
 use super::spec::KeyUsage;
-use super::{KeyRef, input_err, key_arn, resolve_key, visible_state};
+use super::{KeyRef, key_arn, resolve_key, visible_state};
 use crate::api::kms::{
     DataKeySpec, DecryptRequest, DecryptResponse, EncryptRequest, EncryptResponse,
     EncryptionAlgorithmSpec, GenerateDataKeyRequest, GenerateDataKeyResponse,
@@ -22,7 +22,6 @@ use crate::api::kms::{
 use crate::app::App;
 use crate::hsm::{HsmError, Token};
 use crate::kms_err;
-use crate::protocol::input::Input;
 use base64::Engine;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -222,15 +221,6 @@ pub(super) fn hsm_err(k: &Key, e: HsmError) -> KmsError {
         (_, Origin::AwsCloudhsm) => cannot_reach(&k.token_label, e),
         _ => KmsError::internal(e),
     }
-}
-
-/// The `DryRun` member of a raw request (still used by the grant handlers until they take
-/// typed requests).
-pub(super) fn dry_run(input: &Input) -> Result<bool, KmsError> {
-    Ok(input
-        .opt_bool("DryRun")
-        .map_err(input_err)?
-        .unwrap_or(false))
 }
 
 pub(super) fn dry_run_ok() -> KmsError {

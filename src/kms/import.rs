@@ -19,13 +19,18 @@ use super::material::{
 };
 use super::model::{Key, KeyKind, KeyStateU, Origin};
 use super::spec::KeySpec;
-use super::{KeyRef, input_err, resolve_key};
+use super::{KeyRef, resolve_key};
+use crate::api::kms::{
+    AlgorithmSpec, DeleteImportedKeyMaterialRequest, DeleteImportedKeyMaterialResponse,
+    ExpirationModelType, GetParametersForImportRequest, GetParametersForImportResponse,
+    ImportKeyMaterialRequest, ImportKeyMaterialResponse, ImportType, WrappingKeySpec,
+};
+use crate::api::{Blob, Timestamp};
 use crate::app::App;
 use crate::hsm::asymmetric::{Capability, Hash, PublicParts};
 use crate::hsm::import::{MaterialObject, RsaUnwrap};
 use crate::hsm::{HsmError, ObjectId, Token};
 use crate::kms_err;
-use crate::protocol::input::Input;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -78,17 +83,6 @@ pub fn material_metadata(k: &Key, m: &mut Map<String, Value>) {
     }
 }
 
-fn key_member(input: &Input) -> Result<&str, KmsError> {
-    input
-        .opt_str("KeyId")
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("KeyId"))
-}
-
-fn required_enum<'a>(input: &'a Input, m: &str, allowed: &[&str]) -> Result<&'a str, KmsError> {
-    super::signing::enum_value(input, m, allowed)?.ok_or_else(|| KmsError::missing(m))
-}
-
 /// The copies of a multi-Region key share one material here, imported through the primary.
 /// A departure from AWS, where each replica's material is imported on its own; the wording is
 /// cks-sim's.
@@ -116,45 +110,32 @@ fn external_key(app: &App, raw: &str) -> Result<Key, KmsError> {
     Ok(k)
 }
 
+/// The size of the RSA wrapping key pair, or the refusal of a wrapping cks-sim (or AWS
+/// outside China Regions) does not offer.
+fn wrapping_bits(algorithm: AlgorithmSpec, spec: WrappingKeySpec) -> Result<u64, KmsError> {
+    match (algorithm, spec) {
+        (AlgorithmSpec::RsaesPkcs1V15, _) => Err(kms_err!(
+            UnsupportedOperation,
+            "RSAES_PKCS1_V1_5 is no longer supported for importing key material: use RSAES_OAEP_SHA_256 or RSA_AES_KEY_WRAP_SHA_256."
+        )),
+        (AlgorithmSpec::Sm2pke, _) | (_, WrappingKeySpec::Sm2) => Err(kms_err!(
+            UnsupportedOperation,
+            "SM2 wrapping is available only in China Regions."
+        )),
+        (_, WrappingKeySpec::Rsa2048) => Ok(2048),
+        (_, WrappingKeySpec::Rsa3072) => Ok(3072),
+        (_, WrappingKeySpec::Rsa4096) => Ok(4096),
+    }
+}
+
 /// `GetParametersForImport`.
-pub async fn get_parameters(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_member(input)?;
-    let algorithm = required_enum(
-        input,
-        "WrappingAlgorithm",
-        &[
-            "RSAES_PKCS1_V1_5",
-            "RSAES_OAEP_SHA_1",
-            "RSAES_OAEP_SHA_256",
-            "RSA_AES_KEY_WRAP_SHA_1",
-            "RSA_AES_KEY_WRAP_SHA_256",
-            "SM2PKE",
-        ],
-    )?;
-    let spec = required_enum(
-        input,
-        "WrappingKeySpec",
-        &["RSA_2048", "RSA_3072", "RSA_4096", "SM2"],
-    )?;
-    let bits = match (algorithm, spec) {
-        ("RSAES_PKCS1_V1_5", _) => {
-            return Err(kms_err!(
-                UnsupportedOperation,
-                "RSAES_PKCS1_V1_5 is no longer supported for importing key material: use RSAES_OAEP_SHA_256 or RSA_AES_KEY_WRAP_SHA_256."
-            ));
-        }
-        ("SM2PKE", _) | (_, "SM2") => {
-            return Err(kms_err!(
-                UnsupportedOperation,
-                "SM2 wrapping is available only in China Regions."
-            ));
-        }
-        (_, "RSA_2048") => 2048,
-        (_, "RSA_3072") => 3072,
-        _ => 4096,
-    };
+pub async fn get_parameters(
+    app: &Arc<App>,
+    req: GetParametersForImportRequest,
+) -> Result<GetParametersForImportResponse, KmsError> {
+    let bits = wrapping_bits(req.wrapping_algorithm, req.wrapping_key_spec)?;
     let _w = app.writer.lock().await;
-    let mut k = external_key(app, raw)?;
+    let mut k = external_key(app, &req.key_id)?;
     let token = app.internal_token().await.map_err(KmsError::internal)?;
     let wrapping = new_object_id();
     let label = format!("cks-sim import wrapping key for {}", k.arn);
@@ -170,8 +151,8 @@ pub async fn get_parameters(app: &Arc<App>, input: &Input) -> Result<Value, KmsE
     let valid_to = app.now() + PARAMETERS_VALID_SECONDS;
     k.material.import = Some(ImportParams {
         wrapping_object: hex(&wrapping),
-        algorithm: algorithm.to_string(),
-        spec: spec.to_string(),
+        algorithm: req.wrapping_algorithm.as_str().to_string(),
+        spec: req.wrapping_key_spec.as_str().to_string(),
         valid_to,
         nonce: hex(&nonce),
     });
@@ -190,15 +171,15 @@ pub async fn get_parameters(app: &Arc<App>, input: &Input) -> Result<Value, KmsE
         &nonce,
     ]
     .concat();
-    Ok(json!({
-        "KeyId": k.arn,
-        "ImportToken": super::crypto::b64(&import_token),
-        "PublicKey": super::crypto::b64(&super::der::rsa_spki(&modulus, &exponent)),
-        "ParametersValidTo": valid_to,
-    }))
+    Ok(GetParametersForImportResponse {
+        key_id: Some(k.arn),
+        import_token: Some(Blob(import_token)),
+        public_key: Some(Blob(super::der::rsa_spki(&modulus, &exponent))),
+        parameters_valid_to: Some(Timestamp(valid_to)),
+    })
 }
 
-/// What an `ImportKeyMaterial` request asks, validated.
+/// What an `ImportKeyMaterial` request asks, checked against the import rules.
 struct ImportRequest {
     import_token: Vec<u8>,
     wrapped: Vec<u8>,
@@ -209,32 +190,30 @@ struct ImportRequest {
     material_id: Option<String>,
 }
 
-fn import_request(input: &Input, now: f64) -> Result<ImportRequest, KmsError> {
-    let import_token = input
-        .opt_blob("ImportToken", 1, 6144)
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("ImportToken"))?;
-    let wrapped = input
-        .opt_blob("EncryptedKeyMaterial", 1, 6144)
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("EncryptedKeyMaterial"))?;
-    let model = super::signing::enum_value(
-        input,
-        "ExpirationModel",
-        &["KEY_MATERIAL_EXPIRES", "KEY_MATERIAL_DOES_NOT_EXPIRE"],
-    )?;
-    let valid_to = match input.0.get("ValidTo") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_f64().ok_or_else(|| {
-            kms_err!(
-                Serialization,
-                "Cannot deserialize member 'ValidTo': it must be a timestamp."
-            )
-        })?),
-    };
+fn import_request(req: ImportKeyMaterialRequest, now: f64) -> Result<ImportRequest, KmsError> {
+    let valid_to = req.valid_to.map(Timestamp::seconds);
+    let expires = expires(req.expiration_model, valid_to, now)?;
+    Ok(ImportRequest {
+        import_token: req.import_token.0,
+        wrapped: req.encrypted_key_material.0,
+        expires,
+        valid_to,
+        new_material: req.import_type.map(|t| t == ImportType::NewKeyMaterial),
+        description: req.key_material_description,
+        material_id: req.key_material_id,
+    })
+}
+
+/// Whether the imported material expires: `ExpirationModel` and `ValidTo` must agree (a
+/// `ValidTo` alone means it expires), and `ValidTo` must lie within 365 days from `now`.
+fn expires(
+    model: Option<ExpirationModelType>,
+    valid_to: Option<f64>,
+    now: f64,
+) -> Result<bool, KmsError> {
     let expires = match (model, valid_to) {
-        (Some("KEY_MATERIAL_EXPIRES") | None, Some(_)) => true,
-        (Some("KEY_MATERIAL_EXPIRES"), None) => {
+        (Some(ExpirationModelType::KeyMaterialExpires) | None, Some(_)) => true,
+        (Some(ExpirationModelType::KeyMaterialExpires), None) => {
             return Err(KmsError::valid_to_required());
         }
         (Some(_), Some(_)) => {
@@ -253,40 +232,7 @@ fn import_request(input: &Input, now: f64) -> Result<ImportRequest, KmsError> {
             "ValidTo must be a future date no more than 365 days from now."
         ));
     }
-    let new_material = super::signing::enum_value(
-        input,
-        "ImportType",
-        &["NEW_KEY_MATERIAL", "EXISTING_KEY_MATERIAL"],
-    )?
-    .map(|t| t == "NEW_KEY_MATERIAL");
-    let description = input
-        .str_len("KeyMaterialDescription", 0, 256)
-        .map_err(input_err)?
-        .map(str::to_string);
-    let material_id = input
-        .str_len("KeyMaterialId", 64, 64)
-        .map_err(input_err)?
-        .map(str::to_string);
-    if let Some(id) = &material_id
-        && !id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return Err(KmsError::validation(
-            "KeyMaterialId",
-            id,
-            "Member must satisfy regular expression pattern: ^[a-f0-9]+$",
-        ));
-    }
-    Ok(ImportRequest {
-        import_token,
-        wrapped,
-        expires,
-        valid_to,
-        new_material,
-        description,
-        material_id,
-    })
+    Ok(expires)
 }
 
 /// Check the import token against the key's parameters in force; returns them.
@@ -378,11 +324,14 @@ fn import_target(k: &Key, r: &ImportRequest) -> Result<Target, KmsError> {
 }
 
 /// `ImportKeyMaterial`.
-pub async fn import_material(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_member(input)?;
-    let r = import_request(input, app.now())?;
+pub async fn import_material(
+    app: &Arc<App>,
+    req: ImportKeyMaterialRequest,
+) -> Result<ImportKeyMaterialResponse, KmsError> {
+    let raw = req.key_id.clone();
+    let r = import_request(req, app.now())?;
     let _w = app.writer.lock().await;
-    let mut k = external_key(app, raw)?;
+    let mut k = external_key(app, &raw)?;
     let params = check_token(&k, &r.import_token, app.now())?;
     let target = import_target(&k, &r)?;
     let object = match target {
@@ -412,7 +361,10 @@ pub async fn import_material(app: &Arc<App>, input: &Input) -> Result<Value, Kms
     let id = material::by_object(&k, &object)
         .map(|m| m.id)
         .unwrap_or_default();
-    Ok(json!({ "KeyId": k.arn, "KeyMaterialId": id }))
+    Ok(ImportKeyMaterialResponse {
+        key_id: Some(k.arn),
+        key_material_id: Some(id),
+    })
 }
 
 /// Record the imported material in `k`: the same material as before for a re-import (else
@@ -597,14 +549,18 @@ fn bad_wrapping() -> KmsError {
 }
 
 /// `DeleteImportedKeyMaterial` (the current material, or the one `KeyMaterialId` names).
-pub async fn delete_material(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_member(input)?;
-    let wanted = input
-        .str_len("KeyMaterialId", 64, 64)
-        .map_err(input_err)?
-        .map(str::to_string);
+pub async fn delete_material(
+    app: &Arc<App>,
+    req: DeleteImportedKeyMaterialRequest,
+) -> Result<DeleteImportedKeyMaterialResponse, KmsError> {
+    let wanted = req.key_material_id;
     let _w = app.writer.lock().await;
-    let mut k = Arc::unwrap_or_clone(resolve_key(app, &app.world(), raw, KeyRef::IdOrArn)?);
+    let mut k = Arc::unwrap_or_clone(resolve_key(
+        app,
+        &app.world(),
+        &req.key_id,
+        KeyRef::IdOrArn,
+    )?);
     if k.origin != Origin::External {
         return Err(super::rotation::origin_not_valid(&k));
     }
@@ -636,5 +592,8 @@ pub async fn delete_material(app: &Arc<App>, input: &Input) -> Result<Value, Kms
     }
     let changes = super::multi_region::with_shared_material(&app.world(), &k);
     app.commit(changes).await.map_err(KmsError::internal)?;
-    Ok(json!({ "KeyId": k.arn, "KeyMaterialId": id }))
+    Ok(DeleteImportedKeyMaterialResponse {
+        key_id: Some(k.arn),
+        key_material_id: Some(id),
+    })
 }

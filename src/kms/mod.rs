@@ -63,21 +63,54 @@ pub async fn handle(app: &Arc<App>, req: Request, input: Input) -> Result<Option
         R::GetKeyPolicy(_) => key::get_key_policy(app, &input)?,
         R::PutKeyPolicy(_) => key::put_key_policy(app, &input).await?,
         R::ListKeyPolicies(_) => key::list_key_policies(app, &input)?,
-        R::CreateGrant(_) => grants::create_grant(app, &input).await?,
-        R::ListGrants(_) => grants::list_grants(app, &input)?,
-        R::ListRetirableGrants(_) => grants::list_retirable_grants(app, &input)?,
-        R::RetireGrant(_) => grants::retire_grant(app, &input).await?,
-        R::RevokeGrant(_) => grants::revoke_grant(app, &input).await?,
-        R::GetKeyRotationStatus(_) => rotation::get_status(app, &input)?,
-        R::EnableKeyRotation(_) => rotation::enable(app, &input).await?,
-        R::DisableKeyRotation(_) => rotation::disable(app, &input).await?,
-        R::RotateKeyOnDemand(_) => rotation::rotate_on_demand(app, &input).await?,
-        R::ListKeyRotations(_) => rotation::list(app, &input)?,
-        R::GetParametersForImport(_) => import::get_parameters(app, &input).await?,
-        R::ImportKeyMaterial(_) => import::import_material(app, &input).await?,
-        R::DeleteImportedKeyMaterial(_) => import::delete_material(app, &input).await?,
-        R::ReplicateKey(_) => multi_region::replicate_key(app, &input).await?,
-        R::UpdatePrimaryRegion(_) => multi_region::update_primary_region(app, &input).await?,
+        R::CreateGrant(r) => typed(Response::CreateGrant(grants::create_grant(app, r).await?)),
+        R::ListGrants(r) => typed(Response::ListGrants(grants::list_grants(app, r)?)),
+        R::ListRetirableGrants(r) => typed(Response::ListRetirableGrants(
+            grants::list_retirable_grants(app, r)?,
+        )),
+        R::RetireGrant(r) => {
+            grants::retire_grant(app, r).await?;
+            typed(Response::RetireGrant)
+        }
+        R::RevokeGrant(r) => {
+            grants::revoke_grant(app, r).await?;
+            typed(Response::RevokeGrant)
+        }
+        R::GetKeyRotationStatus(r) => typed(Response::GetKeyRotationStatus(rotation::get_status(
+            app, r,
+        )?)),
+        R::EnableKeyRotation(r) => {
+            rotation::enable(app, r).await?;
+            typed(Response::EnableKeyRotation)
+        }
+        R::DisableKeyRotation(r) => {
+            rotation::disable(app, r).await?;
+            typed(Response::DisableKeyRotation)
+        }
+        R::RotateKeyOnDemand(r) => typed(Response::RotateKeyOnDemand(
+            rotation::rotate_on_demand(app, r).await?,
+        )),
+        R::ListKeyRotations(r) => typed(Response::ListKeyRotations(rotation::list(app, r)?)),
+        R::GetParametersForImport(r) => typed(Response::GetParametersForImport(
+            import::get_parameters(app, r).await?,
+        )),
+        R::ImportKeyMaterial(r) => typed(Response::ImportKeyMaterial(
+            import::import_material(app, r).await?,
+        )),
+        R::DeleteImportedKeyMaterial(r) => typed(Response::DeleteImportedKeyMaterial(
+            import::delete_material(app, r).await?,
+        )),
+        R::ReplicateKey(r) => {
+            let done = multi_region::replicate_key(app, r).await?;
+            // `key::metadata` still answers JSON: its `KeyMetadata` joins the typed rest here.
+            let mut v = typed(Response::ReplicateKey(done.response));
+            v["ReplicaKeyMetadata"] = done.metadata;
+            v
+        }
+        R::UpdatePrimaryRegion(r) => {
+            multi_region::update_primary_region(app, r).await?;
+            typed(Response::UpdatePrimaryRegion)
+        }
         R::GenerateDataKeyPair(r) => typed(Response::GenerateDataKeyPair(
             asymmetric::generate_data_key_pair(app, r).await?,
         )),

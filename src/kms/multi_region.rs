@@ -19,10 +19,10 @@
 
 use super::error::KmsError;
 use super::model::{Key, KeyStateU, MultiRegionRole};
-use super::{KeyRef, input_err, resolve_key, visible_state};
+use super::{KeyRef, resolve_key, visible_state};
+use crate::api::kms::{ReplicateKeyRequest, ReplicateKeyResponse, Tag, UpdatePrimaryRegionRequest};
 use crate::app::{App, Change, World};
 use crate::kms_err;
-use crate::protocol::input::Input;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
@@ -203,27 +203,6 @@ pub fn alias_names(app: &App, a: &super::model::Alias, k: &Key) -> bool {
     ns.stored(app) == (a.account.clone(), a.region.clone())
 }
 
-/// The `RegionType` rule of the service model: `^([a-z]+-){2,3}\d+$`, 1–32 characters.
-fn region_member<'a>(input: &'a Input, m: &str) -> Result<&'a str, KmsError> {
-    let r = input.req_str(m, 1, 32).map_err(input_err)?;
-    let parts: Vec<&str> = r.split('-').collect();
-    let (last, names) = parts.split_last().unwrap_or((&"", &[]));
-    let ok = (2..=3).contains(&names.len())
-        && names
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && !last.is_empty()
-        && last.bytes().all(|b| b.is_ascii_digit());
-    if !ok {
-        return Err(KmsError::validation(
-            m,
-            crate::protocol::input::shown(r),
-            "Member must satisfy regular expression pattern: ^([a-z]+-){2,3}\\d+$",
-        ));
-    }
-    Ok(r)
-}
-
 /// Refuse a key that is not `Enabled`, in the words the cryptographic operations use.
 fn must_be_enabled(w: &World, k: &Key) -> Result<(), KmsError> {
     match visible_state(w, k) {
@@ -246,8 +225,7 @@ fn must_be_enabled(w: &World, k: &Key) -> Result<(), KmsError> {
 
 /// The primary key named by `KeyId` in the caller's region. The wording of these refusals is
 /// cks-sim's: no recorded AWS message was found.
-fn primary_named(app: &App, w: &World, input: &Input, op: &str) -> Result<Arc<Key>, KmsError> {
-    let raw = super::key::key_id_member(input, "KeyId")?;
+fn primary_named(app: &App, w: &World, raw: &str, op: &str) -> Result<Arc<Key>, KmsError> {
     let k = resolve_key(app, w, raw, KeyRef::IdOrArn)?;
     match k.multi_region {
         None => Err(kms_err!(
@@ -264,59 +242,50 @@ fn primary_named(app: &App, w: &World, input: &Input, op: &str) -> Result<Arc<Ke
     }
 }
 
+/// What `ReplicateKey` answers: the typed response without its `ReplicaKeyMetadata`, and
+/// that metadata as [`super::key::metadata`] gives it (JSON, until `key` answers a typed
+/// `KeyMetadata`), both read under the writer lock right after the commit.
+#[derive(Debug)]
+pub struct Replicated {
+    /// `ReplicaPolicy` and `ReplicaTags`.
+    pub response: ReplicateKeyResponse,
+    /// `ReplicaKeyMetadata`.
+    pub metadata: Value,
+}
+
 /// `ReplicateKey`.
-pub async fn replicate_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    super::key::key_id_member(input, "KeyId")?;
-    let region = region_member(input, "ReplicaRegion")?.to_string();
-    let policy = super::key::policy_member(input)?;
-    let description = input
-        .str_len("Description", 0, 8192)
-        .map_err(input_err)?
-        .unwrap_or("")
-        .to_string();
-    let tags = input
-        .opt_tags("Tags", "TagKey", "TagValue")
-        .map_err(input_err)?
-        .unwrap_or_default();
+pub async fn replicate_key(
+    app: &Arc<App>,
+    req: ReplicateKeyRequest,
+) -> Result<Replicated, KmsError> {
+    if let Some(p) = &req.policy {
+        super::rules::key_policy(p)?;
+    }
+    let tags: Vec<(String, String)> = req
+        .tags
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.tag_key, t.tag_value))
+        .collect();
     super::key::check_tags(&tags)?;
-    input
-        .opt_bool("BypassPolicyLockoutSafetyCheck")
-        .map_err(input_err)?;
+    let region = req.replica_region;
     let _w = app.writer.lock().await;
     let replica = {
         let w = app.world();
-        let primary = primary_named(app, &w, input, "ReplicateKey")?;
-        // A primary waiting for imported material replicates too (as in AWS); its replicas
-        // wait with it, and get the material when it is imported into the primary.
-        if visible_state(&w, &primary) != "PendingImport" {
-            must_be_enabled(&w, &primary)?;
-        }
-        let (home, account) = super::arn_region_account(&primary.arn);
-        // cks-sim's wording for both refusals: no recorded AWS message was found.
-        if region == home {
-            return Err(kms_err!(
-                Validation,
-                "The replica Region {region} is the Region of the primary key {}: a replica must be in another Region.",
-                primary.arn
-            ));
-        }
-        if let Some(r) = copies(&w, &primary.id, account).find(|c| region_of(c) == region) {
-            return Err(kms_err!(
-                AlreadyExists,
-                "The multi-Region key {} already has a replica in {region}: {}",
-                primary.id,
-                r.arn
-            ));
-        }
+        let primary = primary_named(app, &w, &req.key_id, "ReplicateKey")?;
+        replicable(&w, &primary, &region)?;
+        let account = super::arn_region_account(&primary.arn).1;
         Key {
             arn: format!("arn:aws:kms:{region}:{account}:key/{}", primary.id),
             creation_date: app.now(),
-            description,
+            description: req.description.unwrap_or_default(),
             state: KeyStateU::Enabled,
             deletion_date: None,
             pending_window_days: None,
             tags: tags.into_iter().collect(),
-            policy: policy.unwrap_or_else(|| super::key::default_policy(account)),
+            policy: req
+                .policy
+                .unwrap_or_else(|| super::key::default_policy(account)),
             multi_region: Some(MultiRegionRole::Replica),
             // Shared properties (key ID, spec, usage, origin, material) come from the primary.
             ..Key::clone(&primary)
@@ -325,28 +294,63 @@ pub async fn replicate_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsEr
     app.commit(vec![Change::Key(replica.clone())])
         .await
         .map_err(KmsError::internal)?;
-    let w = app.world();
-    let tags: Vec<Value> = replica
+    let metadata = super::key::metadata(app, &app.world(), &replica);
+    let replica_tags = replica
         .tags
         .iter()
-        .map(|(k, v)| json!({"TagKey": k, "TagValue": v}))
+        .map(|(k, v)| Tag {
+            tag_key: k.clone(),
+            tag_value: v.clone(),
+        })
         .collect();
-    Ok(json!({
-        "ReplicaKeyMetadata": super::key::metadata(app, &w, &replica),
-        "ReplicaPolicy": replica.policy,
-        "ReplicaTags": tags,
-    }))
+    Ok(Replicated {
+        response: ReplicateKeyResponse {
+            replica_key_metadata: None,
+            replica_policy: Some(replica.policy),
+            replica_tags: Some(replica_tags),
+        },
+        metadata,
+    })
+}
+
+/// Whether `primary` may get a replica in `region`: it is `Enabled` (or waits for imported
+/// material: as in AWS, its replicas then wait with it and get the material when it is
+/// imported into the primary), `region` is not its own, and it has no replica there yet.
+fn replicable(w: &World, primary: &Key, region: &str) -> Result<(), KmsError> {
+    if visible_state(w, primary) != "PendingImport" {
+        must_be_enabled(w, primary)?;
+    }
+    let (home, account) = super::arn_region_account(&primary.arn);
+    // cks-sim's wording for both refusals: no recorded AWS message was found.
+    if region == home {
+        return Err(kms_err!(
+            Validation,
+            "The replica Region {region} is the Region of the primary key {}: a replica must be in another Region.",
+            primary.arn
+        ));
+    }
+    if let Some(r) = copies(w, &primary.id, account).find(|c| region_of(c) == region) {
+        return Err(kms_err!(
+            AlreadyExists,
+            "The multi-Region key {} already has a replica in {region}: {}",
+            primary.id,
+            r.arn
+        ));
+    }
+    Ok(())
 }
 
 /// `UpdatePrimaryRegion`: the primary named by `KeyId` becomes a replica and its replica in
 /// `PrimaryRegion` the primary; both must be `Enabled`.
-pub async fn update_primary_region(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    super::key::key_id_member(input, "KeyId")?;
-    let region = region_member(input, "PrimaryRegion")?.to_string();
+pub async fn update_primary_region(
+    app: &Arc<App>,
+    req: UpdatePrimaryRegionRequest,
+) -> Result<(), KmsError> {
+    let region = req.primary_region;
     let _w = app.writer.lock().await;
     let changes = {
         let w = app.world();
-        let primary = primary_named(app, &w, input, "UpdatePrimaryRegion")?;
+        let primary = primary_named(app, &w, &req.key_id, "UpdatePrimaryRegion")?;
         let (home, account) = super::arn_region_account(&primary.arn);
         if region == home {
             // cks-sim's wording: no recorded AWS message was found.
@@ -373,8 +377,7 @@ pub async fn update_primary_region(app: &Arc<App>, input: &Input) -> Result<Valu
         new.multi_region = Some(MultiRegionRole::Primary);
         vec![Change::Key(old), Change::Key(new)]
     };
-    app.commit(changes).await.map_err(KmsError::internal)?;
-    Ok(json!({}))
+    app.commit(changes).await.map_err(KmsError::internal)
 }
 
 #[cfg(test)]

@@ -14,11 +14,16 @@ use super::material::{
 };
 use super::model::{Key, KeyStateU, MultiRegionRole, Origin};
 use super::spec::KeySpec;
-use super::{KeyRef, input_err, paginate, resolve_key, visible_state, with_page};
+use super::{KeyRef, paginate, resolve_key, visible_state};
+use crate::api::Timestamp;
+use crate::api::kms::{
+    self as api, DisableKeyRotationRequest, EnableKeyRotationRequest, ExpirationModelType,
+    GetKeyRotationStatusRequest, GetKeyRotationStatusResponse, ImportState, IncludeKeyMaterial,
+    KeyMaterialState, ListKeyRotationsRequest, ListKeyRotationsResponse, RotateKeyOnDemandRequest,
+    RotateKeyOnDemandResponse, RotationsListEntry,
+};
 use crate::app::App;
 use crate::kms_err;
-use crate::protocol::input::Input;
-use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// On-demand rotations allowed per key (AWS KMS developer guide, "Perform on-demand key
@@ -29,13 +34,6 @@ pub const DEFAULT_PERIOD_DAYS: i64 = 365;
 /// Automatic rotations caught up in one go after a long clock jump, at most.
 const MAX_CATCH_UP: usize = 100;
 const DAY: f64 = 86_400.0;
-
-fn key_member(input: &Input) -> Result<&str, KmsError> {
-    input
-        .opt_str("KeyId")
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("KeyId"))
-}
 
 /// AWS's words for an operation a key's origin does not allow (recorded in public reports of
 /// real `UnsupportedOperationException`s: "… origin is EXTERNAL which is not valid for this
@@ -100,14 +98,10 @@ async fn change_key(
 }
 
 /// `EnableKeyRotation` (`RotationPeriodInDays` 90–2560, default 365).
-pub async fn enable(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_member(input)?;
-    let days = input
-        .opt_int("RotationPeriodInDays", 90, 2560)
-        .map_err(input_err)?
-        .unwrap_or(DEFAULT_PERIOD_DAYS);
+pub async fn enable(app: &Arc<App>, req: EnableKeyRotationRequest) -> Result<(), KmsError> {
+    let days = req.rotation_period_in_days.unwrap_or(DEFAULT_PERIOD_DAYS);
     let now = app.now();
-    change_key(app, raw, |k| {
+    change_key(app, &req.key_id, |k| {
         rotatable(k)?;
         if k.origin == Origin::External {
             return Err(origin_not_valid(k));
@@ -130,13 +124,12 @@ pub async fn enable(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         Ok(())
     })
     .await?;
-    Ok(json!({}))
+    Ok(())
 }
 
 /// `DisableKeyRotation`.
-pub async fn disable(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_member(input)?;
-    change_key(app, raw, |k| {
+pub async fn disable(app: &Arc<App>, req: DisableKeyRotationRequest) -> Result<(), KmsError> {
+    change_key(app, &req.key_id, |k| {
         rotatable(k)?;
         if k.origin == Origin::External {
             return Err(origin_not_valid(k));
@@ -149,28 +142,29 @@ pub async fn disable(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         Ok(())
     })
     .await?;
-    Ok(json!({}))
+    Ok(())
 }
 
 /// `GetKeyRotationStatus`: keys that cannot rotate automatically (asymmetric, HMAC, imported)
 /// answer `false`; keys in a CloudHSM key store are refused.
-pub fn get_status(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_member(input)?;
-    let k = resolve_key(app, &app.world(), raw, KeyRef::IdOrArn)?;
+pub fn get_status(
+    app: &Arc<App>,
+    req: GetKeyRotationStatusRequest,
+) -> Result<GetKeyRotationStatusResponse, KmsError> {
+    let k = resolve_key(app, &app.world(), &req.key_id, KeyRef::IdOrArn)?;
     if k.origin == Origin::AwsCloudhsm {
         return Err(origin_not_valid(&k));
     }
-    let mut out = json!({ "KeyId": k.arn, "KeyRotationEnabled": false });
-    if let Some(r) = k.material.rotation.as_ref().filter(|r| r.enabled) {
-        out["KeyRotationEnabled"] = json!(true);
-        out["RotationPeriodInDays"] = json!(r.period_days);
-        if let Some(n) = r.next {
-            out["NextRotationDate"] = json!(n);
-        }
-    }
+    let enabled = k.material.rotation.as_ref().filter(|r| r.enabled);
     // On-demand rotations complete within the request here, so none is ever in progress
     // (`OnDemandRotationStartDate` is absent).
-    Ok(out)
+    Ok(GetKeyRotationStatusResponse {
+        key_id: Some(k.arn.clone()),
+        key_rotation_enabled: Some(enabled.is_some()),
+        rotation_period_in_days: enabled.map(|r| i64::from(r.period_days)),
+        next_rotation_date: enabled.and_then(|r| r.next).map(Timestamp),
+        ..Default::default()
+    })
 }
 
 /// Make a new generated material current on the token and in `k` (not committed).
@@ -231,10 +225,17 @@ async fn commit_or_undo(
 
 /// `RotateKeyOnDemand`: a new generated material, or for an imported key the material
 /// imported with `ImportType` `NEW_KEY_MATERIAL` (waiting as `PENDING_ROTATION`).
-pub async fn rotate_on_demand(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_member(input)?;
+pub async fn rotate_on_demand(
+    app: &Arc<App>,
+    req: RotateKeyOnDemandRequest,
+) -> Result<RotateKeyOnDemandResponse, KmsError> {
     let _w = app.writer.lock().await;
-    let mut k = Arc::unwrap_or_clone(resolve_key(app, &app.world(), raw, KeyRef::IdOrArn)?);
+    let mut k = Arc::unwrap_or_clone(resolve_key(
+        app,
+        &app.world(),
+        &req.key_id,
+        KeyRef::IdOrArn,
+    )?);
     rotatable(&k)?;
     usable_state(app, &k)?;
     if k.material.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS {
@@ -254,7 +255,9 @@ pub async fn rotate_on_demand(app: &Arc<App>, input: &Input) -> Result<Value, Km
     };
     k.material.on_demand_rotations += 1;
     commit_or_undo(app, &k, &made).await?;
-    Ok(json!({ "KeyId": k.arn }))
+    Ok(RotateKeyOnDemandResponse {
+        key_id: Some(k.arn),
+    })
 }
 
 /// Make an imported key's `PENDING_ROTATION` material current.
@@ -282,68 +285,85 @@ fn promote_pending(k: &mut Key, now: f64) -> Result<(), KmsError> {
 
 /// `ListKeyRotations` (`IncludeKeyMaterial` `ROTATIONS_ONLY` by default, or
 /// `ALL_KEY_MATERIAL`), oldest first, `Limit`/`Marker` pagination.
-pub fn list(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_member(input)?;
-    let limit = input
-        .opt_int("Limit", 1, 1000)
-        .map_err(input_err)?
-        .unwrap_or(100);
-    let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
-    let include = super::signing::enum_value(
-        input,
-        "IncludeKeyMaterial",
-        &["ALL_KEY_MATERIAL", "ROTATIONS_ONLY"],
-    )?
-    .unwrap_or("ROTATIONS_ONLY");
-    let k = resolve_key(app, &app.world(), raw, KeyRef::IdOrArn)?;
+pub fn list(
+    app: &Arc<App>,
+    req: ListKeyRotationsRequest,
+) -> Result<ListKeyRotationsResponse, KmsError> {
+    let every_material = req.include_key_material == Some(IncludeKeyMaterial::AllKeyMaterial);
+    let k = resolve_key(app, &app.world(), &req.key_id, KeyRef::IdOrArn)?;
     if k.origin == Origin::AwsCloudhsm {
         return Err(origin_not_valid(&k));
     }
-    let entries: Vec<(String, Value)> = material::all(&k)
+    let entries: Vec<(String, RotationsListEntry)> = material::all(&k)
         .iter()
-        .filter(|m| include == "ALL_KEY_MATERIAL" || m.rotation_date.is_some())
+        .filter(|m| every_material || m.rotation_date.is_some())
         .enumerate()
         .map(|(i, m)| (format!("{i:06}"), rotation_entry(&k, m)))
         .collect();
     let (page, next) = paginate(
-        entries.iter().map(|(i, v)| (i, v.clone())),
+        entries.iter().map(|(i, e)| (i, e.clone())),
         "rotations",
-        marker,
-        usize::try_from(limit).unwrap_or(100),
+        req.marker.as_deref(),
+        req.limit
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(100),
     )?;
-    let mut body = Map::new();
-    body.insert("Rotations".into(), Value::Array(page));
-    Ok(with_page(body, next))
+    Ok(ListKeyRotationsResponse {
+        rotations: Some(page),
+        truncated: Some(next.is_some()),
+        next_marker: next,
+    })
 }
 
 /// One `RotationsListEntry`.
-fn rotation_entry(k: &Key, m: &Material) -> Value {
-    let mut e = json!({
-        "KeyId": k.id,
-        "KeyMaterialId": m.id,
-        "KeyMaterialState": m.state.as_str(),
-    });
-    if let Some(d) = m.rotation_date {
-        e["RotationDate"] = json!(d);
+fn rotation_entry(k: &Key, m: &Material) -> RotationsListEntry {
+    let imported = m.imported.as_ref();
+    RotationsListEntry {
+        key_id: Some(k.id.clone()),
+        key_material_id: Some(m.id.clone()),
+        key_material_state: Some(material_state(m.state)),
+        rotation_date: m.rotation_date.map(Timestamp),
+        rotation_type: m.rotation_type.map(rotation_type),
+        import_state: imported.map(|i| {
+            if i.present {
+                ImportState::Imported
+            } else {
+                ImportState::PendingImport
+            }
+        }),
+        expiration_model: imported.map(|i| expiration_model(i.expires)),
+        valid_to: imported
+            .filter(|i| i.expires)
+            .and_then(|i| i.valid_to)
+            .map(Timestamp),
+        key_material_description: imported.and_then(|i| i.description.clone()),
     }
-    if let Some(t) = m.rotation_type {
-        e["RotationType"] = json!(t.as_str());
+}
+
+/// A material's state as the model's `KeyMaterialState`.
+fn material_state(s: MaterialState) -> KeyMaterialState {
+    match s {
+        MaterialState::Current => KeyMaterialState::Current,
+        MaterialState::NonCurrent => KeyMaterialState::NonCurrent,
+        MaterialState::PendingRotation => KeyMaterialState::PendingRotation,
     }
-    if let Some(i) = &m.imported {
-        e["ImportState"] = json!(if i.present {
-            "IMPORTED"
-        } else {
-            "PENDING_IMPORT"
-        });
-        e["ExpirationModel"] = json!(i.expiration_model());
-        if let Some(v) = i.valid_to.filter(|_| i.expires) {
-            e["ValidTo"] = json!(v);
-        }
-        if let Some(d) = &i.description {
-            e["KeyMaterialDescription"] = json!(d);
-        }
+}
+
+/// How a material became current, as the model's `RotationType`.
+fn rotation_type(t: RotationType) -> api::RotationType {
+    match t {
+        RotationType::Automatic => api::RotationType::Automatic,
+        RotationType::OnDemand => api::RotationType::OnDemand,
     }
-    e
+}
+
+/// Whether an imported material expires, as the model's `ExpirationModelType`.
+fn expiration_model(expires: bool) -> ExpirationModelType {
+    if expires {
+        ExpirationModelType::KeyMaterialExpires
+    } else {
+        ExpirationModelType::KeyMaterialDoesNotExpire
+    }
 }
 
 /// Apply what the clock made due (D10's rule for deletions, applied to materials): imported

@@ -183,6 +183,32 @@ pub fn update_allowed(
     Ok(())
 }
 
+/// The largest key policy, in bytes (the "Key policy document size" quota: 32 KB).
+pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+
+/// A key policy given with a request (`Policy`, whose length and characters the decoder
+/// checks): within the 32 KB quota (`LimitExceededException`), and a JSON object with a
+/// `Statement` (`MalformedPolicyDocumentException`; cks-sim evaluates no policy, so nothing
+/// more of it is checked). The wording of both refusals is cks-sim's.
+pub fn key_policy(p: &str) -> Result<(), KmsError> {
+    if p.len() > MAX_POLICY_BYTES {
+        return Err(kms_err!(
+            LimitExceeded,
+            "The key policy exceeds the 32 KB limit."
+        ));
+    }
+    // The policy is a JSON document by definition (not the request's wire form): a JSON
+    // object, every value well-formed, which must hold a `Statement`.
+    let document: Option<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(p).ok();
+    if !document.is_some_and(|d| d.contains_key("Statement")) {
+        return Err(kms_err!(
+            MalformedPolicyDocument,
+            "The key policy is not a JSON policy document with a Statement."
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[path = "rules_tests.rs"]
 mod tests;

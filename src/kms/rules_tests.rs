@@ -398,3 +398,34 @@ fn a_primary_with_replicas_waits_for_them_without_a_deletion_date_and_can_be_can
     cancel_deletion(&mut k).unwrap();
     assert_eq!(k.state, KeyStateU::Disabled);
 }
+
+#[test]
+fn a_key_policy_is_a_json_object_with_a_statement_within_32_kb() {
+    assert!(key_policy(r#"{"Version":"2012-10-17","Statement":[]}"#).is_ok());
+    for malformed in [
+        "[1]",
+        r#"{"Version":"2012-10-17"}"#,
+        "not json",
+        r#""Statement""#,
+    ] {
+        let (kind, _) = refusal(key_policy(malformed));
+        assert_eq!(kind, KmsErrorKind::MalformedPolicyDocument, "{malformed}");
+    }
+    let big = format!(
+        r#"{{"Statement":[],"Pad":"{}"}}"#,
+        "x".repeat(MAX_POLICY_BYTES)
+    );
+    assert_eq!(
+        refusal(key_policy(&big)),
+        (
+            KmsErrorKind::LimitExceeded,
+            "The key policy exceeds the 32 KB limit.".into()
+        )
+    );
+}
+
+#[test]
+fn a_key_policy_with_a_number_out_of_range_is_malformed() {
+    let (kind, _) = refusal(key_policy(r#"{"Statement":[],"N":1e400}"#));
+    assert_eq!(kind, KmsErrorKind::MalformedPolicyDocument);
+}

@@ -8,7 +8,7 @@ use super::crypto::{dry_run_ok, hsm_err, key_uuid, usable};
 use super::error::KmsError;
 use super::model::Key;
 use super::spec::KeyUsage;
-use super::{KeyRef, input_err, resolve_key};
+use super::{KeyRef, resolve_key};
 use crate::api::kms::{
     GenerateMacRequest, GenerateMacResponse, MacAlgorithmSpec, MessageType, SignRequest,
     SignResponse, SigningAlgorithmSpec, VerifyMacRequest, VerifyMacResponse, VerifyRequest,
@@ -18,29 +18,8 @@ use crate::app::App;
 use crate::hsm::HsmError;
 use crate::hsm::asymmetric::{Hash, SignMech};
 use crate::kms_err;
-use crate::protocol::input::Input;
 use sha2::Digest;
 use std::sync::Arc;
-
-/// An enum member of a raw request, checked against `allowed` (still used by the import and
-/// rotation handlers until they take typed requests).
-pub(super) fn enum_value<'a>(
-    input: &'a Input,
-    m: &str,
-    allowed: &[&str],
-) -> Result<Option<&'a str>, KmsError> {
-    match input.opt_str(m).map_err(input_err)? {
-        Some(v) if !allowed.contains(&v) => Err(KmsError::validation(
-            m,
-            v,
-            &format!(
-                "Member must satisfy enum value set: [{}]",
-                allowed.join(", ")
-            ),
-        )),
-        other => Ok(other),
-    }
-}
 
 /// `InvalidKeyUsageException` for a key used against its key usage, in AWS's words (as KMS
 /// answers `Encrypt` with a `SIGN_VERIFY` key).

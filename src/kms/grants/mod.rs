@@ -15,15 +15,19 @@ pub mod model;
 pub mod rules;
 pub mod token;
 
-use super::crypto::{dry_run, dry_run_ok};
+use super::crypto::dry_run_ok;
 use super::error::KmsError;
-use super::{KeyRef, input_err, paginate, resolve_key, visible_state, with_page};
-use crate::api::kms::Request;
+use super::{KeyRef, paginate, resolve_key, visible_state};
+use crate::api::Timestamp;
+use crate::api::kms::{
+    CreateGrantRequest, CreateGrantResponse, GrantConstraints, GrantListEntry, GrantOperation,
+    ListGrantsRequest, ListGrantsResponse, ListRetirableGrantsRequest, Request, RetireGrantRequest,
+    RevokeGrantRequest,
+};
 use crate::app::{App, Change, World};
 use crate::kms_err;
-use crate::protocol::input::{Input, shown};
-use model::{Grant, key_range};
-use serde_json::{Map, Value, json};
+use crate::protocol::input::shown;
+use model::{Constraints, Grant, key_range};
 use std::sync::Arc;
 
 /// Grants per KMS key (the "Grants per KMS key" resource quota).
@@ -97,16 +101,15 @@ fn key_grants<'a>(w: &'a World, key_arn: &str) -> impl Iterator<Item = (&'a Stri
     w.grants.range(key_range(key_arn))
 }
 
-/// The grant requested by a CreateGrant, validated in the model's terms (before the key).
-fn requested_grant(app: &App, input: &Input) -> Result<Grant, KmsError> {
-    let grantee = rules::principal(input, "GranteePrincipal")?;
-    let grantee_service = rules::service_principal(input, "GranteeServicePrincipal")?;
-    let retiring = rules::principal(input, "RetiringPrincipal")?;
-    let retiring_service = rules::service_principal(input, "RetiringServicePrincipal")?;
-    let operations = rules::operations(input)?;
-    let constraints = rules::constraints(input)?;
-    let name = rules::name(input)?;
-    if grantee.is_none() && grantee_service.is_none() {
+/// The grant a CreateGrant asks for, with its `operations` (already checked), checked
+/// against the grant rules (before the key).
+fn requested_grant(
+    app: &App,
+    req: CreateGrantRequest,
+    operations: &[GrantOperation],
+) -> Result<Grant, KmsError> {
+    let constraints = rules::constraints(req.constraints)?;
+    if req.grantee_principal.is_none() && req.grantee_service_principal.is_none() {
         return Err(KmsError::missing("GranteePrincipal"));
     }
     let account = crate::namespace::current(app).account;
@@ -114,14 +117,14 @@ fn requested_grant(app: &App, input: &Input) -> Result<Grant, KmsError> {
         id: String::new(),
         key_id: String::new(),
         key_arn: String::new(),
-        name,
+        name: req.name,
         creation_date: app.now(),
-        grantee: grantee.map(str::to_string),
-        grantee_service: grantee_service.map(str::to_string),
-        retiring: retiring.map(str::to_string),
-        retiring_service: retiring_service.map(str::to_string),
+        grantee: req.grantee_principal,
+        grantee_service: req.grantee_service_principal,
+        retiring: req.retiring_principal,
+        retiring_service: req.retiring_service_principal,
         issuing_account: format!("arn:aws:iam::{account}:root"),
-        operations,
+        operations: operations.iter().map(|o| o.as_str().to_string()).collect(),
         constraints,
         account: String::new(),
         region: String::new(),
@@ -139,20 +142,20 @@ fn grantable(w: &World, k: &super::model::Key) -> Result<(), KmsError> {
 }
 
 /// `CreateGrant`.
-pub async fn create_grant(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = input
-        .opt_str("KeyId")
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("KeyId"))?
-        .to_string();
-    let mut grant = requested_grant(app, input)?;
-    let dry = dry_run(input)?;
+pub async fn create_grant(
+    app: &Arc<App>,
+    req: CreateGrantRequest,
+) -> Result<CreateGrantResponse, KmsError> {
+    let raw = req.key_id.clone();
+    let dry = req.dry_run.unwrap_or(false);
+    let operations = rules::operations(&req.operations)?;
+    let mut grant = requested_grant(app, req, &operations)?;
     let _w = app.writer.lock().await;
     let existing = {
         let w = app.world();
         let k = resolve_key(app, &w, &raw, KeyRef::IdOrArn)?;
         grantable(&w, &k)?;
-        rules::fit_key(&k, &grant.operations, grant.constraints.as_ref())?;
+        rules::fit_key(&k, &operations, grant.constraints.as_ref())?;
         if dry {
             return Err(dry_run_ok());
         }
@@ -178,7 +181,10 @@ pub async fn create_grant(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     };
     let token = token::mint(app.grant_token_key(), &grant.key_id, &id)
         .ok_or_else(|| KmsError::internal(format!("cannot mint a token for grant {id}")))?;
-    Ok(json!({ "GrantId": id, "GrantToken": token }))
+    Ok(CreateGrantResponse {
+        grant_id: Some(id),
+        grant_token: Some(token),
+    })
 }
 
 /// `LimitExceededException` when the key with ARN `key_arn` already has its quota of grants
@@ -204,67 +210,63 @@ fn key_namespace(app: &App, arn: &str) -> (String, String) {
 }
 
 /// A grant as `GrantListEntry`.
-fn list_entry(g: &Grant) -> Value {
-    let mut m = Map::new();
-    m.insert("KeyId".into(), json!(g.key_arn));
-    m.insert("GrantId".into(), json!(g.id));
-    let optional = [
-        ("Name", &g.name),
-        ("GranteePrincipal", &g.grantee),
-        ("GranteeServicePrincipal", &g.grantee_service),
-        ("RetiringPrincipal", &g.retiring),
-        ("RetiringServicePrincipal", &g.retiring_service),
-    ];
-    for (member, v) in optional {
-        if let Some(v) = v {
-            m.insert(member.into(), json!(v));
-        }
+fn list_entry(g: &Grant) -> GrantListEntry {
+    GrantListEntry {
+        key_id: Some(g.key_arn.clone()),
+        grant_id: Some(g.id.clone()),
+        name: g.name.clone(),
+        grantee_principal: g.grantee.clone(),
+        grantee_service_principal: g.grantee_service.clone(),
+        retiring_principal: g.retiring.clone(),
+        retiring_service_principal: g.retiring_service.clone(),
+        creation_date: Some(Timestamp(g.creation_date)),
+        issuing_account: Some(g.issuing_account.clone()),
+        // The stored operations are the wire words of `GrantOperation`s.
+        operations: Some(
+            g.operations
+                .iter()
+                .filter_map(|o| GrantOperation::parse(o))
+                .collect(),
+        ),
+        constraints: g.constraints.as_ref().map(constraints_entry),
     }
-    m.insert("CreationDate".into(), json!(g.creation_date));
-    m.insert("IssuingAccount".into(), json!(g.issuing_account));
-    m.insert("Operations".into(), json!(g.operations));
-    if let Some(c) = &g.constraints {
-        let mut cm = Map::new();
-        if let Some(e) = &c.equals {
-            cm.insert("EncryptionContextEquals".into(), json!(e));
-        }
-        if let Some(s) = &c.subset {
-            cm.insert("EncryptionContextSubset".into(), json!(s));
-        }
-        if let Some(a) = &c.source_arn {
-            cm.insert("SourceArn".into(), json!(a));
-        }
-        m.insert("Constraints".into(), Value::Object(cm));
-    }
-    Value::Object(m)
 }
 
-fn limit_and_marker(input: &Input) -> Result<(usize, Option<&str>), KmsError> {
-    let limit = input
-        .opt_int("Limit", 1, 1000)
-        .map_err(input_err)?
-        .unwrap_or(50);
-    let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
-    Ok((usize::try_from(limit).unwrap_or(50), marker))
+/// Stored constraints as `GrantConstraints`.
+fn constraints_entry(c: &Constraints) -> GrantConstraints {
+    GrantConstraints {
+        encryption_context_equals: c.equals.clone(),
+        encryption_context_subset: c.subset.clone(),
+        source_arn: c.source_arn.clone(),
+    }
+}
+
+/// `Limit` (50 when not given) as a page size.
+fn page_size(limit: Option<i64>) -> usize {
+    limit.and_then(|l| usize::try_from(l).ok()).unwrap_or(50)
+}
+
+/// One page of grants as `ListGrantsResponse` (`Truncated` ⇔ `NextMarker`).
+fn grants_page(page: Vec<GrantListEntry>, next: Option<String>) -> ListGrantsResponse {
+    ListGrantsResponse {
+        grants: Some(page),
+        truncated: Some(next.is_some()),
+        next_marker: next,
+    }
 }
 
 /// `ListGrants`: a key's grants, filtered by `GrantId` and grantee.
-pub fn list_grants(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = input
-        .opt_str("KeyId")
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("KeyId"))?;
-    let (limit, marker) = limit_and_marker(input)?;
-    let grant_id = input.str_len("GrantId", 1, 128).map_err(input_err)?;
+pub fn list_grants(app: &Arc<App>, req: ListGrantsRequest) -> Result<ListGrantsResponse, KmsError> {
+    let grant_id = req.grant_id.as_deref();
     if let Some(id) = grant_id
         && !token::is_grant_id(id)
     {
         return Err(bad_grant_id(id));
     }
-    let grantee = rules::principal(input, "GranteePrincipal")?;
-    let grantee_service = rules::service_principal(input, "GranteeServicePrincipal")?;
+    let grantee = req.grantee_principal.as_deref();
+    let grantee_service = req.grantee_service_principal.as_deref();
     let w = app.world();
-    let k = resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
+    let k = resolve_key(app, &w, &req.key_id, KeyRef::IdOrArn)?;
     let (page, next) = paginate(
         key_grants(&w, &k.arn)
             .filter(|(_, g)| grant_id.is_none_or(|id| g.id == id))
@@ -274,20 +276,20 @@ pub fn list_grants(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             })
             .map(|(sid, g)| (sid, list_entry(g))),
         "grants",
-        marker,
-        limit,
+        req.marker.as_deref(),
+        page_size(req.limit),
     )?;
-    let mut body = Map::new();
-    body.insert("Grants".into(), Value::Array(page));
-    Ok(with_page(body, next))
+    Ok(grants_page(page, next))
 }
 
 /// `ListRetirableGrants`: the grants of this namespace's keys that name the principal as
 /// their retiring principal.
-pub fn list_retirable_grants(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let (limit, marker) = limit_and_marker(input)?;
-    let retiring = rules::principal(input, "RetiringPrincipal")?;
-    let retiring_service = rules::service_principal(input, "RetiringServicePrincipal")?;
+pub fn list_retirable_grants(
+    app: &Arc<App>,
+    req: ListRetirableGrantsRequest,
+) -> Result<ListGrantsResponse, KmsError> {
+    let retiring = req.retiring_principal.as_deref();
+    let retiring_service = req.retiring_service_principal.as_deref();
     if retiring.is_none() && retiring_service.is_none() {
         return Err(KmsError::missing("RetiringPrincipal"));
     }
@@ -302,27 +304,23 @@ pub fn list_retirable_grants(app: &Arc<App>, input: &Input) -> Result<Value, Kms
             })
             .map(|(sid, g)| (sid, list_entry(g))),
         "retirable-grants",
-        marker,
-        limit,
+        req.marker.as_deref(),
+        page_size(req.limit),
     )?;
-    let mut body = Map::new();
-    body.insert("Grants".into(), Value::Array(page));
-    Ok(with_page(body, next))
+    Ok(grants_page(page, next))
 }
 
 /// The grant a RetireGrant names: by its token, or by `KeyId` and `GrantId`. Returns the
 /// grant's storage ID.
-fn retire_target(app: &App, w: &World, input: &Input) -> Result<String, KmsError> {
-    let token = input.str_len("GrantToken", 1, 8192).map_err(input_err)?;
-    let key = input.str_len("KeyId", 1, 2048).map_err(input_err)?;
-    let grant_id = input.str_len("GrantId", 1, 128).map_err(input_err)?;
+fn retire_target(app: &App, w: &World, req: &RetireGrantRequest) -> Result<String, KmsError> {
+    let grant_id = req.grant_id.as_deref();
     if let Some(id) = grant_id
         && !token::is_grant_id(id)
     {
         return Err(bad_grant_id(id));
     }
-    let (key, id) = match (token, key, grant_id) {
-        (Some(t), _, _) => {
+    let (key, id) = match (req.grant_token.as_deref(), req.key_id.as_deref(), grant_id) {
+        (Some(t), key, _) => {
             let claim = token::verify(app.grant_token_key(), t).ok_or_else(bad_token)?;
             if grant_id.is_some_and(|g| g != claim.grant_id) {
                 return Err(kms_err!(
@@ -353,50 +351,39 @@ fn retire_target(app: &App, w: &World, input: &Input) -> Result<String, KmsError
 }
 
 /// `RetireGrant`.
-pub async fn retire_grant(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let dry = dry_run(input)?;
+pub async fn retire_grant(app: &Arc<App>, req: RetireGrantRequest) -> Result<(), KmsError> {
     let _w = app.writer.lock().await;
-    let sid = retire_target(app, &app.world(), input)?;
-    if dry {
+    let sid = retire_target(app, &app.world(), &req)?;
+    if req.dry_run.unwrap_or(false) {
         return Err(dry_run_ok());
     }
     app.commit(vec![Change::DelGrant(sid)])
         .await
-        .map_err(KmsError::internal)?;
-    Ok(json!({}))
+        .map_err(KmsError::internal)
 }
 
 /// `RevokeGrant`.
-pub async fn revoke_grant(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = input
-        .opt_str("KeyId")
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("KeyId"))?;
-    let id = input
-        .req_str("GrantId", 1, 128)
-        .map_err(input_err)?
-        .to_string();
+pub async fn revoke_grant(app: &Arc<App>, req: RevokeGrantRequest) -> Result<(), KmsError> {
+    let id = req.grant_id;
     if !token::is_grant_id(&id) {
         return Err(bad_grant_id(&id));
     }
-    let dry = dry_run(input)?;
     let _w = app.writer.lock().await;
     let sid = {
         let w = app.world();
-        let k = resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
+        let k = resolve_key(app, &w, &req.key_id, KeyRef::IdOrArn)?;
         let sid = model::storage_id(&k.arn, &id);
         if !w.grants.contains_key(&sid) {
             return Err(grant_not_found(&k.arn, &id));
         }
         sid
     };
-    if dry {
+    if req.dry_run.unwrap_or(false) {
         return Err(dry_run_ok());
     }
     app.commit(vec![Change::DelGrant(sid)])
         .await
-        .map_err(KmsError::internal)?;
-    Ok(json!({}))
+        .map_err(KmsError::internal)
 }
 
 /// The changes that delete every grant of the key with ARN `key_arn` (with the key).

@@ -1,43 +1,19 @@
-//! What a CreateGrant request may ask for: principals, grant operations that fit the key,
-//! and encryption context constraints (KMS Developer Guide, "Grants in AWS KMS" and the
-//! `GrantConstraints` reference).
+//! What a CreateGrant request may ask for, beyond the service model (which the decoder
+//! checks): grant operations that fit the key, and encryption context constraints (KMS
+//! Developer Guide, "Grants in AWS KMS" and the `GrantConstraints` reference).
 //!
 //! Where the messages below are not AWS's words, no recording of AWS's answer was found; the
 //! exception is AWS's (the API reference names `ValidationException` for an operation the key
 //! does not support).
 
 use super::model::Constraints;
+use crate::api::kms::{GrantConstraints, GrantOperation};
 use crate::kms::error::KmsError;
-use crate::kms::input_err;
 use crate::kms::model::Key;
 use crate::kms::spec::{KeySpec, KeyUsage};
 use crate::kms_err;
-use crate::protocol::input::{Input, shown};
-use serde_json::Value;
+use crate::protocol::input::shown;
 use std::collections::BTreeMap;
-
-/// The model's `GrantOperation` values.
-pub const GRANT_OPERATIONS: &[&str] = &[
-    "Decrypt",
-    "Encrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyWithoutPlaintext",
-    "ReEncryptFrom",
-    "ReEncryptTo",
-    "Sign",
-    "Verify",
-    "GetPublicKey",
-    "CreateGrant",
-    "RetireGrant",
-    "DescribeKey",
-    "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext",
-    "GenerateMac",
-    "VerifyMac",
-    "DeriveSharedSecret",
-    "Encapsulate",
-    "Decapsulate",
-];
 
 /// Encryption context pairs a constraint may hold, and the longest value (the `GrantConstraints`
 /// reference: "up to 8 encryption context pairs", values of at most 384 characters).
@@ -45,35 +21,31 @@ pub const MAX_CONSTRAINT_PAIRS: usize = 8;
 /// See [`MAX_CONSTRAINT_PAIRS`].
 pub const MAX_CONSTRAINT_VALUE: usize = 384;
 
-const PRINCIPAL_PATTERN: &str = r"^[\w+=,.@:/-]+$";
-const SERVICE_PATTERN: &str = r"^([A-Za-z0-9\-]+)\.([A-Za-z0-9\-]+)(\.[A-Za-z0-9\-]+)+$";
-const NAME_PATTERN: &str = "^[a-zA-Z0-9:/_-]+$";
-const SOURCE_ARN_PATTERN: &str = "^arn:aws[a-z0-9-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:.+$";
-
 /// The grant operations a key of this kind supports, besides CreateGrant, RetireGrant and
 /// DescribeKey, which every key supports.
-fn key_operations(k: &Key) -> &'static [&'static str] {
+fn key_operations(k: &Key) -> &'static [GrantOperation] {
+    use GrantOperation as G;
     match (k.kind.spec, k.kind.usage) {
         (KeySpec::SymmetricDefault, _) => &[
-            "Decrypt",
-            "Encrypt",
-            "GenerateDataKey",
-            "GenerateDataKeyWithoutPlaintext",
-            "GenerateDataKeyPair",
-            "GenerateDataKeyPairWithoutPlaintext",
-            "ReEncryptFrom",
-            "ReEncryptTo",
+            G::Decrypt,
+            G::Encrypt,
+            G::GenerateDataKey,
+            G::GenerateDataKeyWithoutPlaintext,
+            G::GenerateDataKeyPair,
+            G::GenerateDataKeyPairWithoutPlaintext,
+            G::ReEncryptFrom,
+            G::ReEncryptTo,
         ],
         (_, KeyUsage::EncryptDecrypt) => &[
-            "Decrypt",
-            "Encrypt",
-            "ReEncryptFrom",
-            "ReEncryptTo",
-            "GetPublicKey",
+            G::Decrypt,
+            G::Encrypt,
+            G::ReEncryptFrom,
+            G::ReEncryptTo,
+            G::GetPublicKey,
         ],
-        (_, KeyUsage::SignVerify) => &["Sign", "Verify", "GetPublicKey"],
-        (_, KeyUsage::GenerateVerifyMac) => &["GenerateMac", "VerifyMac"],
-        (_, KeyUsage::KeyAgreement) => &["DeriveSharedSecret", "GetPublicKey"],
+        (_, KeyUsage::SignVerify) => &[G::Sign, G::Verify, G::GetPublicKey],
+        (_, KeyUsage::GenerateVerifyMac) => &[G::GenerateMac, G::VerifyMac],
+        (_, KeyUsage::KeyAgreement) => &[G::DeriveSharedSecret, G::GetPublicKey],
     }
 }
 
@@ -82,27 +54,13 @@ fn takes_encryption_context(k: &Key) -> bool {
     k.kind.spec == KeySpec::SymmetricDefault
 }
 
-/// `Operations`: required, each a `GrantOperation`, not CreateGrant alone. Duplicates are
-/// dropped, the order kept.
-pub fn operations(input: &Input) -> Result<Vec<String>, KmsError> {
-    let ops = input
-        .opt_str_list("Operations")
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("Operations"))?;
-    if ops.iter().any(|o| !GRANT_OPERATIONS.contains(&o.as_str())) {
-        return Err(KmsError::validation(
-            "Operations",
-            format!("[{}]", ops.join(", ")),
-            &format!(
-                "Member must satisfy constraint: [Member must satisfy enum value set: [{}]]",
-                GRANT_OPERATIONS.join(", ")
-            ),
-        ));
-    }
-    let mut unique: Vec<String> = Vec::new();
+/// `Operations` (each already a `GrantOperation`): not empty, not CreateGrant alone.
+/// Duplicates are dropped, the order kept.
+pub fn operations(ops: &[GrantOperation]) -> Result<Vec<GrantOperation>, KmsError> {
+    let mut unique: Vec<GrantOperation> = Vec::new();
     for o in ops {
-        if !unique.contains(&o) {
-            unique.push(o);
+        if !unique.contains(o) {
+            unique.push(*o);
         }
     }
     match unique.as_slice() {
@@ -112,7 +70,7 @@ pub fn operations(input: &Input) -> Result<Vec<String>, KmsError> {
             "Operations must name at least one grant operation."
         )),
         // AWS's words (a recorded response).
-        [only] if only == "CreateGrant" => Err(kms_err!(
+        [GrantOperation::CreateGrant] => Err(kms_err!(
             Validation,
             "Grants must not contain only the CreateGrant operation."
         )),
@@ -120,111 +78,30 @@ pub fn operations(input: &Input) -> Result<Vec<String>, KmsError> {
     }
 }
 
-/// An optional member matched against the model's length and pattern.
-fn patterned<'a>(
-    input: &'a Input,
-    m: &str,
-    max: usize,
-    pattern: &str,
-    ok: impl Fn(&str) -> bool,
-) -> Result<Option<&'a str>, KmsError> {
-    let v = input.str_len(m, 1, max).map_err(input_err)?;
-    if let Some(s) = v
-        && !ok(s)
-    {
-        return Err(KmsError::validation(
-            m,
-            shown(s),
-            &format!("Member must satisfy regular expression pattern: {pattern}"),
-        ));
-    }
-    Ok(v)
-}
-
-fn principal_chars(s: &str) -> bool {
-    s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
-}
-
-fn service_chars(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() >= 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-}
-
-fn name_chars(s: &str) -> bool {
-    s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || ":/_-".contains(c))
-}
-
-fn source_arn_ok(s: &str) -> bool {
-    let parts: Vec<&str> = s.splitn(6, ':').collect();
-    let lower_dash = |p: &str| {
-        p.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    };
-    parts.len() == 6
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && lower_dash(parts[1])
-        && !parts[2].is_empty()
-        && lower_dash(parts[2])
-        && lower_dash(parts[3])
-        && parts[4].len() == 12
-        && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && !parts[5].is_empty()
-}
-
-/// A principal (`…Principal`, up to 256 characters).
-pub fn principal<'a>(input: &'a Input, m: &str) -> Result<Option<&'a str>, KmsError> {
-    patterned(input, m, 256, PRINCIPAL_PATTERN, principal_chars)
-}
-
-/// A service principal (`…ServicePrincipal`, up to 128 characters, `a.b.c`).
-pub fn service_principal<'a>(input: &'a Input, m: &str) -> Result<Option<&'a str>, KmsError> {
-    patterned(input, m, 128, SERVICE_PATTERN, service_chars)
-}
-
-/// `Name` (1–256 characters of `[a-zA-Z0-9:/_-]`).
-pub fn name(input: &Input) -> Result<Option<String>, KmsError> {
-    Ok(patterned(input, "Name", 256, NAME_PATTERN, name_chars)?.map(str::to_string))
-}
-
-/// `Constraints`, checked against the model and the documented limits. AWS's words for two
-/// encryption context constraints at once come from a recorded response; the other messages
-/// are cks-sim's (no recording found).
-pub fn constraints(input: &Input) -> Result<Option<Constraints>, KmsError> {
-    let Some(obj) = input.0.get("Constraints").and_then(Value::as_object) else {
+/// `Constraints`, checked against the documented limits (the model's own constraints are
+/// the decoder's). AWS's words for two encryption context constraints at once come from a
+/// recorded response; the other messages are cks-sim's (no recording found).
+pub fn constraints(c: Option<GrantConstraints>) -> Result<Option<Constraints>, KmsError> {
+    let Some(c) = c else {
         return Ok(None);
     };
-    let inner = Input(obj.clone());
-    let equals = context_constraint(&inner, "EncryptionContextEquals")?;
-    let subset = context_constraint(&inner, "EncryptionContextSubset")?;
+    let equals = context_constraint(c.encryption_context_equals, "EncryptionContextEquals")?;
+    let subset = context_constraint(c.encryption_context_subset, "EncryptionContextSubset")?;
     if equals.is_some() && subset.is_some() {
         return Err(kms_err!(Validation, "More than one constraint supplied"));
-    }
-    let source_arn = patterned(&inner, "SourceArn", 512, SOURCE_ARN_PATTERN, source_arn_ok)?;
-    if source_arn.is_some_and(|s| s.chars().count() < 20) {
-        return Err(KmsError::validation(
-            "SourceArn",
-            source_arn.unwrap_or_default(),
-            "Member must have length greater than or equal to 20",
-        ));
     }
     Ok(Some(Constraints {
         equals,
         subset,
-        source_arn: source_arn.map(str::to_string),
+        source_arn: c.source_arn,
     }))
 }
 
 fn context_constraint(
-    input: &Input,
+    map: Option<BTreeMap<String, String>>,
     m: &str,
 ) -> Result<Option<BTreeMap<String, String>>, KmsError> {
-    let Some(map) = input.opt_string_map(m).map_err(input_err)? else {
+    let Some(map) = map else {
         return Ok(None);
     };
     if map.len() > MAX_CONSTRAINT_PAIRS {
@@ -249,12 +126,16 @@ fn context_constraint(
 
 /// Refuse grant operations the key does not support, and encryption context constraints on a
 /// key whose operations take no encryption context (cks-sim's words; AWS's exception).
-pub fn fit_key(k: &Key, ops: &[String], c: Option<&Constraints>) -> Result<(), KmsError> {
+pub fn fit_key(k: &Key, ops: &[GrantOperation], c: Option<&Constraints>) -> Result<(), KmsError> {
     let supported = key_operations(k);
-    let common = ["CreateGrant", "RetireGrant", "DescribeKey"];
+    let common = [
+        GrantOperation::CreateGrant,
+        GrantOperation::RetireGrant,
+        GrantOperation::DescribeKey,
+    ];
     if let Some(op) = ops
         .iter()
-        .find(|o| !supported.contains(&o.as_str()) && !common.contains(&o.as_str()))
+        .find(|o| !supported.contains(o) && !common.contains(o))
     {
         return Err(kms_err!(
             Validation,
@@ -281,19 +162,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn patterns_accept_what_the_model_accepts() {
-        assert!(principal_chars(
-            "arn:aws:iam::111122223333:role/app_Role+x=y,z.w@q-1"
-        ));
-        assert!(!principal_chars("arn:aws:iam::111122223333:role/a b"));
-        assert!(service_chars("s3.amazonaws.com"));
-        assert!(!service_chars("amazonaws.com"));
-        assert!(!service_chars("s3..amazonaws.com"));
-        assert!(name_chars("my-grant:1/x_y"));
-        assert!(!name_chars("my grant"));
-        assert!(source_arn_ok("arn:aws:s3:us-east-1:111122223333:bucket/x"));
-        assert!(source_arn_ok("arn:aws-cn:s3::111122223333:x"));
-        assert!(!source_arn_ok("arn:aws:s3:us-east-1:1111:bucket/x"));
-        assert!(!source_arn_ok("arn:gcp:s3:us-east-1:111122223333:x"));
+    fn operations_drop_duplicates_and_refuse_create_grant_alone() {
+        use GrantOperation as G;
+        assert_eq!(
+            operations(&[G::Encrypt, G::Decrypt, G::Encrypt]).unwrap(),
+            vec![G::Encrypt, G::Decrypt]
+        );
+        assert_eq!(
+            operations(&[G::CreateGrant, G::CreateGrant])
+                .unwrap_err()
+                .message,
+            "Grants must not contain only the CreateGrant operation."
+        );
+        assert!(operations(&[]).is_err());
+    }
+
+    #[test]
+    fn constraints_hold_one_encryption_context_of_at_most_eight_pairs() {
+        let ctx = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_string())).collect();
+        let both = GrantConstraints {
+            encryption_context_equals: Some(ctx(1)),
+            encryption_context_subset: Some(ctx(1)),
+            source_arn: None,
+        };
+        assert_eq!(
+            constraints(Some(both)).unwrap_err().message,
+            "More than one constraint supplied"
+        );
+        let nine = GrantConstraints {
+            encryption_context_subset: Some(ctx(9)),
+            ..Default::default()
+        };
+        assert!(constraints(Some(nine)).is_err());
+        let eight = GrantConstraints {
+            encryption_context_subset: Some(ctx(8)),
+            ..Default::default()
+        };
+        assert_eq!(
+            constraints(Some(eight))
+                .unwrap()
+                .unwrap()
+                .subset
+                .unwrap()
+                .len(),
+            8
+        );
     }
 }
