@@ -109,6 +109,14 @@ struct ClockDoc {
     offset_seconds: f64,
 }
 
+/// The documents of one table, without their IDs.
+fn docs<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    table: Table,
+) -> Result<impl Iterator<Item = T>, StoreError> {
+    Ok(store.load::<T>(table)?.into_iter().map(|(_, x)| x))
+}
+
 pub(crate) fn orphan_id(seq: u64) -> String {
     format!("{seq:012}")
 }
@@ -117,6 +125,45 @@ impl World {
     /// The key with this storage ID (see [`Key::storage_id`]).
     pub fn key(&self, id: &str) -> Option<&Arc<Key>> {
         self.keys_by_id.get(id)
+    }
+
+    /// Insert or replace a key, keeping the material-event and pending-deletion indexes.
+    fn put_key(&mut self, x: Key) {
+        if let Some(old) = self
+            .keys
+            .get(&x.storage_id())
+            .and_then(|k| material_entry(k))
+        {
+            self.material_events.remove(&old);
+        }
+        if let Some(e) = material_entry(&x) {
+            self.material_events.insert(e);
+        }
+        if let Some(e) = pending_entry(&x) {
+            self.pending.insert(e);
+        }
+        let x = Arc::new(x);
+        let sid = x.storage_id();
+        self.keys_by_id.insert(sid.clone(), Arc::clone(&x));
+        if let Some(old) = self.keys.insert(sid.clone(), x)
+            && let Some(e) = pending_entry(&old)
+            && self.keys.get(&sid).and_then(|k| pending_entry(k)).as_ref() != Some(&e)
+        {
+            self.pending.remove(&e);
+        }
+    }
+
+    /// Remove a key and its index entries.
+    fn remove_key(&mut self, id: &str) {
+        self.keys_by_id.remove(id);
+        if let Some(e) = self.keys.get(id).and_then(|k| material_entry(k)) {
+            self.material_events.remove(&e);
+        }
+        if let Some(old) = self.keys.remove(id)
+            && let Some(e) = pending_entry(&old)
+        {
+            self.pending.remove(&e);
+        }
     }
 
     fn apply(&mut self, c: Change) {
@@ -148,41 +195,8 @@ impl World {
             Change::DelStore(id) => {
                 self.stores.remove(&id);
             }
-            Change::Key(x) => {
-                if let Some(old) = self
-                    .keys
-                    .get(&x.storage_id())
-                    .and_then(|k| material_entry(k))
-                {
-                    self.material_events.remove(&old);
-                }
-                if let Some(e) = material_entry(&x) {
-                    self.material_events.insert(e);
-                }
-                if let Some(e) = pending_entry(&x) {
-                    self.pending.insert(e);
-                }
-                let x = Arc::new(x);
-                let sid = x.storage_id();
-                self.keys_by_id.insert(sid.clone(), Arc::clone(&x));
-                if let Some(old) = self.keys.insert(sid.clone(), x)
-                    && let Some(e) = pending_entry(&old)
-                    && self.keys.get(&sid).and_then(|k| pending_entry(k)).as_ref() != Some(&e)
-                {
-                    self.pending.remove(&e);
-                }
-            }
-            Change::DelKey(id) => {
-                self.keys_by_id.remove(&id);
-                if let Some(e) = self.keys.get(&id).and_then(|k| material_entry(k)) {
-                    self.material_events.remove(&e);
-                }
-                if let Some(old) = self.keys.remove(&id)
-                    && let Some(e) = pending_entry(&old)
-                {
-                    self.pending.remove(&e);
-                }
-            }
+            Change::Key(x) => self.put_key(x),
+            Change::DelKey(id) => self.remove_key(&id),
             Change::Alias(x) => {
                 self.aliases.insert(x.storage_id(), x);
             }
@@ -209,6 +223,29 @@ impl World {
             }
             Change::ClockOffset(o) => self.clock_offset = o,
         }
+    }
+
+    /// Every record of the store, as the world starts with.
+    fn load(store: &Store) -> Result<World, StoreError> {
+        let mut changes: Vec<Change> = Vec::new();
+        changes.extend(docs(store, Table::Clusters)?.map(Change::Cluster));
+        changes.extend(docs(store, Table::Hsms)?.map(Change::Hsm));
+        changes.extend(docs(store, Table::Users)?.map(Change::User));
+        changes.extend(docs(store, Table::Backups)?.map(Change::Backup));
+        changes.extend(docs(store, Table::KeyStores)?.map(Change::Store));
+        changes.extend(docs(store, Table::Keys)?.map(Change::Key));
+        changes.extend(docs(store, Table::Aliases)?.map(Change::Alias));
+        changes.extend(docs(store, Table::Orphans)?.map(Change::Orphan));
+        changes.extend(docs(store, Table::TokenObjects)?.map(Change::ObjectOwners));
+        changes.extend(docs(store, Table::Grants)?.map(Change::Grant));
+        let mut world = World::default();
+        for c in changes {
+            world.apply(c);
+        }
+        if let Some(c) = store.get::<ClockDoc>(Table::Meta, "clock")? {
+            world.clock_offset = c.offset_seconds;
+        }
+        Ok(world)
     }
 
     /// Active HSMs of a cluster.
@@ -348,40 +385,7 @@ impl App {
             None => read_or_create_secret(&config.data_dir.join("internal-token-pin"))?,
         };
         let grant_token_key = read_or_create_secret(&config.data_dir.join(GRANT_TOKEN_KEY_FILE))?;
-        let mut world = World::default();
-        for (_, c) in store.load::<Cluster>(Table::Clusters)? {
-            world.apply(Change::Cluster(c));
-        }
-        for (_, x) in store.load::<Hsm>(Table::Hsms)? {
-            world.apply(Change::Hsm(x));
-        }
-        for (_, x) in store.load::<User>(Table::Users)? {
-            world.apply(Change::User(x));
-        }
-        for (_, x) in store.load::<Backup>(Table::Backups)? {
-            world.apply(Change::Backup(x));
-        }
-        for (_, x) in store.load::<KeyStore>(Table::KeyStores)? {
-            world.apply(Change::Store(x));
-        }
-        for (_, x) in store.load::<Key>(Table::Keys)? {
-            world.apply(Change::Key(x));
-        }
-        for (_, x) in store.load::<Alias>(Table::Aliases)? {
-            world.apply(Change::Alias(x));
-        }
-        for (_, x) in store.load::<Orphan>(Table::Orphans)? {
-            world.apply(Change::Orphan(x));
-        }
-        for (_, x) in store.load::<ObjectOwners>(Table::TokenObjects)? {
-            world.apply(Change::ObjectOwners(x));
-        }
-        for (_, x) in store.load::<Grant>(Table::Grants)? {
-            world.apply(Change::Grant(x));
-        }
-        if let Some(c) = store.get::<ClockDoc>(Table::Meta, "clock")? {
-            world.clock_offset = c.offset_seconds;
-        }
+        let world = World::load(&store)?;
         let settings = Settings {
             connect_delay_ms: config.connect_delay_ms,
             disconnect_delay_ms: config.disconnect_delay_ms,
