@@ -741,6 +741,32 @@ mod tests {
         assert!(!token.rotate_password);
     }
 
+    /// The TOML blocks of a Markdown file.
+    fn toml_blocks(md: &str) -> Vec<&str> {
+        md.split("```toml\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_configurations_are_valid_and_give_the_defaults_they_state() {
+        let docs = toml_blocks(include_str!("../docs/configuration.md"));
+        let readme = toml_blocks(include_str!("../README.md"));
+        assert_eq!((docs.len(), readme.len()), (1, 1));
+        for text in docs.iter().chain(&readme) {
+            let f: FileConfig = toml::from_str(text).expect("a documented config parses");
+            Config::from_parts(f, &Overrides::default()).expect("and validates");
+        }
+        let f: FileConfig = toml::from_str(docs[0]).unwrap();
+        let documented = Config::from_parts(f, &Overrides::default()).unwrap();
+        let defaults = Config::from_parts(FileConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(documented.listen, defaults.listen);
+        assert_eq!(documented.limits, defaults.limits);
+        assert_eq!(documented.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(documented.connect_delay_ms, defaults.connect_delay_ms);
+    }
+
     #[test]
     fn a_config_file_with_cluster_tables_is_its_own_seed() {
         let dir = std::env::temp_dir().join(format!("cks-sim-config-{}", std::process::id()));
