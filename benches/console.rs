@@ -64,7 +64,7 @@ fn seed_file(dir: &Path) -> PathBuf {
 /// A disconnected store on each seeded cluster.
 async fn extra_stores(app: &Arc<App>, dir: &Path) {
     let default = read(dir, "default-cluster-id");
-    let clusters: Vec<String> = app.world().clusters.keys().cloned().collect();
+    let clusters: Vec<String> = app.world().clusters.keys().map(|k| k.to_string()).collect();
     for (i, id) in clusters.iter().filter(|c| **c != default).enumerate() {
         let anchor = read(&dir.join("clusters").join(id), "customerCA.crt");
         call(

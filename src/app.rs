@@ -14,6 +14,7 @@ use crate::config::{Config, ProvisionerKind};
 use crate::hsm::{HsmError, Module, PinTemplate, Provisioner, Token};
 use crate::kms::grants::model::Grant;
 use crate::kms::model::{Alias, Key, KeyStore, Orphan};
+use crate::names::{ClusterId, HsmId};
 use crate::store::{Batch, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -24,9 +25,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Default, Clone)]
 pub struct World {
     /// Clusters by ID.
-    pub clusters: BTreeMap<String, Cluster>,
+    pub clusters: BTreeMap<ClusterId, Cluster>,
     /// HSMs by ID.
-    pub hsms: BTreeMap<String, Hsm>,
+    pub hsms: BTreeMap<HsmId, Hsm>,
     /// Users by `<cluster>/<name>`.
     pub users: BTreeMap<String, User>,
     /// Backups by ID.
@@ -79,9 +80,9 @@ fn pending_entry(k: &Key) -> Option<(i64, String)> {
 #[allow(missing_docs)]
 pub enum Change {
     Cluster(Cluster),
-    DelCluster(String),
+    DelCluster(ClusterId),
     Hsm(Hsm),
-    DelHsm(String),
+    DelHsm(HsmId),
     User(User),
     DelUser(String),
     Backup(Backup),
@@ -279,10 +280,10 @@ fn batch_of(changes: &[Change]) -> Batch {
     let mut b = Batch::new();
     for c in changes {
         match c {
-            Change::Cluster(x) => b.put(Table::Clusters, x.id.clone(), x),
-            Change::DelCluster(id) => b.delete(Table::Clusters, id.clone()),
-            Change::Hsm(x) => b.put(Table::Hsms, x.id.clone(), x),
-            Change::DelHsm(id) => b.delete(Table::Hsms, id.clone()),
+            Change::Cluster(x) => b.put(Table::Clusters, x.id.to_string(), x),
+            Change::DelCluster(id) => b.delete(Table::Clusters, id.to_string()),
+            Change::Hsm(x) => b.put(Table::Hsms, x.id.to_string(), x),
+            Change::DelHsm(id) => b.delete(Table::Hsms, id.to_string()),
             Change::User(x) => b.put(Table::Users, x.key(), x),
             Change::DelUser(id) => b.delete(Table::Users, id.clone()),
             Change::Backup(x) => b.put(Table::Backups, x.id.clone(), x),

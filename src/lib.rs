@@ -27,6 +27,7 @@ pub mod hsm;
 pub mod ids;
 pub mod kms;
 pub mod listener;
+pub mod names;
 pub mod namespace;
 pub mod paging;
 pub mod protocol;

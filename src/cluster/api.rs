@@ -24,6 +24,7 @@ use super::model::{
 };
 use crate::app::{App, Change, World};
 use crate::ids;
+use crate::names::{ClusterId, HsmId};
 use crate::protocol::input::{InputError, shown};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -188,7 +189,7 @@ async fn fresh_cluster(
     let (subnet_mapping, account, region, tags) = new_cluster_parts(app, req);
     let csr = certs::new_cluster_csr(&id).map_err(CloudHsmError::internal)?;
     let c = Cluster {
-        id: id.clone(),
+        id: ClusterId::from(id.clone()),
         state: ClusterState::Uninitialized,
         state_message: None,
         hsm_type: shape.hsm_type.unwrap_or(DEFAULT_HSM_TYPE).to_string(),
@@ -252,7 +253,7 @@ async fn restored_cluster(
         .iter()
         .any(|u| u.role == super::model::Role::Admin);
     let c = Cluster {
-        id: id.clone(),
+        id: ClusterId::from(id.clone()),
         state: if has_admin {
             ClusterState::Active
         } else {
@@ -289,7 +290,7 @@ async fn restored_cluster(
     let mut changes = vec![Change::Cluster(c.clone())];
     for u in &backup.users {
         let mut u = u.clone();
-        u.cluster_id = id.clone();
+        u.cluster_id = ClusterId::from(id.clone());
         u.sessions = 0;
         changes.push(Change::User(u));
     }
@@ -487,8 +488,8 @@ pub async fn create_hsm(
         }
     };
     let h = Hsm {
-        id: hsm_id,
-        cluster_id: cluster_id.to_string(),
+        id: HsmId::from(hsm_id),
+        cluster_id: ClusterId::from(cluster_id),
         availability_zone: availability_zone.to_string(),
         subnet_id,
         eni_id: ids::eni_id(),
@@ -561,7 +562,7 @@ pub async fn delete_hsm(
     }
     changes.push(Change::DelHsm(h.id.clone()));
     app.commit(changes).await?;
-    Ok(h.id.clone())
+    Ok(h.id.to_string())
 }
 
 /// `DeleteCluster`: the cluster becomes `DELETED`. Its record, users and token stay (so

@@ -230,7 +230,7 @@ pub async fn reapply_token_faults(app: &Arc<App>) -> Result<(), CloudHsmError> {
         .clusters
         .values()
         .filter(|c| c.faults.token_failing && c.has_token)
-        .map(|c| c.id.clone())
+        .map(|c| c.id.to_string())
         .collect();
     let mut first_err = None;
     for id in ids {

@@ -1,6 +1,7 @@
 //! The simulated CloudHSM world: clusters, HSMs, users and backups (plain data, persisted as
 //! documents by `store`).
 
+use crate::names::{ClusterId, HsmId, UserName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -88,7 +89,7 @@ pub struct Faults {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cluster {
     /// `cluster-…`.
-    pub id: String,
+    pub id: ClusterId,
     /// The lifecycle state.
     pub state: ClusterState,
     /// A human message for the state.
@@ -182,9 +183,9 @@ impl Cluster {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hsm {
     /// `hsm-…`.
-    pub id: String,
+    pub id: HsmId,
     /// Its cluster.
-    pub cluster_id: String,
+    pub cluster_id: ClusterId,
     /// The AZ.
     pub availability_zone: String,
     /// The subnet of that AZ.
@@ -238,9 +239,9 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Its cluster.
-    pub cluster_id: String,
+    pub cluster_id: ClusterId,
     /// Lower-case user name.
-    pub name: String,
+    pub name: UserName,
     /// Role.
     pub role: Role,
     /// Salted SHA-256 of the password, hex.
@@ -275,7 +276,7 @@ pub struct Backup {
     /// `backup-…`.
     pub id: String,
     /// The cluster it was taken from.
-    pub cluster_id: String,
+    pub cluster_id: ClusterId,
     /// `READY`, `DELETED`, …
     pub state: String,
     /// Seconds since the epoch.
@@ -304,8 +305,8 @@ impl User {
     pub fn new(cluster_id: &str, name: &str, role: Role, password: &str) -> Self {
         let salt = crate::ids::secret(16);
         User {
-            cluster_id: cluster_id.to_string(),
-            name: name.to_ascii_lowercase(),
+            cluster_id: ClusterId::from(cluster_id),
+            name: UserName::from(name.to_ascii_lowercase()),
             role,
             password_hash: hash_password(&salt, password),
             salt,

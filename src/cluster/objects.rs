@@ -155,7 +155,7 @@ impl KeyView {
     fn visible_to(&self, user: &User) -> bool {
         user.role == Role::Admin
             || self.owner == user.name
-            || self.shared_users.contains(&user.name)
+            || self.shared_users.iter().any(|s| *s == user.name)
             || self.is_public()
     }
 
@@ -440,7 +440,7 @@ fn crypto_users(
                 u.name
             )));
         }
-        out.push(u.name);
+        out.push(u.name.to_string());
     }
     out.sort();
     out.dedup();
@@ -487,7 +487,7 @@ pub async fn generate_aes(
     let rec = ObjectOwners {
         cluster_id: cluster_id.to_string(),
         object_id: hex(&id),
-        owner: user.name.clone(),
+        owner: user.name.to_string(),
         shared_users,
     };
     app.commit(vec![Change::ObjectOwners(rec)]).await?;

@@ -135,7 +135,7 @@ fn describe_clusters(
                 && matches_filter(&filters, "states", effective_state(c).as_str())
                 && matches_filter(&filters, "vpcIds", &c.vpc_id)
         })
-        .map(|c| (c.id.clone(), c))
+        .map(|c| (c.id.to_string(), c))
         .collect();
     let token = r.next_token.as_deref();
     let (page, next) = page(items, "clusters", false, token, max_of(r.max_results))?;
@@ -355,7 +355,7 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Option<Vec<shapes::Tag>> {
 pub fn cluster_shape(world: &World, c: &Cluster) -> shapes::Cluster {
     let uninitialized = c.state == super::model::ClusterState::Uninitialized;
     shapes::Cluster {
-        cluster_id: Some(c.id.clone()),
+        cluster_id: Some(c.id.to_string()),
         state: shapes::ClusterState::parse(effective_state(c).as_str()),
         state_message: c.state_message.clone(),
         hsms: Some(
@@ -391,8 +391,8 @@ pub fn cluster_shape(world: &World, c: &Cluster) -> shapes::Cluster {
 /// The model's `Hsm` shape (`hsm_type` is the cluster's).
 pub fn hsm_shape(hsm_type: &str, h: &Hsm) -> shapes::Hsm {
     shapes::Hsm {
-        hsm_id: h.id.clone(),
-        cluster_id: Some(h.cluster_id.clone()),
+        hsm_id: h.id.to_string(),
+        cluster_id: Some(h.cluster_id.to_string()),
         availability_zone: Some(h.availability_zone.clone()),
         subnet_id: Some(h.subnet_id.clone()),
         eni_id: Some(h.eni_id.clone()),
@@ -410,7 +410,7 @@ pub fn backup_shape(region: &str, account: &str, b: &Backup) -> shapes::Backup {
         backup_id: b.id.clone(),
         backup_arn: Some(backup_arn(region, account, &b.id)),
         backup_state: shapes::BackupState::parse(&b.state),
-        cluster_id: Some(b.cluster_id.clone()),
+        cluster_id: Some(b.cluster_id.to_string()),
         create_timestamp: Some(Timestamp(b.create_timestamp)),
         hsm_type: Some(b.snapshot.hsm_type.clone()),
         mode: shapes::ClusterMode::parse(&b.snapshot.mode),

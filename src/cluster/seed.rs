@@ -109,7 +109,7 @@ async fn build_cluster(app: &Arc<App>, plan: Plan) -> Result<Built, CloudHsmErro
     }
     tracing::info!(cluster = %c.id, azs = plan.azs, hsms = plan.hsms, "seeded cluster");
     Ok(Built {
-        id: c.id,
+        id: c.id.to_string(),
         ca,
         ca_generated,
         admin_password,
@@ -511,7 +511,7 @@ async fn seed_missing_users(
             w.clusters.get(id).map(effective_state),
             w.cluster_users(id)
                 .into_iter()
-                .map(|u| u.name.clone())
+                .map(|u| u.name.to_string())
                 .collect(),
         )
     };
@@ -571,7 +571,7 @@ pub async fn check_bound_tokens(app: &Arc<App>) -> Result<(), String> {
         .filter_map(|c| {
             c.bound_token
                 .as_ref()
-                .map(|b| (c.id.clone(), b.label.clone()))
+                .map(|b| (c.id.to_string(), b.label.clone()))
         })
         .collect();
     let mut missing = Vec::new();

@@ -57,7 +57,7 @@ impl UserView {
     /// The view of `u`.
     pub fn of(u: &User) -> Self {
         UserView {
-            username: u.name.clone(),
+            username: u.name.to_string(),
             role: u.role.as_str().to_string(),
             locked: u.locked,
             mfa: u.mfa,
@@ -191,7 +191,7 @@ async fn adopt_token_pin(
     let label = c
         .bound_token
         .as_ref()
-        .map_or_else(|| c.id.clone(), |b| b.label.clone());
+        .map_or_else(|| c.id.to_string(), |b| b.label.clone());
     if !c.token_user_pin.is_empty() && c.token_user_pin == new_password {
         return Ok(());
     }
@@ -264,7 +264,7 @@ pub async fn settle_pin_change(app: &Arc<App>, cluster_id: &str) -> Result<(), C
 
 /// Settle every cluster's interrupted PIN change (at start-up, before key stores reconnect).
 pub async fn settle_all_pin_changes(app: &Arc<App>) {
-    let pending: Vec<String> = app
+    let pending: Vec<crate::names::ClusterId> = app
         .world()
         .clusters
         .values()

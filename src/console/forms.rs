@@ -29,7 +29,7 @@ fn clusters(app: &App) -> Vec<ClusterChoice> {
     w.clusters
         .values()
         .map(|c| ClusterChoice {
-            id: c.id.clone(),
+            id: c.id.to_string(),
             state: c.state.as_str(),
             hsms: w.active_hsms(&c.id).len(),
             lineage: c.lineage.clone(),

@@ -289,7 +289,7 @@ fn cluster_json(app: &App, id: &str) -> CResult {
 }
 
 async fn clusters(State(app): State<Arc<App>>) -> Response {
-    let ids: Vec<String> = app.world().clusters.keys().cloned().collect();
+    let ids: Vec<String> = app.world().clusters.keys().map(|k| k.to_string()).collect();
     respond(
         ids.iter()
             .map(|id| cluster_json(&app, id))

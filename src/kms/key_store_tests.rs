@@ -25,7 +25,7 @@ fn cluster(id: &str) -> Cluster {
 
 fn hsm(cluster_id: &str, n: usize, az: &str, state: HsmState) -> Hsm {
     Hsm {
-        id: format!("hsm-{cluster_id}-{n}"),
+        id: format!("hsm-{cluster_id}-{n}").into(),
         cluster_id: cluster_id.into(),
         availability_zone: az.into(),
         subnet_id: format!("subnet-{az}"),
@@ -142,7 +142,7 @@ fn an_exhausted_subnet_is_insufficient_free_addresses() {
 #[test]
 fn no_active_hsm_is_insufficient_cloudhsm_hsms_and_one_is_enough() {
     let mut w = ready_world();
-    let ids: Vec<String> = w.hsms.keys().cloned().collect();
+    let ids: Vec<String> = w.hsms.keys().map(|k| k.to_string()).collect();
     w.hsms.get_mut(&ids[0]).expect("hsm").state = HsmState::Degraded;
     assert_eq!(connect_outcome(&w).0, Ok(()));
     w.hsms.get_mut(&ids[1]).expect("hsm").state = HsmState::Deleted;

@@ -47,7 +47,7 @@ pub async fn reconcile(app: &Arc<App>) -> Report {
         .world()
         .clusters
         .values()
-        .map(|c| (c.id.clone(), c.token_user_pin.clone(), c.has_token))
+        .map(|c| (c.id.to_string(), c.token_user_pin.clone(), c.has_token))
         .collect();
     let internal = app.config.internal_token_label.clone();
     match app.internal_token().await {
