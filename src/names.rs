@@ -135,6 +135,7 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert(id.clone(), 1);
         assert_eq!(m.get("cluster-abcdefghijk"), Some(&1));
-        assert!(id == "cluster-abcdefghijk" && "cluster-abcdefghijk" == id);
+        assert_eq!(id, "cluster-abcdefghijk");
+        assert_eq!("cluster-abcdefghijk", id);
     }
 }
