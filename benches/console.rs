@@ -39,7 +39,7 @@ fn softhsm_conf() {
 async fn call(app: &Arc<App>, op: &str, body: Value) -> Value {
     let input = Input::parse_json(body.to_string().as_bytes()).expect("input");
     match cks_sim::protocol::dispatch::kms(app, op, input).await {
-        Ok(Some(v)) => v,
+        Ok(Some(r)) => cks_sim::protocol::response::to_json(&r),
         Ok(None) => panic!("{op}: unknown operation"),
         Err(e) => panic!("{op}: {e:?}"),
     }

@@ -243,7 +243,7 @@ async fn aws_json(
         "TrentService" => {
             let run = crate::protocol::dispatch::kms(&app, op, input);
             match crate::namespace::scoped(&app, ns, run).await {
-                Ok(Some(v)) => json_response(200, &v, None),
+                Ok(Some(r)) => json_response(200, &crate::protocol::response::to_json(&r), None),
                 Ok(None) => unknown(target).into_response(),
                 Err(e) => e.into_response(),
             }

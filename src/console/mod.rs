@@ -159,6 +159,7 @@ async fn kms_call(app: &Arc<App>, op: &str, input: Value) -> Result<Value, KmsEr
     };
     crate::protocol::dispatch::kms(app, op, Input(members))
         .await?
+        .map(|r| crate::protocol::response::to_json(&r))
         .ok_or_else(|| KmsError::internal(format!("unknown operation {op}")))
 }
 

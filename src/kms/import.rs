@@ -23,7 +23,7 @@ use super::{KeyRef, resolve_key};
 use crate::api::kms::{
     AlgorithmSpec, DeleteImportedKeyMaterialRequest, DeleteImportedKeyMaterialResponse,
     ExpirationModelType, GetParametersForImportRequest, GetParametersForImportResponse,
-    ImportKeyMaterialRequest, ImportKeyMaterialResponse, ImportType, WrappingKeySpec,
+    ImportKeyMaterialRequest, ImportKeyMaterialResponse, ImportType, KeyMetadata, WrappingKeySpec,
 };
 use crate::api::{Blob, Timestamp};
 use crate::app::App;
@@ -31,7 +31,6 @@ use crate::hsm::asymmetric::{Capability, Hash, PublicParts};
 use crate::hsm::import::{MaterialObject, RsaUnwrap};
 use crate::hsm::{HsmError, ObjectId, Token};
 use crate::kms_err;
-use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// How long import parameters stay valid: 24 hours.
@@ -67,20 +66,17 @@ pub(super) fn importable_kind(kind: &KeyKind) -> Result<(), KmsError> {
 }
 
 /// `CurrentKeyMaterialId`, and for `EXTERNAL` keys `ExpirationModel` and `ValidTo`.
-pub fn material_metadata(k: &Key, m: &mut Map<String, Value>) {
+pub fn material_metadata(k: &Key, m: &mut KeyMetadata) {
     let current = material::current(k);
-    if let Some(c) = &current {
-        m.insert("CurrentKeyMaterialId".into(), json!(c.id));
-    }
+    m.current_key_material_id = current.as_ref().map(|c| c.id.clone());
     if k.origin != Origin::External {
         return;
     }
-    if let Some(i) = current.as_ref().and_then(|c| c.imported.as_ref()) {
-        m.insert("ExpirationModel".into(), json!(i.expiration_model()));
-    }
-    if let Some(v) = material::earliest_valid_to(k) {
-        m.insert("ValidTo".into(), json!(v));
-    }
+    m.expiration_model = current
+        .as_ref()
+        .and_then(|c| c.imported.as_ref())
+        .and_then(|i| ExpirationModelType::parse(i.expiration_model()));
+    m.valid_to = material::earliest_valid_to(k).map(Timestamp);
 }
 
 /// The copies of a multi-Region key share one material here, imported through the primary.

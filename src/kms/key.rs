@@ -3,13 +3,23 @@
 
 use super::error::KmsError;
 use super::model::{Alias, Key, KeyKind, KeyStateU, Origin};
-use super::{
-    KeyRef, alias_arn, input_err, key_arn, paginate, resolve_key, visible_state, with_page,
+use super::{KeyRef, alias_arn, key_arn, paginate, resolve_key, visible_state};
+use crate::api::Timestamp;
+use crate::api::kms::{
+    AliasListEntry, CancelKeyDeletionRequest, CancelKeyDeletionResponse, CreateAliasRequest,
+    CreateKeyRequest, CreateKeyResponse, CustomerMasterKeySpec, DeleteAliasRequest,
+    DescribeKeyRequest, DescribeKeyResponse, DisableKeyRequest, EnableKeyRequest,
+    EncryptionAlgorithmSpec, GetKeyPolicyRequest, GetKeyPolicyResponse, KeyAgreementAlgorithmSpec,
+    KeyListEntry, KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType, ListAliasesRequest,
+    ListAliasesResponse, ListKeyPoliciesRequest, ListKeyPoliciesResponse, ListKeysRequest,
+    ListKeysResponse, ListResourceTagsRequest, ListResourceTagsResponse, MacAlgorithmSpec,
+    OriginType, PutKeyPolicyRequest, ScheduleKeyDeletionRequest, ScheduleKeyDeletionResponse,
+    SigningAlgorithmSpec, Tag, TagResourceRequest, UntagResourceRequest, UpdateAliasRequest,
+    UpdateKeyDescriptionRequest,
 };
 use crate::app::{App, Change, World};
 use crate::kms_err;
-use crate::protocol::input::Input;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use std::sync::Arc;
 
 /// Customer managed keys per account and Region.
@@ -35,39 +45,15 @@ pub fn default_policy(account: &str) -> String {
     .unwrap_or_default()
 }
 
-fn check_policy(p: &str) -> Result<(), KmsError> {
-    match serde_json::from_str::<Value>(p) {
-        Ok(Value::Object(o)) if o.contains_key("Statement") => Ok(()),
-        _ => Err(kms_err!(
-            MalformedPolicyDocument,
-            "The key policy is not a JSON policy document with a Statement."
-        )),
-    }
-}
-
-/// The tag rules, in AWS's words (see the helpers of [`KmsError`]): at most 50 tags, keys and
-/// values within their lengths, no key given twice, and no key with the `aws:` prefix in any
-/// case.
+/// The tag rules the model does not state, in AWS's words (see the helpers of [`KmsError`]):
+/// at most 50 tags, no key given twice, and no key with the `aws:` prefix in any case. (The
+/// lengths of keys and values are the decoder's.)
 pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
     if tags.len() > MAX_TAGS {
         return Err(KmsError::too_many_tags());
     }
     let mut seen = std::collections::BTreeSet::new();
-    for (k, v) in tags {
-        if k.is_empty() || k.chars().count() > 128 {
-            return Err(KmsError::validation(
-                "TagKey",
-                k,
-                "Member must have length between 1 and 128",
-            ));
-        }
-        if v.chars().count() > 256 {
-            return Err(KmsError::validation(
-                "TagValue",
-                v,
-                "Member must have length less than or equal to 256",
-            ));
-        }
+    for (k, _) in tags {
         if k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
             return Err(KmsError::reserved_tag_prefix());
         }
@@ -78,130 +64,87 @@ pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
     Ok(())
 }
 
+/// Typed tags as pairs.
+fn tag_pairs(tags: Vec<Tag>) -> Vec<(String, String)> {
+    tags.into_iter().map(|t| (t.tag_key, t.tag_value)).collect()
+}
+
 fn not_pending(app: &App, k: &Key) -> Result<(), KmsError> {
     super::rules::manageable(k.state, &key_arn(app, &k.id))
 }
 
 /// The `KeyMetadata` of a key.
-pub fn metadata(_app: &App, w: &World, k: &Key) -> Value {
+pub fn metadata(w: &World, k: &Key) -> KeyMetadata {
     let state = visible_state(w, k);
-    let mut m = Map::new();
-    m.insert(
-        "AWSAccountId".into(),
-        json!(super::arn_region_account(&k.arn).1),
-    );
-    m.insert("KeyId".into(), json!(k.id));
-    m.insert("Arn".into(), json!(k.arn));
-    m.insert("CreationDate".into(), json!(k.creation_date));
-    m.insert("Enabled".into(), json!(state == "Enabled"));
-    m.insert("Description".into(), json!(k.description));
-    m.insert("KeyUsage".into(), json!(k.kind.usage.as_str()));
-    m.insert("KeyState".into(), json!(state));
-    if k.state == KeyStateU::PendingDeletion
-        && let Some(d) = k.deletion_date
-    {
-        m.insert("DeletionDate".into(), json!(d));
+    let spec = k.kind.spec.as_str();
+    let mut m = KeyMetadata {
+        aws_account_id: Some(super::arn_region_account(&k.arn).1.to_string()),
+        key_id: k.id.clone(),
+        arn: Some(k.arn.clone()),
+        creation_date: Some(Timestamp(k.creation_date)),
+        enabled: Some(state == "Enabled"),
+        description: Some(k.description.clone()),
+        key_usage: KeyUsageType::parse(k.kind.usage.as_str()),
+        key_state: KeyState::parse(state),
+        origin: OriginType::parse(k.origin.as_str()),
+        key_manager: Some(KeyManagerType::Customer),
+        customer_master_key_spec: CustomerMasterKeySpec::parse(spec),
+        key_spec: KeySpec::parse(spec),
+        ..Default::default()
+    };
+    if k.state == KeyStateU::PendingDeletion {
+        m.deletion_date = k.deletion_date.map(Timestamp);
     }
-    m.insert("Origin".into(), json!(k.origin.as_str()));
     if let Some(s) = &k.store_id {
-        m.insert("CustomKeyStoreId".into(), json!(s));
+        m.custom_key_store_id = Some(s.clone());
         // The store's current cluster (after a related-cluster swap, the new one).
-        let cluster = w
-            .stores
-            .get(s)
-            .map(|s| s.cluster_id.clone())
-            .unwrap_or_else(|| k.token_label.clone());
-        m.insert("CloudHsmClusterId".into(), json!(cluster));
+        let cluster = w.stores.get(s).map(|s| &s.cluster_id);
+        m.cloud_hsm_cluster_id = Some(cluster.unwrap_or(&k.token_label).clone());
     }
-    m.insert("KeyManager".into(), json!("CUSTOMER"));
     super::import::material_metadata(k, &mut m);
-    m.insert("CustomerMasterKeySpec".into(), json!(k.kind.spec.as_str()));
-    m.insert("KeySpec".into(), json!(k.kind.spec.as_str()));
-    for (member, algorithms) in super::spec::algorithm_members(k.kind.spec, k.kind.usage) {
-        m.insert(member.into(), json!(algorithms));
-    }
+    algorithms(&mut m, k);
     super::multi_region::describe(w, k, &mut m);
-    Value::Object(m)
+    m
 }
 
-const KEY_SPECS: &[&str] = &[
-    "RSA_2048",
-    "RSA_3072",
-    "RSA_4096",
-    "ECC_NIST_P256",
-    "ECC_NIST_P384",
-    "ECC_NIST_P521",
-    "ECC_SECG_P256K1",
-    "SYMMETRIC_DEFAULT",
-    "HMAC_224",
-    "HMAC_256",
-    "HMAC_384",
-    "HMAC_512",
-    "SM2",
-    "ML_DSA_44",
-    "ML_DSA_65",
-    "ML_DSA_87",
-    "ECC_NIST_EDWARDS25519",
-];
-const KEY_USAGES: &[&str] = &[
-    "SIGN_VERIFY",
-    "ENCRYPT_DECRYPT",
-    "GENERATE_VERIFY_MAC",
-    "KEY_AGREEMENT",
-];
-const ORIGINS: &[&str] = &["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"];
-
-fn enum_member<'a>(
-    input: &'a Input,
-    m: &str,
-    allowed: &[&str],
-) -> Result<Option<&'a str>, KmsError> {
-    let Some(v) = input.opt_str(m).map_err(input_err)? else {
-        return Ok(None);
-    };
-    if !allowed.contains(&v) {
-        return Err(KmsError::validation(
-            m,
-            v,
-            &format!(
-                "Member must satisfy enum value set: [{}]",
-                allowed.join(", ")
-            ),
-        ));
+/// The algorithm members of a key's `KeyMetadata` (by its spec and usage).
+fn algorithms(m: &mut KeyMetadata, k: &Key) {
+    fn typed<T>(names: &[&str], parse: fn(&str) -> Option<T>) -> Option<Vec<T>> {
+        Some(names.iter().filter_map(|a| parse(a)).collect())
     }
-    Ok(Some(v))
+    for (member, names) in super::spec::algorithm_members(k.kind.spec, k.kind.usage) {
+        match member {
+            "EncryptionAlgorithms" => {
+                m.encryption_algorithms = typed(&names, EncryptionAlgorithmSpec::parse);
+            }
+            "SigningAlgorithms" => {
+                m.signing_algorithms = typed(&names, SigningAlgorithmSpec::parse);
+            }
+            "MacAlgorithms" => m.mac_algorithms = typed(&names, MacAlgorithmSpec::parse),
+            _ => {
+                m.key_agreement_algorithms = typed(&names, KeyAgreementAlgorithmSpec::parse);
+            }
+        }
+    }
 }
 
 /// `CreateKey`.
-pub async fn create_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    create_key_with_id(app, input, None).await
-}
-
-/// `CreateKey` with a fixed key ID (seeding), under every rule of the real operation.
-/// The `Policy` member of CreateKey, checked (at most 32 KB, a policy document).
-pub(super) fn policy_member(input: &Input) -> Result<Option<String>, KmsError> {
-    let policy = input
-        .str_len("Policy", 1, 131_072)
-        .map_err(input_err)?
-        .map(str::to_string);
-    if let Some(p) = &policy {
-        if p.len() > 32 * 1024 {
-            return Err(kms_err!(
-                LimitExceeded,
-                "The key policy exceeds the 32 KB limit."
-            ));
-        }
-        check_policy(p)?;
-    }
-    Ok(policy)
+pub async fn create_key(
+    app: &Arc<App>,
+    req: CreateKeyRequest,
+) -> Result<CreateKeyResponse, KmsError> {
+    let key = create(app, new_key_request(req)?, None).await?;
+    Ok(CreateKeyResponse {
+        key_metadata: Some(metadata(&app.world(), &key)),
+    })
 }
 
 /// Whether `origin` puts the key in a CloudHSM key store (`AWS_CLOUDHSM`, which needs a
 /// store, as a store needs it); the origins cks-sim does not simulate are refused.
-fn origin_home(origin: &str, store_id: Option<&str>) -> Result<bool, KmsError> {
+fn origin_home(origin: OriginType, store_id: Option<&str>) -> Result<bool, KmsError> {
     match origin {
-        "EXTERNAL" => return super::import::external_origin(store_id).map(|()| false),
-        "EXTERNAL_KEY_STORE" => {
+        OriginType::External => return super::import::external_origin(store_id).map(|()| false),
+        OriginType::ExternalKeyStore => {
             return Err(kms_err!(
                 UnsupportedOperation,
                 "cks-sim does not simulate external key stores (Origin EXTERNAL_KEY_STORE)."
@@ -209,7 +152,7 @@ fn origin_home(origin: &str, store_id: Option<&str>) -> Result<bool, KmsError> {
         }
         _ => {}
     }
-    let cloudhsm = origin == "AWS_CLOUDHSM";
+    let cloudhsm = origin == OriginType::AwsCloudhsm;
     if cloudhsm && store_id.is_none() {
         return Err(kms_err!(
             UnsupportedOperation,
@@ -225,8 +168,9 @@ fn origin_home(origin: &str, store_id: Option<&str>) -> Result<bool, KmsError> {
     Ok(cloudhsm)
 }
 
-/// A CreateKey request, validated: everything but where the key will live.
-struct NewKey {
+/// A new key, its request checked: everything but where the key will live.
+#[derive(Debug)]
+pub struct NewKey {
     policy: Option<String>,
     description: String,
     store_id: Option<String>,
@@ -237,51 +181,58 @@ struct NewKey {
     multi_region: bool,
 }
 
-/// Validate a CreateKey request in AWS's order and words.
-fn new_key_request(input: &Input) -> Result<NewKey, KmsError> {
-    let policy = policy_member(input)?;
-    let description = input
-        .str_len("Description", 0, 8192)
-        .map_err(input_err)?
-        .unwrap_or("")
-        .to_string();
-    let usage = enum_member(input, "KeyUsage", KEY_USAGES)?.unwrap_or("ENCRYPT_DECRYPT");
-    let spec = enum_member(input, "KeySpec", KEY_SPECS)?;
-    let cmk_spec = enum_member(input, "CustomerMasterKeySpec", KEY_SPECS)?;
-    if spec.is_some() && cmk_spec.is_some() {
+impl NewKey {
+    /// A symmetric encryption key with this description, in the CloudHSM key store
+    /// `store_id` (origin `AWS_CLOUDHSM`) or else in KMS (`AWS_KMS`): the seed's keys.
+    pub fn symmetric(description: String, store_id: Option<String>) -> Result<Self, KmsError> {
+        let cloudhsm = store_id.is_some();
+        Ok(NewKey {
+            policy: None,
+            description,
+            store_id,
+            tags: Vec::new(),
+            kind: super::asymmetric::checked_kind("SYMMETRIC_DEFAULT", None, cloudhsm)?,
+            cloudhsm,
+            external: false,
+            multi_region: false,
+        })
+    }
+}
+
+/// Check a CreateKey request's domain rules in AWS's order and words (the decoder checked
+/// the model's).
+fn new_key_request(req: CreateKeyRequest) -> Result<NewKey, KmsError> {
+    if let Some(p) = &req.policy {
+        super::rules::key_policy(p)?;
+    }
+    let usage = req.key_usage.unwrap_or(KeyUsageType::EncryptDecrypt);
+    if req.key_spec.is_some() && req.customer_master_key_spec.is_some() {
         return Err(kms_err!(
             Validation,
             "Specify KeySpec or CustomerMasterKeySpec, not both."
         ));
     }
-    let spec = spec.or(cmk_spec).unwrap_or("SYMMETRIC_DEFAULT");
-    let origin = enum_member(input, "Origin", ORIGINS)?.unwrap_or("AWS_KMS");
-    let store_id = input
-        .str_len("CustomKeyStoreId", 1, 64)
-        .map_err(input_err)?
-        .map(str::to_string);
-    let multi = input
-        .opt_bool("MultiRegion")
-        .map_err(input_err)?
-        .unwrap_or(false);
-    let _bypass = input
-        .opt_bool("BypassPolicyLockoutSafetyCheck")
-        .map_err(input_err)?;
-    if input.has("XksKeyId") {
+    let spec = req.key_spec.map(KeySpec::as_str);
+    let spec = spec
+        .or(req
+            .customer_master_key_spec
+            .map(CustomerMasterKeySpec::as_str))
+        .unwrap_or("SYMMETRIC_DEFAULT");
+    let origin = req.origin.unwrap_or(OriginType::AwsKms);
+    let multi = req.multi_region.unwrap_or(false);
+    if req.xks_key_id.is_some() {
         return Err(kms_err!(
             UnsupportedOperation,
             "XksKeyId applies only to external key stores, which cks-sim does not support."
         ));
     }
-    let tags = input
-        .opt_tags("Tags", "TagKey", "TagValue")
-        .map_err(input_err)?
-        .unwrap_or_default();
+    let tags = tag_pairs(req.tags.unwrap_or_default());
     check_tags(&tags)?;
+    let store_id = req.custom_key_store_id;
     let cloudhsm = origin_home(origin, store_id.as_deref())?;
-    let kind =
-        super::asymmetric::checked_kind(spec, input.has("KeyUsage").then_some(usage), cloudhsm)?;
-    let external = origin == "EXTERNAL";
+    let given_usage = req.key_usage.map(|_| usage.as_str());
+    let kind = super::asymmetric::checked_kind(spec, given_usage, cloudhsm)?;
+    let external = origin == OriginType::External;
     if external {
         super::import::importable_kind(&kind)?;
     }
@@ -294,8 +245,8 @@ fn new_key_request(input: &Input) -> Result<NewKey, KmsError> {
         ));
     }
     Ok(NewKey {
-        policy,
-        description,
+        policy: req.policy,
+        description: req.description.unwrap_or_default(),
         store_id,
         tags,
         kind,
@@ -337,91 +288,102 @@ fn key_home(app: &App, store_id: Option<&String>) -> Result<String, KmsError> {
     })
 }
 
-/// `CreateKey` with a chosen key ID (the seed's keys; [`create_key`] draws one).
-pub async fn create_key_with_id(
+/// "KMS cannot communicate with your CloudHSM cluster", with the token's error.
+fn cannot_communicate(e: impl std::fmt::Display) -> KmsError {
+    kms_err!(
+        KmsInvalidState,
+        "KMS cannot communicate with your CloudHSM cluster: {e}"
+    )
+}
+
+/// The token of a new key and its material on it (`object`, named by `arn`): none yet for an
+/// `EXTERNAL` key, whose material comes with ImportKeyMaterial. Returns the token and the
+/// public key of an asymmetric key.
+async fn new_material(
+    app: &App,
+    new: &NewKey,
+    token_label: &str,
+    arn: &str,
+    object: [u8; 16],
+) -> Result<(Arc<crate::hsm::Token>, Option<String>), KmsError> {
+    let token = if new.cloudhsm {
+        app.token(token_label).await
+    } else {
+        app.internal_token().await
+    }
+    .map_err(cannot_communicate)?;
+    super::asymmetric::require_offered(&token, &new.kind).await?;
+    if new.external {
+        return Ok((token, None));
+    }
+    let public_key = super::asymmetric::generate_material(&token, arn, object, &new.kind)
+        .await
+        .map_err(|e| {
+            if new.cloudhsm {
+                cannot_communicate(e)
+            } else {
+                KmsError::internal(e)
+            }
+        })?;
+    Ok((token, public_key))
+}
+
+/// Create a key (CreateKey's domain half; the seed's keys come here directly), with a chosen
+/// key ID for the seed (`fixed_id`) or a drawn one.
+pub async fn create(
     app: &Arc<App>,
-    input: &Input,
+    new: NewKey,
     fixed_id: Option<uuid::Uuid>,
-) -> Result<Value, KmsError> {
-    let NewKey {
-        policy,
-        description,
-        store_id,
-        tags,
-        kind,
-        cloudhsm,
-        external,
-        multi_region,
-    } = new_key_request(input)?;
+) -> Result<Key, KmsError> {
     let _w = app.writer.lock().await;
-    let (id, object) = new_key_id(app, fixed_id, multi_region);
+    let (id, object) = new_key_id(app, fixed_id, new.multi_region);
     if app
         .world()
         .keys
-        .contains_key(&storage_id(app, &id, multi_region))
+        .contains_key(&storage_id(app, &id, new.multi_region))
     {
         return Err(kms_err!(AlreadyExists, "Key {id} already exists."));
     }
     let arn = key_arn(app, &id);
-    let token_label = key_home(app, store_id.as_ref())?;
-    let token = if cloudhsm {
-        app.token(&token_label).await
-    } else {
-        app.internal_token().await
-    }
-    .map_err(|e| {
-        kms_err!(
-            KmsInvalidState,
-            "KMS cannot communicate with your CloudHSM cluster: {e}"
-        )
-    })?;
-    super::asymmetric::require_offered(&token, &kind).await?;
-    let public_key = if external {
-        Ok(None) // The material comes with ImportKeyMaterial.
-    } else {
-        super::asymmetric::generate_material(&token, &arn, object, &kind).await
-    }
-    .map_err(|e| {
-        if cloudhsm {
-            kms_err!(
-                KmsInvalidState,
-                "KMS cannot communicate with your CloudHSM cluster: {e}"
-            )
-        } else {
-            KmsError::internal(e)
-        }
-    })?;
+    let token_label = key_home(app, new.store_id.as_ref())?;
+    let (token, public_key) = new_material(app, &new, &token_label, &arn, object).await?;
     app.failpoints.hit("create_key.material_made");
     let key = Key {
         id,
         arn,
         creation_date: app.now(),
-        description,
-        origin: if cloudhsm {
+        origin: if new.cloudhsm {
             Origin::AwsCloudhsm
-        } else if external {
+        } else if new.external {
             Origin::External
         } else {
             Origin::AwsKms
         },
-        store_id,
         token_label,
         state: KeyStateU::Enabled,
         deletion_date: None,
         pending_window_days: None,
-        tags: tags.into_iter().collect(),
-        policy: policy.unwrap_or_else(|| default_policy(&crate::namespace::current(app).account)),
-        kind: KeyKind { public_key, ..kind },
+        tags: new.tags.into_iter().collect(),
+        policy: new
+            .policy
+            .unwrap_or_else(|| default_policy(&crate::namespace::current(app).account)),
+        kind: KeyKind {
+            public_key,
+            ..new.kind
+        },
         material: Default::default(),
-        multi_region: multi_region.then_some(super::model::MultiRegionRole::Primary),
+        multi_region: new
+            .multi_region
+            .then_some(super::model::MultiRegionRole::Primary),
+        description: new.description,
+        store_id: new.store_id,
     };
     if let Err(e) = app.commit(vec![Change::Key(key.clone())]).await {
         // Nothing half-done: the material of a key that was never acknowledged goes too.
         let _ = token.destroy(object).await;
         return Err(KmsError::internal(e));
     }
-    let w = app.world();
-    Ok(json!({ "KeyMetadata": metadata(app, &w, &key) }))
+    Ok(key)
 }
 
 /// A new key's ID and the bytes naming its material: a UUID (`fixed_id` for seeds), or an
@@ -467,31 +429,34 @@ pub(crate) fn reachable(w: &World, cluster_id: &str) -> Result<(), KmsError> {
     Ok(())
 }
 
-pub(super) fn key_id_member<'a>(input: &'a Input, m: &str) -> Result<&'a str, KmsError> {
-    input
-        .opt_str(m)
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing(m))
+/// `DescribeKey`.
+pub fn describe_key(
+    app: &Arc<App>,
+    req: DescribeKeyRequest,
+) -> Result<DescribeKeyResponse, KmsError> {
+    let w = app.world();
+    let k = resolve_key(app, &w, &req.key_id, KeyRef::AnyName)?;
+    Ok(DescribeKeyResponse {
+        key_metadata: Some(metadata(&w, &k)),
+    })
 }
 
-/// `DescribeKey`.
-pub fn describe_key(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    let w = app.world();
-    let k = resolve_key(app, &w, raw, KeyRef::AnyName)?;
-    Ok(json!({ "KeyMetadata": metadata(app, &w, &k) }))
+/// A page size from a request's `Limit` (the decoder checked its range).
+fn page_size(limit: Option<i64>, default: usize) -> usize {
+    limit
+        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or(default)
 }
 
 /// `ListKeys`.
-pub fn list_keys(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let limit = input
-        .opt_int("Limit", 1, 1000)
-        .map_err(input_err)?
-        .unwrap_or(100);
-    let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
+pub fn list_keys(app: &Arc<App>, req: ListKeysRequest) -> Result<ListKeysResponse, KmsError> {
     let w = app.world();
-    // Start at the marker (a range, not a scan) and build JSON only for the page.
-    let after = marker.map(|m| super::parse_marker("keys", m)).transpose()?;
+    // Start at the marker (a range, not a scan) and build entries only for the page.
+    let after = req
+        .marker
+        .as_deref()
+        .map(|m| super::parse_marker("keys", m))
+        .transpose()?;
     let range = match &after {
         Some(a) => w
             .keys
@@ -502,15 +467,20 @@ pub fn list_keys(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         range.filter(|(_, k)| super::key_visible(k)),
         "keys",
         None,
-        usize::try_from(limit).unwrap_or(100),
+        page_size(req.limit, 100),
     )?;
-    let page: Vec<Value> = page
+    let keys = page
         .into_iter()
-        .map(|k| json!({"KeyId": k.id, "KeyArn": k.arn}))
+        .map(|k| KeyListEntry {
+            key_id: Some(k.id.clone()),
+            key_arn: Some(k.arn.clone()),
+        })
         .collect();
-    let mut body = Map::new();
-    body.insert("Keys".into(), Value::Array(page));
-    Ok(with_page(body, next))
+    Ok(ListKeysResponse {
+        keys: Some(keys),
+        truncated: Some(next.is_some()),
+        next_marker: next,
+    })
 }
 
 async fn mutate_key(
@@ -531,10 +501,19 @@ async fn mutate_key(
     Ok(key)
 }
 
+/// `EnableKey`.
+pub async fn enable_key(app: &Arc<App>, req: EnableKeyRequest) -> Result<(), KmsError> {
+    set_enabled(app, &req.key_id, true).await
+}
+
+/// `DisableKey`.
+pub async fn disable_key(app: &Arc<App>, req: DisableKeyRequest) -> Result<(), KmsError> {
+    set_enabled(app, &req.key_id, false).await
+}
+
 /// `EnableKey` / `DisableKey`: also accepted while `Unavailable`, applied on reconnect.
-pub async fn set_enabled(app: &Arc<App>, input: &Input, enabled: bool) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+async fn set_enabled(app: &Arc<App>, key_id: &str, enabled: bool) -> Result<(), KmsError> {
+    mutate_key(app, key_id, KeyRef::IdOrArn, |k, _| {
         not_pending(app, k)?;
         if super::material::pending_import(k) {
             return Err(super::crypto::pending_import(k));
@@ -547,19 +526,17 @@ pub async fn set_enabled(app: &Arc<App>, input: &Input, enabled: bool) -> Result
         Ok(vec![])
     })
     .await?;
-    Ok(json!({}))
+    Ok(())
 }
 
 /// `ScheduleKeyDeletion` (7–30 days, default 30; allowed while the store is disconnected).
-pub async fn schedule_deletion(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    let days = super::rules::pending_window(
-        input
-            .opt_int("PendingWindowInDays", i64::MIN, i64::MAX)
-            .map_err(input_err)?,
-    )?;
+pub async fn schedule_deletion(
+    app: &Arc<App>,
+    req: ScheduleKeyDeletionRequest,
+) -> Result<ScheduleKeyDeletionResponse, KmsError> {
+    let days = super::rules::pending_window(req.pending_window_in_days)?;
     let now = app.now();
-    let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, w| {
+    let k = mutate_key(app, &req.key_id, KeyRef::IdOrArn, |k, w| {
         not_pending(app, k)?;
         let replicas = super::multi_region::replicas_remain(w, k);
         super::rules::schedule_deletion(k, now, days, replicas);
@@ -567,53 +544,51 @@ pub async fn schedule_deletion(app: &Arc<App>, input: &Input) -> Result<Value, K
     })
     .await?;
     let state = match k.state {
-        KeyStateU::PendingReplicaDeletion => "PendingReplicaDeletion",
-        _ => "PendingDeletion",
+        KeyStateU::PendingReplicaDeletion => KeyState::PendingReplicaDeletion,
+        _ => KeyState::PendingDeletion,
     };
-    let mut out = json!({ "KeyId": k.arn, "KeyState": state, "PendingWindowInDays": days });
-    if let Some(d) = k.deletion_date {
-        out["DeletionDate"] = json!(d);
-    }
-    Ok(out)
+    Ok(ScheduleKeyDeletionResponse {
+        key_id: Some(k.arn),
+        key_state: Some(state),
+        pending_window_in_days: Some(i64::from(days)),
+        deletion_date: k.deletion_date.map(Timestamp),
+    })
 }
 
 /// `CancelKeyDeletion`: the key ends up `Disabled`.
-pub async fn cancel_deletion(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    let k = mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+pub async fn cancel_deletion(
+    app: &Arc<App>,
+    req: CancelKeyDeletionRequest,
+) -> Result<CancelKeyDeletionResponse, KmsError> {
+    let k = mutate_key(app, &req.key_id, KeyRef::IdOrArn, |k, _| {
         super::rules::cancel_deletion(k)?;
         Ok(vec![])
     })
     .await?;
-    Ok(json!({ "KeyId": k.arn }))
+    Ok(CancelKeyDeletionResponse {
+        key_id: Some(k.arn),
+    })
 }
 
 /// `UpdateKeyDescription`.
-pub async fn update_description(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    let d = input
-        .str_len("Description", 0, 8192)
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("Description"))?
-        .to_string();
-    mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+pub async fn update_description(
+    app: &Arc<App>,
+    req: UpdateKeyDescriptionRequest,
+) -> Result<(), KmsError> {
+    mutate_key(app, &req.key_id, KeyRef::IdOrArn, |k, _| {
         not_pending(app, k)?;
-        k.description = d;
+        k.description = req.description;
         Ok(vec![])
     })
     .await?;
-    Ok(json!({}))
+    Ok(())
 }
 
 /// `TagResource`.
-pub async fn tag_resource(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    let tags = input
-        .opt_tags("Tags", "TagKey", "TagValue")
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("Tags"))?;
+pub async fn tag_resource(app: &Arc<App>, req: TagResourceRequest) -> Result<(), KmsError> {
+    let tags = tag_pairs(req.tags);
     check_tags(&tags)?;
-    mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+    mutate_key(app, &req.key_id, KeyRef::IdOrArn, |k, _| {
         not_pending(app, k)?;
         for (t, v) in tags {
             k.tags.insert(t, v);
@@ -624,52 +599,52 @@ pub async fn tag_resource(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
         Ok(vec![])
     })
     .await?;
-    Ok(json!({}))
+    Ok(())
 }
 
 /// `UntagResource` (absent keys are ignored).
-pub async fn untag_resource(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    let keys = input
-        .opt_str_list("TagKeys")
-        .map_err(input_err)?
-        .ok_or_else(|| KmsError::missing("TagKeys"))?;
-    mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
+pub async fn untag_resource(app: &Arc<App>, req: UntagResourceRequest) -> Result<(), KmsError> {
+    mutate_key(app, &req.key_id, KeyRef::IdOrArn, |k, _| {
         not_pending(app, k)?;
-        for t in keys {
-            k.tags.remove(&t);
+        for t in &req.tag_keys {
+            k.tags.remove(t);
         }
         Ok(vec![])
     })
     .await?;
-    Ok(json!({}))
+    Ok(())
 }
 
 /// `ListResourceTags`.
-pub fn list_resource_tags(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    let limit = input
-        .opt_int("Limit", 1, 50)
-        .map_err(input_err)?
-        .unwrap_or(50);
-    let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
+pub fn list_resource_tags(
+    app: &Arc<App>,
+    req: ListResourceTagsRequest,
+) -> Result<ListResourceTagsResponse, KmsError> {
     let w = app.world();
-    let k = resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
+    let k = resolve_key(app, &w, &req.key_id, KeyRef::IdOrArn)?;
     let (page, next) = paginate(
-        k.tags
-            .iter()
-            .map(|(t, v)| (t, json!({"TagKey": t, "TagValue": v}))),
+        k.tags.iter().map(|(t, v)| {
+            let tag = Tag {
+                tag_key: t.clone(),
+                tag_value: v.clone(),
+            };
+            (t, tag)
+        }),
         "tags",
-        marker,
-        usize::try_from(limit).unwrap_or(50),
+        req.marker.as_deref(),
+        page_size(req.limit, 50),
     )?;
-    let mut body = Map::new();
-    body.insert("Tags".into(), Value::Array(page));
-    Ok(with_page(body, next))
+    Ok(ListResourceTagsResponse {
+        tags: Some(page),
+        truncated: Some(next.is_some()),
+        next_marker: next,
+    })
 }
 
-fn alias_name(input: &Input) -> Result<String, KmsError> {
-    let n = input.req_str("AliasName", 1, 256).map_err(input_err)?;
+/// An alias name's domain rules: the `alias/` prefix and a name after it, and no `:`. The
+/// characters are checked here too (the decoder checks them for requests; the seed's aliases
+/// come without one).
+fn alias_name(n: &str) -> Result<(), KmsError> {
     if !n.starts_with("alias/") || n.len() == "alias/".len() {
         return Err(KmsError::alias_prefix_missing());
     }
@@ -686,20 +661,24 @@ fn alias_name(input: &Input) -> Result<String, KmsError> {
     if n.contains(':') {
         return Err(KmsError::alias_invalid_characters(n));
     }
-    Ok(n.to_string())
+    Ok(())
 }
 
-fn target_key(app: &App, w: &World, input: &Input) -> Result<Arc<Key>, KmsError> {
-    let raw = key_id_member(input, "TargetKeyId")?;
+fn target_key(app: &App, w: &World, raw: &str) -> Result<Arc<Key>, KmsError> {
     let k = resolve_key(app, w, raw, KeyRef::IdOrArn)?;
     not_pending(app, &k)?;
     Ok(k)
 }
 
 /// `CreateAlias`.
-pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    key_id_member(input, "TargetKeyId")?;
-    let name = alias_name(input)?;
+pub async fn create_alias(app: &Arc<App>, req: CreateAliasRequest) -> Result<(), KmsError> {
+    new_alias(app, req.alias_name, &req.target_key_id).await
+}
+
+/// Create the alias `name` of the key `target` (CreateAlias's domain half; the seed's aliases
+/// come here directly).
+pub async fn new_alias(app: &Arc<App>, name: String, target: &str) -> Result<(), KmsError> {
+    alias_name(&name)?;
     if name.starts_with("alias/aws/") {
         // AWS's wording for a reserved alias name was not found; these words are cks-sim's.
         return Err(kms_err!(
@@ -710,7 +689,7 @@ pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     let _w = app.writer.lock().await;
     let alias = {
         let w = app.world();
-        let k = target_key(app, &w, input)?;
+        let k = target_key(app, &w, target)?;
         if w.aliases.contains_key(&super::alias_id(app, &name)) {
             return Err(kms_err!(
                 AlreadyExists,
@@ -742,14 +721,13 @@ pub async fn create_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     };
     app.commit(vec![Change::Alias(alias)])
         .await
-        .map_err(KmsError::internal)?;
-    Ok(json!({}))
+        .map_err(KmsError::internal)
 }
 
 /// `UpdateAlias`: fails only if the new target is pending deletion.
-pub async fn update_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    key_id_member(input, "TargetKeyId")?;
-    let name = alias_name(input)?;
+pub async fn update_alias(app: &Arc<App>, req: UpdateAliasRequest) -> Result<(), KmsError> {
+    let name = req.alias_name;
+    alias_name(&name)?;
     let _w = app.writer.lock().await;
     let alias = {
         let w = app.world();
@@ -758,20 +736,20 @@ pub async fn update_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
             .get(&super::alias_id(app, &name))
             .cloned()
             .ok_or_else(|| kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, &name)))?;
-        let k = target_key(app, &w, input)?;
+        let k = target_key(app, &w, &req.target_key_id)?;
         a.target_key_id = k.id.clone();
         a.last_updated_date = app.now();
         a
     };
     app.commit(vec![Change::Alias(alias)])
         .await
-        .map_err(KmsError::internal)?;
-    Ok(json!({}))
+        .map_err(KmsError::internal)
 }
 
 /// `DeleteAlias`.
-pub async fn delete_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let name = alias_name(input)?;
+pub async fn delete_alias(app: &Arc<App>, req: DeleteAliasRequest) -> Result<(), KmsError> {
+    let name = req.alias_name;
+    alias_name(&name)?;
     let _w = app.writer.lock().await;
     let id = super::alias_id(app, &name);
     if !app.world().aliases.contains_key(&id) {
@@ -783,19 +761,16 @@ pub async fn delete_alias(app: &Arc<App>, input: &Input) -> Result<Value, KmsErr
     }
     app.commit(vec![Change::DelAlias(id)])
         .await
-        .map_err(KmsError::internal)?;
-    Ok(json!({}))
+        .map_err(KmsError::internal)
 }
 
 /// `ListAliases`.
-pub fn list_aliases(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let limit = input
-        .opt_int("Limit", 1, 100)
-        .map_err(input_err)?
-        .unwrap_or(50);
-    let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
+pub fn list_aliases(
+    app: &Arc<App>,
+    req: ListAliasesRequest,
+) -> Result<ListAliasesResponse, KmsError> {
     let w = app.world();
-    let filter = match input.opt_str("KeyId").map_err(input_err)? {
+    let filter = match &req.key_id {
         Some(raw) => Some(resolve_key(app, &w, raw, KeyRef::IdOrArn)?.id.clone()),
         None => None,
     };
@@ -805,28 +780,29 @@ pub fn list_aliases(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
             .filter(|(_, a)| crate::namespace::sees(&a.account, &a.region))
             .filter(|(_, a)| filter.as_ref().is_none_or(|f| &a.target_key_id == f))
             .map(|(n, a)| {
-                (
-                    n,
-                    json!({
-                        "AliasName": a.name,
-                        "AliasArn": alias_arn(app, &a.name),
-                        "TargetKeyId": a.target_key_id,
-                        "CreationDate": a.creation_date,
-                        "LastUpdatedDate": a.last_updated_date,
-                    }),
-                )
+                let entry = AliasListEntry {
+                    alias_name: Some(a.name.clone()),
+                    alias_arn: Some(alias_arn(app, &a.name)),
+                    target_key_id: Some(a.target_key_id.clone()),
+                    creation_date: Some(Timestamp(a.creation_date)),
+                    last_updated_date: Some(Timestamp(a.last_updated_date)),
+                };
+                (n, entry)
             }),
         "aliases",
-        marker,
-        usize::try_from(limit).unwrap_or(50),
+        req.marker.as_deref(),
+        page_size(req.limit, 50),
     )?;
-    let mut body = Map::new();
-    body.insert("Aliases".into(), Value::Array(page));
-    Ok(with_page(body, next))
+    Ok(ListAliasesResponse {
+        aliases: Some(page),
+        truncated: Some(next.is_some()),
+        next_marker: next,
+    })
 }
 
-fn policy_name(input: &Input) -> Result<(), KmsError> {
-    match input.str_len("PolicyName", 1, 128).map_err(input_err)? {
+/// The only key policy name is `default`.
+fn policy_name(name: Option<&str>) -> Result<(), KmsError> {
+    match name {
         None | Some("default") => Ok(()),
         Some(other) => Err(kms_err!(
             NotFound,
@@ -836,59 +812,42 @@ fn policy_name(input: &Input) -> Result<(), KmsError> {
 }
 
 /// `GetKeyPolicy`.
-pub fn get_key_policy(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    policy_name(input)?;
+pub fn get_key_policy(
+    app: &Arc<App>,
+    req: GetKeyPolicyRequest,
+) -> Result<GetKeyPolicyResponse, KmsError> {
+    policy_name(req.policy_name.as_deref())?;
     let w = app.world();
-    let k = resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
-    Ok(json!({ "Policy": k.policy, "PolicyName": "default" }))
+    let k = resolve_key(app, &w, &req.key_id, KeyRef::IdOrArn)?;
+    Ok(GetKeyPolicyResponse {
+        policy: Some(k.policy.clone()),
+        policy_name: Some("default".into()),
+    })
 }
 
 /// `PutKeyPolicy`.
-pub async fn put_key_policy(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    policy_name(input)?;
-    let p = input
-        .req_str("Policy", 1, 131_072)
-        .map_err(input_err)?
-        .to_string();
-    if p.len() > 32 * 1024 {
-        return Err(kms_err!(
-            LimitExceeded,
-            "The key policy exceeds the 32 KB limit."
-        ));
-    }
-    check_policy(&p)?;
-    mutate_key(app, raw, KeyRef::IdOrArn, |k, _| {
-        k.policy = p;
+pub async fn put_key_policy(app: &Arc<App>, req: PutKeyPolicyRequest) -> Result<(), KmsError> {
+    policy_name(req.policy_name.as_deref())?;
+    super::rules::key_policy(&req.policy)?;
+    mutate_key(app, &req.key_id, KeyRef::IdOrArn, |k, _| {
+        k.policy = req.policy;
         Ok(vec![])
     })
     .await?;
-    Ok(json!({}))
+    Ok(())
 }
 
 /// `ListKeyPolicies`.
-pub fn list_key_policies(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
+pub fn list_key_policies(
+    app: &Arc<App>,
+    req: ListKeyPoliciesRequest,
+) -> Result<ListKeyPoliciesResponse, KmsError> {
     let w = app.world();
-    resolve_key(app, &w, raw, KeyRef::IdOrArn)?;
-    Ok(json!({ "PolicyNames": ["default"], "Truncated": false }))
-}
-
-/// Rotation, import, replication and data key pairs: not for keys in a custom key store (and
-/// not simulated for AWS_KMS keys either).
-pub fn unsupported_for_key(app: &Arc<App>, op: &str, input: &Input) -> Result<Value, KmsError> {
-    let raw = key_id_member(input, "KeyId")?;
-    let w = app.world();
-    let k = resolve_key(app, &w, raw, KeyRef::AnyName)?;
-    Err(if k.store_id.is_some() {
-        kms_err!(
-            UnsupportedOperation,
-            "{op} is not supported for KMS keys in a custom key store ({}).",
-            k.arn
-        )
-    } else {
-        kms_err!(UnsupportedOperation, "cks-sim does not simulate {op}.")
+    resolve_key(app, &w, &req.key_id, KeyRef::IdOrArn)?;
+    Ok(ListKeyPoliciesResponse {
+        policy_names: Some(vec!["default".into()]),
+        truncated: Some(false),
+        next_marker: None,
     })
 }
 

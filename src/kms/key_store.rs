@@ -3,13 +3,20 @@
 
 use super::error::KmsError;
 use super::model::{ConnectionErrorCode, ConnectionState, KeyStore};
-use super::{input_err, paginate, with_page};
+use super::paginate;
+use crate::api::Timestamp;
+use crate::api::kms::{
+    ConnectCustomKeyStoreRequest, ConnectCustomKeyStoreResponse, ConnectionErrorCodeType,
+    ConnectionStateType, CreateCustomKeyStoreRequest, CreateCustomKeyStoreResponse,
+    CustomKeyStoreType, CustomKeyStoresListEntry, DeleteCustomKeyStoreRequest,
+    DeleteCustomKeyStoreResponse, DescribeCustomKeyStoresRequest, DescribeCustomKeyStoresResponse,
+    DisconnectCustomKeyStoreRequest, DisconnectCustomKeyStoreResponse, UpdateCustomKeyStoreRequest,
+    UpdateCustomKeyStoreResponse,
+};
 use crate::app::{App, Change, World};
 use crate::cluster::certs;
 use crate::cluster::model::{Cluster, ClusterState, KMSUSER, Role};
 use crate::kms_err;
-use crate::protocol::input::Input;
-use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +24,34 @@ use std::time::Duration;
 /// Custom key stores per account and Region (not adjustable).
 pub const MAX_STORES: usize = 10;
 
-const XKS_MEMBERS: &[&str] = &[
-    "XksProxyUriEndpoint",
-    "XksProxyUriPath",
-    "XksProxyVpcEndpointServiceName",
-    "XksProxyVpcEndpointServiceOwner",
-    "XksProxyAuthenticationCredential",
-    "XksProxyConnectivity",
-];
+/// The first external key store member given, in the model's order (requests for AWS
+/// CloudHSM key stores take none).
+macro_rules! first_xks_member {
+    ($req:expr) => {
+        [
+            ("XksProxyUriEndpoint", $req.xks_proxy_uri_endpoint.is_some()),
+            ("XksProxyUriPath", $req.xks_proxy_uri_path.is_some()),
+            (
+                "XksProxyVpcEndpointServiceName",
+                $req.xks_proxy_vpc_endpoint_service_name.is_some(),
+            ),
+            (
+                "XksProxyVpcEndpointServiceOwner",
+                $req.xks_proxy_vpc_endpoint_service_owner.is_some(),
+            ),
+            (
+                "XksProxyAuthenticationCredential",
+                $req.xks_proxy_authentication_credential.is_some(),
+            ),
+            (
+                "XksProxyConnectivity",
+                $req.xks_proxy_connectivity.is_some(),
+            ),
+        ]
+        .into_iter()
+        .find_map(|(m, given)| given.then_some(m))
+    };
+}
 
 /// Whether the request being served may see store `s` (its account and region's requests,
 /// and the local doors).
@@ -39,18 +66,19 @@ fn store_not_found(id: &str) -> KmsError {
     )
 }
 
-fn cluster_id_member(input: &Input, member: &str) -> Result<Option<String>, KmsError> {
-    let Some(c) = input.str_len(member, 19, 24).map_err(input_err)? else {
-        return Ok(None);
-    };
-    if !crate::ids::is_cluster_id(c) {
+/// A `CloudHsmClusterId` member: the decoder searches the model's pattern in it; the whole ID
+/// must match it.
+fn cluster_id_member(member: &str, c: Option<String>) -> Result<Option<String>, KmsError> {
+    if let Some(c) = &c
+        && !crate::ids::is_cluster_id(c)
+    {
         return Err(KmsError::validation(
             member,
             c,
             "Member must satisfy regular expression pattern: cluster-[2-7a-zA-Z]{11,16}",
         ));
     }
-    Ok(Some(c.to_string()))
+    Ok(c)
 }
 
 /// The cluster `id` unless it is gone (deleted, or deleted by fault injection).
@@ -122,37 +150,60 @@ fn config_ok(w: &World, cluster_id: &str, need_two: bool) -> Result<(), KmsError
 }
 
 /// `CreateCustomKeyStore`.
-pub async fn create(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    create_with_id(app, input, None).await
+pub async fn create(
+    app: &Arc<App>,
+    req: CreateCustomKeyStoreRequest,
+) -> Result<CreateCustomKeyStoreResponse, KmsError> {
+    cloudhsm_store_type(&req)?;
+    let cluster_id = cluster_id_member("CloudHsmClusterId", req.cloud_hsm_cluster_id)?
+        .ok_or_else(|| KmsError::missing("CloudHsmClusterId"))?;
+    let new = NewStore {
+        name: req.custom_key_store_name,
+        cluster_id,
+        trust_anchor: req
+            .trust_anchor_certificate
+            .ok_or_else(|| KmsError::missing("TrustAnchorCertificate"))?,
+        password: req
+            .key_store_password
+            .ok_or_else(|| KmsError::missing("KeyStorePassword"))?
+            .expose()
+            .to_string(),
+    };
+    let id = create_store(app, new, None).await?;
+    Ok(CreateCustomKeyStoreResponse {
+        custom_key_store_id: Some(id),
+    })
 }
 
-/// `CreateCustomKeyStore` with a fixed ID (seeding), under every rule of the real operation.
 /// `CustomKeyStoreType` and the XKS members: only AWS CloudHSM key stores are simulated.
-fn cloudhsm_store_type(input: &Input) -> Result<(), KmsError> {
-    let kind = input.opt_str("CustomKeyStoreType").map_err(input_err)?;
-    match kind {
-        None | Some("AWS_CLOUDHSM") => {}
-        Some("EXTERNAL_KEY_STORE") => {
-            return Err(kms_err!(
-                UnsupportedOperation,
-                "cks-sim simulates AWS CloudHSM key stores only; external key stores (EXTERNAL_KEY_STORE) are not supported."
-            ));
-        }
-        Some(other) => {
-            return Err(KmsError::validation(
-                "CustomKeyStoreType",
-                other,
-                "Member must satisfy enum value set: [AWS_CLOUDHSM, EXTERNAL_KEY_STORE]",
-            ));
-        }
+fn cloudhsm_store_type(req: &CreateCustomKeyStoreRequest) -> Result<(), KmsError> {
+    if req.custom_key_store_type == Some(CustomKeyStoreType::ExternalKeyStore) {
+        return Err(kms_err!(
+            UnsupportedOperation,
+            "cks-sim simulates AWS CloudHSM key stores only; external key stores (EXTERNAL_KEY_STORE) are not supported."
+        ));
     }
-    if let Some(m) = XKS_MEMBERS.iter().find(|m| input.has(m)) {
+    if let Some(m) = first_xks_member!(req) {
         return Err(kms_err!(
             UnsupportedOperation,
             "{m} applies only to external key stores, which cks-sim does not support; omit it for an AWS CloudHSM key store."
         ));
     }
     Ok(())
+}
+
+/// A new AWS CloudHSM key store: its name, cluster, the cluster's trust anchor and kmsuser's
+/// password.
+#[derive(Debug, Clone)]
+pub struct NewStore {
+    /// `CustomKeyStoreName`.
+    pub name: String,
+    /// `CloudHsmClusterId`.
+    pub cluster_id: String,
+    /// `TrustAnchorCertificate` (PEM).
+    pub trust_anchor: String,
+    /// `KeyStorePassword`: kmsuser's password.
+    pub password: String,
 }
 
 /// The cluster rules of CreateCustomKeyStore: it exists, no store uses it or a cluster of its
@@ -188,28 +239,20 @@ fn cluster_for_new_store(w: &World, cluster_id: &str, anchor: &str) -> Result<()
     config_ok(w, cluster_id, true)
 }
 
-/// `CreateCustomKeyStore` with a chosen store ID (the seed's stores; [`create`] draws one).
-pub async fn create_with_id(
+/// Create a key store (CreateCustomKeyStore's domain half; the seed's stores come here
+/// directly, with a chosen store ID): its ID, the existing one for a retry of an identical
+/// create.
+pub async fn create_store(
     app: &Arc<App>,
-    input: &Input,
+    new: NewStore,
     fixed_id: Option<String>,
-) -> Result<Value, KmsError> {
-    let name = input
-        .req_str("CustomKeyStoreName", 1, 256)
-        .map_err(input_err)?
-        .to_string();
-    cloudhsm_store_type(input)?;
-    let cluster_id = cluster_id_member(input, "CloudHsmClusterId")?
-        .ok_or_else(|| KmsError::missing("CloudHsmClusterId"))?;
-    let anchor = input
-        .req_str("TrustAnchorCertificate", 1, 5000)
-        .map_err(input_err)?
-        .to_string();
-    let password = input
-        .req_str("KeyStorePassword", 7, 32)
-        .map_err(input_err)?
-        .to_string();
-
+) -> Result<String, KmsError> {
+    let NewStore {
+        name,
+        cluster_id,
+        trust_anchor: anchor,
+        password,
+    } = new;
     let _w = app.writer.lock().await;
     let now = app.now();
     let (account, region) = crate::namespace::for_new(app);
@@ -223,7 +266,7 @@ pub async fn create_with_id(
                 && s.password == password
                 && s.state == ConnectionState::Disconnected
         }) {
-            return Ok(json!({ "CustomKeyStoreId": s.id }));
+            return Ok(s.id.clone());
         }
         if w.stores.values().any(|s| mine(s) && s.name == name) {
             return Err(kms_err!(
@@ -267,7 +310,7 @@ pub async fn create_with_id(
     app.commit(vec![Change::Store(store)])
         .await
         .map_err(KmsError::internal)?;
-    Ok(json!({ "CustomKeyStoreId": id }))
+    Ok(id)
 }
 
 /// The store `id` if it exists and is CONNECTED, else `CustomKeyStoreNotFoundException` or
@@ -298,20 +341,22 @@ fn stored(app: &App, id: &str) -> Result<KeyStore, KmsError> {
         .ok_or_else(|| store_not_found(id))
 }
 
-fn store_id_member(input: &Input) -> Result<String, KmsError> {
-    Ok(input
-        .req_str("CustomKeyStoreId", 1, 64)
-        .map_err(input_err)?
-        .to_string())
+/// `ConnectCustomKeyStore`.
+pub async fn connect(
+    app: &Arc<App>,
+    req: ConnectCustomKeyStoreRequest,
+) -> Result<ConnectCustomKeyStoreResponse, KmsError> {
+    connect_store(app, req.custom_key_store_id).await?;
+    Ok(ConnectCustomKeyStoreResponse {})
 }
 
-/// `ConnectCustomKeyStore`: returns at once; a task finishes the connection (D11).
-pub async fn connect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let id = store_id_member(input)?;
+/// Connect store `id` (ConnectCustomKeyStore's domain half; the seed connects its stores
+/// here): returns at once; a task finishes the connection (D11).
+pub async fn connect_store(app: &Arc<App>, id: String) -> Result<(), KmsError> {
     let _w = app.writer.lock().await;
     let mut store = stored(app, &id)?;
     if !super::rules::connect_allowed(&id, store.state)? {
-        return Ok(json!({}));
+        return Ok(());
     }
     {
         // Fast failures for easily detected cluster problems; a missing cluster is reported
@@ -332,7 +377,7 @@ pub async fn connect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         .await
         .map_err(KmsError::internal)?;
     spawn_connect(app, id, generation, true);
-    Ok(json!({}))
+    Ok(())
 }
 
 /// Start the background half of a connection attempt.
@@ -510,8 +555,11 @@ async fn login_and_rotate(
 }
 
 /// `DisconnectCustomKeyStore`.
-pub async fn disconnect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let id = store_id_member(input)?;
+pub async fn disconnect(
+    app: &Arc<App>,
+    req: DisconnectCustomKeyStoreRequest,
+) -> Result<DisconnectCustomKeyStoreResponse, KmsError> {
+    let id = req.custom_key_store_id;
     let _w = app.writer.lock().await;
     let mut store = stored(app, &id)?;
     super::rules::disconnect_allowed(&id, store.state)?;
@@ -523,7 +571,7 @@ pub async fn disconnect(app: &Arc<App>, input: &Input) -> Result<Value, KmsError
         .await
         .map_err(KmsError::internal)?;
     spawn_disconnect(app, id, generation);
-    Ok(json!({}))
+    Ok(DisconnectCustomKeyStoreResponse {})
 }
 
 /// Start the background half of a disconnect.
@@ -566,8 +614,11 @@ async fn finish_disconnect(app: &Arc<App>, id: &str, generation: u64) {
 
 /// `DeleteCustomKeyStore`: KMS metadata only. It makes no PKCS#11 call and does not consult
 /// the cluster at all (it succeeds even if the cluster is gone).
-pub async fn delete(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let id = store_id_member(input)?;
+pub async fn delete(
+    app: &Arc<App>,
+    req: DeleteCustomKeyStoreRequest,
+) -> Result<DeleteCustomKeyStoreResponse, KmsError> {
+    let id = req.custom_key_store_id;
     let _w = app.writer.lock().await;
     {
         let w = app.world();
@@ -586,39 +637,33 @@ pub async fn delete(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     app.commit(vec![Change::DelStore(id)])
         .await
         .map_err(KmsError::internal)?;
-    Ok(json!({}))
+    Ok(DeleteCustomKeyStoreResponse {})
 }
 
-fn entry(s: &KeyStore) -> Value {
-    let mut m = Map::new();
-    m.insert("CustomKeyStoreId".into(), json!(s.id));
-    m.insert("CustomKeyStoreName".into(), json!(s.name));
-    m.insert("CustomKeyStoreType".into(), json!("AWS_CLOUDHSM"));
-    m.insert("CloudHsmClusterId".into(), json!(s.cluster_id));
-    m.insert("TrustAnchorCertificate".into(), json!(s.trust_anchor));
-    m.insert("ConnectionState".into(), json!(s.state.as_str()));
-    if s.state == ConnectionState::Failed
-        && let Some(c) = s.error_code
-    {
-        m.insert("ConnectionErrorCode".into(), json!(c.as_str()));
+fn entry(s: &KeyStore) -> CustomKeyStoresListEntry {
+    let error_code = match s.state {
+        ConnectionState::Failed => s.error_code,
+        _ => None,
+    };
+    CustomKeyStoresListEntry {
+        custom_key_store_id: Some(s.id.clone()),
+        custom_key_store_name: Some(s.name.clone()),
+        custom_key_store_type: Some(CustomKeyStoreType::AwsCloudhsm),
+        cloud_hsm_cluster_id: Some(s.cluster_id.clone()),
+        trust_anchor_certificate: Some(s.trust_anchor.clone()),
+        connection_state: ConnectionStateType::parse(s.state.as_str()),
+        connection_error_code: error_code.and_then(|c| ConnectionErrorCodeType::parse(c.as_str())),
+        creation_date: Some(Timestamp(s.creation_date)),
+        xks_proxy_configuration: None,
     }
-    m.insert("CreationDate".into(), json!(s.creation_date));
-    Value::Object(m)
 }
 
 /// `DescribeCustomKeyStores`.
-pub fn describe(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let id = input
-        .str_len("CustomKeyStoreId", 1, 64)
-        .map_err(input_err)?;
-    let name = input
-        .str_len("CustomKeyStoreName", 1, 256)
-        .map_err(input_err)?;
-    let limit = input
-        .opt_int("Limit", 1, 1000)
-        .map_err(input_err)?
-        .unwrap_or(1000);
-    let marker = input.str_len("Marker", 1, 1024).map_err(input_err)?;
+pub fn describe(
+    app: &Arc<App>,
+    req: DescribeCustomKeyStoresRequest,
+) -> Result<DescribeCustomKeyStoresResponse, KmsError> {
+    let (id, name) = (req.custom_key_store_id, req.custom_key_store_name);
     if id.is_some() && name.is_some() {
         return Err(kms_err!(
             Validation,
@@ -626,7 +671,7 @@ pub fn describe(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         ));
     }
     let w = app.world();
-    let selected: Vec<(&String, &KeyStore)> = match (id, name) {
+    let selected: Vec<(&String, &KeyStore)> = match (id.as_deref(), name.as_deref()) {
         (Some(id), _) => {
             let (k, s) = w
                 .stores
@@ -650,33 +695,33 @@ pub fn describe(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
         }
         _ => w.stores.iter().filter(|(_, s)| mine(s)).collect(),
     };
+    let limit = req.limit.and_then(|l| usize::try_from(l).ok());
     let (page, next) = paginate(
         selected.into_iter(),
         "stores",
-        marker,
-        usize::try_from(limit).unwrap_or(1000),
+        req.marker.as_deref(),
+        limit.unwrap_or(1000),
     )?;
-    let mut body = Map::new();
-    body.insert(
-        "CustomKeyStores".into(),
-        Value::Array(page.into_iter().map(entry).collect()),
-    );
-    Ok(with_page(body, next))
+    Ok(DescribeCustomKeyStoresResponse {
+        custom_key_stores: Some(page.into_iter().map(entry).collect()),
+        truncated: Some(next.is_some()),
+        next_marker: next,
+    })
 }
 
 /// `UpdateCustomKeyStore`.
-pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
-    let id = store_id_member(input)?;
-    let new_name = input
-        .str_len("NewCustomKeyStoreName", 1, 256)
-        .map_err(input_err)?
-        .map(str::to_string);
-    let password = input
-        .str_len("KeyStorePassword", 7, 32)
-        .map_err(input_err)?
-        .map(str::to_string);
-    let cluster_id = cluster_id_member(input, "CloudHsmClusterId")?;
-    if let Some(m) = XKS_MEMBERS.iter().find(|m| input.has(m)) {
+pub async fn update(
+    app: &Arc<App>,
+    req: UpdateCustomKeyStoreRequest,
+) -> Result<UpdateCustomKeyStoreResponse, KmsError> {
+    let id = req.custom_key_store_id.clone();
+    let new_name = req.new_custom_key_store_name.clone();
+    let password = req
+        .key_store_password
+        .as_ref()
+        .map(|p| p.expose().to_string());
+    let cluster_id = cluster_id_member("CloudHsmClusterId", req.cloud_hsm_cluster_id.clone())?;
+    if let Some(m) = first_xks_member!(req) {
         return Err(kms_err!(
             Validation,
             "{m} applies only to external key stores; {id} is an AWS CloudHSM key store."
@@ -717,7 +762,7 @@ pub async fn update(app: &Arc<App>, input: &Input) -> Result<Value, KmsError> {
     app.commit(vec![Change::Store(store)])
         .await
         .map_err(KmsError::internal)?;
-    Ok(json!({}))
+    Ok(UpdateCustomKeyStoreResponse {})
 }
 
 /// `UpdateCustomKeyStore`'s new name must not be another store's.

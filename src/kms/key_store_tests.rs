@@ -6,6 +6,7 @@ use super::*;
 use crate::cluster::model::{Hsm, HsmState, LOCKOUT_THRESHOLD, User, user_key};
 use crate::kms::error::KmsErrorKind;
 use ConnectionErrorCode as E;
+use serde_json::json;
 
 const CLUSTER: &str = "cluster-abcdefghijk";
 const STORE: &str = "cks-1234567890abcdef0";

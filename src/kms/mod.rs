@@ -24,132 +24,221 @@ pub mod sweep;
 use crate::api::kms::{Request, Response};
 use crate::app::{App, World};
 use crate::kms_err;
-use crate::protocol::input::{Input, InputError};
+use crate::protocol::input::InputError;
 use error::{KmsError, KmsErrorKind};
 use model::{ConnectionState, Key, KeyStateU};
-use serde_json::Value;
 use std::sync::Arc;
 
 /// Run one KMS operation, already decoded and validated. `Ok(None)` means cks-sim does not
 /// serve this operation of the model.
-pub async fn handle(app: &Arc<App>, req: Request, input: Input) -> Result<Option<Value>, KmsError> {
+pub async fn handle(app: &Arc<App>, req: Request) -> Result<Option<Response>, KmsError> {
     // Every request sees deletions that fell due as completed: results never depend on the
     // sweeper's timing.
     sweep::sweep_if_due(app).await;
     grants::check_grant_tokens(app, &req)?;
+    let req = match key_stores(app, req).await? {
+        Ok(done) => return Ok(Some(done)),
+        Err(req) => req,
+    };
+    let req = match keys(app, req).await? {
+        Ok(done) => return Ok(Some(done)),
+        Err(req) => req,
+    };
+    let req = match names_and_policies(app, req).await? {
+        Ok(done) => return Ok(Some(done)),
+        Err(req) => req,
+    };
+    let req = match cryptography(app, req).await? {
+        Ok(done) => return Ok(Some(done)),
+        Err(req) => req,
+    };
+    let req = match grants_and_rotation(app, req).await? {
+        Ok(done) => return Ok(Some(done)),
+        Err(req) => req,
+    };
+    material_and_regions(app, req).await
+}
+
+/// What a group's dispatcher makes of a request: its response, or the request back when it is
+/// not one of the group's.
+type Routed = Result<Result<Response, Request>, KmsError>;
+
+/// The custom key store operations.
+async fn key_stores(app: &Arc<App>, req: Request) -> Routed {
     use Request as R;
-    let v = match req {
-        R::CreateCustomKeyStore(_) => key_store::create(app, &input).await?,
-        R::ConnectCustomKeyStore(_) => key_store::connect(app, &input).await?,
-        R::DisconnectCustomKeyStore(_) => key_store::disconnect(app, &input).await?,
-        R::DeleteCustomKeyStore(_) => key_store::delete(app, &input).await?,
-        R::DescribeCustomKeyStores(_) => key_store::describe(app, &input)?,
-        R::UpdateCustomKeyStore(_) => key_store::update(app, &input).await?,
-        R::CreateKey(_) => key::create_key(app, &input).await?,
-        R::DescribeKey(_) => key::describe_key(app, &input)?,
-        R::ListKeys(_) => key::list_keys(app, &input)?,
-        R::EnableKey(_) => key::set_enabled(app, &input, true).await?,
-        R::DisableKey(_) => key::set_enabled(app, &input, false).await?,
-        R::ScheduleKeyDeletion(_) => key::schedule_deletion(app, &input).await?,
-        R::CancelKeyDeletion(_) => key::cancel_deletion(app, &input).await?,
-        R::UpdateKeyDescription(_) => key::update_description(app, &input).await?,
-        R::TagResource(_) => key::tag_resource(app, &input).await?,
-        R::UntagResource(_) => key::untag_resource(app, &input).await?,
-        R::ListResourceTags(_) => key::list_resource_tags(app, &input)?,
-        R::CreateAlias(_) => key::create_alias(app, &input).await?,
-        R::UpdateAlias(_) => key::update_alias(app, &input).await?,
-        R::DeleteAlias(_) => key::delete_alias(app, &input).await?,
-        R::ListAliases(_) => key::list_aliases(app, &input)?,
-        R::GetKeyPolicy(_) => key::get_key_policy(app, &input)?,
-        R::PutKeyPolicy(_) => key::put_key_policy(app, &input).await?,
-        R::ListKeyPolicies(_) => key::list_key_policies(app, &input)?,
-        R::CreateGrant(r) => typed(Response::CreateGrant(grants::create_grant(app, r).await?)),
-        R::ListGrants(r) => typed(Response::ListGrants(grants::list_grants(app, r)?)),
-        R::ListRetirableGrants(r) => typed(Response::ListRetirableGrants(
-            grants::list_retirable_grants(app, r)?,
-        )),
+    Ok(Ok(match req {
+        R::CreateCustomKeyStore(r) => {
+            Response::CreateCustomKeyStore(key_store::create(app, r).await?)
+        }
+        R::ConnectCustomKeyStore(r) => {
+            Response::ConnectCustomKeyStore(key_store::connect(app, r).await?)
+        }
+        R::DisconnectCustomKeyStore(r) => {
+            Response::DisconnectCustomKeyStore(key_store::disconnect(app, r).await?)
+        }
+        R::DeleteCustomKeyStore(r) => {
+            Response::DeleteCustomKeyStore(key_store::delete(app, r).await?)
+        }
+        R::DescribeCustomKeyStores(r) => {
+            Response::DescribeCustomKeyStores(key_store::describe(app, r)?)
+        }
+        R::UpdateCustomKeyStore(r) => {
+            Response::UpdateCustomKeyStore(key_store::update(app, r).await?)
+        }
+        other => return Ok(Err(other)),
+    }))
+}
+
+/// The operations on keys themselves: create, describe, list, states and deletion.
+async fn keys(app: &Arc<App>, req: Request) -> Routed {
+    use Request as R;
+    Ok(Ok(match req {
+        R::CreateKey(r) => Response::CreateKey(key::create_key(app, r).await?),
+        R::DescribeKey(r) => Response::DescribeKey(key::describe_key(app, r)?),
+        R::ListKeys(r) => Response::ListKeys(key::list_keys(app, r)?),
+        R::EnableKey(r) => {
+            key::enable_key(app, r).await?;
+            Response::EnableKey
+        }
+        R::DisableKey(r) => {
+            key::disable_key(app, r).await?;
+            Response::DisableKey
+        }
+        R::ScheduleKeyDeletion(r) => {
+            Response::ScheduleKeyDeletion(key::schedule_deletion(app, r).await?)
+        }
+        R::CancelKeyDeletion(r) => Response::CancelKeyDeletion(key::cancel_deletion(app, r).await?),
+        R::UpdateKeyDescription(r) => {
+            key::update_description(app, r).await?;
+            Response::UpdateKeyDescription
+        }
+        other => return Ok(Err(other)),
+    }))
+}
+
+/// Tags, aliases and key policies.
+async fn names_and_policies(app: &Arc<App>, req: Request) -> Routed {
+    use Request as R;
+    Ok(Ok(match req {
+        R::TagResource(r) => {
+            key::tag_resource(app, r).await?;
+            Response::TagResource
+        }
+        R::UntagResource(r) => {
+            key::untag_resource(app, r).await?;
+            Response::UntagResource
+        }
+        R::ListResourceTags(r) => Response::ListResourceTags(key::list_resource_tags(app, r)?),
+        R::CreateAlias(r) => {
+            key::create_alias(app, r).await?;
+            Response::CreateAlias
+        }
+        R::UpdateAlias(r) => {
+            key::update_alias(app, r).await?;
+            Response::UpdateAlias
+        }
+        R::DeleteAlias(r) => {
+            key::delete_alias(app, r).await?;
+            Response::DeleteAlias
+        }
+        R::ListAliases(r) => Response::ListAliases(key::list_aliases(app, r)?),
+        R::GetKeyPolicy(r) => Response::GetKeyPolicy(key::get_key_policy(app, r)?),
+        R::PutKeyPolicy(r) => {
+            key::put_key_policy(app, r).await?;
+            Response::PutKeyPolicy
+        }
+        R::ListKeyPolicies(r) => Response::ListKeyPolicies(key::list_key_policies(app, r)?),
+        other => return Ok(Err(other)),
+    }))
+}
+
+/// Cryptography: encryption, data keys, signatures, MACs, public keys, random bytes.
+async fn cryptography(app: &Arc<App>, req: Request) -> Routed {
+    use Request as R;
+    Ok(Ok(match req {
+        R::Encrypt(r) => Response::Encrypt(crypto::encrypt(app, r).await?),
+        R::Decrypt(r) => Response::Decrypt(crypto::decrypt(app, r).await?),
+        R::ReEncrypt(r) => Response::ReEncrypt(crypto::re_encrypt(app, r).await?),
+        R::GenerateDataKey(r) => {
+            Response::GenerateDataKey(crypto::generate_data_key(app, r).await?)
+        }
+        R::GenerateDataKeyWithoutPlaintext(r) => Response::GenerateDataKeyWithoutPlaintext(
+            crypto::generate_data_key_without_plaintext(app, r).await?,
+        ),
+        R::GenerateDataKeyPair(r) => {
+            Response::GenerateDataKeyPair(asymmetric::generate_data_key_pair(app, r).await?)
+        }
+        R::GenerateDataKeyPairWithoutPlaintext(r) => Response::GenerateDataKeyPairWithoutPlaintext(
+            asymmetric::generate_data_key_pair_without_plaintext(app, r).await?,
+        ),
+        R::Sign(r) => Response::Sign(signing::sign(app, r).await?),
+        R::Verify(r) => Response::Verify(signing::verify(app, r).await?),
+        R::GenerateMac(r) => Response::GenerateMac(signing::generate_mac(app, r).await?),
+        R::VerifyMac(r) => Response::VerifyMac(signing::verify_mac(app, r).await?),
+        R::GetPublicKey(r) => Response::GetPublicKey(asymmetric::get_public_key(app, r).await?),
+        R::DeriveSharedSecret(r) => {
+            Response::DeriveSharedSecret(asymmetric::derive_shared_secret(app, r).await?)
+        }
+        R::GenerateRandom(r) => Response::GenerateRandom(crypto::generate_random(app, r).await?),
+        other => return Ok(Err(other)),
+    }))
+}
+
+/// Grants and key rotation.
+async fn grants_and_rotation(app: &Arc<App>, req: Request) -> Routed {
+    use Request as R;
+    Ok(Ok(match req {
+        R::CreateGrant(r) => Response::CreateGrant(grants::create_grant(app, r).await?),
+        R::ListGrants(r) => Response::ListGrants(grants::list_grants(app, r)?),
+        R::ListRetirableGrants(r) => {
+            Response::ListRetirableGrants(grants::list_retirable_grants(app, r)?)
+        }
         R::RetireGrant(r) => {
             grants::retire_grant(app, r).await?;
-            typed(Response::RetireGrant)
+            Response::RetireGrant
         }
         R::RevokeGrant(r) => {
             grants::revoke_grant(app, r).await?;
-            typed(Response::RevokeGrant)
+            Response::RevokeGrant
         }
-        R::GetKeyRotationStatus(r) => typed(Response::GetKeyRotationStatus(rotation::get_status(
-            app, r,
-        )?)),
+        R::GetKeyRotationStatus(r) => Response::GetKeyRotationStatus(rotation::get_status(app, r)?),
         R::EnableKeyRotation(r) => {
             rotation::enable(app, r).await?;
-            typed(Response::EnableKeyRotation)
+            Response::EnableKeyRotation
         }
         R::DisableKeyRotation(r) => {
             rotation::disable(app, r).await?;
-            typed(Response::DisableKeyRotation)
+            Response::DisableKeyRotation
         }
-        R::RotateKeyOnDemand(r) => typed(Response::RotateKeyOnDemand(
-            rotation::rotate_on_demand(app, r).await?,
-        )),
-        R::ListKeyRotations(r) => typed(Response::ListKeyRotations(rotation::list(app, r)?)),
-        R::GetParametersForImport(r) => typed(Response::GetParametersForImport(
-            import::get_parameters(app, r).await?,
-        )),
-        R::ImportKeyMaterial(r) => typed(Response::ImportKeyMaterial(
-            import::import_material(app, r).await?,
-        )),
-        R::DeleteImportedKeyMaterial(r) => typed(Response::DeleteImportedKeyMaterial(
-            import::delete_material(app, r).await?,
-        )),
-        R::ReplicateKey(r) => {
-            let done = multi_region::replicate_key(app, r).await?;
-            // `key::metadata` still answers JSON: its `KeyMetadata` joins the typed rest here.
-            let mut v = typed(Response::ReplicateKey(done.response));
-            v["ReplicaKeyMetadata"] = done.metadata;
-            v
+        R::RotateKeyOnDemand(r) => {
+            Response::RotateKeyOnDemand(rotation::rotate_on_demand(app, r).await?)
         }
-        R::UpdatePrimaryRegion(r) => {
-            multi_region::update_primary_region(app, r).await?;
-            typed(Response::UpdatePrimaryRegion)
-        }
-        R::GenerateDataKeyPair(r) => typed(Response::GenerateDataKeyPair(
-            asymmetric::generate_data_key_pair(app, r).await?,
-        )),
-        R::GenerateDataKeyPairWithoutPlaintext(r) => {
-            typed(Response::GenerateDataKeyPairWithoutPlaintext(
-                asymmetric::generate_data_key_pair_without_plaintext(app, r).await?,
-            ))
-        }
-        R::Sign(r) => typed(Response::Sign(signing::sign(app, r).await?)),
-        R::Verify(r) => typed(Response::Verify(signing::verify(app, r).await?)),
-        R::GenerateMac(r) => typed(Response::GenerateMac(signing::generate_mac(app, r).await?)),
-        R::VerifyMac(r) => typed(Response::VerifyMac(signing::verify_mac(app, r).await?)),
-        R::GetPublicKey(r) => typed(Response::GetPublicKey(
-            asymmetric::get_public_key(app, r).await?,
-        )),
-        R::DeriveSharedSecret(r) => typed(Response::DeriveSharedSecret(
-            asymmetric::derive_shared_secret(app, r).await?,
-        )),
-        R::Encrypt(r) => typed(Response::Encrypt(crypto::encrypt(app, r).await?)),
-        R::Decrypt(r) => typed(Response::Decrypt(crypto::decrypt(app, r).await?)),
-        R::GenerateDataKey(r) => typed(Response::GenerateDataKey(
-            crypto::generate_data_key(app, r).await?,
-        )),
-        R::GenerateDataKeyWithoutPlaintext(r) => typed(Response::GenerateDataKeyWithoutPlaintext(
-            crypto::generate_data_key_without_plaintext(app, r).await?,
-        )),
-        R::ReEncrypt(r) => typed(Response::ReEncrypt(crypto::re_encrypt(app, r).await?)),
-        R::GenerateRandom(r) => typed(Response::GenerateRandom(
-            crypto::generate_random(app, r).await?,
-        )),
-        _ => return Ok(None),
-    };
-    Ok(Some(v))
+        R::ListKeyRotations(r) => Response::ListKeyRotations(rotation::list(app, r)?),
+        other => return Ok(Err(other)),
+    }))
 }
 
-/// A typed answer as the JSON the door sends (while some operations still answer JSON
-/// themselves).
-fn typed(r: Response) -> Value {
-    serde_json::to_value(r).expect("a typed response serializes")
+/// Imported key material and multi-Region keys; `None` for the operations cks-sim does not
+/// serve.
+async fn material_and_regions(app: &Arc<App>, req: Request) -> Result<Option<Response>, KmsError> {
+    use Request as R;
+    Ok(Some(match req {
+        R::GetParametersForImport(r) => {
+            Response::GetParametersForImport(import::get_parameters(app, r).await?)
+        }
+        R::ImportKeyMaterial(r) => {
+            Response::ImportKeyMaterial(import::import_material(app, r).await?)
+        }
+        R::DeleteImportedKeyMaterial(r) => {
+            Response::DeleteImportedKeyMaterial(import::delete_material(app, r).await?)
+        }
+        R::ReplicateKey(r) => Response::ReplicateKey(multi_region::replicate_key(app, r).await?),
+        R::UpdatePrimaryRegion(r) => {
+            multi_region::update_primary_region(app, r).await?;
+            Response::UpdatePrimaryRegion
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// Map an input problem to KMS's exceptions: wrong types are `SerializationException`,
@@ -368,15 +457,6 @@ pub fn paginate<'a, T>(
         after.as_deref(),
         limit,
     ))
-}
-
-/// Add `NextMarker`/`Truncated` to a list response (`Truncated` ⇔ `NextMarker`).
-pub fn with_page(mut body: serde_json::Map<String, Value>, next: Option<String>) -> Value {
-    body.insert("Truncated".into(), Value::Bool(next.is_some()));
-    if let Some(n) = next {
-        body.insert("NextMarker".into(), Value::String(n));
-    }
-    Value::Object(body)
 }
 
 #[cfg(test)]

@@ -20,10 +20,12 @@
 use super::error::KmsError;
 use super::model::{Key, KeyStateU, MultiRegionRole};
 use super::{KeyRef, resolve_key, visible_state};
-use crate::api::kms::{ReplicateKeyRequest, ReplicateKeyResponse, Tag, UpdatePrimaryRegionRequest};
+use crate::api::kms::{
+    KeyMetadata, MultiRegionConfiguration, MultiRegionKey, MultiRegionKeyType, ReplicateKeyRequest,
+    ReplicateKeyResponse, Tag, UpdatePrimaryRegionRequest,
+};
 use crate::app::{App, Change, World};
 use crate::kms_err;
-use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
 /// The prefix of a multi-Region key ID.
@@ -129,13 +131,16 @@ fn region_of(k: &Key) -> &str {
 
 /// `MultiRegion`, `MultiRegionConfiguration` and `PendingDeletionWindowInDays` of a key's
 /// `KeyMetadata`.
-pub fn describe(w: &World, k: &Key, m: &mut Map<String, Value>) {
-    m.insert("MultiRegion".into(), json!(k.multi_region.is_some()));
+pub fn describe(w: &World, k: &Key, m: &mut KeyMetadata) {
+    m.multi_region = Some(k.multi_region.is_some());
     let Some(role) = k.multi_region else {
         return;
     };
     let account = super::arn_region_account(&k.arn).1;
-    let entry = |c: &Key| json!({"Arn": c.arn, "Region": region_of(c)});
+    let entry = |c: &Key| MultiRegionKey {
+        arn: Some(c.arn.clone()),
+        region: Some(region_of(c).to_string()),
+    };
     let mut primary = None;
     let mut replicas = Vec::new();
     for c in copies(w, &k.id, account) {
@@ -144,25 +149,16 @@ pub fn describe(w: &World, k: &Key, m: &mut Map<String, Value>) {
             _ => replicas.push(entry(c)),
         }
     }
-    let mut conf = Map::new();
-    conf.insert("MultiRegionKeyType".into(), json!(role_str(role)));
-    if let Some(p) = primary {
-        conf.insert("PrimaryKey".into(), p);
-    }
-    conf.insert("ReplicaKeys".into(), Value::Array(replicas));
-    m.insert("MultiRegionConfiguration".into(), Value::Object(conf));
+    m.multi_region_configuration = Some(MultiRegionConfiguration {
+        multi_region_key_type: Some(match role {
+            MultiRegionRole::Primary => MultiRegionKeyType::Primary,
+            MultiRegionRole::Replica => MultiRegionKeyType::Replica,
+        }),
+        primary_key: primary,
+        replica_keys: Some(replicas),
+    });
     if k.state == KeyStateU::PendingReplicaDeletion {
-        m.insert(
-            "PendingDeletionWindowInDays".into(),
-            json!(k.pending_window_days),
-        );
-    }
-}
-
-fn role_str(r: MultiRegionRole) -> &'static str {
-    match r {
-        MultiRegionRole::Primary => "PRIMARY",
-        MultiRegionRole::Replica => "REPLICA",
+        m.pending_deletion_window_in_days = k.pending_window_days.map(i64::from);
     }
 }
 
@@ -242,22 +238,11 @@ fn primary_named(app: &App, w: &World, raw: &str, op: &str) -> Result<Arc<Key>, 
     }
 }
 
-/// What `ReplicateKey` answers: the typed response without its `ReplicaKeyMetadata`, and
-/// that metadata as [`super::key::metadata`] gives it (JSON, until `key` answers a typed
-/// `KeyMetadata`), both read under the writer lock right after the commit.
-#[derive(Debug)]
-pub struct Replicated {
-    /// `ReplicaPolicy` and `ReplicaTags`.
-    pub response: ReplicateKeyResponse,
-    /// `ReplicaKeyMetadata`.
-    pub metadata: Value,
-}
-
 /// `ReplicateKey`.
 pub async fn replicate_key(
     app: &Arc<App>,
     req: ReplicateKeyRequest,
-) -> Result<Replicated, KmsError> {
+) -> Result<ReplicateKeyResponse, KmsError> {
     if let Some(p) = &req.policy {
         super::rules::key_policy(p)?;
     }
@@ -294,7 +279,7 @@ pub async fn replicate_key(
     app.commit(vec![Change::Key(replica.clone())])
         .await
         .map_err(KmsError::internal)?;
-    let metadata = super::key::metadata(app, &app.world(), &replica);
+    let metadata = super::key::metadata(&app.world(), &replica);
     let replica_tags = replica
         .tags
         .iter()
@@ -303,13 +288,10 @@ pub async fn replicate_key(
             tag_value: v.clone(),
         })
         .collect();
-    Ok(Replicated {
-        response: ReplicateKeyResponse {
-            replica_key_metadata: None,
-            replica_policy: Some(replica.policy),
-            replica_tags: Some(replica_tags),
-        },
-        metadata,
+    Ok(ReplicateKeyResponse {
+        replica_key_metadata: Some(metadata),
+        replica_policy: Some(replica.policy),
+        replica_tags: Some(replica_tags),
     })
 }
 

@@ -21,9 +21,7 @@ use super::error::KmsError;
 use super::model::ConnectionState;
 use crate::app::App;
 use crate::kms_err;
-use crate::protocol::input::Input;
 use serde::Deserialize;
-use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,20 +146,15 @@ async fn apply_key_store(app: &Arc<App>, s: &SeedKeyStore, base: &Path) -> Resul
                         )
                     })?,
             };
-            let input = Input::from_value(json!({
-                "CustomKeyStoreName": s.name,
-                "CloudHsmClusterId": s.cluster_id,
-                "TrustAnchorCertificate": anchor,
-                "KeyStorePassword": s.password,
-            }))
-            .map_err(super::input_err)?;
-            let out = super::key_store::create_with_id(app, &input, s.id.clone())
+            let new = super::key_store::NewStore {
+                name: s.name.clone(),
+                cluster_id: s.cluster_id.clone(),
+                trust_anchor: anchor,
+                password: s.password.clone(),
+            };
+            super::key_store::create_store(app, new, s.id.clone())
                 .await
-                .map_err(|e| seed_err(&what, e))?;
-            out["CustomKeyStoreId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
+                .map_err(|e| seed_err(&what, e))?
         }
     };
     connect_seeded(app, s, &id, &what).await
@@ -178,8 +171,7 @@ async fn connect_seeded(
     if !(s.connect && state == Some(ConnectionState::Disconnected)) {
         return Ok(());
     }
-    let input = Input::from_value(json!({ "CustomKeyStoreId": id })).map_err(super::input_err)?;
-    super::key_store::connect(app, &input)
+    super::key_store::connect_store(app, id.to_string())
         .await
         .map_err(|e| seed_err(what, e))?;
     wait_settled(app, id).await;
@@ -217,28 +209,18 @@ async fn apply_key(app: &Arc<App>, k: &SeedKey) -> Result<(), KmsError> {
             None => return Ok(()),
         }
     } else {
-        let body = match &k.key_store {
-            Some(s) => {
-                json!({"Origin": "AWS_CLOUDHSM", "CustomKeyStoreId": s, "Description": k.description})
-            }
-            None => json!({"Description": k.description}),
-        };
-        let input = Input::from_value(body).map_err(super::input_err)?;
-        let out = super::key::create_key_with_id(app, &input, fixed)
-            .await
+        let new = super::key::NewKey::symmetric(k.description.clone(), k.key_store.clone())
             .map_err(|e| seed_err(&what, e))?;
-        out["KeyMetadata"]["KeyId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        super::key::create(app, new, fixed)
+            .await
+            .map_err(|e| seed_err(&what, e))?
+            .id
     };
     for a in &k.aliases {
         if app.world().aliases.contains_key(a) {
             continue;
         }
-        let input = Input::from_value(json!({"AliasName": a, "TargetKeyId": key_id}))
-            .map_err(super::input_err)?;
-        super::key::create_alias(app, &input)
+        super::key::new_alias(app, a.clone(), &key_id)
             .await
             .map_err(|e| seed_err(&what, e))?;
     }

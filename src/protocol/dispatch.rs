@@ -3,20 +3,23 @@
 //! the benches all come through here.
 
 use super::input::Input;
-use crate::api::cloudhsmv2;
+use crate::api::{cloudhsmv2, kms};
 use crate::app::App;
 use crate::cluster::error::CloudHsmError;
 use crate::kms::error::KmsError;
-use serde_json::Value;
 use std::sync::Arc;
 
 /// Run KMS operation `op` on `input`. `Ok(None)`: no such operation.
-pub async fn kms(app: &Arc<App>, op: &str, input: Input) -> Result<Option<Value>, KmsError> {
+pub async fn kms(
+    app: &Arc<App>,
+    op: &str,
+    input: Input,
+) -> Result<Option<kms::Response>, KmsError> {
     let req = match super::decode::kms::decode_request(op, &input.0) {
         None => return Ok(None),
         Some(req) => req.map_err(crate::kms::input_err)?,
     };
-    crate::kms::handle(app, req, input).await
+    crate::kms::handle(app, req).await
 }
 
 /// Run cloudhsmv2 operation `op` on `input`. `Ok(None)`: no such operation (or one cks-sim
