@@ -105,6 +105,9 @@ pub enum Change {
     ClockOffset(f64),
 }
 
+/// The writer lock, held: proof that no other mutation runs (see [`App::lock_writer`]).
+pub struct Writer<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>);
+
 #[derive(Serialize, Deserialize)]
 struct ClockDoc {
     offset_seconds: f64,
@@ -328,7 +331,7 @@ pub struct App {
     tokens: RwLock<HashMap<String, Arc<Token>>>,
     world: RwLock<World>,
     /// Serialises every mutation of the world.
-    pub writer: tokio::sync::Mutex<()>,
+    writer: tokio::sync::Mutex<()>,
     settings: Mutex<Settings>,
     /// Wakes held connection attempts.
     pub release: tokio::sync::Notify,
@@ -423,8 +426,18 @@ impl App {
         }
     }
 
-    /// Commit `changes`: one SQLite transaction, then memory. Call with `writer` held.
-    pub async fn commit(&self, changes: Vec<Change>) -> Result<(), StoreError> {
+    /// Take the writer lock: mutations run one at a time, and only its holder can commit.
+    pub async fn lock_writer(&self) -> Writer<'_> {
+        Writer(self.writer.lock().await)
+    }
+
+    /// Commit `changes`: one SQLite transaction, then memory. Only the holder of the writer
+    /// lock can (its [`Writer`] is the proof).
+    pub async fn commit(
+        &self,
+        _writer: &Writer<'_>,
+        changes: Vec<Change>,
+    ) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }

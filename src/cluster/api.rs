@@ -87,12 +87,12 @@ pub struct NewCluster {
 /// `CloudHsmInternalFailureException` when the store or the token fails.
 pub async fn create_cluster(app: &Arc<App>, req: NewCluster) -> Result<Cluster, CloudHsmError> {
     let shape = check_new_cluster(&req)?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let now = app.now();
     let (id, backup) = new_cluster_id_and_backup(app, req.id.as_ref(), shape.backup_id.as_ref())?;
     match backup {
-        None => fresh_cluster(app, &req, &shape, id, now).await,
-        Some(backup) => restored_cluster(app, &req, &shape, id, now, backup).await,
+        None => fresh_cluster(app, &writer, &req, &shape, id, now).await,
+        Some(backup) => restored_cluster(app, &writer, &req, &shape, id, now, backup).await,
     }
 }
 
@@ -181,6 +181,7 @@ fn new_cluster_id_and_backup(
 /// A new cluster, UNINITIALIZED, with a fresh CSR and no token.
 async fn fresh_cluster(
     app: &Arc<App>,
+    writer: &crate::app::Writer<'_>,
     req: &NewCluster,
     shape: &ClusterShape<'_>,
     id: String,
@@ -217,7 +218,7 @@ async fn fresh_cluster(
         region,
         bound_token: req.bound_token.clone(),
     };
-    app.commit(vec![Change::Cluster(c.clone())]).await?;
+    app.commit(writer, vec![Change::Cluster(c.clone())]).await?;
     Ok(c)
 }
 
@@ -225,6 +226,7 @@ async fn fresh_cluster(
 /// whose user PIN is the one `kmsuser` had at backup time.
 async fn restored_cluster(
     app: &Arc<App>,
+    writer: &crate::app::Writer<'_>,
     req: &NewCluster,
     shape: &ClusterShape<'_>,
     id: String,
@@ -294,7 +296,7 @@ async fn restored_cluster(
         u.sessions = 0;
         changes.push(Change::User(u));
     }
-    app.commit(changes).await?;
+    app.commit(writer, changes).await?;
     Ok(c)
 }
 
@@ -330,7 +332,7 @@ pub async fn initialize_cluster(
     signed_cert: &str,
     trust_anchor: &str,
 ) -> Result<Cluster, CloudHsmError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut c = get_cluster(app, cluster_id)?;
     require_not_deleted(&c)?;
     if c.state != ClusterState::Uninitialized {
@@ -359,7 +361,8 @@ pub async fn initialize_cluster(
         user_pin
     };
     c.has_token = true;
-    app.commit(vec![Change::Cluster(c.clone())]).await?;
+    app.commit(&writer, vec![Change::Cluster(c.clone())])
+        .await?;
     Ok(c)
 }
 
@@ -444,7 +447,7 @@ pub async fn create_hsm(
             "\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}",
         ));
     }
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let now = app.now();
     let (mut c, existing, users) = {
         let w = app.world();
@@ -501,7 +504,7 @@ pub async fn create_hsm(
     if is_initialized(&c) {
         changes.push(Change::Backup(new_backup(app, now, &c, &users)));
     }
-    app.commit(changes).await?;
+    app.commit(&writer, changes).await?;
     Ok(h)
 }
 
@@ -527,7 +530,7 @@ pub async fn delete_hsm(
     cluster_id: &str,
     which: &HsmRef,
 ) -> Result<String, CloudHsmError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let now = app.now();
     let (c, hsms, users) = {
         let w = app.world();
@@ -561,7 +564,7 @@ pub async fn delete_hsm(
         changes.push(Change::Backup(new_backup(app, now, &c, &users)));
     }
     changes.push(Change::DelHsm(h.id.clone()));
-    app.commit(changes).await?;
+    app.commit(&writer, changes).await?;
     Ok(h.id.to_string())
 }
 
@@ -573,7 +576,7 @@ pub async fn delete_hsm(
 /// `CloudHsmResourceNotFoundException` for an unknown cluster; `CloudHsmInvalidRequestException`
 /// while it still has HSMs or when it is already deleted.
 pub async fn delete_cluster(app: &Arc<App>, cluster_id: &str) -> Result<Cluster, CloudHsmError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let (mut c, n_hsms) = {
         let w = app.world();
         let c = w
@@ -592,7 +595,8 @@ pub async fn delete_cluster(app: &Arc<App>, cluster_id: &str) -> Result<Cluster,
     }
     c.state = ClusterState::Deleted;
     c.state_message = None;
-    app.commit(vec![Change::Cluster(c.clone())]).await?;
+    app.commit(&writer, vec![Change::Cluster(c.clone())])
+        .await?;
     Ok(c)
 }
 

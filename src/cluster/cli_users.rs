@@ -27,7 +27,7 @@ pub async fn authenticate(
     name: &str,
     password: &str,
 ) -> Result<User, CloudHsmError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     get_cluster(app, cluster_id)?;
     let mut u = get_user(app, cluster_id, name)?;
     if u.locked {
@@ -46,12 +46,12 @@ pub async fn authenticate(
         } else {
             format!("Wrong password for user {}", u.name)
         };
-        app.commit(vec![Change::User(u)]).await?;
+        app.commit(&writer, vec![Change::User(u)]).await?;
         return Err(CloudHsmError::denied(msg));
     }
     if u.failed_logins > 0 {
         u.failed_logins = 0;
-        app.commit(vec![Change::User(u.clone())]).await?;
+        app.commit(&writer, vec![Change::User(u.clone())]).await?;
     }
     Ok(u)
 }

@@ -142,7 +142,7 @@ pub async fn set_fault(
     fault: Fault,
     on: bool,
 ) -> Result<(), CloudHsmError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut c = get_cluster(app, cluster_id)?;
     let change = match fault {
         Fault::NetworkDown => {
@@ -176,7 +176,7 @@ pub async fn set_fault(
             // Open the token before committing, so a token we cannot reach changes nothing.
             let token = app.token(cluster_id).await?;
             c.faults.token_failing = on;
-            app.commit(vec![Change::Cluster(c)]).await?;
+            app.commit(&writer, vec![Change::Cluster(c)]).await?;
             token.set_failing(on);
             return Ok(());
         }
@@ -213,7 +213,7 @@ pub async fn set_fault(
             Change::User(u)
         }
     };
-    app.commit(vec![change]).await?;
+    app.commit(&writer, vec![change]).await?;
     Ok(())
 }
 

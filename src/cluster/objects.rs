@@ -389,7 +389,7 @@ pub async fn delete_key(
     filter: &Filter,
 ) -> Result<KeyView, CloudHsmError> {
     require_crypto_user(user, "delete keys")?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let key = one_key(app, cluster_id, user, filter).await?;
     if key.owner != user.name {
         return Err(CloudHsmError::denied(format!(
@@ -412,7 +412,7 @@ pub async fn delete_key(
             .filter(|(_, o)| o.cluster_id == cluster_id && o.object_id == object_id)
             .map(|(seq, _)| Change::DelOrphan(seq.clone())),
     );
-    app.commit(changes).await?;
+    app.commit(&writer, changes).await?;
     Ok(key)
 }
 
@@ -474,7 +474,7 @@ pub async fn generate_aes(
         ));
     }
     let shared_users = crypto_users(app, cluster_id, &user.name, share_with)?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut id: ObjectId = [0; 16];
     id.copy_from_slice(&crate::ids::random_bytes(16));
     let (token, pin) = open_token(app, cluster_id).await?;
@@ -490,7 +490,7 @@ pub async fn generate_aes(
         owner: user.name.to_string(),
         shared_users,
     };
-    app.commit(vec![Change::ObjectOwners(rec)]).await?;
+    app.commit(&writer, vec![Change::ObjectOwners(rec)]).await?;
     let reference = key_reference(&id);
     all_keys(app, cluster_id)
         .await?
@@ -516,7 +516,7 @@ pub async fn share_key(
     share: bool,
 ) -> Result<KeyView, CloudHsmError> {
     require_crypto_user(user, "share keys")?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut key = one_key(app, cluster_id, user, filter).await?;
     if key.owner != user.name {
         return Err(CloudHsmError::denied(format!(
@@ -547,7 +547,7 @@ pub async fn share_key(
         owner: key.owner.clone(),
         shared_users: key.shared_users.clone(),
     };
-    app.commit(vec![Change::ObjectOwners(rec)]).await?;
+    app.commit(&writer, vec![Change::ObjectOwners(rec)]).await?;
     Ok(key)
 }
 

@@ -247,7 +247,7 @@ async fn set_backup_state(
     id: &str,
     restore: bool,
 ) -> Result<shapes::Backup, CloudHsmError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut b = app
         .world()
         .backups
@@ -267,7 +267,7 @@ async fn set_backup_state(
         )));
     }
     b.state = to.to_string();
-    app.commit(vec![Change::Backup(b.clone())]).await?;
+    app.commit(&writer, vec![Change::Backup(b.clone())]).await?;
     let ns = crate::namespace::current(app);
     Ok(backup_shape(&ns.region, &ns.account, &b))
 }
@@ -276,7 +276,7 @@ async fn tag_resource(app: &Arc<App>, r: shapes::TagResourceRequest) -> Result<(
     let id = &r.resource_id;
     let tags = tag_pairs(r.tag_list);
     super::api::check_tags(&tags)?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut t = find_tagged(&app.world(), id)?;
     for (k, v) in tags {
         t.tags_mut().insert(k, v);
@@ -290,7 +290,7 @@ async fn tag_resource(app: &Arc<App>, r: shapes::TagResourceRequest) -> Result<(
             ),
         ));
     }
-    app.commit(vec![t.into_change()]).await?;
+    app.commit(&writer, vec![t.into_change()]).await?;
     Ok(())
 }
 
@@ -301,14 +301,14 @@ async fn untag_resource(
     for k in &r.tag_key_list {
         super::api::check_tag_key(k)?;
     }
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut t = find_tagged(&app.world(), &r.resource_id)?;
     let before = t.tags().len();
     for k in &r.tag_key_list {
         t.tags_mut().remove(k);
     }
     if t.tags().len() != before {
-        app.commit(vec![t.into_change()]).await?;
+        app.commit(&writer, vec![t.into_change()]).await?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@
 //! such change also moves the cluster's `kmsuser_epoch`: KMS, which reads it through
 //! [`kmsuser_epoch`], knows its own session to be gone when the epoch moved behind its back.
 //!
-//! Every mutating function takes `app.writer` itself: do not call them with it held (use
+//! Every mutating function takes the writer lock (`App::lock_writer`) itself: do not call them with it held (use
 //! [`kmsuser_password_changes`] from code that already holds it). Not here: KMS's own
 //! connect-time checks and password rotation (the KMS layer), HTTP.
 
@@ -134,24 +134,25 @@ pub(crate) fn get_user(app: &App, cluster_id: &str, name: &str) -> Result<User, 
 /// D3: change the token's user PIN from `kmsuser`'s old password (the cluster's
 /// `token_user_pin`) to `new_password`, and record it in `c` (not yet committed).
 ///
-/// Crash-safe (D20), with `app.writer` held: the new PIN is first committed as the cluster's
+/// Crash-safe (D20), with the writer lock held (its `Writer` passed in): the new PIN is first committed as the cluster's
 /// `pending_user_pin`, then the token's PIN changes (`C_SetPIN`); the caller's commit of `c`
 /// (new `token_user_pin`, nothing pending) ends it. A process stopped between the steps leaves
 /// the intent, which [`settle_pin_change`] resolves. If the token refuses, the intent is
 /// withdrawn and nothing has changed.
 async fn set_token_pin(
     app: &Arc<App>,
+    writer: &crate::app::Writer<'_>,
     c: &mut Cluster,
     new_password: &str,
 ) -> Result<(), CloudHsmError> {
     if c.has_token && adopts_token_pin(c) {
         adopt_token_pin(app, c, new_password).await?;
     } else if c.has_token {
-        settle_pin_change(app, &c.id).await?;
+        settle_pin_change(app, writer, &c.id).await?;
         *c = get_cluster(app, &c.id)?;
         let mut intent = c.clone();
         intent.pending_user_pin = Some(new_password.to_string());
-        app.commit(vec![Change::Cluster(intent)]).await?;
+        app.commit(writer, vec![Change::Cluster(intent)]).await?;
         app.failpoints.hit("pin.intent_recorded");
         let token = app.token(&c.id).await?;
         let changed = token
@@ -161,7 +162,7 @@ async fn set_token_pin(
             )
             .await;
         if let Err(e) = changed {
-            if let Err(undo) = app.commit(vec![Change::Cluster(c.clone())]).await {
+            if let Err(undo) = app.commit(writer, vec![Change::Cluster(c.clone())]).await {
                 tracing::warn!(error = %undo, "cannot withdraw a PIN change the token refused");
             }
             return Err(e.into());
@@ -221,7 +222,7 @@ async fn adopt_token_pin(
 }
 
 /// Settle a token PIN change that was begun and never committed (the process stopped, or
-/// the commit failed, between the intent and the end), **with `app.writer` held**. The change
+/// the commit failed, between the intent and the end), **with the writer lock held** (its `Writer` passed in). The change
 /// was never acknowledged, so it is undone: whatever PIN the token has now, the previous one
 /// (the cluster's `token_user_pin`, still `kmsuser`'s recorded password) is restored, and the
 /// intent is cleared. A token that takes neither PIN is reported and the intent kept.
@@ -230,7 +231,11 @@ async fn adopt_token_pin(
 ///
 /// `CloudHsmResourceNotFoundException` for an unknown cluster; `CloudHsmInternalFailureException`
 /// if the token cannot be reached or takes neither PIN.
-pub async fn settle_pin_change(app: &Arc<App>, cluster_id: &str) -> Result<(), CloudHsmError> {
+pub async fn settle_pin_change(
+    app: &Arc<App>,
+    writer: &crate::app::Writer<'_>,
+    cluster_id: &str,
+) -> Result<(), CloudHsmError> {
     let c = get_cluster(app, cluster_id)?;
     let Some(pending) = c.pending_user_pin.clone() else {
         return Ok(());
@@ -258,7 +263,7 @@ pub async fn settle_pin_change(app: &Arc<App>, cluster_id: &str) -> Result<(), C
     }
     let mut settled = c;
     settled.pending_user_pin = None;
-    app.commit(vec![Change::Cluster(settled)]).await?;
+    app.commit(writer, vec![Change::Cluster(settled)]).await?;
     Ok(())
 }
 
@@ -271,9 +276,9 @@ pub async fn settle_all_pin_changes(app: &Arc<App>) {
         .filter(|c| c.pending_user_pin.is_some())
         .map(|c| c.id.clone())
         .collect();
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     for id in pending {
-        if let Err(e) = settle_pin_change(app, &id).await {
+        if let Err(e) = settle_pin_change(app, &writer, &id).await {
             tracing::error!(cluster = %id, error = %e.message, "cannot settle an interrupted PIN change");
         }
     }
@@ -322,7 +327,7 @@ pub async fn activate(
     admin_password: &str,
 ) -> Result<(), CloudHsmError> {
     check_password(admin_password)?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut c = get_cluster(app, cluster_id)?;
     let state = effective_state(&c);
     if state != ClusterState::Initialized {
@@ -334,7 +339,7 @@ pub async fn activate(
     let admin = User::new(cluster_id, "admin", Role::Admin, admin_password);
     c.state = ClusterState::Active;
     c.state_message = None;
-    app.commit(vec![Change::Cluster(c), Change::User(admin)])
+    app.commit(&writer, vec![Change::Cluster(c), Change::User(admin)])
         .await?;
     Ok(())
 }
@@ -363,7 +368,7 @@ pub async fn create_user(
             role.as_str()
         )));
     }
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut c = get_cluster(app, cluster_id)?;
     require_active(&c)?;
     let (exists, count) = {
@@ -387,12 +392,12 @@ pub async fn create_user(
     let user = User::new(cluster_id, &name, role, password);
     let mut changes = Vec::new();
     if name == KMSUSER {
-        set_token_pin(app, &mut c, password).await?;
+        set_token_pin(app, &writer, &mut c, password).await?;
         changes.push(Change::Cluster(c));
     }
     let view = UserView::of(&user);
     changes.push(Change::User(user));
-    app.commit(changes).await?;
+    app.commit(&writer, changes).await?;
     Ok(view)
 }
 
@@ -409,7 +414,7 @@ pub async fn delete_user(
     cluster_id: &str,
     name: &str,
 ) -> Result<(), CloudHsmError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut c = get_cluster(app, cluster_id)?;
     require_active(&c)?;
     let user = get_user(app, cluster_id, name)?;
@@ -431,13 +436,13 @@ pub async fn delete_user(
     if user.name == KMSUSER {
         // A token whose PIN the simulator does not change keeps it (and it stays recorded).
         if c.rotates_pin() {
-            set_token_pin(app, &mut c, &ids::secret(24)).await?;
+            set_token_pin(app, &writer, &mut c, &ids::secret(24)).await?;
         }
         c.kmsuser_epoch += 1;
         changes.push(Change::Cluster(c));
     }
     changes.push(Change::DelUser(user.key()));
-    app.commit(changes).await?;
+    app.commit(&writer, changes).await?;
     Ok(())
 }
 
@@ -484,7 +489,7 @@ pub async fn change_password(
     auth_password: &str,
 ) -> Result<(), CloudHsmError> {
     check_password(new_password)?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut c = get_cluster(app, cluster_id)?;
     require_active(&c)?;
     let mut auth = get_user(app, cluster_id, auth_user)?;
@@ -499,7 +504,7 @@ pub async fn change_password(
         auth.fail_login();
         let locked = auth.locked;
         let name = auth.name.clone();
-        app.commit(vec![Change::User(auth)]).await?;
+        app.commit(&writer, vec![Change::User(auth)]).await?;
         return Err(CloudHsmError::denied(if locked {
             format!("Wrong password for user {name}; the user is now locked")
         } else {
@@ -510,7 +515,8 @@ pub async fn change_password(
     if !same && auth.role != Role::Admin {
         if auth.failed_logins > 0 {
             auth.failed_logins = 0;
-            app.commit(vec![Change::User(auth.clone())]).await?;
+            app.commit(&writer, vec![Change::User(auth.clone())])
+                .await?;
         }
         return Err(CloudHsmError::denied(format!(
             "The user {} is not an admin and cannot change the password of {}",
@@ -524,11 +530,11 @@ pub async fn change_password(
     }
     t.set_password(new_password);
     if t.name == KMSUSER {
-        set_token_pin(app, &mut c, new_password).await?;
+        set_token_pin(app, &writer, &mut c, new_password).await?;
         changes.push(Change::Cluster(c));
     }
     changes.push(Change::User(t));
-    app.commit(changes).await?;
+    app.commit(&writer, changes).await?;
     Ok(())
 }
 
@@ -548,7 +554,7 @@ pub async fn login(
     name: &str,
     password: &str,
 ) -> Result<(), CloudHsmError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let c = get_cluster(app, cluster_id)?;
     require_active(&c)?;
     let mut u = get_user(app, cluster_id, name)?;
@@ -568,12 +574,12 @@ pub async fn login(
         } else {
             format!("Wrong password for user {}", u.name)
         };
-        app.commit(vec![Change::User(u)]).await?;
+        app.commit(&writer, vec![Change::User(u)]).await?;
         return Err(CloudHsmError::denied(msg));
     }
     u.failed_logins = 0;
     u.sessions = u.sessions.saturating_add(1);
-    app.commit(vec![Change::User(u)]).await?;
+    app.commit(&writer, vec![Change::User(u)]).await?;
     Ok(())
 }
 
@@ -584,7 +590,7 @@ pub async fn login(
 /// `CloudHsmResourceNotFoundException` for an unknown cluster or user;
 /// `CloudHsmInvalidRequestException` if the user is not logged in.
 pub async fn logout(app: &Arc<App>, cluster_id: &str, name: &str) -> Result<(), CloudHsmError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     get_cluster(app, cluster_id)?;
     let mut u = get_user(app, cluster_id, name)?;
     if u.sessions == 0 {
@@ -594,11 +600,11 @@ pub async fn logout(app: &Arc<App>, cluster_id: &str, name: &str) -> Result<(), 
         )));
     }
     u.sessions -= 1;
-    app.commit(vec![Change::User(u)]).await?;
+    app.commit(&writer, vec![Change::User(u)]).await?;
     Ok(())
 }
 
-/// For the KMS layer's connect-time rotation (D11), **with `app.writer` already held**: set
+/// For the KMS layer's connect-time rotation (D11), **with the writer lock already held** (its `Writer` passed in): set
 /// `kmsuser`'s password to `new_password` and the token's user PIN with it (the `C_SetPIN`
 /// happens here), and return the changes (the user with its new password and cleared
 /// failure count, the cluster with its new `token_user_pin`) for the caller to commit
@@ -612,13 +618,14 @@ pub async fn logout(app: &Arc<App>, cluster_id: &str, name: &str) -> Result<(), 
 /// if the token refuses the PIN change (then nothing has changed).
 pub async fn kmsuser_password_changes(
     app: &Arc<App>,
+    writer: &crate::app::Writer<'_>,
     cluster_id: &str,
     new_password: &str,
 ) -> Result<Vec<Change>, CloudHsmError> {
     check_password(new_password)?;
     let mut c = get_cluster(app, cluster_id)?;
     let mut u = get_user(app, cluster_id, KMSUSER)?;
-    set_token_pin(app, &mut c, new_password).await?;
+    set_token_pin(app, writer, &mut c, new_password).await?;
     u.set_password(new_password);
     Ok(vec![Change::Cluster(c), Change::User(u)])
 }

@@ -206,7 +206,7 @@ async fn clock_advance(State(app): State<Arc<App>>, JsonBody(body, _share): Json
                 ));
             }
             {
-                let _w = app.writer.lock().await;
+                let writer = app.lock_writer().await;
                 let offset = app.world().clock_offset + secs;
                 if offset > MAX_CLOCK_OFFSET_SECONDS {
                     return Err(ControlError::bad(format!(
@@ -216,7 +216,7 @@ async fn clock_advance(State(app): State<Arc<App>>, JsonBody(body, _share): Json
                         MAX_CLOCK_OFFSET_SECONDS - app.world().clock_offset
                     )));
                 }
-                app.commit(vec![Change::ClockOffset(offset)])
+                app.commit(&writer, vec![Change::ClockOffset(offset)])
                     .await
                     .map_err(|e| ControlError::bad(e.to_string()))?;
             }

@@ -130,7 +130,7 @@ pub async fn get_parameters(
     req: GetParametersForImportRequest,
 ) -> Result<GetParametersForImportResponse, KmsError> {
     let bits = wrapping_bits(req.wrapping_algorithm, req.wrapping_key_spec)?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut k = external_key(app, &req.key_id)?;
     let token = app.internal_token().await.map_err(KmsError::internal)?;
     let wrapping = new_object_id();
@@ -153,7 +153,7 @@ pub async fn get_parameters(
         nonce: hex(&nonce),
     });
     let changes = super::multi_region::with_shared_material(&app.world(), &k);
-    if let Err(e) = app.commit(changes).await {
+    if let Err(e) = app.commit(&writer, changes).await {
         let _ = token.destroy(wrapping).await;
         return Err(KmsError::internal(e));
     }
@@ -326,7 +326,7 @@ pub async fn import_material(
 ) -> Result<ImportKeyMaterialResponse, KmsError> {
     let raw = req.key_id.clone();
     let r = import_request(req, app.now())?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut k = external_key(app, &raw)?;
     let params = check_token(&k, &r.import_token, app.now())?;
     let target = import_target(&k, &r)?;
@@ -350,7 +350,7 @@ pub async fn import_material(
     }
     app.failpoints.hit("import.material_made");
     let changes = super::multi_region::with_shared_material(&app.world(), &k);
-    if let Err(e) = app.commit(changes).await {
+    if let Err(e) = app.commit(&writer, changes).await {
         let _ = token.destroy(object).await;
         return Err(KmsError::internal(e));
     }
@@ -550,7 +550,7 @@ pub async fn delete_material(
     req: DeleteImportedKeyMaterialRequest,
 ) -> Result<DeleteImportedKeyMaterialResponse, KmsError> {
     let wanted = req.key_material_id;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut k = Arc::unwrap_or_clone(resolve_key(
         app,
         &app.world(),
@@ -587,7 +587,9 @@ pub async fn delete_material(
         imp.present = false;
     }
     let changes = super::multi_region::with_shared_material(&app.world(), &k);
-    app.commit(changes).await.map_err(KmsError::internal)?;
+    app.commit(&writer, changes)
+        .await
+        .map_err(KmsError::internal)?;
     Ok(DeleteImportedKeyMaterialResponse {
         key_id: Some(k.arn),
         key_material_id: Some(id),

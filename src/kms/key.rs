@@ -335,7 +335,7 @@ pub async fn create(
     new: NewKey,
     fixed_id: Option<uuid::Uuid>,
 ) -> Result<Key, KmsError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let (id, object) = new_key_id(app, fixed_id, new.multi_region);
     if app
         .world()
@@ -378,7 +378,7 @@ pub async fn create(
         description: new.description,
         store_id: new.store_id,
     };
-    if let Err(e) = app.commit(vec![Change::Key(key.clone())]).await {
+    if let Err(e) = app.commit(&writer, vec![Change::Key(key.clone())]).await {
         // Nothing half-done: the material of a key that was never acknowledged goes too.
         let _ = token.destroy(object).await;
         return Err(KmsError::internal(e));
@@ -489,7 +489,7 @@ async fn mutate_key(
     how: KeyRef,
     f: impl FnOnce(&mut Key, &World) -> Result<Vec<Change>, KmsError>,
 ) -> Result<Key, KmsError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let (key, changes) = {
         let w = app.world();
         let mut k = Arc::unwrap_or_clone(resolve_key(app, &w, raw, how)?);
@@ -497,7 +497,9 @@ async fn mutate_key(
         changes.insert(0, Change::Key(k.clone()));
         (k, changes)
     };
-    app.commit(changes).await.map_err(KmsError::internal)?;
+    app.commit(&writer, changes)
+        .await
+        .map_err(KmsError::internal)?;
     Ok(key)
 }
 
@@ -686,7 +688,7 @@ pub async fn new_alias(app: &Arc<App>, name: String, target: &str) -> Result<(),
             "Aliases beginning with alias/aws/ are reserved for AWS managed keys."
         ));
     }
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let alias = {
         let w = app.world();
         let k = target_key(app, &w, target)?;
@@ -719,7 +721,7 @@ pub async fn new_alias(app: &Arc<App>, name: String, target: &str) -> Result<(),
             region,
         }
     };
-    app.commit(vec![Change::Alias(alias)])
+    app.commit(&writer, vec![Change::Alias(alias)])
         .await
         .map_err(KmsError::internal)
 }
@@ -728,7 +730,7 @@ pub async fn new_alias(app: &Arc<App>, name: String, target: &str) -> Result<(),
 pub async fn update_alias(app: &Arc<App>, req: UpdateAliasRequest) -> Result<(), KmsError> {
     let name = req.alias_name;
     alias_name(&name)?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let alias = {
         let w = app.world();
         let mut a = w
@@ -741,7 +743,7 @@ pub async fn update_alias(app: &Arc<App>, req: UpdateAliasRequest) -> Result<(),
         a.last_updated_date = app.now();
         a
     };
-    app.commit(vec![Change::Alias(alias)])
+    app.commit(&writer, vec![Change::Alias(alias)])
         .await
         .map_err(KmsError::internal)
 }
@@ -750,7 +752,7 @@ pub async fn update_alias(app: &Arc<App>, req: UpdateAliasRequest) -> Result<(),
 pub async fn delete_alias(app: &Arc<App>, req: DeleteAliasRequest) -> Result<(), KmsError> {
     let name = req.alias_name;
     alias_name(&name)?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let id = super::alias_id(app, &name);
     if !app.world().aliases.contains_key(&id) {
         return Err(kms_err!(
@@ -759,7 +761,7 @@ pub async fn delete_alias(app: &Arc<App>, req: DeleteAliasRequest) -> Result<(),
             alias_arn(app, &name)
         ));
     }
-    app.commit(vec![Change::DelAlias(id)])
+    app.commit(&writer, vec![Change::DelAlias(id)])
         .await
         .map_err(KmsError::internal)
 }

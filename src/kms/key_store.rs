@@ -253,7 +253,7 @@ pub async fn create_store(
         trust_anchor: anchor,
         password,
     } = new;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let now = app.now();
     let (account, region) = crate::namespace::for_new(app);
     let store = {
@@ -307,7 +307,7 @@ pub async fn create_store(
         }
     };
     let id = store.id.clone();
-    app.commit(vec![Change::Store(store)])
+    app.commit(&writer, vec![Change::Store(store)])
         .await
         .map_err(KmsError::internal)?;
     Ok(id)
@@ -353,7 +353,7 @@ pub async fn connect(
 /// Connect store `id` (ConnectCustomKeyStore's domain half; the seed connects its stores
 /// here): returns at once; a task finishes the connection (D11).
 pub async fn connect_store(app: &Arc<App>, id: String) -> Result<(), KmsError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut store = stored(app, &id)?;
     if !super::rules::connect_allowed(&id, store.state)? {
         return Ok(());
@@ -373,7 +373,7 @@ pub async fn connect_store(app: &Arc<App>, id: String) -> Result<(), KmsError> {
     store.error_code = None;
     store.generation += 1;
     let generation = store.generation;
-    app.commit(vec![Change::Store(store)])
+    app.commit(&writer, vec![Change::Store(store)])
         .await
         .map_err(KmsError::internal)?;
     spawn_connect(app, id, generation, true);
@@ -402,7 +402,7 @@ pub fn spawn_connect(app: &Arc<App>, id: String, generation: u64, rotate: bool) 
 /// The asynchronous connection: checks in D11's order, then a real `C_Login` as kmsuser and
 /// a password rotation (token PIN with it), or `FAILED` with the matching code.
 async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool) {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let Some(mut store) = app.world().stores.get(id).cloned() else {
         return;
     };
@@ -413,7 +413,7 @@ async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool)
     let outcome = check_connect(&app.world(), &store, &mut changes);
     let result = match outcome {
         Err(code) => Err(code),
-        Ok(()) => login_and_rotate(app, &mut store, &mut changes, rotate).await,
+        Ok(()) => login_and_rotate(app, &writer, &mut store, &mut changes, rotate).await,
     };
     match result {
         Ok(epoch) => {
@@ -435,7 +435,7 @@ async fn finish_connect(app: &Arc<App>, id: &str, generation: u64, rotate: bool)
         }
     }
     changes.push(Change::Store(store));
-    if let Err(e) = app.commit(changes).await {
+    if let Err(e) = app.commit(&writer, changes).await {
         tracing::error!(error = %e, "cannot record the connection outcome");
         return;
     }
@@ -505,6 +505,7 @@ fn check_connect(
 
 async fn login_and_rotate(
     app: &Arc<App>,
+    writer: &crate::app::Writer<'_>,
     store: &mut KeyStore,
     changes: &mut Vec<Change>,
     rotate: bool,
@@ -513,7 +514,7 @@ async fn login_and_rotate(
         tracing::warn!(error = %e, "failure while connecting");
         ConnectionErrorCode::InternalError
     };
-    crate::cluster::users::settle_pin_change(app, &store.cluster_id)
+    crate::cluster::users::settle_pin_change(app, writer, &store.cluster_id)
         .await
         .map_err(|e| internal(&e.message))?;
     let (cluster, user) = {
@@ -540,7 +541,7 @@ async fn login_and_rotate(
         return Ok(cluster.kmsuser_epoch);
     }
     let fresh = crate::ids::secret(24);
-    match crate::cluster::users::kmsuser_password_changes(app, &cluster.id, &fresh).await {
+    match crate::cluster::users::kmsuser_password_changes(app, writer, &cluster.id, &fresh).await {
         Ok(rotated) => {
             let epoch = crate::cluster::users::epoch_after(&rotated, &cluster.id);
             changes.extend(rotated);
@@ -560,14 +561,14 @@ pub async fn disconnect(
     req: DisconnectCustomKeyStoreRequest,
 ) -> Result<DisconnectCustomKeyStoreResponse, KmsError> {
     let id = req.custom_key_store_id;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut store = stored(app, &id)?;
     super::rules::disconnect_allowed(&id, store.state)?;
     store.state = ConnectionState::Disconnecting;
     store.error_code = None;
     store.generation += 1;
     let generation = store.generation;
-    app.commit(vec![Change::Store(store)])
+    app.commit(&writer, vec![Change::Store(store)])
         .await
         .map_err(KmsError::internal)?;
     spawn_disconnect(app, id, generation);
@@ -587,7 +588,7 @@ pub fn spawn_disconnect(app: &Arc<App>, id: String, generation: u64) {
 }
 
 async fn finish_disconnect(app: &Arc<App>, id: &str, generation: u64) {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let Some(mut store) = app.world().stores.get(id).cloned() else {
         return;
     };
@@ -607,7 +608,7 @@ async fn finish_disconnect(app: &Arc<App>, id: &str, generation: u64) {
     }
     store.state = ConnectionState::Disconnected;
     store.set_session(None);
-    if let Err(e) = app.commit(vec![Change::Store(store)]).await {
+    if let Err(e) = app.commit(&writer, vec![Change::Store(store)]).await {
         tracing::error!(error = %e, "cannot record the disconnect");
     }
 }
@@ -619,7 +620,7 @@ pub async fn delete(
     req: DeleteCustomKeyStoreRequest,
 ) -> Result<DeleteCustomKeyStoreResponse, KmsError> {
     let id = req.custom_key_store_id;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     {
         let w = app.world();
         let store = w
@@ -634,7 +635,7 @@ pub async fn delete(
             .count();
         super::rules::delete_allowed(&id, store.state, n)?;
     }
-    app.commit(vec![Change::DelStore(id)])
+    app.commit(&writer, vec![Change::DelStore(id)])
         .await
         .map_err(KmsError::internal)?;
     Ok(DeleteCustomKeyStoreResponse {})
@@ -727,7 +728,7 @@ pub async fn update(
             "{m} applies only to external key stores; {id} is an AWS CloudHSM key store."
         ));
     }
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut store = {
         let w = app.world();
         let store = w
@@ -759,7 +760,7 @@ pub async fn update(
     if let Some(c) = cluster_id {
         store.cluster_id = c;
     }
-    app.commit(vec![Change::Store(store)])
+    app.commit(&writer, vec![Change::Store(store)])
         .await
         .map_err(KmsError::internal)?;
     Ok(UpdateCustomKeyStoreResponse {})
@@ -811,8 +812,8 @@ pub async fn resume(app: &Arc<App>) {
                 s2.generation += 1;
                 let g = s2.generation;
                 {
-                    let _w = app.writer.lock().await;
-                    if let Err(e) = app.commit(vec![Change::Store(s2)]).await {
+                    let writer = app.lock_writer().await;
+                    if let Err(e) = app.commit(&writer, vec![Change::Store(s2)]).await {
                         tracing::error!(error = %e, "cannot resume key store");
                         continue;
                     }

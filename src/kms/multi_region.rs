@@ -254,7 +254,7 @@ pub async fn replicate_key(
         .collect();
     super::key::check_tags(&tags)?;
     let region = req.replica_region;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let replica = {
         let w = app.world();
         let primary = primary_named(app, &w, &req.key_id, "ReplicateKey")?;
@@ -276,7 +276,7 @@ pub async fn replicate_key(
             ..Key::clone(&primary)
         }
     };
-    app.commit(vec![Change::Key(replica.clone())])
+    app.commit(&writer, vec![Change::Key(replica.clone())])
         .await
         .map_err(KmsError::internal)?;
     let metadata = super::key::metadata(&app.world(), &replica);
@@ -329,7 +329,7 @@ pub async fn update_primary_region(
     req: UpdatePrimaryRegionRequest,
 ) -> Result<(), KmsError> {
     let region = req.primary_region;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let changes = {
         let w = app.world();
         let primary = primary_named(app, &w, &req.key_id, "UpdatePrimaryRegion")?;
@@ -359,7 +359,9 @@ pub async fn update_primary_region(
         new.multi_region = Some(MultiRegionRole::Primary);
         vec![Change::Key(old), Change::Key(new)]
     };
-    app.commit(changes).await.map_err(KmsError::internal)
+    app.commit(&writer, changes)
+        .await
+        .map_err(KmsError::internal)
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub struct Report {
 
 /// Reconcile every token (the internal one and each cluster's) with the metadata.
 pub async fn reconcile(app: &Arc<App>) -> Report {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut report = Report::default();
     let clusters: Vec<(String, String, bool)> = app
         .world()
@@ -51,17 +51,18 @@ pub async fn reconcile(app: &Arc<App>) -> Report {
         .collect();
     let internal = app.config.internal_token_label.clone();
     match app.internal_token().await {
-        Ok(t) => reconcile_token(app, &t, &internal, &mut report).await,
+        Ok(t) => reconcile_token(app, &writer, &t, &internal, &mut report).await,
         Err(e) => unreadable(&internal, &e, &mut report),
     }
     for (id, pin, _) in clusters.into_iter().filter(|c| c.2) {
         match app.token(&id).await {
-            Ok(t) if t.is_logged_in() => reconcile_token(app, &t, &id, &mut report).await,
+            Ok(t) if t.is_logged_in() => reconcile_token(app, &writer, &t, &id, &mut report).await,
             Ok(t) => {
                 let pin = app.pin(crate::cluster::model::KMSUSER, &pin);
+                let held = &writer;
                 let r = t
                     .with_login(&pin, |t| async move {
-                        reconcile_token(app, &t, &id, &mut report).await;
+                        reconcile_token(app, held, &t, &id, &mut report).await;
                         Ok(())
                     })
                     .await;
@@ -84,7 +85,13 @@ fn unreadable(label: &str, e: &dyn std::fmt::Display, report: &mut Report) {
 }
 
 /// Compare one logged-in token (`label`) with the keys and orphan records that name it.
-async fn reconcile_token(app: &Arc<App>, token: &Arc<Token>, label: &str, report: &mut Report) {
+async fn reconcile_token(
+    app: &Arc<App>,
+    writer: &crate::app::Writer<'_>,
+    token: &Arc<Token>,
+    label: &str,
+    report: &mut Report,
+) {
     report.tokens_checked += 1;
     let on_token: BTreeSet<ObjectId> = token.indexed_ids().into_iter().collect();
     let (live, orphans) = expected(app, label);
@@ -136,7 +143,7 @@ async fn reconcile_token(app: &Arc<App>, token: &Arc<Token>, label: &str, report
             reason: FOUND_AT_START.into(),
         }));
     }
-    if let Err(e) = app.commit(changes).await {
+    if let Err(e) = app.commit(writer, changes).await {
         tracing::error!(error = %e, "reconciliation: cannot record what it found");
     }
 }

@@ -89,11 +89,13 @@ async fn change_key(
     raw: &str,
     f: impl FnOnce(&mut Key) -> Result<(), KmsError>,
 ) -> Result<Key, KmsError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut k = Arc::unwrap_or_clone(resolve_key(app, &app.world(), raw, KeyRef::IdOrArn)?);
     f(&mut k)?;
     let changes = super::multi_region::with_shared_material(&app.world(), &k);
-    app.commit(changes).await.map_err(KmsError::internal)?;
+    app.commit(&writer, changes)
+        .await
+        .map_err(KmsError::internal)?;
     Ok(k)
 }
 
@@ -208,11 +210,12 @@ fn demote_current(list: &mut [Material]) {
 /// the material objects made for it.
 async fn commit_or_undo(
     app: &Arc<App>,
+    writer: &crate::app::Writer<'_>,
     k: &Key,
     made: &[crate::hsm::ObjectId],
 ) -> Result<(), KmsError> {
     let changes = super::multi_region::with_shared_material(&app.world(), k);
-    if let Err(e) = app.commit(changes).await {
+    if let Err(e) = app.commit(writer, changes).await {
         if let Ok(t) = app.internal_token().await {
             for o in made {
                 let _ = t.destroy(*o).await;
@@ -229,7 +232,7 @@ pub async fn rotate_on_demand(
     app: &Arc<App>,
     req: RotateKeyOnDemandRequest,
 ) -> Result<RotateKeyOnDemandResponse, KmsError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let mut k = Arc::unwrap_or_clone(resolve_key(
         app,
         &app.world(),
@@ -254,7 +257,7 @@ pub async fn rotate_on_demand(
         vec![add_generated(app, &mut k, RotationType::OnDemand, now).await?]
     };
     k.material.on_demand_rotations += 1;
-    commit_or_undo(app, &k, &made).await?;
+    commit_or_undo(app, &writer, &k, &made).await?;
     Ok(RotateKeyOnDemandResponse {
         key_id: Some(k.arn),
     })
@@ -383,19 +386,24 @@ pub async fn apply_due_events(app: &Arc<App>) {
     if due(app, app.now()).is_empty() {
         return;
     }
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let now = app.now();
     for id in due(app, now) {
         let Some(k) = app.world().key(&id).cloned() else {
             continue;
         };
-        if let Err(e) = apply_key_events(app, Arc::unwrap_or_clone(k), now).await {
+        if let Err(e) = apply_key_events(app, &writer, Arc::unwrap_or_clone(k), now).await {
             tracing::error!(key = %id, error = %e, "cannot apply a due rotation or expiry");
         }
     }
 }
 
-async fn apply_key_events(app: &Arc<App>, mut k: Key, now: f64) -> Result<(), KmsError> {
+async fn apply_key_events(
+    app: &Arc<App>,
+    writer: &crate::app::Writer<'_>,
+    mut k: Key,
+    now: f64,
+) -> Result<(), KmsError> {
     expire_materials(app, &mut k, now).await?;
     let mut made = Vec::new();
     for _ in 0..MAX_CATCH_UP {
@@ -413,7 +421,7 @@ async fn apply_key_events(app: &Arc<App>, mut k: Key, now: f64) -> Result<(), Km
             r.next = Some(due + f64::from(r.period_days) * DAY);
         }
     }
-    commit_or_undo(app, &k, &made).await
+    commit_or_undo(app, writer, &k, &made).await
 }
 
 /// Destroy the imported materials of `k` whose `ValidTo` passed (not committed).

@@ -28,18 +28,18 @@ pub async fn sweep_if_due(app: &Arc<App>) {
     if due(app, app.now()).is_empty() {
         return;
     }
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let now = app.now();
     // A second pass completes what the first made due: a multi-Region primary whose last
     // replica's deletion started its waiting period at a date already past.
     for _ in 0..2 {
         for k in due(app, now) {
-            complete_deletion(app, &k, now).await;
+            complete_deletion(app, &writer, &k, now).await;
         }
     }
 }
 
-async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
+async fn complete_deletion(app: &Arc<App>, writer: &crate::app::Writer<'_>, k: &Key, now: f64) {
     let id: [u8; 16] = super::multi_region::object_id(&k.id).unwrap_or([0; 16]);
     let mut changes = vec![Change::DelKey(k.storage_id())];
     let (aliases, store, next_seq, shared) = {
@@ -111,7 +111,7 @@ async fn complete_deletion(app: &Arc<App>, k: &Key, now: f64) {
             }));
         }
     }
-    if let Err(e) = app.commit(changes).await {
+    if let Err(e) = app.commit(writer, changes).await {
         tracing::error!(error = %e, key = %k.arn, "cannot record a completed deletion");
     }
 }

@@ -150,7 +150,7 @@ pub async fn create_grant(
     let dry = req.dry_run.unwrap_or(false);
     let operations = rules::operations(&req.operations)?;
     let mut grant = requested_grant(app, req, &operations)?;
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let existing = {
         let w = app.world();
         let k = resolve_key(app, &w, &raw, KeyRef::IdOrArn)?;
@@ -173,7 +173,7 @@ pub async fn create_grant(
         None => {
             grant.id = token::new_grant_id();
             let id = grant.id.clone();
-            app.commit(vec![Change::Grant(grant.clone())])
+            app.commit(&writer, vec![Change::Grant(grant.clone())])
                 .await
                 .map_err(KmsError::internal)?;
             id
@@ -352,12 +352,12 @@ fn retire_target(app: &App, w: &World, req: &RetireGrantRequest) -> Result<Strin
 
 /// `RetireGrant`.
 pub async fn retire_grant(app: &Arc<App>, req: RetireGrantRequest) -> Result<(), KmsError> {
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let sid = retire_target(app, &app.world(), &req)?;
     if req.dry_run.unwrap_or(false) {
         return Err(dry_run_ok());
     }
-    app.commit(vec![Change::DelGrant(sid)])
+    app.commit(&writer, vec![Change::DelGrant(sid)])
         .await
         .map_err(KmsError::internal)
 }
@@ -368,7 +368,7 @@ pub async fn revoke_grant(app: &Arc<App>, req: RevokeGrantRequest) -> Result<(),
     if !token::is_grant_id(&id) {
         return Err(bad_grant_id(&id));
     }
-    let _w = app.writer.lock().await;
+    let writer = app.lock_writer().await;
     let sid = {
         let w = app.world();
         let k = resolve_key(app, &w, &req.key_id, KeyRef::IdOrArn)?;
@@ -381,7 +381,7 @@ pub async fn revoke_grant(app: &Arc<App>, req: RevokeGrantRequest) -> Result<(),
     if req.dry_run.unwrap_or(false) {
         return Err(dry_run_ok());
     }
-    app.commit(vec![Change::DelGrant(sid)])
+    app.commit(&writer, vec![Change::DelGrant(sid)])
         .await
         .map_err(KmsError::internal)
 }
