@@ -68,7 +68,7 @@ fn material_entry(k: &Key) -> Option<(i64, String)> {
 
 fn pending_entry(k: &Key) -> Option<(i64, String)> {
     match (k.state, k.deletion_date) {
-        (crate::kms::model::KeyStateU::PendingDeletion, Some(d)) => {
+        (crate::kms::model::StoredKeyState::PendingDeletion, Some(d)) => {
             Some(((d * 1000.0).floor() as i64, k.storage_id()))
         }
         _ => None,
@@ -683,7 +683,7 @@ fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{Change, World};
-    use crate::kms::model::{Key, KeyStateU, Origin};
+    use crate::kms::model::{Key, Origin, StoredKeyState};
 
     fn key(id: &str, description: &str) -> Key {
         Key {
@@ -694,7 +694,7 @@ mod tests {
             origin: Origin::AwsKms,
             store_id: None,
             token_label: "kms-internal".into(),
-            state: KeyStateU::Enabled,
+            state: StoredKeyState::Enabled,
             deletion_date: None,
             pending_window_days: None,
             tags: Default::default(),

@@ -42,7 +42,7 @@ fn store_keys(app: &App, id: &str) -> Vec<KeyRow> {
         .map(|k| KeyRow {
             id: k.id.clone(),
             aliases: aliases.remove(k.id.as_str()).unwrap_or_default(),
-            state: crate::kms::visible_state(&w, k),
+            state: crate::kms::visible_state(&w, k).as_str(),
             deletion_date: k.deletion_date,
             created: k.creation_date,
         })

@@ -7,7 +7,7 @@ use super::layout::{self, Section, page, respond};
 use super::{kms_call, query_value, see_other, when};
 use crate::app::App;
 use crate::kms::error::{KmsError, KmsErrorKind};
-use crate::kms::model::{ConnectionErrorCode, ConnectionState, KeyStateU};
+use crate::kms::model::{ConnectionErrorCode, ConnectionState, StoredKeyState};
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -357,7 +357,7 @@ fn key_counts(app: &App, id: &str) -> (usize, usize) {
     mine.fold((0, 0), |(t, p), k| {
         (
             t + 1,
-            p + usize::from(k.state == KeyStateU::PendingDeletion),
+            p + usize::from(k.state == StoredKeyState::PendingDeletion),
         )
     })
 }

@@ -13,6 +13,7 @@ use super::error::{KmsError, KmsErrorKind};
 use super::model::{ConnectionState, Key, Origin};
 use super::spec::KeyUsage;
 use super::{KeyRef, key_arn, resolve_key, visible_state};
+use crate::api::kms::KeyState;
 use crate::api::kms::{
     DataKeySpec, DecryptRequest, DecryptResponse, EncryptRequest, EncryptResponse,
     EncryptionAlgorithmSpec, GenerateDataKeyRequest, GenerateDataKeyResponse,
@@ -172,10 +173,10 @@ pub(super) async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsErr
     {
         let w = app.world();
         let state = visible_state(&w, k);
-        if state == "PendingImport" {
+        if state == KeyState::PendingImport {
             return Err(pending_import(k));
         }
-        super::rules::crypto_allowed(state, &k.arn)?;
+        super::rules::crypto_allowed(state.as_str(), &k.arn)?;
         if k.origin == Origin::AwsCloudhsm {
             let store = k.store_id.as_ref().and_then(|s| w.stores.get(s));
             let cluster = store.map(|s| s.cluster_id.clone()).unwrap_or_default();

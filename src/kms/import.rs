@@ -17,7 +17,7 @@ use super::error::KmsError;
 use super::material::{
     self, ImportParams, Imported, Material, MaterialState, hex, hex_object_id, new_object_id,
 };
-use super::model::{Key, KeyKind, KeyStateU, Origin};
+use super::model::{Key, KeyKind, Origin, StoredKeyState};
 use super::spec::KeySpec;
 use super::{KeyRef, resolve_key};
 use crate::api::kms::{
@@ -100,7 +100,7 @@ fn external_key(app: &App, raw: &str) -> Result<Key, KmsError> {
         return Err(super::rotation::origin_not_valid(&k));
     }
     not_a_replica(&k)?;
-    if k.state == KeyStateU::PendingDeletion {
+    if k.state == StoredKeyState::PendingDeletion {
         return Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn));
     }
     Ok(k)

@@ -2,7 +2,7 @@
 //! scheduled deletion, descriptions, tags, aliases and key policies (spec §2.7–§2.15, §3).
 
 use super::error::KmsError;
-use super::model::{Alias, Key, KeyKind, KeyStateU, Origin};
+use super::model::{Alias, Key, KeyKind, Origin, StoredKeyState};
 use super::{KeyRef, alias_arn, key_arn, paginate, resolve_key, visible_state};
 use crate::api::Timestamp;
 use crate::api::kms::{
@@ -82,17 +82,17 @@ pub fn metadata(w: &World, k: &Key) -> KeyMetadata {
         key_id: k.id.clone(),
         arn: Some(k.arn.clone()),
         creation_date: Some(Timestamp(k.creation_date)),
-        enabled: Some(state == "Enabled"),
+        enabled: Some(state == KeyState::Enabled),
         description: Some(k.description.clone()),
         key_usage: KeyUsageType::parse(k.kind.usage.as_str()),
-        key_state: KeyState::parse(state),
+        key_state: Some(state),
         origin: OriginType::parse(k.origin.as_str()),
         key_manager: Some(KeyManagerType::Customer),
         customer_master_key_spec: CustomerMasterKeySpec::parse(spec),
         key_spec: KeySpec::parse(spec),
         ..Default::default()
     };
-    if k.state == KeyStateU::PendingDeletion {
+    if k.state == StoredKeyState::PendingDeletion {
         m.deletion_date = k.deletion_date.map(Timestamp);
     }
     if let Some(s) = &k.store_id {
@@ -360,7 +360,7 @@ pub async fn create(
             Origin::AwsKms
         },
         token_label,
-        state: KeyStateU::Enabled,
+        state: StoredKeyState::Enabled,
         deletion_date: None,
         pending_window_days: None,
         tags: new.tags.into_iter().collect(),
@@ -521,9 +521,9 @@ async fn set_enabled(app: &Arc<App>, key_id: &str, enabled: bool) -> Result<(), 
             return Err(super::crypto::pending_import(k));
         }
         k.state = if enabled {
-            KeyStateU::Enabled
+            StoredKeyState::Enabled
         } else {
-            KeyStateU::Disabled
+            StoredKeyState::Disabled
         };
         Ok(vec![])
     })
@@ -546,7 +546,7 @@ pub async fn schedule_deletion(
     })
     .await?;
     let state = match k.state {
-        KeyStateU::PendingReplicaDeletion => KeyState::PendingReplicaDeletion,
+        StoredKeyState::PendingReplicaDeletion => KeyState::PendingReplicaDeletion,
         _ => KeyState::PendingDeletion,
     };
     Ok(ScheduleKeyDeletionResponse {

@@ -21,12 +21,12 @@ pub mod signing;
 pub mod spec;
 pub mod sweep;
 
-use crate::api::kms::{Request, Response};
+use crate::api::kms::{KeyState, Request, Response};
 use crate::app::{App, World};
 use crate::kms_err;
 use crate::protocol::input::InputError;
 use error::{KmsError, KmsErrorKind};
-use model::{ConnectionState, Key, KeyStateU};
+use model::{ConnectionState, Key, StoredKeyState};
 use std::sync::Arc;
 
 /// Run one KMS operation, already decoded and validated. `Ok(None)` means cks-sim does not
@@ -312,21 +312,21 @@ pub fn alias_arn(app: &App, name: &str) -> String {
 /// The visible `KeyState` of a key (§3.2): `PendingDeletion` wins, then `Unavailable` while the
 /// key's store is not `CONNECTED`, then `PendingImport` while an `EXTERNAL` key waits for its
 /// material, else the underlying state.
-pub fn visible_state(w: &World, k: &Key) -> &'static str {
+pub fn visible_state(w: &World, k: &Key) -> KeyState {
     match k.state {
-        KeyStateU::PendingDeletion => "PendingDeletion",
-        KeyStateU::PendingReplicaDeletion => "PendingReplicaDeletion",
-        _ if material::pending_import(k) => "PendingImport",
+        StoredKeyState::PendingDeletion => KeyState::PendingDeletion,
+        StoredKeyState::PendingReplicaDeletion => KeyState::PendingReplicaDeletion,
+        _ if material::pending_import(k) => KeyState::PendingImport,
         _ if k.store_id.as_ref().is_some_and(|s| {
             w.stores
                 .get(s)
                 .is_none_or(|s| s.state != ConnectionState::Connected)
         }) =>
         {
-            "Unavailable"
+            KeyState::Unavailable
         }
-        KeyStateU::Enabled => "Enabled",
-        KeyStateU::Disabled => "Disabled",
+        StoredKeyState::Enabled => KeyState::Enabled,
+        StoredKeyState::Disabled => KeyState::Disabled,
     }
 }
 

@@ -126,7 +126,7 @@ impl KeyStore {
 /// The underlying key state (§3.2); the visible state adds `Unavailable`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
-pub enum KeyStateU {
+pub enum StoredKeyState {
     Enabled,
     Disabled,
     PendingDeletion,
@@ -176,7 +176,7 @@ pub struct Key {
     /// The token label holding the material (a cluster ID, or `kms-internal`).
     pub token_label: String,
     /// Underlying state.
-    pub state: KeyStateU,
+    pub state: StoredKeyState,
     /// When the deletion completes (PendingDeletion only).
     pub deletion_date: Option<f64>,
     /// The waiting period asked for.

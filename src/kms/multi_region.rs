@@ -18,8 +18,9 @@
 //! `UpdatePrimaryRegion` completes at once (AWS shows `Updating` for a few seconds).
 
 use super::error::KmsError;
-use super::model::{Key, KeyStateU, MultiRegionRole};
+use super::model::{Key, MultiRegionRole, StoredKeyState};
 use super::{KeyRef, resolve_key, visible_state};
+use crate::api::kms::KeyState;
 use crate::api::kms::{
     KeyMetadata, MultiRegionConfiguration, MultiRegionKey, MultiRegionKeyType, ReplicateKeyRequest,
     ReplicateKeyResponse, Tag, UpdatePrimaryRegionRequest,
@@ -157,7 +158,7 @@ pub fn describe(w: &World, k: &Key, m: &mut KeyMetadata) {
         primary_key: primary,
         replica_keys: Some(replicas),
     });
-    if k.state == KeyStateU::PendingReplicaDeletion {
+    if k.state == StoredKeyState::PendingReplicaDeletion {
         m.pending_deletion_window_in_days = k.pending_window_days.map(i64::from);
     }
 }
@@ -171,10 +172,10 @@ pub fn after_copy_deleted(w: &World, k: &Key, at: f64) -> Vec<Change> {
     }
     let rest: Vec<&Arc<Key>> = others(w, k).collect();
     match rest.as_slice() {
-        [p] if p.state == KeyStateU::PendingReplicaDeletion => {
+        [p] if p.state == StoredKeyState::PendingReplicaDeletion => {
             let mut p = Key::clone(p);
             let days = f64::from(p.pending_window_days.unwrap_or(30));
-            p.state = KeyStateU::PendingDeletion;
+            p.state = StoredKeyState::PendingDeletion;
             p.deletion_date = Some(at + days * 86_400.0);
             vec![Change::Key(p)]
         }
@@ -202,18 +203,20 @@ pub fn alias_names(app: &App, a: &super::model::Alias, k: &Key) -> bool {
 /// Refuse a key that is not `Enabled`, in the words the cryptographic operations use.
 fn must_be_enabled(w: &World, k: &Key) -> Result<(), KmsError> {
     match visible_state(w, k) {
-        "Enabled" => Ok(()),
-        "Disabled" => Err(kms_err!(Disabled, "{} is disabled.", k.arn)),
-        "PendingDeletion" => Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn)),
+        KeyState::Enabled => Ok(()),
+        KeyState::Disabled => Err(kms_err!(Disabled, "{} is disabled.", k.arn)),
+        KeyState::PendingDeletion => {
+            Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn))
+        }
         // cks-sim's wording, after the one above: no AWS message for this state was found.
         other => Err(kms_err!(
             KmsInvalidState,
             "{} is {}.",
             k.arn,
-            if other == "PendingReplicaDeletion" {
+            if other == KeyState::PendingReplicaDeletion {
                 "pending replica deletion"
             } else {
-                other
+                other.as_str()
             }
         )),
     }
@@ -264,7 +267,7 @@ pub async fn replicate_key(
             arn: format!("arn:aws:kms:{region}:{account}:key/{}", primary.id),
             creation_date: app.now(),
             description: req.description.unwrap_or_default(),
-            state: KeyStateU::Enabled,
+            state: StoredKeyState::Enabled,
             deletion_date: None,
             pending_window_days: None,
             tags: tags.into_iter().collect(),
@@ -299,7 +302,7 @@ pub async fn replicate_key(
 /// material: as in AWS, its replicas then wait with it and get the material when it is
 /// imported into the primary), `region` is not its own, and it has no replica there yet.
 fn replicable(w: &World, primary: &Key, region: &str) -> Result<(), KmsError> {
-    if visible_state(w, primary) != "PendingImport" {
+    if visible_state(w, primary) != KeyState::PendingImport {
         must_be_enabled(w, primary)?;
     }
     let (home, account) = super::arn_region_account(&primary.arn);

@@ -12,10 +12,11 @@ use super::error::KmsError;
 use super::material::{
     self, Material, MaterialState, RotationType, hex, new_material_id, new_object_id,
 };
-use super::model::{Key, KeyStateU, MultiRegionRole, Origin};
+use super::model::{Key, MultiRegionRole, Origin, StoredKeyState};
 use super::spec::KeySpec;
 use super::{KeyRef, paginate, resolve_key, visible_state};
 use crate::api::Timestamp;
+use crate::api::kms::KeyState;
 use crate::api::kms::{
     self as api, DisableKeyRotationRequest, EnableKeyRotationRequest, ExpirationModelType,
     GetKeyRotationStatusRequest, GetKeyRotationStatusResponse, ImportState, IncludeKeyMaterial,
@@ -75,10 +76,12 @@ fn rotatable(k: &Key) -> Result<(), KmsError> {
 /// The state rules of Enable/DisableKeyRotation and RotateKeyOnDemand.
 fn usable_state(app: &App, k: &Key) -> Result<(), KmsError> {
     match visible_state(&app.world(), k) {
-        "Disabled" => Err(kms_err!(Disabled, "{} is disabled.", k.arn)),
-        "PendingDeletion" => Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn)),
-        "PendingImport" => Err(super::crypto::pending_import(k)),
-        "Unavailable" => Err(kms_err!(KmsInvalidState, "{} is unavailable.", k.arn)),
+        KeyState::Disabled => Err(kms_err!(Disabled, "{} is disabled.", k.arn)),
+        KeyState::PendingDeletion => {
+            Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn))
+        }
+        KeyState::PendingImport => Err(super::crypto::pending_import(k)),
+        KeyState::Unavailable => Err(kms_err!(KmsInvalidState, "{} is unavailable.", k.arn)),
         _ => Ok(()),
     }
 }
@@ -414,7 +417,7 @@ async fn apply_key_events(
             break;
         };
         // A disabled key or one pending deletion is not rotated; its schedule moves on.
-        if k.state == KeyStateU::Enabled {
+        if k.state == StoredKeyState::Enabled {
             made.push(add_generated(app, &mut k, RotationType::Automatic, due).await?);
         }
         if let Some(r) = &mut k.material.rotation {

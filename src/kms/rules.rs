@@ -5,7 +5,7 @@
 //! the unit tests below check the very rules the API applies.
 
 use super::error::KmsError;
-use super::model::{ConnectionState, Key, KeyStateU};
+use super::model::{ConnectionState, Key, StoredKeyState};
 use crate::kms_err;
 
 /// Seconds in a day of the simulated clock.
@@ -35,11 +35,13 @@ pub fn crypto_allowed(state: &str, arn: &str) -> Result<(), KmsError> {
 /// Whether a key in underlying state `state` may be managed (enabled, disabled, described,
 /// tagged, aliased, scheduled for deletion): not while it is pending deletion. A key whose
 /// store is disconnected (`Unavailable`) may be managed; the change applies on reconnect.
-pub fn manageable(state: KeyStateU, arn: &str) -> Result<(), KmsError> {
+pub fn manageable(state: StoredKeyState, arn: &str) -> Result<(), KmsError> {
     match state {
-        KeyStateU::PendingDeletion => Err(kms_err!(KmsInvalidState, "{arn} is pending deletion.")),
+        StoredKeyState::PendingDeletion => {
+            Err(kms_err!(KmsInvalidState, "{arn} is pending deletion."))
+        }
         // cks-sim's wording, after the one above: no AWS message for this state was found.
-        KeyStateU::PendingReplicaDeletion => Err(kms_err!(
+        StoredKeyState::PendingReplicaDeletion => Err(kms_err!(
             KmsInvalidState,
             "{arn} is pending replica deletion."
         )),
@@ -65,10 +67,10 @@ pub fn pending_window(days: Option<i64>) -> Result<u32, KmsError> {
 /// period starts when the last replica is deleted.
 pub fn schedule_deletion(k: &mut Key, now: f64, days: u32, replicas_remain: bool) {
     if replicas_remain {
-        k.state = KeyStateU::PendingReplicaDeletion;
+        k.state = StoredKeyState::PendingReplicaDeletion;
         k.deletion_date = None;
     } else {
-        k.state = KeyStateU::PendingDeletion;
+        k.state = StoredKeyState::PendingDeletion;
         k.deletion_date = Some(now + f64::from(days) * DAY);
     }
     k.pending_window_days = Some(days);
@@ -79,7 +81,7 @@ pub fn schedule_deletion(k: &mut Key, now: f64, days: u32, replicas_remain: bool
 pub fn cancel_deletion(k: &mut Key) -> Result<(), KmsError> {
     if !matches!(
         k.state,
-        KeyStateU::PendingDeletion | KeyStateU::PendingReplicaDeletion
+        StoredKeyState::PendingDeletion | StoredKeyState::PendingReplicaDeletion
     ) {
         return Err(kms_err!(
             KmsInvalidState,
@@ -87,7 +89,7 @@ pub fn cancel_deletion(k: &mut Key) -> Result<(), KmsError> {
             k.arn
         ));
     }
-    k.state = KeyStateU::Disabled;
+    k.state = StoredKeyState::Disabled;
     k.deletion_date = None;
     k.pending_window_days = None;
     Ok(())
@@ -96,7 +98,7 @@ pub fn cancel_deletion(k: &mut Key) -> Result<(), KmsError> {
 /// Whether the deletion of `k` is due at `now` (simulated clock): it is pending deletion and
 /// its deletion date has come.
 pub fn deletion_due(k: &Key, now: f64) -> bool {
-    k.state == KeyStateU::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
+    k.state == StoredKeyState::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
 }
 
 /// `ConnectCustomKeyStore` on store `id` in `state`: `Ok(true)` to start connecting,

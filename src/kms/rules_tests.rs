@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 const ARN: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 const STORE: &str = "cks-1234567890abcdef0";
 
-fn key(state: KeyStateU, store: Option<&str>) -> Key {
+fn key(state: StoredKeyState, store: Option<&str>) -> Key {
     Key {
         id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
         arn: ARN.into(),
@@ -69,11 +69,11 @@ const ALL_STORE_STATES: [ConnectionState; 5] = [
 fn a_key_of_a_connected_store_shows_its_own_state() {
     let w = world_with_store(Some(ConnectionState::Connected));
     assert_eq!(
-        visible_state(&w, &key(KeyStateU::Enabled, Some(STORE))),
+        visible_state(&w, &key(StoredKeyState::Enabled, Some(STORE))).as_str(),
         "Enabled"
     );
     assert_eq!(
-        visible_state(&w, &key(KeyStateU::Disabled, Some(STORE))),
+        visible_state(&w, &key(StoredKeyState::Disabled, Some(STORE))).as_str(),
         "Disabled"
     );
 }
@@ -85,9 +85,9 @@ fn a_key_of_a_store_that_is_not_connected_is_unavailable_whether_enabled_or_disa
         .filter(|s| *s != ConnectionState::Connected)
     {
         let w = world_with_store(Some(state));
-        for k in [KeyStateU::Enabled, KeyStateU::Disabled] {
+        for k in [StoredKeyState::Enabled, StoredKeyState::Disabled] {
             assert_eq!(
-                visible_state(&w, &key(k, Some(STORE))),
+                visible_state(&w, &key(k, Some(STORE))).as_str(),
                 "Unavailable",
                 "{k:?} in a {state:?} store"
             );
@@ -99,7 +99,7 @@ fn a_key_of_a_store_that_is_not_connected_is_unavailable_whether_enabled_or_disa
 fn a_key_whose_store_is_gone_is_unavailable() {
     let w = world_with_store(None);
     assert_eq!(
-        visible_state(&w, &key(KeyStateU::Enabled, Some(STORE))),
+        visible_state(&w, &key(StoredKeyState::Enabled, Some(STORE))).as_str(),
         "Unavailable"
     );
 }
@@ -109,7 +109,7 @@ fn pending_deletion_shows_whatever_the_stores_state() {
     for state in ALL_STORE_STATES {
         let w = world_with_store(Some(state));
         assert_eq!(
-            visible_state(&w, &key(KeyStateU::PendingDeletion, Some(STORE))),
+            visible_state(&w, &key(StoredKeyState::PendingDeletion, Some(STORE))).as_str(),
             "PendingDeletion",
             "{state:?}"
         );
@@ -119,7 +119,10 @@ fn pending_deletion_shows_whatever_the_stores_state() {
 #[test]
 fn an_aws_kms_key_is_never_unavailable() {
     let w = World::default();
-    assert_eq!(visible_state(&w, &key(KeyStateU::Enabled, None)), "Enabled");
+    assert_eq!(
+        visible_state(&w, &key(StoredKeyState::Enabled, None)).as_str(),
+        "Enabled"
+    );
 }
 
 // ---- Which states allow cryptography and management ----
@@ -149,10 +152,10 @@ fn only_an_enabled_key_may_be_used_for_cryptography() {
 
 #[test]
 fn a_key_may_be_managed_unless_it_is_pending_deletion() {
-    assert!(manageable(KeyStateU::Enabled, ARN).is_ok());
-    assert!(manageable(KeyStateU::Disabled, ARN).is_ok());
+    assert!(manageable(StoredKeyState::Enabled, ARN).is_ok());
+    assert!(manageable(StoredKeyState::Disabled, ARN).is_ok());
     assert_eq!(
-        refusal(manageable(KeyStateU::PendingDeletion, ARN)),
+        refusal(manageable(StoredKeyState::PendingDeletion, ARN)),
         (
             KmsErrorKind::KmsInvalidState,
             format!("{ARN} is pending deletion.")
@@ -181,16 +184,16 @@ fn the_waiting_period_is_7_to_30_days_and_30_by_default() {
 
 #[test]
 fn scheduling_sets_pending_deletion_the_window_and_a_date_that_many_days_later() {
-    let mut k = key(KeyStateU::Disabled, Some(STORE));
+    let mut k = key(StoredKeyState::Disabled, Some(STORE));
     schedule_deletion(&mut k, 1_000.0, 7, false);
-    assert_eq!(k.state, KeyStateU::PendingDeletion);
+    assert_eq!(k.state, StoredKeyState::PendingDeletion);
     assert_eq!(k.deletion_date, Some(1_000.0 + 7.0 * 86_400.0));
     assert_eq!(k.pending_window_days, Some(7));
 }
 
 #[test]
 fn a_deletion_is_due_when_the_simulated_clock_reaches_its_date_not_before() {
-    let mut k = key(KeyStateU::Enabled, Some(STORE));
+    let mut k = key(StoredKeyState::Enabled, Some(STORE));
     schedule_deletion(&mut k, 1_000.0, 7, false);
     let date = 1_000.0 + 7.0 * 86_400.0;
     assert!(!deletion_due(&k, 1_000.0));
@@ -201,29 +204,29 @@ fn a_deletion_is_due_when_the_simulated_clock_reaches_its_date_not_before() {
 
 #[test]
 fn a_key_not_pending_deletion_is_never_due() {
-    for state in [KeyStateU::Enabled, KeyStateU::Disabled] {
+    for state in [StoredKeyState::Enabled, StoredKeyState::Disabled] {
         let mut k = key(state, Some(STORE));
         k.deletion_date = Some(0.0);
         assert!(!deletion_due(&k, 1_000.0), "{state:?}");
     }
-    let mut k = key(KeyStateU::PendingDeletion, Some(STORE));
+    let mut k = key(StoredKeyState::PendingDeletion, Some(STORE));
     k.deletion_date = None;
     assert!(!deletion_due(&k, 1_000.0));
 }
 
 #[test]
 fn cancelling_leaves_the_key_disabled_without_date_or_window() {
-    let mut k = key(KeyStateU::Enabled, Some(STORE));
+    let mut k = key(StoredKeyState::Enabled, Some(STORE));
     schedule_deletion(&mut k, 0.0, 30, false);
     cancel_deletion(&mut k).unwrap();
-    assert_eq!(k.state, KeyStateU::Disabled);
+    assert_eq!(k.state, StoredKeyState::Disabled);
     assert_eq!(k.deletion_date, None);
     assert_eq!(k.pending_window_days, None);
 }
 
 #[test]
 fn cancelling_a_key_not_pending_deletion_is_refused_and_changes_nothing() {
-    for state in [KeyStateU::Enabled, KeyStateU::Disabled] {
+    for state in [StoredKeyState::Enabled, StoredKeyState::Disabled] {
         let mut k = key(state, Some(STORE));
         let before = k.clone();
         assert_eq!(
@@ -387,16 +390,16 @@ fn an_update_that_changes_nothing_is_allowed_in_every_state() {
 
 #[test]
 fn a_primary_with_replicas_waits_for_them_without_a_deletion_date_and_can_be_cancelled() {
-    let mut k = key(KeyStateU::Enabled, None);
+    let mut k = key(StoredKeyState::Enabled, None);
     schedule_deletion(&mut k, 1_000.0, 7, true);
-    assert_eq!(k.state, KeyStateU::PendingReplicaDeletion);
+    assert_eq!(k.state, StoredKeyState::PendingReplicaDeletion);
     assert_eq!((k.deletion_date, k.pending_window_days), (None, Some(7)));
     assert!(!deletion_due(&k, f64::MAX));
     let arn = k.arn.clone();
     let e = manageable(k.state, &arn).unwrap_err();
     assert_eq!(e.message, format!("{arn} is pending replica deletion."));
     cancel_deletion(&mut k).unwrap();
-    assert_eq!(k.state, KeyStateU::Disabled);
+    assert_eq!(k.state, StoredKeyState::Disabled);
 }
 
 #[test]

@@ -19,6 +19,7 @@ use super::crypto::dry_run_ok;
 use super::error::KmsError;
 use super::{KeyRef, paginate, resolve_key, visible_state};
 use crate::api::Timestamp;
+use crate::api::kms::KeyState;
 use crate::api::kms::{
     CreateGrantRequest, CreateGrantResponse, GrantConstraints, GrantListEntry, GrantOperation,
     ListGrantsRequest, ListGrantsResponse, ListRetirableGrantsRequest, Request, RetireGrantRequest,
@@ -135,8 +136,10 @@ fn requested_grant(
 /// unavailable key (store disconnected) takes grants.
 fn grantable(w: &World, k: &super::model::Key) -> Result<(), KmsError> {
     match visible_state(w, k) {
-        "Disabled" => Err(kms_err!(Disabled, "{} is disabled.", k.arn)),
-        "PendingDeletion" => Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn)),
+        KeyState::Disabled => Err(kms_err!(Disabled, "{} is disabled.", k.arn)),
+        KeyState::PendingDeletion => {
+            Err(kms_err!(KmsInvalidState, "{} is pending deletion.", k.arn))
+        }
         _ => Ok(()),
     }
 }
