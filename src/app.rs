@@ -14,7 +14,7 @@ use crate::config::{Config, ProvisionerKind};
 use crate::hsm::{HsmError, Module, PinTemplate, Provisioner, Token};
 use crate::kms::grants::model::Grant;
 use crate::kms::model::{Alias, Key, KeyStore, Orphan};
-use crate::names::{ClusterId, HsmId};
+use crate::names::{ClusterId, CustomKeyStoreId, HsmId};
 use crate::store::{Batch, Store, StoreError, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -33,7 +33,7 @@ pub struct World {
     /// Backups by ID.
     pub backups: BTreeMap<String, Backup>,
     /// Key stores by ID.
-    pub stores: BTreeMap<String, KeyStore>,
+    pub stores: BTreeMap<CustomKeyStoreId, KeyStore>,
     /// Keys by [`Key::storage_id`] (the key ID, but for multi-Region keys), shared: a request
     /// takes a reference, not a copy of the policy and tags. Ordered, for ListKeys; look one
     /// up with [`World::key`].
@@ -688,7 +688,7 @@ mod tests {
     fn key(id: &str, description: &str) -> Key {
         Key {
             id: id.into(),
-            arn: format!("arn:aws:kms:us-east-1:111122223333:key/{id}"),
+            arn: format!("arn:aws:kms:us-east-1:111122223333:key/{id}").into(),
             creation_date: 0.0,
             description: description.into(),
             origin: Origin::AwsKms,

@@ -118,6 +118,19 @@ name_type!(
     UserName
 );
 
+name_type!(
+    /// A KMS key ID: a UUID, or `mrk-` and 32 hex digits for a multi-Region key.
+    KeyId
+);
+name_type!(
+    /// A KMS key ARN: `arn:aws:kms:<region>:<account>:key/<key id>`.
+    KeyArn
+);
+name_type!(
+    /// A custom key store ID: `cks-` and 17 hex digits.
+    CustomKeyStoreId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

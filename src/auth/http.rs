@@ -185,7 +185,7 @@ fn key_store_of(app: &App, op: &str, input: &Input) -> Option<String> {
             world.key(&id).cloned()
         }
     };
-    key.and_then(|k| k.store_id.clone())
+    key.and_then(|k| k.store_id.as_ref().map(ToString::to_string))
 }
 
 /// Whether a `POST /` without `X-Amz-Target` is an STS query-protocol request.

@@ -40,7 +40,7 @@ fn store_keys(app: &App, id: &str) -> Vec<KeyRow> {
         .values()
         .filter(|k| k.store_id.as_deref() == Some(id))
         .map(|k| KeyRow {
-            id: k.id.clone(),
+            id: k.id.to_string(),
             aliases: aliases.remove(k.id.as_str()).unwrap_or_default(),
             state: crate::kms::visible_state(&w, k).as_str(),
             deletion_date: k.deletion_date,

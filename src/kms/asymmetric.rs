@@ -133,7 +133,7 @@ pub async fn get_public_key(
     let spec = k.kind.spec.as_str();
     let mut out = GetPublicKeyResponse {
         customer_master_key_spec: CustomerMasterKeySpec::parse(spec),
-        key_id: Some(k.arn.clone()),
+        key_id: Some(k.arn.to_string()),
         key_spec: ApiKeySpec::parse(spec),
         key_usage: KeyUsageType::parse(k.kind.usage.as_str()),
         public_key: Some(public_key.into()),
@@ -227,7 +227,7 @@ pub async fn derive_shared_secret(
         })?;
     Ok(DeriveSharedSecretResponse {
         key_agreement_algorithm: Some(req.key_agreement_algorithm),
-        key_id: Some(k.arn.clone()),
+        key_id: Some(k.arn.to_string()),
         key_origin: OriginType::parse(k.origin.as_str()),
         shared_secret: Some(secret.into()),
         ..Default::default()
@@ -335,7 +335,7 @@ async fn data_key_pair(
     let (private_ciphertext, material) =
         seal_material(app, &k, &order.context, private_der.clone()).await?;
     Ok(DataKeyPair {
-        key_arn: k.arn.clone(),
+        key_arn: k.arn.to_string(),
         material,
         private_ciphertext,
         private_der,

@@ -359,7 +359,7 @@ pub async fn encrypt(app: &Arc<App>, req: EncryptRequest) -> Result<EncryptRespo
     Ok(EncryptResponse {
         ciphertext_blob: Some(ciphertext.into()),
         encryption_algorithm: Some(alg),
-        key_id: Some(k.arn.clone()),
+        key_id: Some(k.arn.to_string()),
     })
 }
 
@@ -386,7 +386,7 @@ pub async fn decrypt(app: &Arc<App>, req: DecryptRequest) -> Result<DecryptRespo
             let (pt, alg) = rsa_decrypt(app, r, blob).await?;
             return Ok(DecryptResponse {
                 encryption_algorithm: Some(alg),
-                key_id: Some(k.arn.clone()),
+                key_id: Some(k.arn.to_string()),
                 plaintext: Some(pt.into()),
                 ..Default::default()
             });
@@ -399,7 +399,7 @@ pub async fn decrypt(app: &Arc<App>, req: DecryptRequest) -> Result<DecryptRespo
     let (k, pt, material) = open(app, &blob, &ctx, expected, dry).await?;
     Ok(DecryptResponse {
         encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
-        key_id: Some(k.arn.clone()),
+        key_id: Some(k.arn.to_string()),
         key_material_id: Some(material),
         plaintext: Some(pt.into()),
         ..Default::default()
@@ -457,7 +457,7 @@ async fn data_key(app: &Arc<App>, order: DataKeyOrder, op: &str) -> Result<DataK
     let plaintext = token.random(len).await.map_err(|e| hsm_err(&k, e))?;
     let (ciphertext, material) = seal_material(app, &k, &order.context, plaintext.clone()).await?;
     Ok(DataKey {
-        key_arn: k.arn.clone(),
+        key_arn: k.arn.to_string(),
         plaintext,
         ciphertext,
         material,
@@ -548,7 +548,7 @@ async fn re_encrypt_open(
         };
         let (plaintext, algorithm) = rsa_decrypt(app, r, blob).await?;
         return Ok(Opened {
-            key_arn: sk.arn.clone(),
+            key_arn: sk.arn.to_string(),
             plaintext,
             algorithm,
             material: None,
@@ -557,7 +557,7 @@ async fn re_encrypt_open(
     symmetric_only(alg)?;
     let (sk, plaintext, m) = open(app, &blob, &ctx, src, dry).await?;
     Ok(Opened {
-        key_arn: sk.arn.clone(),
+        key_arn: sk.arn.to_string(),
         plaintext,
         algorithm: EncryptionAlgorithmSpec::SymmetricDefault,
         material: Some(m),
@@ -620,7 +620,7 @@ pub async fn re_encrypt(
         ciphertext_blob: Some(sealed.ciphertext.into()),
         destination_encryption_algorithm: Some(sealed.algorithm),
         destination_key_material_id: sealed.material,
-        key_id: Some(dk.arn.clone()),
+        key_id: Some(dk.arn.to_string()),
         source_encryption_algorithm: Some(opened.algorithm),
         source_key_id: Some(opened.key_arn),
         source_key_material_id: opened.material,

@@ -168,7 +168,7 @@ pub async fn get_parameters(
     ]
     .concat();
     Ok(GetParametersForImportResponse {
-        key_id: Some(k.arn),
+        key_id: Some(k.arn.into()),
         import_token: Some(Blob(import_token)),
         public_key: Some(Blob(super::der::rsa_spki(&modulus, &exponent))),
         parameters_valid_to: Some(Timestamp(valid_to)),
@@ -358,7 +358,7 @@ pub async fn import_material(
         .map(|m| m.id)
         .unwrap_or_default();
     Ok(ImportKeyMaterialResponse {
-        key_id: Some(k.arn),
+        key_id: Some(k.arn.into()),
         key_material_id: Some(id),
     })
 }
@@ -445,7 +445,7 @@ async fn unwrap_material(
     let wrapping = hex_object_id(&p.wrapping_object)
         .ok_or_else(|| KmsError::internal("a wrapping pair without an object id"))?;
     let obj = MaterialObject {
-        label: k.arn.clone(),
+        label: k.arn.to_string(),
         id: object,
     };
     let modulus_len = match p.spec.as_str() {
@@ -591,7 +591,7 @@ pub async fn delete_material(
         .await
         .map_err(KmsError::internal)?;
     Ok(DeleteImportedKeyMaterialResponse {
-        key_id: Some(k.arn),
+        key_id: Some(k.arn.into()),
         key_material_id: Some(id),
     })
 }

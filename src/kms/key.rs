@@ -79,8 +79,8 @@ pub fn metadata(w: &World, k: &Key) -> KeyMetadata {
     let spec = k.kind.spec.as_str();
     let mut m = KeyMetadata {
         aws_account_id: Some(super::arn_region_account(&k.arn).1.to_string()),
-        key_id: k.id.clone(),
-        arn: Some(k.arn.clone()),
+        key_id: k.id.to_string(),
+        arn: Some(k.arn.to_string()),
         creation_date: Some(Timestamp(k.creation_date)),
         enabled: Some(state == KeyState::Enabled),
         description: Some(k.description.clone()),
@@ -96,10 +96,10 @@ pub fn metadata(w: &World, k: &Key) -> KeyMetadata {
         m.deletion_date = k.deletion_date.map(Timestamp);
     }
     if let Some(s) = &k.store_id {
-        m.custom_key_store_id = Some(s.clone());
+        m.custom_key_store_id = Some(s.to_string());
         // The store's current cluster (after a related-cluster swap, the new one).
-        let cluster = w.stores.get(s).map(|s| &s.cluster_id);
-        m.cloud_hsm_cluster_id = Some(cluster.unwrap_or(&k.token_label).clone());
+        let cluster = w.stores.get(s).map(|s| s.cluster_id.to_string());
+        m.cloud_hsm_cluster_id = Some(cluster.unwrap_or_else(|| k.token_label.clone()));
     }
     super::import::material_metadata(k, &mut m);
     algorithms(&mut m, k);
@@ -282,7 +282,7 @@ fn key_home(app: &App, store_id: Option<&String>) -> Result<String, KmsError> {
                 }
             })?;
             reachable(&w, &s.cluster_id)?;
-            s.cluster_id.clone()
+            s.cluster_id.to_string()
         }
         None => app.config.internal_token_label.clone(),
     })
@@ -349,8 +349,8 @@ pub async fn create(
     let (token, public_key) = new_material(app, &new, &token_label, &arn, object).await?;
     app.failpoints.hit("create_key.material_made");
     let key = Key {
-        id,
-        arn,
+        id: id.into(),
+        arn: arn.into(),
         creation_date: app.now(),
         origin: if new.cloudhsm {
             Origin::AwsCloudhsm
@@ -376,7 +376,7 @@ pub async fn create(
             .multi_region
             .then_some(super::model::MultiRegionRole::Primary),
         description: new.description,
-        store_id: new.store_id,
+        store_id: new.store_id.map(Into::into),
     };
     if let Err(e) = app.commit(&writer, vec![Change::Key(key.clone())]).await {
         // Nothing half-done: the material of a key that was never acknowledged goes too.
@@ -472,8 +472,8 @@ pub fn list_keys(app: &Arc<App>, req: ListKeysRequest) -> Result<ListKeysRespons
     let keys = page
         .into_iter()
         .map(|k| KeyListEntry {
-            key_id: Some(k.id.clone()),
-            key_arn: Some(k.arn.clone()),
+            key_id: Some(k.id.to_string()),
+            key_arn: Some(k.arn.to_string()),
         })
         .collect();
     Ok(ListKeysResponse {
@@ -550,7 +550,7 @@ pub async fn schedule_deletion(
         _ => KeyState::PendingDeletion,
     };
     Ok(ScheduleKeyDeletionResponse {
-        key_id: Some(k.arn),
+        key_id: Some(k.arn.into()),
         key_state: Some(state),
         pending_window_in_days: Some(i64::from(days)),
         deletion_date: k.deletion_date.map(Timestamp),
@@ -568,7 +568,7 @@ pub async fn cancel_deletion(
     })
     .await?;
     Ok(CancelKeyDeletionResponse {
-        key_id: Some(k.arn),
+        key_id: Some(k.arn.into()),
     })
 }
 
@@ -714,7 +714,7 @@ pub async fn new_alias(app: &Arc<App>, name: String, target: &str) -> Result<(),
         let (account, region) = crate::namespace::for_new(app);
         Alias {
             name,
-            target_key_id: k.id.clone(),
+            target_key_id: k.id.to_string(),
             creation_date: now,
             last_updated_date: now,
             account,
@@ -739,7 +739,7 @@ pub async fn update_alias(app: &Arc<App>, req: UpdateAliasRequest) -> Result<(),
             .cloned()
             .ok_or_else(|| kms_err!(NotFound, "Alias {} is not found.", alias_arn(app, &name)))?;
         let k = target_key(app, &w, &req.target_key_id)?;
-        a.target_key_id = k.id.clone();
+        a.target_key_id = k.id.to_string();
         a.last_updated_date = app.now();
         a
     };

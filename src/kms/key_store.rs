@@ -17,6 +17,8 @@ use crate::app::{App, Change, World};
 use crate::cluster::certs;
 use crate::cluster::model::{Cluster, ClusterState, KMSUSER, Role};
 use crate::kms_err;
+use crate::names::CustomKeyStoreId;
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -266,7 +268,7 @@ pub async fn create_store(
                 && s.password == password
                 && s.state == ConnectionState::Disconnected
         }) {
-            return Ok(s.id.clone());
+            return Ok(s.id.to_string());
         }
         if w.stores.values().any(|s| mine(s) && s.name == name) {
             return Err(kms_err!(
@@ -290,9 +292,12 @@ pub async fn create_store(
             ));
         }
         KeyStore {
-            id: fixed_id.clone().unwrap_or_else(crate::ids::key_store_id),
+            id: fixed_id
+                .clone()
+                .unwrap_or_else(crate::ids::key_store_id)
+                .into(),
             name,
-            cluster_id,
+            cluster_id: cluster_id.into(),
             trust_anchor: anchor,
             password,
             creation_date: now,
@@ -306,7 +311,7 @@ pub async fn create_store(
             region,
         }
     };
-    let id = store.id.clone();
+    let id = store.id.to_string();
     app.commit(&writer, vec![Change::Store(store)])
         .await
         .map_err(KmsError::internal)?;
@@ -647,10 +652,10 @@ fn entry(s: &KeyStore) -> CustomKeyStoresListEntry {
         _ => None,
     };
     CustomKeyStoresListEntry {
-        custom_key_store_id: Some(s.id.clone()),
+        custom_key_store_id: Some(s.id.to_string()),
         custom_key_store_name: Some(s.name.clone()),
         custom_key_store_type: Some(CustomKeyStoreType::AwsCloudhsm),
-        cloud_hsm_cluster_id: Some(s.cluster_id.clone()),
+        cloud_hsm_cluster_id: Some(s.cluster_id.to_string()),
         trust_anchor_certificate: Some(s.trust_anchor.clone()),
         connection_state: ConnectionStateType::parse(s.state.as_str()),
         connection_error_code: error_code.and_then(|c| ConnectionErrorCodeType::parse(c.as_str())),
@@ -672,7 +677,7 @@ pub fn describe(
         ));
     }
     let w = app.world();
-    let selected: Vec<(&String, &KeyStore)> = match (id.as_deref(), name.as_deref()) {
+    let selected: Vec<(&CustomKeyStoreId, &KeyStore)> = match (id.as_deref(), name.as_deref()) {
         (Some(id), _) => {
             let (k, s) = w
                 .stores
@@ -698,7 +703,7 @@ pub fn describe(
     };
     let limit = req.limit.and_then(|l| usize::try_from(l).ok());
     let (page, next) = paginate(
-        selected.into_iter(),
+        selected.into_iter().map(|(k, s)| (k.borrow(), s)),
         "stores",
         req.marker.as_deref(),
         limit.unwrap_or(1000),
@@ -758,7 +763,7 @@ pub async fn update(
         store.password = p;
     }
     if let Some(c) = cluster_id {
-        store.cluster_id = c;
+        store.cluster_id = c.into();
     }
     app.commit(&writer, vec![Change::Store(store)])
         .await

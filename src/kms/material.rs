@@ -172,7 +172,7 @@ impl Materials {
 /// key, whose copies share one material and so one `KeyMaterialId`.
 fn material_owner(k: &Key) -> String {
     if !super::multi_region::is_mrk_id(&k.id) {
-        return k.arn.clone();
+        return k.arn.to_string();
     }
     let mut parts: Vec<&str> = k.arn.splitn(6, ':').collect();
     if let Some(region) = parts.get_mut(3) {

@@ -1,6 +1,7 @@
 //! KMS records: custom key stores, keys, aliases and the orphan log (plain data).
 
 use super::spec::{KeySpec, KeyUsage};
+use crate::names::{ClusterId, CustomKeyStoreId, KeyArn, KeyId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -70,11 +71,11 @@ impl ConnectionErrorCode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyStore {
     /// `cks-…`.
-    pub id: String,
+    pub id: CustomKeyStoreId,
     /// Unique name.
     pub name: String,
     /// The associated cluster.
-    pub cluster_id: String,
+    pub cluster_id: ClusterId,
     /// The trust anchor exactly as supplied.
     pub trust_anchor: String,
     /// The `kmsuser` password KMS knows (write-only on the wire; rotated on each connect).
@@ -162,9 +163,9 @@ impl Origin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Key {
     /// UUID.
-    pub id: String,
+    pub id: KeyId,
     /// Key ARN.
-    pub arn: String,
+    pub arn: KeyArn,
     /// Seconds since the epoch.
     pub creation_date: f64,
     /// Description.
@@ -172,7 +173,7 @@ pub struct Key {
     /// Origin.
     pub origin: Origin,
     /// The key store (CloudHSM keys).
-    pub store_id: Option<String>,
+    pub store_id: Option<CustomKeyStoreId>,
     /// The token label holding the material (a cluster ID, or `kms-internal`).
     pub token_label: String,
     /// Underlying state.
@@ -202,7 +203,7 @@ impl Key {
     /// multi-Region key, whose primary and replicas share the key ID.
     pub fn storage_id(&self) -> String {
         match self.multi_region {
-            None => self.id.clone(),
+            None => self.id.to_string(),
             Some(_) => {
                 let (region, account) = super::arn_region_account(&self.arn);
                 super::multi_region::storage_id(&self.id, account, region)

@@ -139,7 +139,7 @@ pub fn describe(w: &World, k: &Key, m: &mut KeyMetadata) {
     };
     let account = super::arn_region_account(&k.arn).1;
     let entry = |c: &Key| MultiRegionKey {
-        arn: Some(c.arn.clone()),
+        arn: Some(c.arn.to_string()),
         region: Some(region_of(c).to_string()),
     };
     let mut primary = None;
@@ -264,7 +264,7 @@ pub async fn replicate_key(
         replicable(&w, &primary, &region)?;
         let account = super::arn_region_account(&primary.arn).1;
         Key {
-            arn: format!("arn:aws:kms:{region}:{account}:key/{}", primary.id),
+            arn: format!("arn:aws:kms:{region}:{account}:key/{}", primary.id).into(),
             creation_date: app.now(),
             description: req.description.unwrap_or_default(),
             state: StoredKeyState::Enabled,

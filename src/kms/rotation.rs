@@ -164,7 +164,7 @@ pub fn get_status(
     // On-demand rotations complete within the request here, so none is ever in progress
     // (`OnDemandRotationStartDate` is absent).
     Ok(GetKeyRotationStatusResponse {
-        key_id: Some(k.arn.clone()),
+        key_id: Some(k.arn.to_string()),
         key_rotation_enabled: Some(enabled.is_some()),
         rotation_period_in_days: enabled.map(|r| i64::from(r.period_days)),
         next_rotation_date: enabled.and_then(|r| r.next).map(Timestamp),
@@ -262,7 +262,7 @@ pub async fn rotate_on_demand(
     k.material.on_demand_rotations += 1;
     commit_or_undo(app, &writer, &k, &made).await?;
     Ok(RotateKeyOnDemandResponse {
-        key_id: Some(k.arn),
+        key_id: Some(k.arn.into()),
     })
 }
 
@@ -325,7 +325,7 @@ pub fn list(
 fn rotation_entry(k: &Key, m: &Material) -> RotationsListEntry {
     let imported = m.imported.as_ref();
     RotationsListEntry {
-        key_id: Some(k.id.clone()),
+        key_id: Some(k.id.to_string()),
         key_material_id: Some(m.id.clone()),
         key_material_state: Some(material_state(m.state)),
         rotation_date: m.rotation_date.map(Timestamp),

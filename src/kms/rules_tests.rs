@@ -22,7 +22,7 @@ fn key(state: StoredKeyState, store: Option<&str>) -> Key {
         } else {
             Origin::AwsKms
         },
-        store_id: store.map(str::to_string),
+        store_id: store.map(Into::into),
         token_label: "cluster-abcdefghijk".into(),
         state,
         deletion_date: None,

@@ -119,12 +119,12 @@ async fn apply_key_store(app: &Arc<App>, s: &SeedKeyStore, base: &Path) -> Resul
     let existing = {
         let w = app.world();
         match &s.id {
-            Some(id) => w.stores.get(id).map(|x| x.id.clone()),
+            Some(id) => w.stores.get(id).map(|x| x.id.to_string()),
             None => w
                 .stores
                 .values()
                 .find(|x| x.name == s.name)
-                .map(|x| x.id.clone()),
+                .map(|x| x.id.to_string()),
         }
     };
     let id = match existing {
@@ -215,6 +215,7 @@ async fn apply_key(app: &Arc<App>, k: &SeedKey) -> Result<(), KmsError> {
             .await
             .map_err(|e| seed_err(&what, e))?
             .id
+            .to_string()
     };
     for a in &k.aliases {
         if app.world().aliases.contains_key(a) {

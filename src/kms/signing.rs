@@ -192,7 +192,7 @@ pub async fn sign(app: &Arc<App>, req: SignRequest) -> Result<SignResponse, KmsE
         None => raw,
     };
     Ok(SignResponse {
-        key_id: Some(r.key.arn.clone()),
+        key_id: Some(r.key.arn.to_string()),
         signature: Some(signature.into()),
         signing_algorithm: Some(r.algorithm),
     })
@@ -227,7 +227,7 @@ pub async fn verify(app: &Arc<App>, req: VerifyRequest) -> Result<VerifyResponse
         .await
     {
         Ok(()) => Ok(VerifyResponse {
-            key_id: Some(r.key.arn.clone()),
+            key_id: Some(r.key.arn.to_string()),
             signature_valid: Some(true),
             signing_algorithm: Some(r.algorithm),
         }),
@@ -290,7 +290,7 @@ pub async fn generate_mac(
         .await
         .map_err(|e| hsm_err(&r.key, e))?;
     Ok(GenerateMacResponse {
-        key_id: Some(r.key.arn.clone()),
+        key_id: Some(r.key.arn.to_string()),
         mac: Some(mac.into()),
         mac_algorithm: Some(req.mac_algorithm),
     })
@@ -318,7 +318,7 @@ pub async fn verify_mac(
         .await
     {
         Ok(()) => Ok(VerifyMacResponse {
-            key_id: Some(r.key.arn.clone()),
+            key_id: Some(r.key.arn.to_string()),
             mac_algorithm: Some(req.mac_algorithm),
             mac_valid: Some(true),
         }),

@@ -100,10 +100,10 @@ async fn complete_deletion(app: &Arc<App>, writer: &crate::app::Writer<'_>, k: &
         if k.origin == Origin::AwsCloudhsm {
             changes.push(Change::Orphan(Orphan {
                 seq: next_seq,
-                key_arn: k.arn.clone(),
+                key_arn: k.arn.to_string(),
                 cluster_id: store
                     .as_ref()
-                    .map(|s| s.cluster_id.clone())
+                    .map(|s| s.cluster_id.to_string())
                     .unwrap_or_else(|| k.token_label.clone()),
                 object_id: crate::codec::hex(id.as_slice()),
                 time: now,

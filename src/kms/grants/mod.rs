@@ -162,8 +162,8 @@ pub async fn create_grant(
         if dry {
             return Err(dry_run_ok());
         }
-        grant.key_id = k.id.clone();
-        grant.key_arn = k.arn.clone();
+        grant.key_id = k.id.to_string();
+        grant.key_arn = k.arn.to_string();
         (grant.account, grant.region) = key_namespace(app, &k.arn);
         let same = key_grants(&w, &k.arn).find(|(_, g)| g.same_request(&grant));
         if same.is_none() {
