@@ -33,6 +33,7 @@ pub mod paging;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod tags;
 #[cfg(feature = "testing")]
 pub mod testing;
 

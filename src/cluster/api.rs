@@ -918,60 +918,47 @@ fn check_enum<'a>(
     }
 }
 
-fn tag_char_ok(c: char) -> bool {
-    c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c)
-}
-
+/// CloudHSM's tag rules on one tag key (TagResource's keys, UntagResource's).
 pub(super) fn check_tag_key(k: &str) -> Result<(), CloudHsmError> {
-    let n = k.chars().count();
-    if !(1..=128).contains(&n) {
-        return Err(constraint(
-            "TagList.member.Key",
-            k,
-            "Member must have length between 1 and 128",
-        ));
-    }
-    if !k.chars().all(tag_char_ok) {
-        return Err(CloudHsmError::new(
-            CloudHsmErrorKind::Tag,
-            format!(
-                "The tag key '{}' has characters outside letters, digits, spaces and _.:/=+-@",
-                shown(k)
-            ),
-        ));
-    }
-    if k.to_ascii_lowercase().starts_with("aws:") {
-        return Err(CloudHsmError::new(
-            CloudHsmErrorKind::Tag,
-            format!("The tag key '{}' uses the reserved prefix aws:", shown(k)),
-        ));
-    }
-    Ok(())
+    check_tags(&[(k.to_string(), String::new())])
 }
 
 /// Tag keys and values per the model (`TagKey` 1–128, `TagValue` 0–256, letters, digits,
-/// spaces and `_.:/=+-@`); `aws:` keys are reserved.
+/// spaces and `_.:/=+-@`); `aws:` keys are reserved. cks-sim's words: no recording of
+/// CloudHSM's was found.
 pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), CloudHsmError> {
-    for (k, v) in tags {
-        check_tag_key(k)?;
-        if v.chars().count() > 256 {
-            return Err(constraint(
-                "TagList.member.Value",
-                v,
-                "Member must have length less than or equal to 256",
-            ));
-        }
-        if !v.chars().all(tag_char_ok) {
-            return Err(CloudHsmError::new(
-                CloudHsmErrorKind::Tag,
-                format!(
-                    "The value of tag '{}' has characters outside letters, digits, spaces and _.:/=+-@",
-                    shown(k)
-                ),
-            ));
-        }
+    use crate::tags::TagProblem as P;
+    let rules = crate::tags::TagRules {
+        max_tags: None,
+        refuse_duplicates: false,
+        plain_characters: true,
+    };
+    let tag = |m: String| CloudHsmError::new(CloudHsmErrorKind::Tag, m);
+    match crate::tags::first_problem(tags, &rules) {
+        None | Some(P::TooMany | P::DuplicateKey(_)) => Ok(()),
+        Some(P::KeyLength(k)) => Err(constraint(
+            "TagList.member.Key",
+            k,
+            "Member must have length between 1 and 128",
+        )),
+        Some(P::KeyCharacters(k)) => Err(tag(format!(
+            "The tag key '{}' has characters outside letters, digits, spaces and _.:/=+-@",
+            shown(k)
+        ))),
+        Some(P::ReservedPrefix(k)) => Err(tag(format!(
+            "The tag key '{}' uses the reserved prefix aws:",
+            shown(k)
+        ))),
+        Some(P::ValueLength(_, v)) => Err(constraint(
+            "TagList.member.Value",
+            v,
+            "Member must have length less than or equal to 256",
+        )),
+        Some(P::ValueCharacters(k, _)) => Err(tag(format!(
+            "The value of tag '{}' has characters outside letters, digits, spaces and _.:/=+-@",
+            shown(k)
+        ))),
     }
-    Ok(())
 }
 
 /// A backup ID, from an ID or a backup ARN (the `SourceBackupId` shape is `BackupArn`).

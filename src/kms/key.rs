@@ -49,19 +49,31 @@ pub fn default_policy(account: &str) -> String {
 /// at most 50 tags, no key given twice, and no key with the `aws:` prefix in any case. (The
 /// lengths of keys and values are the decoder's.)
 pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
-    if tags.len() > MAX_TAGS {
-        return Err(KmsError::too_many_tags());
+    use crate::tags::TagProblem as P;
+    let rules = crate::tags::TagRules {
+        max_tags: Some(MAX_TAGS),
+        refuse_duplicates: true,
+        plain_characters: false,
+    };
+    match crate::tags::first_problem(tags, &rules) {
+        None => Ok(()),
+        Some(P::TooMany) => Err(KmsError::too_many_tags()),
+        Some(P::ReservedPrefix(_)) => Err(KmsError::reserved_tag_prefix()),
+        Some(P::DuplicateKey(_)) => Err(KmsError::duplicate_tag_keys()),
+        // The decoder checks a request's lengths; only a seed file's tags get here.
+        Some(P::KeyLength(k)) => Err(KmsError::validation(
+            "TagKey",
+            k,
+            "Member must have length less than or equal to 128",
+        )),
+        Some(P::ValueLength(_, v)) => Err(KmsError::validation(
+            "TagValue",
+            v,
+            "Member must have length less than or equal to 256",
+        )),
+        // Not a KMS rule (not asked for above).
+        Some(P::KeyCharacters(_) | P::ValueCharacters(..)) => Ok(()),
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for (k, _) in tags {
-        if k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
-            return Err(KmsError::reserved_tag_prefix());
-        }
-        if !seen.insert(k.as_str()) {
-            return Err(KmsError::duplicate_tag_keys());
-        }
-    }
-    Ok(())
 }
 
 /// Typed tags as pairs.
