@@ -76,6 +76,20 @@ fn seed_err(what: &str, e: KmsError) -> KmsError {
     KmsError::new(e.kind, format!("seed {what}: {}", e.message))
 }
 
+/// A seed value within the length its request member has in the KMS model (a seed builds
+/// domain values directly, without the request decoder).
+fn within(what: &str, member: &str, value: &str, min: usize, max: usize) -> Result<(), KmsError> {
+    let n = value.chars().count();
+    let rule = if n < min {
+        format!("Member must have length greater than or equal to {min}")
+    } else if n > max {
+        format!("Member must have length less than or equal to {max}")
+    } else {
+        return Ok(());
+    };
+    Err(seed_err(what, KmsError::validation(member, value, &rule)))
+}
+
 fn is_store_id(s: &str) -> bool {
     s.strip_prefix("cks-").is_some_and(|h| {
         h.len() == 17
@@ -108,6 +122,8 @@ pub async fn apply(app: &Arc<App>, seed: &KmsSeed, base: &Path) -> Result<(), Km
 /// asked and still disconnected.
 async fn apply_key_store(app: &Arc<App>, s: &SeedKeyStore, base: &Path) -> Result<(), KmsError> {
     let what = format!("key store {:?}", s.name);
+    within(&what, "CustomKeyStoreName", &s.name, 1, 256)?;
+    within(&what, "KeyStorePassword", &s.password, 7, 32)?;
     if let Some(id) = &s.id
         && !is_store_id(id)
     {
@@ -189,6 +205,7 @@ async fn connect_seeded(
 /// One `[[key]]`: created unless it exists (by ID, else by its first alias), then its aliases.
 async fn apply_key(app: &Arc<App>, k: &SeedKey) -> Result<(), KmsError> {
     let what = format!("key {}", k.id.as_deref().unwrap_or("(no id)"));
+    within(&what, "Description", &k.description, 0, 8192)?;
     let fixed = match &k.id {
         Some(i) => Some(
             uuid::Uuid::parse_str(i)
@@ -239,5 +256,40 @@ async fn wait_settled(app: &Arc<App>, id: &str) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_store_name_over_256_characters_is_refused_in_the_models_words() {
+        let e = within(
+            "key store \"x\"",
+            "CustomKeyStoreName",
+            &"n".repeat(257),
+            1,
+            256,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, crate::kms::error::KmsErrorKind::Validation);
+        assert!(
+            e.message
+                .starts_with("seed key store \"x\": 1 validation error detected: Value 'nnn")
+        );
+        assert!(e.message.ends_with(
+            "at 'customKeyStoreName' failed to satisfy constraint: Member must have length less than or equal to 256"
+        ));
+    }
+
+    #[test]
+    fn a_seed_password_too_short_is_refused_without_showing_it() {
+        let e = within("key store \"x\"", "KeyStorePassword", "secret", 7, 32).unwrap_err();
+        assert!(!e.message.contains("secret"), "{}", e.message);
+        assert!(e.message.ends_with(
+            "Value at 'keyStorePassword' failed to satisfy constraint: Member must have length greater than or equal to 7"
+        ));
+        assert!(within("key store \"x\"", "KeyStorePassword", "secret1", 7, 32).is_ok());
     }
 }
