@@ -17,6 +17,7 @@ mod import;
 mod key_crypto;
 mod key_management;
 mod key_specs;
+mod key_store_rules;
 mod key_stores;
 mod keys;
 mod multi_region;
