@@ -16,6 +16,7 @@ mod grants;
 mod import;
 mod key_crypto;
 mod key_management;
+mod key_rules;
 mod key_specs;
 mod key_store_rules;
 mod key_stores;

@@ -1,0 +1,243 @@
+//! Limits and rules of KMS key management that the scenario tests do not single out, one
+//! behaviour per test: the 32 KB key policy limit on CreateKey and PutKeyPolicy, the tag count
+//! of a key after TagResource, the only key policy name, and ListKeyPolicies. Each was found by
+//! mutation testing (`scripts/mutants src/kms/key.rs`, see docs/testing.md).
+//!
+//! One server for the file (kept while any of its tests runs); every test works on AWS_KMS
+//! keys of its own, as the rules are the same for keys in a CloudHSM key store.
+
+use crate::common::*;
+use aws_sdk_kms::Client;
+use aws_sdk_kms::error::ProvideErrorMetadata;
+use aws_sdk_kms::types::Tag;
+use std::sync::{Arc, Mutex, Weak};
+
+/// The largest key policy KMS takes, in bytes.
+const POLICY_LIMIT: usize = 32 * 1024;
+
+static SHARED: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
+
+/// The file's shared server: the running one, or a new one if none is running.
+fn shared() -> Arc<Sim> {
+    let mut s = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(sim) = s.upgrade() {
+        return sim;
+    }
+    let sim = Arc::new(Sim::start());
+    *s = Arc::downgrade(&sim);
+    sim
+}
+
+/// A new AWS_KMS key.
+async fn key(kms: &Client) -> String {
+    kms.create_key()
+        .send()
+        .await
+        .expect("create key")
+        .key_metadata()
+        .expect("metadata")
+        .key_id()
+        .to_string()
+}
+
+/// A key policy document of exactly `len` bytes (its `Id` pads it).
+fn policy_of_len(len: usize) -> String {
+    let shell = r#"{"Version":"2012-10-17","Id":"","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}"#;
+    let pad = len.checked_sub(shell.len()).expect("len fits the shell");
+    let p = shell.replacen(r#""Id":"""#, &format!(r#""Id":"{}""#, "p".repeat(pad)), 1);
+    assert_eq!(p.len(), len);
+    p
+}
+
+/// The exception and message of a refused request.
+fn refusal<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(
+    r: Result<T, E>,
+) -> (String, String) {
+    match r {
+        Ok(v) => panic!("expected a refusal, got {v:?}"),
+        Err(e) => (
+            e.code().unwrap_or_default().to_string(),
+            e.message().unwrap_or_default().to_string(),
+        ),
+    }
+}
+
+fn too_large() -> (String, String) {
+    (
+        "LimitExceededException".into(),
+        "The key policy exceeds the 32 KB limit.".into(),
+    )
+}
+
+fn tags(from: usize, n: usize) -> Vec<Tag> {
+    (from..from + n)
+        .map(|i| {
+            Tag::builder()
+                .tag_key(format!("k{i}"))
+                .tag_value("v")
+                .build()
+                .expect("tag")
+        })
+        .collect()
+}
+
+#[test]
+fn create_key_takes_a_policy_of_exactly_32_kb() {
+    let sim = shared();
+    block_on(async {
+        let kms = sim.kms();
+        let policy = policy_of_len(POLICY_LIMIT);
+        let out = kms
+            .create_key()
+            .policy(&policy)
+            .send()
+            .await
+            .expect("create");
+        let id = out.key_metadata().expect("metadata").key_id();
+        let got = kms.get_key_policy().key_id(id).send().await.expect("get");
+        assert_eq!(got.policy(), Some(policy.as_str()));
+    });
+}
+
+#[test]
+fn create_key_refuses_a_policy_one_byte_over_32_kb() {
+    let sim = shared();
+    block_on(async {
+        let r = sim
+            .kms()
+            .create_key()
+            .policy(policy_of_len(POLICY_LIMIT + 1))
+            .send()
+            .await;
+        assert_eq!(refusal(r), too_large());
+    });
+}
+
+#[test]
+fn put_key_policy_takes_a_policy_of_exactly_32_kb() {
+    let sim = shared();
+    block_on(async {
+        let kms = sim.kms();
+        let id = key(&kms).await;
+        let policy = policy_of_len(POLICY_LIMIT);
+        kms.put_key_policy()
+            .key_id(&id)
+            .policy(&policy)
+            .send()
+            .await
+            .expect("put");
+        let got = kms.get_key_policy().key_id(&id).send().await.expect("get");
+        assert_eq!(got.policy(), Some(policy.as_str()));
+    });
+}
+
+#[test]
+fn put_key_policy_refuses_a_policy_one_byte_over_32_kb() {
+    let sim = shared();
+    block_on(async {
+        let kms = sim.kms();
+        let id = key(&kms).await;
+        let r = kms
+            .put_key_policy()
+            .key_id(&id)
+            .policy(policy_of_len(POLICY_LIMIT + 1))
+            .send()
+            .await;
+        assert_eq!(refusal(r), too_large());
+    });
+}
+
+#[test]
+fn tag_resource_takes_tags_up_to_fifty_on_the_key_in_all() {
+    let sim = shared();
+    block_on(async {
+        let kms = sim.kms();
+        let id = key(&kms).await;
+        for (from, n) in [(0, 49), (49, 1)] {
+            kms.tag_resource()
+                .key_id(&id)
+                .set_tags(Some(tags(from, n)))
+                .send()
+                .await
+                .expect("tag");
+        }
+        let listed = kms
+            .list_resource_tags()
+            .key_id(&id)
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(listed.tags().len(), 50);
+    });
+}
+
+#[test]
+fn tag_resource_refuses_a_tag_beyond_fifty_on_the_key_in_all_and_keeps_the_fifty() {
+    let sim = shared();
+    block_on(async {
+        let kms = sim.kms();
+        let id = key(&kms).await;
+        kms.tag_resource()
+            .key_id(&id)
+            .set_tags(Some(tags(0, 50)))
+            .send()
+            .await
+            .expect("tag");
+        let r = kms
+            .tag_resource()
+            .key_id(&id)
+            .set_tags(Some(tags(50, 1)))
+            .send()
+            .await;
+        assert_eq!(
+            refusal(r),
+            ("TagException".to_string(), "Too many tags".to_string())
+        );
+        let listed = kms
+            .list_resource_tags()
+            .key_id(&id)
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(listed.tags().len(), 50);
+    });
+}
+
+#[test]
+fn get_key_policy_of_a_policy_name_other_than_default_is_not_found() {
+    let sim = shared();
+    block_on(async {
+        let kms = sim.kms();
+        let id = key(&kms).await;
+        let r = kms
+            .get_key_policy()
+            .key_id(&id)
+            .policy_name("other")
+            .send()
+            .await;
+        assert_eq!(
+            refusal(r),
+            (
+                "NotFoundException".to_string(),
+                "Policy 'other' does not exist: the only key policy name is 'default'.".to_string()
+            )
+        );
+    });
+}
+
+#[test]
+fn list_key_policies_answers_the_default_policy_only() {
+    let sim = shared();
+    block_on(async {
+        let kms = sim.kms();
+        let id = key(&kms).await;
+        let out = kms
+            .list_key_policies()
+            .key_id(&id)
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(out.policy_names(), ["default".to_string()]);
+        assert!(!out.truncated());
+    });
+}
