@@ -7,9 +7,11 @@
 //! keys of its own, as the rules are the same for keys in a CloudHSM key store.
 
 use crate::common::*;
+use crate::key_stores::new_cluster;
 use aws_sdk_kms::Client;
 use aws_sdk_kms::error::ProvideErrorMetadata;
-use aws_sdk_kms::types::Tag;
+use aws_sdk_kms::types::{OriginType, Tag};
+use serde_json::json;
 use std::sync::{Arc, Mutex, Weak};
 
 /// The largest key policy KMS takes, in bytes.
@@ -239,5 +241,128 @@ fn list_key_policies_answers_the_default_policy_only() {
             .expect("list");
         assert_eq!(out.policy_names(), ["default".to_string()]);
         assert!(!out.truncated());
+    });
+}
+
+#[test]
+fn an_external_key_with_a_custom_key_store_id_is_refused_as_not_for_a_cloudhsm_key_store() {
+    let sim = shared();
+    block_on(async {
+        let r = sim
+            .kms()
+            .create_key()
+            .origin(OriginType::External)
+            .custom_key_store_id("cks-1234567890abcdef0")
+            .send()
+            .await;
+        assert_eq!(
+            refusal(r),
+            (
+                "UnsupportedOperationException".to_string(),
+                "A CustomKeyStoreId requires Origin AWS_CLOUDHSM: imported key material (Origin EXTERNAL) cannot be used in a CloudHSM key store.".to_string()
+            )
+        );
+    });
+}
+
+#[test]
+fn create_key_with_origin_external_key_store_is_unsupported() {
+    let sim = shared();
+    block_on(async {
+        let r = sim
+            .kms()
+            .create_key()
+            .origin(OriginType::ExternalKeyStore)
+            .send()
+            .await;
+        assert_eq!(
+            refusal(r),
+            (
+                "UnsupportedOperationException".to_string(),
+                "cks-sim does not simulate external key stores (Origin EXTERNAL_KEY_STORE)."
+                    .to_string()
+            )
+        );
+    });
+}
+
+/// A CONNECTED store on a new cluster of its own (two HSMs): (store, cluster, HSM IDs).
+async fn own_store(sim: &Sim, name: &str) -> (String, String, Vec<String>) {
+    let c = new_cluster(sim, 2).await;
+    let store = create_store_with(sim, name, &c.id, &c.anchor, &c.kmsuser_password).await;
+    sim.kms()
+        .connect_custom_key_store()
+        .custom_key_store_id(&store)
+        .send()
+        .await
+        .expect("connect");
+    wait_state(&sim.kms(), &store, "CONNECTED").await;
+    let info = sim
+        .control()
+        .call("GET", &format!("/_sim/clusters/{}", c.id), None)
+        .await
+        .expect("cluster");
+    let hsms = info["hsms"]
+        .as_array()
+        .expect("hsms")
+        .iter()
+        .map(|h| h["hsm_id"].as_str().expect("hsm id").to_string())
+        .collect();
+    (store, c.id, hsms)
+}
+
+async fn fault(sim: &Sim, cluster: &str, name: &str, target: Option<&str>) {
+    sim.control()
+        .call(
+            "POST",
+            &format!("/_sim/clusters/{cluster}/faults"),
+            Some(json!({"fault": name, "target": target})),
+        )
+        .await
+        .expect("fault");
+}
+
+async fn create_key_in(sim: &Sim, store: &str) -> (String, String) {
+    refusal(
+        sim.kms()
+            .create_key()
+            .origin(OriginType::AwsCloudhsm)
+            .custom_key_store_id(store)
+            .send()
+            .await,
+    )
+}
+
+#[test]
+fn create_key_in_a_store_whose_cluster_has_one_active_hsm_is_refused_as_invalid_configuration() {
+    let sim = shared();
+    block_on(async {
+        let (store, cluster, hsms) = own_store(&sim, "one-hsm-left").await;
+        fault(&sim, &cluster, "hsm-down", Some(&hsms[0])).await;
+        assert_eq!(
+            create_key_in(&sim, &store).await,
+            (
+                "CloudHsmClusterInvalidConfigurationException".to_string(),
+                format!(
+                    "AWS CloudHSM cluster '{cluster}' must contain at least two active HSMs in different Availability Zones."
+                )
+            )
+        );
+    });
+}
+
+#[test]
+fn create_key_in_a_store_whose_clusters_network_is_down_is_refused_as_kms_invalid_state() {
+    let sim = shared();
+    block_on(async {
+        let (store, cluster, _) = own_store(&sim, "network-down").await;
+        fault(&sim, &cluster, "network-down", None).await;
+        assert_eq!(
+            create_key_in(&sim, &store).await,
+            (
+                "KMSInvalidStateException".to_string(),
+                format!("KMS cannot communicate with your CloudHSM cluster {cluster}.")
+            )
+        );
     });
 }
