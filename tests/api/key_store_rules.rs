@@ -1,13 +1,15 @@
 //! Rules of CloudHSM key stores that the lifecycle tests of `key_stores` do not single out, one
-//! behaviour per test: finding a store by name, the limits of the idempotent create retry, and
-//! which reconnection after a restart rotates kmsuser's password. Each was found by mutation
-//! testing (`scripts/mutants src/kms/key_store.rs`, see docs/testing.md).
+//! behaviour per test: finding a store by name, the limits of the idempotent create retry (same
+//! name, cluster, trust anchor and password), and which reconnection after a restart rotates
+//! kmsuser's password. Each was found by mutation testing (`scripts/mutants
+//! src/kms/key_store.rs`, see docs/testing.md).
 //!
 //! One server for the tests that do not restart it (kept while any of them runs); a test that
 //! restarts the server starts its own.
 
 use crate::common::*;
 use crate::key_stores::new_cluster;
+use cks_sim::cluster::certs;
 use serde_json::json;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -81,6 +83,29 @@ fn a_create_reusing_a_name_on_another_cluster_is_refused_as_name_in_use() {
             .custom_key_store_name("taken-name")
             .cloud_hsm_cluster_id(&b.id)
             .trust_anchor_certificate(&a.anchor)
+            .key_store_password(pw)
+            .send()
+            .await;
+        assert_eq!(code(r), "CustomKeyStoreNameInUseException");
+    });
+}
+
+#[test]
+fn a_create_reusing_a_name_with_another_trust_anchor_is_refused_as_name_in_use() {
+    let sim = shared();
+    block_on(async {
+        let a = new_cluster(&sim, 2).await;
+        let other_ca = certs::new_customer_ca("another CA").expect("CA").cert_pem;
+        let pw = "samePassword2";
+        create_store_with(&sim, "anchored-name", &a.id, &a.anchor, pw).await;
+        // The same name, cluster and password as the first store, but another certificate:
+        // not a retry of the first create.
+        let r = sim
+            .kms()
+            .create_custom_key_store()
+            .custom_key_store_name("anchored-name")
+            .cloud_hsm_cluster_id(&a.id)
+            .trust_anchor_certificate(other_ca)
             .key_store_password(pw)
             .send()
             .await;
