@@ -1,8 +1,9 @@
 //! Rules of CloudHSM key stores that the lifecycle tests of `key_stores` do not single out, one
 //! behaviour per test: finding a store by name, the limits of the idempotent create retry (same
-//! name, cluster, trust anchor and password), and which reconnection after a restart rotates
-//! kmsuser's password. Each was found by mutation testing (`scripts/mutants
-//! src/kms/key_store.rs`, see docs/testing.md).
+//! name, cluster, trust anchor and password), renaming a store to its own name, which
+//! reconnection after a restart rotates kmsuser's password, and a disconnect under way at a
+//! restart. Each was found by mutation testing (`scripts/mutants src/kms/key_store.rs`, see
+//! docs/testing.md).
 //!
 //! One server for the tests that do not restart it (kept while any of them runs); a test that
 //! restarts the server starts its own.
@@ -113,6 +114,23 @@ fn a_create_reusing_a_name_with_another_trust_anchor_is_refused_as_name_in_use()
     });
 }
 
+#[test]
+fn update_renaming_a_store_to_its_own_name_is_accepted() {
+    let sim = shared();
+    block_on(async {
+        let a = new_cluster(&sim, 2).await;
+        let store = create_store_with(&sim, "keeps-its-name", &a.id, &a.anchor, "password3").await;
+        sim.kms()
+            .update_custom_key_store()
+            .custom_key_store_id(&store)
+            .new_custom_key_store_name("keeps-its-name")
+            .send()
+            .await
+            .expect("rename to its own name");
+        assert_eq!(described_by_name(&sim, "keeps-its-name").await, vec![store]);
+    });
+}
+
 /// A server with a store on a cluster of its own, `state` before a restart (CONNECTED, or
 /// CONNECTING held by the `hold_connections` knob), and that cluster's token PIN then.
 fn restarted_with_store(state: &str) -> (Sim, String, String) {
@@ -169,4 +187,39 @@ fn a_store_connecting_at_a_restart_connects_and_rotates_kmsusers_password() {
         let cluster = cluster_of(&sim, &store).await;
         assert_ne!(token_pin(&sim, &cluster).await, pin_before);
     });
+}
+
+#[test]
+fn a_store_disconnecting_at_a_restart_ends_disconnected() {
+    let mut sim = Sim::start();
+    let store = block_on(async {
+        let c = new_cluster(&sim, 2).await;
+        let store = create_store_with(&sim, "stops", &c.id, &c.anchor, &c.kmsuser_password).await;
+        sim.kms()
+            .connect_custom_key_store()
+            .custom_key_store_id(&store)
+            .send()
+            .await
+            .expect("connect");
+        wait_state(&sim.kms(), &store, "CONNECTED").await;
+        // An hour: the disconnect is still under way when the server stops.
+        sim.control()
+            .call(
+                "POST",
+                "/_sim/settings",
+                Some(json!({"disconnect_delay_ms": 3_600_000})),
+            )
+            .await
+            .expect("delay disconnects");
+        sim.kms()
+            .disconnect_custom_key_store()
+            .custom_key_store_id(&store)
+            .send()
+            .await
+            .expect("disconnect");
+        wait_state(&sim.kms(), &store, "DISCONNECTING").await;
+        store
+    });
+    sim.restart();
+    block_on(wait_state(&sim.kms(), &store, "DISCONNECTED"));
 }
