@@ -1,6 +1,8 @@
 //! Limits and rules of KMS key management that the scenario tests do not single out, one
 //! behaviour per test: the 32 KB key policy limit on CreateKey and PutKeyPolicy, the tag count
-//! of a key after TagResource, the only key policy name, and ListKeyPolicies. Each was found by
+//! of a key after TagResource, the only key policy name, ListKeyPolicies, the exact refusals of
+//! origins, CreateKey in a store whose cluster lost an HSM or its network, and UpdateAlias and
+//! DeleteAlias taking effect. Each was found by
 //! mutation testing (`scripts/mutants src/kms/key.rs`, see docs/testing.md).
 //!
 //! One server for the file (kept while any of its tests runs); every test works on AWS_KMS
@@ -363,6 +365,64 @@ fn create_key_in_a_store_whose_clusters_network_is_down_is_refused_as_kms_invali
                 "KMSInvalidStateException".to_string(),
                 format!("KMS cannot communicate with your CloudHSM cluster {cluster}.")
             )
+        );
+    });
+}
+
+/// The key an alias names, through DescribeKey.
+async fn aliased_key(kms: &Client, alias: &str) -> Result<String, String> {
+    kms.describe_key()
+        .key_id(alias)
+        .send()
+        .await
+        .map(|o| o.key_metadata().expect("metadata").key_id().to_string())
+        .map_err(|e| e.code().unwrap_or_default().to_string())
+}
+
+#[test]
+fn update_alias_points_the_alias_at_the_new_key() {
+    let sim = shared();
+    block_on(async {
+        let kms = sim.kms();
+        let (first, second) = (key(&kms).await, key(&kms).await);
+        let alias = "alias/moves-to-second";
+        kms.create_alias()
+            .alias_name(alias)
+            .target_key_id(&first)
+            .send()
+            .await
+            .expect("create alias");
+        kms.update_alias()
+            .alias_name(alias)
+            .target_key_id(&second)
+            .send()
+            .await
+            .expect("update alias");
+        assert_eq!(aliased_key(&kms, alias).await, Ok(second));
+    });
+}
+
+#[test]
+fn delete_alias_removes_the_alias() {
+    let sim = shared();
+    block_on(async {
+        let kms = sim.kms();
+        let id = key(&kms).await;
+        let alias = "alias/deleted-again";
+        kms.create_alias()
+            .alias_name(alias)
+            .target_key_id(&id)
+            .send()
+            .await
+            .expect("create alias");
+        kms.delete_alias()
+            .alias_name(alias)
+            .send()
+            .await
+            .expect("delete alias");
+        assert_eq!(
+            aliased_key(&kms, alias).await,
+            Err("NotFoundException".to_string())
         );
     });
 }
