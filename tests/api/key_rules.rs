@@ -2,8 +2,8 @@
 //! behaviour per test: the 32 KB key policy limit on CreateKey and PutKeyPolicy, the tag count
 //! of a key after TagResource, the only key policy name, ListKeyPolicies, the exact refusals of
 //! origins, CreateKey in a store whose cluster lost an HSM or its network, and UpdateAlias and
-//! DeleteAlias taking effect. Each was found by mutation testing (`scripts/mutants
-//! src/kms/key.rs`, see docs/testing.md).
+//! DeleteAlias taking effect. Each aims at mutants of `src/kms/key.rs` that would otherwise go
+//! unnoticed (`scripts/mutants src/kms/key.rs`, see docs/testing.md).
 //!
 //! One server for the file (kept while any of its tests runs); the tests work on AWS_KMS keys
 //! of their own (the rules are the same for keys in a CloudHSM key store), except those of
