@@ -191,87 +191,6 @@ fn delete_changes_nothing_in_the_cluster_and_makes_no_pkcs11_call() {
 }
 
 #[test]
-fn create_refusals_and_the_idempotent_retry() {
-    let sim = Sim::start();
-    block_on(async {
-        let kms = sim.kms();
-        let cluster = default_cluster(&sim).await;
-        let pw = sim.kmsuser_password();
-        let create = |name: &str, cluster: &str, anchor: &str, pw: &str| {
-            kms.create_custom_key_store()
-                .custom_key_store_name(name)
-                .cloud_hsm_cluster_id(cluster)
-                .trust_anchor_certificate(anchor)
-                .key_store_password(pw)
-                .send()
-        };
-        let id = create_store(&sim, "one", &cluster, &pw).await;
-        // Identical retry while DISCONNECTED answers the same ID (CRLF-normalised anchor too).
-        let crlf = sim.trust_anchor().replace('\n', "\r\n");
-        let again = create("one", &cluster, &crlf, &pw).await.unwrap();
-        assert_eq!(again.custom_key_store_id(), Some(id.as_str()));
-        assert_eq!(
-            code(create("one", &cluster, &sim.trust_anchor(), "different1").await),
-            "CustomKeyStoreNameInUseException"
-        );
-        assert_eq!(
-            code(create("two", &cluster, &sim.trust_anchor(), &pw).await),
-            "CloudHsmClusterInUseException"
-        );
-        assert_eq!(
-            code(create("two", "cluster-234567abcdefg", &sim.trust_anchor(), &pw).await),
-            "CloudHsmClusterNotFoundException"
-        );
-
-        let other = new_cluster(&sim, 2).await;
-        let wrong_anchor = certs::new_customer_ca("someone else").unwrap().cert_pem;
-        assert_eq!(
-            code(create("two", &other.id, &wrong_anchor, &pw).await),
-            "IncorrectTrustAnchorException"
-        );
-        let one_hsm = new_cluster(&sim, 1).await;
-        assert_eq!(
-            code(create("three", &one_hsm.id, &one_hsm.anchor, &pw).await),
-            "CloudHsmClusterInvalidConfigurationException"
-        );
-        let fresh = sim
-            .control()
-            .aws("BaldrApiService.CreateCluster", json!({"HsmType": "hsm2m.medium", "SubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]}))
-            .await
-            .unwrap();
-        let fresh_id = fresh["Cluster"]["ClusterId"].as_str().unwrap();
-        assert_eq!(
-            code(create("four", fresh_id, &other.anchor, &pw).await),
-            "CloudHsmClusterNotActiveException"
-        );
-
-        // Bad input.
-        assert_eq!(
-            code(create(&"n".repeat(257), &other.id, &other.anchor, &pw).await),
-            "ValidationException"
-        );
-        assert_eq!(
-            code(create("five", "cluster-1a23b4cdefg", &other.anchor, &pw).await),
-            "ValidationException"
-        );
-        assert_eq!(
-            code(create("five", &other.id, &other.anchor, "short").await),
-            "ValidationException"
-        );
-        let r = kms
-            .create_custom_key_store()
-            .custom_key_store_name("xks")
-            .custom_key_store_type(aws_sdk_kms::types::CustomKeyStoreType::ExternalKeyStore)
-            .send()
-            .await;
-        assert_eq!(code(r), "UnsupportedOperationException");
-        // Nothing of the above created a store.
-        let all = kms.describe_custom_key_stores().send().await.unwrap();
-        assert_eq!(all.custom_key_stores().len(), 1);
-    });
-}
-
-#[test]
 fn quota_of_ten_stores_and_its_release() {
     let sim = Sim::start();
     block_on(async {
@@ -492,7 +411,8 @@ fn stores_survive_restarts_and_connected_ones_reconnect() {
 //
 // The tests below share one server (kept while any of them runs). Each works on a cluster and
 // store of its own, and deletes its store at the end, because an account holds at most ten
-// stores. A test that changes a server-wide setting starts a server of its own. The shared
+// stores (a test holds at most two at once: scripts/test's four test threads stay far below
+// the quota). A test that changes a server-wide setting starts a server of its own. The shared
 // server completes a disconnect at once (no simulated delay): none of these tests observes
 // DISCONNECTING, and most of them disconnect several times.
 
@@ -1023,6 +943,307 @@ fn a_new_name_used_by_another_store_is_refused() {
         );
         release(&sim, &id).await;
         release(&sim, &other).await;
+    });
+}
+
+// ---- CreateCustomKeyStore: the idempotent retry and every refusal ----
+
+/// CreateCustomKeyStore with these members.
+async fn create(
+    sim: &Sim,
+    name: &str,
+    cluster: &str,
+    anchor: &str,
+    password: &str,
+) -> Result<
+    aws_sdk_kms::operation::create_custom_key_store::CreateCustomKeyStoreOutput,
+    aws_sdk_kms::error::SdkError<
+        aws_sdk_kms::operation::create_custom_key_store::CreateCustomKeyStoreError,
+    >,
+> {
+    sim.kms()
+        .create_custom_key_store()
+        .custom_key_store_name(name)
+        .cloud_hsm_cluster_id(cluster)
+        .trust_anchor_certificate(anchor)
+        .key_store_password(password)
+        .send()
+        .await
+}
+
+/// No store is named `name`: a refused create made none.
+async fn assert_no_store_named(sim: &Sim, name: &str) {
+    let r = sim
+        .kms()
+        .describe_custom_key_stores()
+        .custom_key_store_name(name)
+        .send()
+        .await;
+    assert_eq!(
+        refusal(r),
+        refused(
+            "CustomKeyStoreNotFoundException",
+            &format!("No custom key store is named '{name}'.")
+        ),
+        "a store named {name} was made"
+    );
+}
+
+#[test]
+fn an_identical_create_retried_while_disconnected_answers_the_same_store() {
+    let sim = server();
+    block_on(async {
+        let (id, c) = own_store(&sim, "retried").await;
+        // The anchor with CRLF line ends is the same certificate.
+        let crlf = c.anchor.replace('\n', "\r\n");
+        let again = create(&sim, "retried", &c.id, &crlf, &c.kmsuser_password)
+            .await
+            .unwrap();
+        assert_eq!(again.custom_key_store_id(), Some(id.as_str()));
+        release(&sim, &id).await;
+    });
+}
+
+#[test]
+fn a_create_with_a_name_in_use_and_another_password_is_refused() {
+    let sim = server();
+    block_on(async {
+        let (id, c) = own_store(&sim, "name-in-use").await;
+        let r = create(&sim, "name-in-use", &c.id, &c.anchor, "different1").await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "CustomKeyStoreNameInUseException",
+                "The custom key store name 'name-in-use' is already used by another custom key store in this account and Region."
+            )
+        );
+        let named = sim
+            .kms()
+            .describe_custom_key_stores()
+            .custom_key_store_name("name-in-use")
+            .send()
+            .await
+            .unwrap();
+        let ids: Vec<_> = named
+            .custom_key_stores()
+            .iter()
+            .map(|e| e.custom_key_store_id())
+            .collect();
+        assert_eq!(
+            ids,
+            [Some(id.as_str())],
+            "only the first store has the name"
+        );
+        release(&sim, &id).await;
+    });
+}
+
+#[test]
+fn a_create_on_a_cluster_that_backs_a_store_is_refused() {
+    let sim = server();
+    block_on(async {
+        let (id, c) = own_store(&sim, "cluster-in-use").await;
+        let r = create(
+            &sim,
+            "second-on-cluster",
+            &c.id,
+            &c.anchor,
+            &c.kmsuser_password,
+        )
+        .await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "CloudHsmClusterInUseException",
+                &format!(
+                    "AWS CloudHSM cluster '{}' (or a cluster that shares its backup history) is already associated with custom key store {id}.",
+                    c.id
+                )
+            )
+        );
+        assert_no_store_named(&sim, "second-on-cluster").await;
+        release(&sim, &id).await;
+    });
+}
+
+#[test]
+fn a_create_on_an_unknown_cluster_is_refused() {
+    let sim = server();
+    block_on(async {
+        let r = create(
+            &sim,
+            "on-unknown-cluster",
+            "cluster-234567abcdefg",
+            &sim.trust_anchor(),
+            &sim.kmsuser_password(),
+        )
+        .await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "CloudHsmClusterNotFoundException",
+                "AWS CloudHSM cluster 'cluster-234567abcdefg' does not exist."
+            )
+        );
+        assert_no_store_named(&sim, "on-unknown-cluster").await;
+    });
+}
+
+#[test]
+fn a_create_with_another_clusters_trust_anchor_is_refused() {
+    let sim = server();
+    block_on(async {
+        let c = new_cluster(&sim, 2).await;
+        let wrong_anchor = certs::new_customer_ca("someone else").unwrap().cert_pem;
+        let r = create(
+            &sim,
+            "wrong-anchor",
+            &c.id,
+            &wrong_anchor,
+            &c.kmsuser_password,
+        )
+        .await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "IncorrectTrustAnchorException",
+                &format!(
+                    "The trust anchor certificate does not match the trust anchor of AWS CloudHSM cluster '{}' (the customerCA.crt used to initialize it).",
+                    c.id
+                )
+            )
+        );
+        assert_no_store_named(&sim, "wrong-anchor").await;
+    });
+}
+
+#[test]
+fn a_create_on_a_cluster_with_one_hsm_is_refused() {
+    let sim = server();
+    block_on(async {
+        let c = new_cluster(&sim, 1).await;
+        let r = create(&sim, "one-hsm", &c.id, &c.anchor, &c.kmsuser_password).await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "CloudHsmClusterInvalidConfigurationException",
+                "CloudHSM cluster must contain active HSMs in at least two Availability Zones"
+            )
+        );
+        assert_no_store_named(&sim, "one-hsm").await;
+    });
+}
+
+#[test]
+fn a_create_on_a_cluster_not_yet_initialized_is_refused() {
+    let sim = server();
+    block_on(async {
+        let anchor = new_cluster(&sim, 2).await.anchor;
+        let fresh = sim
+            .control()
+            .aws("BaldrApiService.CreateCluster", json!({"HsmType": "hsm2m.medium", "SubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]}))
+            .await
+            .unwrap();
+        let fresh = fresh["Cluster"]["ClusterId"].as_str().unwrap();
+        let r = create(&sim, "not-active", fresh, &anchor, &sim.kmsuser_password()).await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "CloudHsmClusterNotActiveException",
+                &format!(
+                    "AWS CloudHSM cluster '{fresh}' is UNINITIALIZED, not ACTIVE: initialize and activate it first."
+                )
+            )
+        );
+        assert_no_store_named(&sim, "not-active").await;
+    });
+}
+
+#[test]
+fn a_create_with_a_name_over_256_characters_is_refused() {
+    let sim = server();
+    block_on(async {
+        let c = new_cluster(&sim, 2).await;
+        let name = "n".repeat(257);
+        let r = create(&sim, &name, &c.id, &c.anchor, &c.kmsuser_password).await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "ValidationException",
+                &format!(
+                    "1 validation error detected: Value '{name}' at 'customKeyStoreName' failed to satisfy constraint: Member must have length less than or equal to 256"
+                )
+            )
+        );
+        let all = sim.kms().describe_custom_key_stores().send().await.unwrap();
+        assert!(
+            all.custom_key_stores()
+                .iter()
+                .all(|e| e.custom_key_store_name() != Some(name.as_str())),
+            "a store with the long name was made"
+        );
+    });
+}
+
+#[test]
+fn a_create_with_a_malformed_cluster_id_is_refused() {
+    let sim = server();
+    block_on(async {
+        let r = create(
+            &sim,
+            "malformed-cluster-id",
+            "cluster-1a23b4cdefg",
+            &sim.trust_anchor(),
+            &sim.kmsuser_password(),
+        )
+        .await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "ValidationException",
+                "1 validation error detected: Value 'cluster-1a23b4cdefg' at 'cloudHsmClusterId' failed to satisfy constraint: Member must satisfy regular expression pattern: cluster-[2-7a-zA-Z]{11,16}"
+            )
+        );
+        assert_no_store_named(&sim, "malformed-cluster-id").await;
+    });
+}
+
+#[test]
+fn a_create_with_a_password_under_seven_characters_is_refused() {
+    let sim = server();
+    block_on(async {
+        let c = new_cluster(&sim, 2).await;
+        let r = create(&sim, "short-password", &c.id, &c.anchor, "short").await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "ValidationException",
+                "1 validation error detected: Value at 'keyStorePassword' failed to satisfy constraint: Member must have length greater than or equal to 7"
+            )
+        );
+        assert_no_store_named(&sim, "short-password").await;
+    });
+}
+
+#[test]
+fn an_external_key_store_is_unsupported() {
+    let sim = server();
+    block_on(async {
+        let r = sim
+            .kms()
+            .create_custom_key_store()
+            .custom_key_store_name("xks")
+            .custom_key_store_type(aws_sdk_kms::types::CustomKeyStoreType::ExternalKeyStore)
+            .send()
+            .await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "UnsupportedOperationException",
+                "cks-sim simulates AWS CloudHSM key stores only; external key stores (EXTERNAL_KEY_STORE) are not supported."
+            )
+        );
+        assert_no_store_named(&sim, "xks").await;
     });
 }
 
