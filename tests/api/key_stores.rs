@@ -266,92 +266,6 @@ fn quota_of_ten_stores_and_its_release() {
 }
 
 #[test]
-fn connecting_and_disconnecting_are_observable() {
-    let sim = Sim::start();
-    block_on(async {
-        let kms = sim.kms();
-        let c = sim.control();
-        let cluster = default_cluster(&sim).await;
-        let id = create_store(&sim, "slow", &cluster, &sim.kmsuser_password()).await;
-        c.call(
-            "POST",
-            "/_sim/settings",
-            Some(json!({"hold_connections": true})),
-        )
-        .await
-        .unwrap();
-        kms.connect_custom_key_store()
-            .custom_key_store_id(&id)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            describe(&sim, &id)
-                .await
-                .connection_state()
-                .unwrap()
-                .as_str(),
-            "CONNECTING"
-        );
-        // Connect again while CONNECTING: accepted, no change.
-        kms.connect_custom_key_store()
-            .custom_key_store_id(&id)
-            .send()
-            .await
-            .unwrap();
-        let r = kms
-            .update_custom_key_store()
-            .custom_key_store_id(&id)
-            .new_custom_key_store_name("n")
-            .send()
-            .await;
-        assert_eq!(code(r), "CustomKeyStoreInvalidStateException");
-        c.call(
-            "POST",
-            "/_sim/settings",
-            Some(json!({"hold_connections": false})),
-        )
-        .await
-        .unwrap();
-        wait_state(&kms, &id, "CONNECTED").await;
-
-        c.call(
-            "POST",
-            "/_sim/settings",
-            Some(json!({"disconnect_delay_ms": 3000})),
-        )
-        .await
-        .unwrap();
-        kms.disconnect_custom_key_store()
-            .custom_key_store_id(&id)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            describe(&sim, &id)
-                .await
-                .connection_state()
-                .unwrap()
-                .as_str(),
-            "DISCONNECTING"
-        );
-        let r = kms
-            .connect_custom_key_store()
-            .custom_key_store_id(&id)
-            .send()
-            .await;
-        assert_eq!(code(r), "CustomKeyStoreInvalidStateException");
-        let r = kms
-            .disconnect_custom_key_store()
-            .custom_key_store_id(&id)
-            .send()
-            .await;
-        assert_eq!(code(r), "CustomKeyStoreInvalidStateException");
-        wait_state(&kms, &id, "DISCONNECTED").await;
-    });
-}
-
-#[test]
 fn stores_survive_restarts_and_connected_ones_reconnect() {
     let mut sim = Sim::start();
     let (connected, disconnected) = block_on(async {
@@ -418,15 +332,20 @@ fn stores_survive_restarts_and_connected_ones_reconnect() {
 
 static SHARED: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
 
-/// The shared server: the running one, or a new one if none is running.
+/// The shared server.
 fn server() -> Arc<Sim> {
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    shared(&SHARED, || {
+        Sim::start_with_config("[simulation]\ndisconnect_delay_ms = 0\n")
+    })
+}
+
+/// The server kept in `slot`: the running one, or one `start` starts if none is running.
+fn shared(slot: &Mutex<Weak<Sim>>, start: impl FnOnce() -> Sim) -> Arc<Sim> {
+    let mut shared = slot.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(sim) = shared.upgrade() {
         return sim;
     }
-    let sim = Arc::new(Sim::start_with_config(
-        "[simulation]\ndisconnect_delay_ms = 0\n",
-    ));
+    let sim = Arc::new(start());
     *shared = Arc::downgrade(&sim);
     sim
 }
@@ -544,25 +463,32 @@ fn connecting_rotates_kmsusers_password_so_the_customers_no_longer_opens_the_tok
     let sim = server();
     block_on(async {
         let (id, c) = own_store(&sim, "rotated").await;
-        let opens = |pin: &str| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
-                .arg("inspect-token")
-                .arg("--data-dir")
-                .arg(sim.data_dir())
-                .args(["--label", &c.id, "--pin", pin])
-                .output()
-                .unwrap()
-                .status
-                .success()
-        };
-        assert!(
-            opens(&c.kmsuser_password),
-            "before the connect, the customer's password opens the token"
+        assert_eq!(
+            token_pin(&sim, &c.id).await,
+            c.kmsuser_password,
+            "before the connect, the token's PIN is the customer's password"
         );
         connect(&sim, &id).await;
+        assert_ne!(
+            token_pin(&sim, &c.id).await,
+            c.kmsuser_password,
+            "the connect rotated the token's PIN"
+        );
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
+            .arg("inspect-token")
+            .arg("--data-dir")
+            .arg(sim.data_dir())
+            .args(["--label", &c.id, "--pin", &c.kmsuser_password])
+            .output()
+            .unwrap();
+        // Refused for its PIN, not for any other reason.
         assert!(
-            !opens(&c.kmsuser_password),
+            !out.status.success(),
             "the old password must no longer open the token"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "cks-sim: the token refused the PIN (PinIncorrect)\n"
         );
         release(&sim, &id).await;
     });
@@ -693,6 +619,190 @@ fn a_deleted_stores_cluster_and_name_back_a_new_store_with_a_new_id() {
         let again = create_store_with(&sim, "reborn", &c.id, &c.anchor, "whatever1").await;
         assert_ne!(again, id);
         release(&sim, &again).await;
+    });
+}
+
+// ---- CONNECTING and DISCONNECTING, observable ----
+//
+// Holding connections and slowing disconnects are server-wide settings, so these tests share
+// two servers of their own: one that holds every connection in CONNECTING (never released),
+// and one whose disconnects take three seconds. A test that releases held connections starts
+// its own.
+
+static HOLDING: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
+static SLOW_DISCONNECT: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
+
+/// A server that holds every connection attempt in CONNECTING.
+fn holding_server() -> Arc<Sim> {
+    shared(&HOLDING, || {
+        let sim = Sim::start();
+        hold_connections(&sim, true);
+        sim
+    })
+}
+
+/// A server whose disconnects stay DISCONNECTING for three seconds.
+fn slow_disconnect_server() -> Arc<Sim> {
+    shared(&SLOW_DISCONNECT, || {
+        Sim::start_with_config("[simulation]\ndisconnect_delay_ms = 3000\n")
+    })
+}
+
+fn hold_connections(sim: &Sim, on: bool) {
+    block_on(sim.control().call(
+        "POST",
+        "/_sim/settings",
+        Some(json!({"hold_connections": on})),
+    ))
+    .expect("settings");
+}
+
+/// A store of its own on `sim`, asked to connect (held: CONNECTING).
+async fn connecting_store(sim: &Sim, name: &str) -> String {
+    let (id, _) = own_store(sim, name).await;
+    sim.kms()
+        .connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+/// A store of its own on `sim`, connected, then asked to disconnect (DISCONNECTING).
+async fn disconnecting_store(sim: &Sim, name: &str) -> String {
+    let (id, _) = own_store(sim, name).await;
+    connect(sim, &id).await;
+    sim.kms()
+        .disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+#[test]
+fn a_held_connection_is_observable_as_connecting() {
+    let sim = holding_server();
+    block_on(async {
+        let id = connecting_store(&sim, "held").await;
+        assert_eq!(state_of(&describe(&sim, &id).await), "CONNECTING");
+    });
+}
+
+#[test]
+fn connect_while_connecting_is_accepted_and_changes_nothing() {
+    let sim = holding_server();
+    block_on(async {
+        let id = connecting_store(&sim, "held-twice").await;
+        sim.kms()
+            .connect_custom_key_store()
+            .custom_key_store_id(&id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(state_of(&describe(&sim, &id).await), "CONNECTING");
+    });
+}
+
+#[test]
+fn a_connecting_store_cannot_be_renamed() {
+    let sim = holding_server();
+    block_on(async {
+        let id = connecting_store(&sim, "held-rename").await;
+        let r = sim
+            .kms()
+            .update_custom_key_store()
+            .custom_key_store_id(&id)
+            .new_custom_key_store_name("n")
+            .send()
+            .await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "CustomKeyStoreInvalidStateException",
+                &format!(
+                    "Custom key store {id} is CONNECTING: it can be renamed only while CONNECTED or DISCONNECTED."
+                )
+            )
+        );
+        assert_eq!(
+            describe(&sim, &id).await.custom_key_store_name(),
+            Some("held-rename")
+        );
+    });
+}
+
+/// Starts a server of its own: it releases held connections, a server-wide setting.
+#[test]
+fn a_held_connection_completes_when_released() {
+    let sim = Sim::start();
+    hold_connections(&sim, true);
+    block_on(async {
+        let id = connecting_store(&sim, "released").await;
+        assert_eq!(state_of(&describe(&sim, &id).await), "CONNECTING");
+        sim.control()
+            .call(
+                "POST",
+                "/_sim/settings",
+                Some(json!({"hold_connections": false})),
+            )
+            .await
+            .unwrap();
+        wait_state(&sim.kms(), &id, "CONNECTED").await;
+    });
+}
+
+#[test]
+fn a_slow_disconnect_is_observable_as_disconnecting_until_it_completes() {
+    let sim = slow_disconnect_server();
+    block_on(async {
+        let id = disconnecting_store(&sim, "slow").await;
+        assert_eq!(state_of(&describe(&sim, &id).await), "DISCONNECTING");
+        wait_state(&sim.kms(), &id, "DISCONNECTED").await;
+    });
+}
+
+#[test]
+fn connect_while_disconnecting_is_refused() {
+    let sim = slow_disconnect_server();
+    block_on(async {
+        let id = disconnecting_store(&sim, "slow-connect").await;
+        let r = sim
+            .kms()
+            .connect_custom_key_store()
+            .custom_key_store_id(&id)
+            .send()
+            .await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "CustomKeyStoreInvalidStateException",
+                &format!("Custom key store {id} is DISCONNECTING: wait until it is DISCONNECTED.")
+            )
+        );
+    });
+}
+
+#[test]
+fn disconnect_while_disconnecting_is_refused() {
+    let sim = slow_disconnect_server();
+    block_on(async {
+        let id = disconnecting_store(&sim, "slow-disconnect").await;
+        let r = sim
+            .kms()
+            .disconnect_custom_key_store()
+            .custom_key_store_id(&id)
+            .send()
+            .await;
+        assert_eq!(
+            refusal(r),
+            refused(
+                "CustomKeyStoreInvalidStateException",
+                &format!("Custom key store {id} is DISCONNECTING: there is no connection to end.")
+            )
+        );
     });
 }
 
