@@ -323,7 +323,8 @@ fn stores_survive_restarts_and_connected_ones_reconnect() {
 
 // ---- The split tests: one server for them all ----
 //
-// The tests below share one server (kept while any of them runs). Each works on a cluster and
+// The tests below share a server per section (kept while any of its tests runs; one per
+// section, because a server serialises its changes and the sections run side by side). Each works on a cluster and
 // store of its own, and deletes its store at the end, because an account holds at most ten
 // stores (a test holds at most two at once: scripts/test's four test threads stay far below
 // the quota). A test that changes a server-wide setting starts a server of its own. The shared
@@ -332,11 +333,26 @@ fn stores_survive_restarts_and_connected_ones_reconnect() {
 
 static SHARED: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
 
-/// The shared server.
+static UPDATES: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
+static CODES: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
+
+/// The shared server of the lifecycle and CreateCustomKeyStore tests.
 fn server() -> Arc<Sim> {
-    shared(&SHARED, || {
-        Sim::start_with_config("[simulation]\ndisconnect_delay_ms = 0\n")
-    })
+    shared(&SHARED, quick_disconnect_server)
+}
+
+/// The shared server of the UpdateCustomKeyStore tests.
+fn update_server() -> Arc<Sim> {
+    shared(&UPDATES, quick_disconnect_server)
+}
+
+/// The shared server of the ConnectionErrorCode tests.
+fn codes_server() -> Arc<Sim> {
+    shared(&CODES, quick_disconnect_server)
+}
+
+fn quick_disconnect_server() -> Sim {
+    Sim::start_with_config("[simulation]\ndisconnect_delay_ms = 0\n")
 }
 
 /// The server kept in `slot`: the running one, or one `start` starts if none is running.
@@ -542,8 +558,6 @@ fn disconnect_of_a_disconnected_store_is_refused() {
     let sim = server();
     block_on(async {
         let (id, _) = own_store(&sim, "disconnect-twice").await;
-        connect(&sim, &id).await;
-        disconnect(&sim, &id).await;
         let r = sim
             .kms()
             .disconnect_custom_key_store()
@@ -567,8 +581,6 @@ fn a_deleted_store_is_not_found_by_every_operation() {
     block_on(async {
         let kms = sim.kms();
         let (id, _) = own_store(&sim, "deleted").await;
-        connect(&sim, &id).await;
-        disconnect(&sim, &id).await;
         kms.delete_custom_key_store()
             .custom_key_store_id(&id)
             .send()
@@ -810,7 +822,7 @@ fn disconnect_while_disconnecting_is_refused() {
 
 #[test]
 fn a_connected_store_can_be_renamed() {
-    let sim = server();
+    let sim = update_server();
     block_on(async {
         let (id, _) = own_store(&sim, "upd").await;
         connect(&sim, &id).await;
@@ -831,7 +843,7 @@ fn a_connected_store_can_be_renamed() {
 
 #[test]
 fn a_connected_stores_password_cannot_be_changed() {
-    let sim = server();
+    let sim = update_server();
     block_on(async {
         let (id, _) = own_store(&sim, "upd-password").await;
         connect(&sim, &id).await;
@@ -857,7 +869,7 @@ fn a_connected_stores_password_cannot_be_changed() {
 
 #[test]
 fn an_unrelated_cluster_is_refused_with_not_related() {
-    let sim = server();
+    let sim = update_server();
     block_on(async {
         let (id, c) = own_store(&sim, "upd-unrelated").await;
         let unrelated = new_cluster(&sim, 2).await;
@@ -884,7 +896,7 @@ fn an_unrelated_cluster_is_refused_with_not_related() {
 
 #[test]
 fn an_unknown_cluster_is_refused_with_not_found() {
-    let sim = server();
+    let sim = update_server();
     block_on(async {
         let (id, _) = own_store(&sim, "upd-unknown").await;
         let r = sim
@@ -942,7 +954,7 @@ async fn restored_cluster(sim: &Sim, cluster: &str) -> (String, Vec<String>) {
 
 #[test]
 fn a_cluster_restored_from_a_stores_backup_is_in_use_for_a_new_store() {
-    let sim = server();
+    let sim = update_server();
     block_on(async {
         let (id, c) = own_store(&sim, "upd-in-use").await;
         let (restored, _) = restored_cluster(&sim, &c.id).await;
@@ -970,7 +982,7 @@ fn a_cluster_restored_from_a_stores_backup_is_in_use_for_a_new_store() {
 
 #[test]
 fn a_related_cluster_without_hsms_is_refused_with_invalid_configuration() {
-    let sim = server();
+    let sim = update_server();
     block_on(async {
         let (id, c) = own_store(&sim, "upd-no-hsm").await;
         let (restored, _) = restored_cluster(&sim, &c.id).await;
@@ -998,7 +1010,7 @@ fn a_related_cluster_without_hsms_is_refused_with_invalid_configuration() {
 
 #[test]
 fn a_related_cluster_with_hsms_in_two_azs_takes_over_a_disconnected_store() {
-    let sim = server();
+    let sim = update_server();
     block_on(async {
         let (id, c) = own_store(&sim, "upd-moved").await;
         let (restored, azs) = restored_cluster(&sim, &c.id).await;
@@ -1029,7 +1041,7 @@ fn a_related_cluster_with_hsms_in_two_azs_takes_over_a_disconnected_store() {
 
 #[test]
 fn a_new_name_used_by_another_store_is_refused() {
-    let sim = server();
+    let sim = update_server();
     block_on(async {
         let (id, _) = own_store(&sim, "upd-rename").await;
         let (other, _) = own_store(&sim, "taken").await;
@@ -1248,14 +1260,20 @@ fn a_create_on_a_cluster_with_one_hsm_is_refused() {
 fn a_create_on_a_cluster_not_yet_initialized_is_refused() {
     let sim = server();
     block_on(async {
-        let anchor = new_cluster(&sim, 2).await.anchor;
         let fresh = sim
             .control()
             .aws("BaldrApiService.CreateCluster", json!({"HsmType": "hsm2m.medium", "SubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]}))
             .await
             .unwrap();
         let fresh = fresh["Cluster"]["ClusterId"].as_str().unwrap();
-        let r = create(&sim, "not-active", fresh, &anchor, &sim.kmsuser_password()).await;
+        let r = create(
+            &sim,
+            "not-active",
+            fresh,
+            &sim.trust_anchor(),
+            &sim.kmsuser_password(),
+        )
+        .await;
         assert_eq!(
             refusal(r),
             refused(
@@ -1273,9 +1291,17 @@ fn a_create_on_a_cluster_not_yet_initialized_is_refused() {
 fn a_create_with_a_name_over_256_characters_is_refused() {
     let sim = server();
     block_on(async {
-        let c = new_cluster(&sim, 2).await;
+        // The default cluster backs no store on this server: only the name is wrong.
+        let cluster = default_cluster(&sim).await;
         let name = "n".repeat(257);
-        let r = create(&sim, &name, &c.id, &c.anchor, &c.kmsuser_password).await;
+        let r = create(
+            &sim,
+            &name,
+            &cluster,
+            &sim.trust_anchor(),
+            &sim.kmsuser_password(),
+        )
+        .await;
         assert_eq!(
             refusal(r),
             refused(
@@ -1322,8 +1348,16 @@ fn a_create_with_a_malformed_cluster_id_is_refused() {
 fn a_create_with_a_password_under_seven_characters_is_refused() {
     let sim = server();
     block_on(async {
-        let c = new_cluster(&sim, 2).await;
-        let r = create(&sim, "short-password", &c.id, &c.anchor, "short").await;
+        // The default cluster backs no store on this server: only the password is wrong.
+        let cluster = default_cluster(&sim).await;
+        let r = create(
+            &sim,
+            "short-password",
+            &cluster,
+            &sim.trust_anchor(),
+            "short",
+        )
+        .await;
         assert_eq!(
             refusal(r),
             refused(
@@ -1423,7 +1457,7 @@ async fn subnet_and_hsms(sim: &Sim, cluster: &str) -> (String, Vec<String>) {
 
 /// With the fault `name` on, a connect FAILs with `want`; with it off, the store connects.
 fn fault_fails_with_until_cleared(name: &str, target: Target, want: ConnectionErrorCodeType) {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let (id, c) = own_store(&sim, &format!("fault-{name}")).await;
         let subnet = subnet_and_hsms(&sim, &c.id).await.0;
@@ -1496,7 +1530,7 @@ fn kmsuser_missing_on_some_hsms_is_user_not_found_and_connects_once_everywhere()
 
 #[test]
 fn a_failed_store_refuses_connect_until_it_is_disconnected() {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let (id, c) = own_store(&sim, "failed-connect").await;
         fault(&sim, &c.id, "network-down", None, true).await;
@@ -1528,7 +1562,7 @@ fn a_failed_store_refuses_connect_until_it_is_disconnected() {
 
 #[test]
 fn disconnecting_a_failed_store_clears_its_connection_error_code() {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let (id, c) = own_store(&sim, "failed-cleared").await;
         fault(&sim, &c.id, "network-down", None, true).await;
@@ -1579,7 +1613,7 @@ fn hsms_lost_during_the_connection_are_insufficient_cloudhsm_hsms_and_connects_o
 
 #[test]
 fn connect_without_an_active_hsm_is_refused_at_once_and_connects_once_one_is_back() {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let (id, c) = own_store(&sim, "no-active-hsm").await;
         let (_, hsms) = subnet_and_hsms(&sim, &c.id).await;
@@ -1628,7 +1662,7 @@ async fn admin_resets_kmsuser(sim: &Sim, c: &NewCluster, password: &str) {
 
 #[test]
 fn kmsuser_logged_in_elsewhere_is_user_logged_in_and_connects_after_logout() {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let ctl = sim.control();
         let (id, c) = own_store(&sim, "logged-in").await;
@@ -1651,7 +1685,7 @@ fn kmsuser_logged_in_elsewhere_is_user_logged_in_and_connects_after_logout() {
 
 #[test]
 fn a_wrong_password_is_invalid_credentials_and_the_right_one_connects() {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let (id, c) = own_store(&sim, "wrong-password").await;
         set_password(&sim, &id, "WrongPassword1").await;
@@ -1678,24 +1712,25 @@ async fn kmsuser_locked(sim: &Sim, cluster: &str) -> Value {
         .clone()
 }
 
-/// Six connects with a wrong password, each ending FAILED: the sixth locks kmsuser.
-async fn lock_kmsuser_out(sim: &Sim, id: &str) {
-    set_password(sim, id, "WrongPassword1").await;
+/// Six logins of kmsuser with a wrong password (through the control door, which counts them
+/// as KMS's connects do): the sixth locks kmsuser.
+async fn lock_kmsuser_out(sim: &Sim, cluster: &str) {
     for _ in 0..6 {
-        let kms = sim.kms();
-        kms.connect_custom_key_store()
-            .custom_key_store_id(id)
-            .send()
+        sim.control()
+            .call(
+                "POST",
+                &format!("{}/login", user_path(cluster, "kmsuser")),
+                Some(json!({"password": "WrongPassword1"})),
+            )
             .await
-            .unwrap();
-        wait_state(&kms, id, "FAILED").await;
-        disconnect(sim, id).await;
+            .expect_err("a wrong password is refused");
     }
+    assert_eq!(kmsuser_locked(sim, cluster).await, true);
 }
 
 #[test]
 fn the_sixth_wrong_password_in_a_row_locks_kmsuser_out() {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let (id, c) = own_store(&sim, "locking").await;
         set_password(&sim, &id, "WrongPassword1").await;
@@ -1711,10 +1746,10 @@ fn the_sixth_wrong_password_in_a_row_locks_kmsuser_out() {
 
 #[test]
 fn a_locked_out_kmsuser_stays_locked_out_with_the_right_password() {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let (id, c) = own_store(&sim, "locked").await;
-        lock_kmsuser_out(&sim, &id).await;
+        lock_kmsuser_out(&sim, &c.id).await;
         set_password(&sim, &id, &c.kmsuser_password).await;
         expect_failure(&sim, &id, ConnectionErrorCodeType::UserLockedOut).await;
         release(&sim, &id).await;
@@ -1723,10 +1758,10 @@ fn a_locked_out_kmsuser_stays_locked_out_with_the_right_password() {
 
 #[test]
 fn an_admins_password_reset_unlocks_kmsuser_and_the_store_connects() {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let (id, c) = own_store(&sim, "unlocked").await;
-        lock_kmsuser_out(&sim, &id).await;
+        lock_kmsuser_out(&sim, &c.id).await;
         admin_resets_kmsuser(&sim, &c, "Again12345").await;
         set_password(&sim, &id, "Again12345").await;
         expect_success(&sim, &id).await;
@@ -1736,7 +1771,7 @@ fn an_admins_password_reset_unlocks_kmsuser_and_the_store_connects() {
 
 #[test]
 fn a_deleted_kmsuser_is_user_not_found() {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let (id, c) = own_store(&sim, "kmsuser-deleted").await;
         sim.control()
@@ -1750,7 +1785,7 @@ fn a_deleted_kmsuser_is_user_not_found() {
 
 #[test]
 fn a_recreated_kmsuser_is_invalid_credentials_until_the_store_is_given_its_password() {
-    let sim = server();
+    let sim = codes_server();
     block_on(async {
         let ctl = sim.control();
         let (id, c) = own_store(&sim, "kmsuser-recreated").await;
