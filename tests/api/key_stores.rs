@@ -1,8 +1,8 @@
 //! CloudHSM key stores through aws-sdk-kms: the whole lifecycle and every exception.
 //!
 //! The scenario tests at the top start a server each; the tests after them show one behaviour
-//! each on one shared server (see "The split tests"), and every refusal among them is checked
-//! for its exception and its exact message.
+//! each on a few shared servers (see "The split tests"), and every refusal among them is
+//! checked for its exception and its exact message.
 
 use crate::common::*;
 use aws_sdk_kms::error::ProvideErrorMetadata;
@@ -321,15 +321,16 @@ fn stores_survive_restarts_and_connected_ones_reconnect() {
     });
 }
 
-// ---- The split tests: one server for them all ----
+// ---- The split tests: shared servers ----
 //
-// The tests below share a server per section (kept while any of its tests runs; one per
-// section, because a server serialises its changes and the sections run side by side). Each works on a cluster and
-// store of its own, and deletes its store at the end, because an account holds at most ten
-// stores (a test holds at most two at once: scripts/test's four test threads stay far below
-// the quota). A test that changes a server-wide setting starts a server of its own. The shared
-// server completes a disconnect at once (no simulated delay): none of these tests observes
-// DISCONNECTING, and most of them disconnect several times.
+// The tests below share a server per section (kept while any of its tests runs): a server
+// serialises its changes, so one per section lets the sections run side by side. Each test
+// works on a cluster and store of its own and deletes its store at the end, because an
+// account holds at most ten stores (a test holds at most two at once, far below the quota
+// with scripts/test's four test threads). A test that changes a server-wide setting uses a
+// server of its own or one shared with tests wanting the same setting. The section servers
+// complete a disconnect at once (no simulated delay): none of their tests observes
+// DISCONNECTING, and many of them disconnect several times.
 
 static SHARED: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
 
