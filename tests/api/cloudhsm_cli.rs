@@ -2,14 +2,21 @@
 //! procedures against a real server and token, in single command mode (CLOUDHSM_ROLE /
 //! CLOUDHSM_PIN) and interactive mode driven through standard input. Every output must parse
 //! as the documented `{"error_code", "data"}` JSON.
+//!
+//! The scenario tests first (a server each), then tests of one behaviour each on one shared
+//! server: crypto users and their keys, and kmsuser locked out; each refusal is checked for
+//! its exact message.
 
 use crate::common::{
-    Sim, block_on, cloudhsm_key, code, connected_store, default_cluster, disconnect, wait_state,
+    Sim, block_on, cloudhsm_key, code, connected_store, create_store_with, default_cluster,
+    disconnect, wait_state,
 };
+use crate::key_stores::{NewCluster, new_cluster};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 
 /// What one CLI process printed and how it ended.
 struct Run {
@@ -316,123 +323,6 @@ fn cli_deleting_a_live_keys_material_makes_the_key_fail_on_use() {
 }
 
 #[test]
-fn cli_admin_reset_unlocks_kmsuser_after_user_locked_out_then_the_store_connects() {
-    let sim = Sim::start();
-    let (store, cluster) = block_on(async {
-        let (store, cluster) = connected_store(&sim, "locked").await;
-        disconnect(&sim, &store).await;
-        (store, cluster)
-    });
-    // Six wrong passwords: the sixth locks kmsuser, and a locked user cannot log in.
-    for i in 0..6 {
-        let (ok_exit, doc) = single(
-            &sim,
-            "crypto-user",
-            "kmsuser:WrongPassw0rd",
-            &[
-                "login",
-                "--username",
-                "kmsuser",
-                "--role",
-                "crypto-user",
-                "--cluster-id",
-                &cluster,
-            ],
-            "WrongPassw0rd\n",
-        );
-        assert!(!ok_exit);
-        let msg = error(&doc);
-        assert!(msg.contains("Wrong password"), "{msg}");
-        assert_eq!(msg.contains("locked"), i == 5, "{msg}");
-    }
-    let (_, doc) = single(
-        &sim,
-        "crypto-user",
-        "kmsuser:x",
-        &[
-            "login",
-            "--username",
-            "kmsuser",
-            "--role",
-            "crypto-user",
-            "--password",
-            "anything1",
-            "--cluster-id",
-            &cluster,
-        ],
-        "",
-    );
-    assert!(error(&doc).contains("user is locked"), "{doc}");
-    let (_, users) = single(
-        &sim,
-        "admin",
-        "admin:x",
-        &["user", "list", "--cluster-id", &cluster],
-        "",
-    );
-    let k = ok(&users)["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == "kmsuser")
-        .unwrap()
-        .clone();
-    assert_eq!(k["locked"], "true");
-    block_on(async {
-        let kms = sim.kms();
-        kms.connect_custom_key_store()
-            .custom_key_store_id(&store)
-            .send()
-            .await
-            .unwrap();
-        let e = wait_state(&kms, &store, "FAILED").await;
-        assert_eq!(
-            e.connection_error_code().unwrap().as_str(),
-            "USER_LOCKED_OUT"
-        );
-        disconnect(&sim, &store).await;
-    });
-    // The admin resets kmsuser's password in single command mode (typed at the prompts).
-    let admin_pin = format!("admin:{}", sim.admin_password());
-    let (exit_ok, doc) = single(
-        &sim,
-        "admin",
-        &admin_pin,
-        &[
-            "user",
-            "change-password",
-            "--username",
-            "kmsuser",
-            "--role",
-            "crypto-user",
-            "--cluster-id",
-            &cluster,
-        ],
-        "Unlocked123\nUnlocked123\n",
-    );
-    assert!(exit_ok);
-    assert_eq!(
-        ok(&doc),
-        &json!({"username": "kmsuser", "role": "crypto-user"})
-    );
-    block_on(async {
-        let kms = sim.kms();
-        kms.update_custom_key_store()
-            .custom_key_store_id(&store)
-            .key_store_password("Unlocked123")
-            .send()
-            .await
-            .unwrap();
-        kms.connect_custom_key_store()
-            .custom_key_store_id(&store)
-            .send()
-            .await
-            .unwrap();
-        wait_state(&kms, &store, "CONNECTED").await;
-    });
-}
-
-#[test]
 fn cli_refuses_a_wrong_role_and_a_wrong_password() {
     let sim = Sim::start();
     let cluster = block_on(default_cluster(&sim));
@@ -477,146 +367,6 @@ fn cli_refuses_a_wrong_role_and_a_wrong_password() {
     );
     assert!(!exit_ok);
     assert!(error(&doc).contains("Wrong password"), "{doc}");
-}
-
-#[test]
-fn cli_crypto_users_own_share_and_delete_their_keys_and_admins_cannot_use_keys() {
-    let sim = Sim::start();
-    let cluster = block_on(default_cluster(&sim));
-    let admin = format!("admin:{}", sim.admin_password());
-    for u in ["alice", "bob"] {
-        let (ok_exit, doc) = single(
-            &sim,
-            "admin",
-            &admin,
-            &[
-                "user",
-                "create",
-                "--username",
-                u,
-                "--role",
-                "crypto-user",
-                "--cluster-id",
-                &cluster,
-            ],
-            "Passw0rd12\nPassw0rd12\n",
-        );
-        assert!(ok_exit, "{doc}");
-    }
-    let (_, doc) = single(
-        &sim,
-        "admin",
-        &admin,
-        &[
-            "key",
-            "generate-symmetric",
-            "aes",
-            "--label",
-            "nope",
-            "--key-length-bytes",
-            "32",
-            "--cluster-id",
-            &cluster,
-        ],
-        "",
-    );
-    assert!(error(&doc).contains("Only crypto users"), "{doc}");
-    let alice = |args: &[&str]| {
-        single(
-            &sim,
-            "crypto-user",
-            "alice:Passw0rd12",
-            &[args, &["--cluster-id", &cluster]].concat(),
-            "",
-        )
-        .1
-    };
-    let bob = |args: &[&str]| {
-        single(
-            &sim,
-            "crypto-user",
-            "bob:Passw0rd12",
-            &[args, &["--cluster-id", &cluster]].concat(),
-            "",
-        )
-        .1
-    };
-    for label in ["a1", "a2", "a3"] {
-        let k = alice(&[
-            "key",
-            "generate-symmetric",
-            "aes",
-            "--label",
-            label,
-            "--key-length-bytes",
-            "24",
-        ]);
-        assert_eq!(
-            ok(&k)["key"]["key-info"]["key-owners"][0]["username"],
-            "alice"
-        );
-        assert_eq!(ok(&k)["key"]["attributes"]["key-length-bytes"], 24);
-    }
-    // Bob sees none of alice's keys (kmsuser's neither), until one is shared with him.
-    assert_eq!(ok(&bob(&["key", "list"]))["total_key_count"], 0);
-    let shared = alice(&[
-        "key",
-        "share",
-        "--filter",
-        "attr.label=a1",
-        "--username",
-        "bob",
-        "--role",
-        "crypto-user",
-    ]);
-    ok(&shared);
-    let seen = bob(&["key", "list", "--verbose"]);
-    assert_eq!(
-        ok(&seen)["matched_keys"][0]["key-info"]["shared-users"],
-        json!([{"username": "bob", "key-coverage": "full"}])
-    );
-    assert!(
-        error(&bob(&["key", "delete", "--filter", "attr.label=a1"])).contains("Only the owner")
-    );
-    ok(&alice(&[
-        "key",
-        "unshare",
-        "--filter",
-        "attr.label=a1",
-        "--username",
-        "bob",
-        "--role",
-        "crypto-user",
-    ]));
-    assert_eq!(ok(&bob(&["key", "list"]))["total_key_count"], 0);
-    // Admins see every key but cannot filter; a user who owns keys cannot be deleted.
-    let (_, all) = single(
-        &sim,
-        "admin",
-        &admin,
-        &["key", "list", "--cluster-id", &cluster],
-        "",
-    );
-    assert_eq!(ok(&all)["total_key_count"], 3);
-    let (_, del) = single(
-        &sim,
-        "admin",
-        &admin,
-        &[
-            "user",
-            "delete",
-            "--username",
-            "alice",
-            "--role",
-            "crypto-user",
-            "--cluster-id",
-            &cluster,
-        ],
-        "",
-    );
-    assert!(error(&del).contains("owns 3 keys"), "{del}");
-    ok(&alice(&["key", "delete", "--filter", "attr.label=a1"]));
-    assert_eq!(ok(&alice(&["key", "list"]))["total_key_count"], 2);
 }
 
 #[test]
@@ -926,4 +676,467 @@ fn cli_key_list_pages_with_max_items_and_starting_token() {
         ["a1", "a2", "a3"],
         "every key once across the pages"
     );
+}
+
+// ---- One behaviour per test, on one shared server ----
+//
+// The tests below share one server (kept while any of them runs). Those about crypto users
+// and their keys work on the default cluster with users of their own; a test that counts every
+// key of a cluster, or locks kmsuser out, makes a cluster of its own.
+
+static SHARED: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
+
+/// The shared server: the running one, or a new one if none is running.
+fn server() -> Arc<Sim> {
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(sim) = shared.upgrade() {
+        return sim;
+    }
+    let sim = Arc::new(Sim::start());
+    *shared = Arc::downgrade(&sim);
+    sim
+}
+
+/// The password of every crypto user these tests make.
+const CU_PASSWORD: &str = "Passw0rd12";
+
+/// A crypto user `name` on `cluster`, made through the control door.
+fn crypto_user(sim: &Sim, cluster: &str, name: &str) {
+    block_on(sim.control().call(
+        "POST",
+        &format!("/_sim/clusters/{cluster}/users"),
+        Some(json!({"username": name, "role": "crypto-user", "password": CU_PASSWORD})),
+    ))
+    .expect("create a crypto user");
+}
+
+/// One command run as the crypto user `user` on `cluster`: the document it printed.
+fn as_user(sim: &Sim, cluster: &str, user: &str, args: &[&str]) -> Value {
+    single(
+        sim,
+        "crypto-user",
+        &format!("{user}:{CU_PASSWORD}"),
+        &[args, &["--cluster-id", cluster]].concat(),
+        "",
+    )
+    .1
+}
+
+/// One command run as the admin (password `admin_password`) on `cluster`.
+fn as_admin(sim: &Sim, cluster: &str, admin_password: &str, args: &[&str]) -> Value {
+    single(
+        sim,
+        "admin",
+        &format!("admin:{admin_password}"),
+        &[args, &["--cluster-id", cluster]].concat(),
+        "",
+    )
+    .1
+}
+
+/// `user` generates a 24-byte AES key labelled `label`: the command's document.
+fn generate(sim: &Sim, cluster: &str, user: &str, label: &str) -> Value {
+    as_user(
+        sim,
+        cluster,
+        user,
+        &[
+            "key",
+            "generate-symmetric",
+            "aes",
+            "--label",
+            label,
+            "--key-length-bytes",
+            "24",
+        ],
+    )
+}
+
+/// `owner` shares (`share`) or unshares (`unshare`) its key `label` with the crypto user `with`.
+fn share(sim: &Sim, cluster: &str, owner: &str, verb: &str, label: &str, with: &str) -> Value {
+    as_user(
+        sim,
+        cluster,
+        owner,
+        &[
+            "key",
+            verb,
+            "--filter",
+            &format!("attr.label={label}"),
+            "--username",
+            with,
+            "--role",
+            "crypto-user",
+        ],
+    )
+}
+
+fn key_count(doc: &Value) -> &Value {
+    &ok(doc)["total_key_count"]
+}
+
+#[test]
+fn cli_an_admin_creates_a_crypto_user_with_the_password_typed_at_the_prompts() {
+    let sim = server();
+    let cluster = block_on(default_cluster(&sim));
+    let (exit_ok, doc) = single(
+        &sim,
+        "admin",
+        &format!("admin:{}", sim.admin_password()),
+        &[
+            "user",
+            "create",
+            "--username",
+            "alice",
+            "--role",
+            "crypto-user",
+            "--cluster-id",
+            &cluster,
+        ],
+        &format!("{CU_PASSWORD}\n{CU_PASSWORD}\n"),
+    );
+    assert!(exit_ok, "{doc}");
+    assert_eq!(
+        ok(&doc),
+        &json!({"username": "alice", "role": "crypto-user"})
+    );
+    // The password typed at the prompts is alice's.
+    assert_eq!(
+        key_count(&as_user(&sim, &cluster, "alice", &["key", "list"])),
+        0
+    );
+}
+
+#[test]
+fn cli_an_admin_cannot_generate_a_key() {
+    let sim = server();
+    let cluster = block_on(default_cluster(&sim));
+    let doc = as_admin(
+        &sim,
+        &cluster,
+        &sim.admin_password(),
+        &[
+            "key",
+            "generate-symmetric",
+            "aes",
+            "--label",
+            "nope",
+            "--key-length-bytes",
+            "32",
+        ],
+    );
+    assert_eq!(
+        error(&doc),
+        "Only crypto users (CUs) can generate keys; admin is admin"
+    );
+}
+
+#[test]
+fn cli_a_crypto_user_owns_the_keys_it_generates() {
+    let sim = server();
+    let cluster = block_on(default_cluster(&sim));
+    crypto_user(&sim, &cluster, "owner1");
+    let k = generate(&sim, &cluster, "owner1", "owned");
+    assert_eq!(
+        ok(&k)["key"]["key-info"]["key-owners"][0]["username"],
+        "owner1"
+    );
+    assert_eq!(ok(&k)["key"]["attributes"]["key-length-bytes"], 24);
+}
+
+#[test]
+fn cli_a_crypto_user_sees_no_key_of_another_user() {
+    let sim = server();
+    let cluster = block_on(default_cluster(&sim));
+    crypto_user(&sim, &cluster, "owner2");
+    crypto_user(&sim, &cluster, "other2");
+    ok(&generate(&sim, &cluster, "owner2", "private2"));
+    assert_eq!(
+        key_count(&as_user(&sim, &cluster, "other2", &["key", "list"])),
+        0
+    );
+}
+
+#[test]
+fn cli_a_shared_key_is_listed_for_the_user_it_is_shared_with() {
+    let sim = server();
+    let cluster = block_on(default_cluster(&sim));
+    crypto_user(&sim, &cluster, "owner3");
+    crypto_user(&sim, &cluster, "other3");
+    ok(&generate(&sim, &cluster, "owner3", "shared3"));
+    ok(&share(
+        &sim, &cluster, "owner3", "share", "shared3", "other3",
+    ));
+    let seen = as_user(&sim, &cluster, "other3", &["key", "list", "--verbose"]);
+    assert_eq!(key_count(&seen), 1);
+    assert_eq!(
+        ok(&seen)["matched_keys"][0]["key-info"]["shared-users"],
+        json!([{"username": "other3", "key-coverage": "full"}])
+    );
+}
+
+#[test]
+fn cli_a_user_a_key_is_shared_with_cannot_delete_it() {
+    let sim = server();
+    let cluster = block_on(default_cluster(&sim));
+    crypto_user(&sim, &cluster, "owner4");
+    crypto_user(&sim, &cluster, "other4");
+    let k = generate(&sim, &cluster, "owner4", "shared4");
+    let reference = ok(&k)["key"]["key-reference"].as_str().unwrap().to_string();
+    ok(&share(
+        &sim, &cluster, "owner4", "share", "shared4", "other4",
+    ));
+    let r = as_user(
+        &sim,
+        &cluster,
+        "other4",
+        &["key", "delete", "--filter", "attr.label=shared4"],
+    );
+    assert_eq!(
+        error(&r),
+        format!("Only the owner of key {reference} (owner4) can delete it")
+    );
+    assert_eq!(
+        key_count(&as_user(&sim, &cluster, "owner4", &["key", "list"])),
+        1
+    );
+}
+
+#[test]
+fn cli_an_unshared_key_is_no_longer_listed_for_that_user() {
+    let sim = server();
+    let cluster = block_on(default_cluster(&sim));
+    crypto_user(&sim, &cluster, "owner5");
+    crypto_user(&sim, &cluster, "other5");
+    ok(&generate(&sim, &cluster, "owner5", "shared5"));
+    ok(&share(
+        &sim, &cluster, "owner5", "share", "shared5", "other5",
+    ));
+    ok(&share(
+        &sim, &cluster, "owner5", "unshare", "shared5", "other5",
+    ));
+    assert_eq!(
+        key_count(&as_user(&sim, &cluster, "other5", &["key", "list"])),
+        0
+    );
+}
+
+#[test]
+fn cli_an_admin_lists_the_keys_of_every_user() {
+    let sim = server();
+    let c = block_on(new_cluster(&sim, 2));
+    crypto_user(&sim, &c.id, "alice");
+    crypto_user(&sim, &c.id, "bob");
+    for (user, label) in [("alice", "a1"), ("alice", "a2"), ("bob", "b1")] {
+        ok(&generate(&sim, &c.id, user, label));
+    }
+    let all = as_admin(&sim, &c.id, &c.admin_password, &["key", "list"]);
+    assert_eq!(key_count(&all), 3);
+}
+
+#[test]
+fn cli_a_user_who_owns_keys_cannot_be_deleted() {
+    let sim = server();
+    let cluster = block_on(default_cluster(&sim));
+    crypto_user(&sim, &cluster, "owner6");
+    for label in ["k6a", "k6b", "k6c"] {
+        ok(&generate(&sim, &cluster, "owner6", label));
+    }
+    let del = as_admin(
+        &sim,
+        &cluster,
+        &sim.admin_password(),
+        &[
+            "user",
+            "delete",
+            "--username",
+            "owner6",
+            "--role",
+            "crypto-user",
+        ],
+    );
+    assert_eq!(
+        error(&del),
+        "The user owner6 owns 3 keys and cannot be deleted"
+    );
+}
+
+#[test]
+fn cli_the_owner_deletes_its_key() {
+    let sim = server();
+    let cluster = block_on(default_cluster(&sim));
+    crypto_user(&sim, &cluster, "owner7");
+    for label in ["k7a", "k7b", "k7c"] {
+        ok(&generate(&sim, &cluster, "owner7", label));
+    }
+    ok(&as_user(
+        &sim,
+        &cluster,
+        "owner7",
+        &["key", "delete", "--filter", "attr.label=k7a"],
+    ));
+    let left = as_user(&sim, &cluster, "owner7", &["key", "list"]);
+    assert_eq!(key_count(&left), 2);
+    let mut labels: Vec<&str> = ok(&left)["matched_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["attributes"]["label"].as_str().expect("a label"))
+        .collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["k7b", "k7c"]);
+}
+
+// ---- kmsuser locked out through the CLI ----
+
+/// A new cluster with a DISCONNECTED store on it: (store, cluster).
+fn cluster_with_store(sim: &Sim, name: &str) -> (String, NewCluster) {
+    block_on(async {
+        let c = new_cluster(sim, 2).await;
+        let store = create_store_with(sim, name, &c.id, &c.anchor, &c.kmsuser_password).await;
+        (store, c)
+    })
+}
+
+/// kmsuser logs in on `cluster` with `password` (in CLOUDHSM_PIN and at the prompt).
+fn kmsuser_login(sim: &Sim, cluster: &str, password: &str) -> (bool, Value) {
+    single(
+        sim,
+        "crypto-user",
+        &format!("kmsuser:{password}"),
+        &[
+            "login",
+            "--username",
+            "kmsuser",
+            "--role",
+            "crypto-user",
+            "--cluster-id",
+            cluster,
+        ],
+        &format!("{password}\n"),
+    )
+}
+
+/// Six logins with a wrong password: the sixth locks kmsuser.
+fn lock_kmsuser_out(sim: &Sim, cluster: &str) {
+    for _ in 0..6 {
+        assert!(!kmsuser_login(sim, cluster, "WrongPassw0rd").0);
+    }
+}
+
+/// kmsuser's entry in the CLI's user list, as the admin sees it.
+fn kmsuser_listed(sim: &Sim, c: &NewCluster) -> Value {
+    let users = as_admin(sim, &c.id, &c.admin_password, &["user", "list"]);
+    ok(&users)["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "kmsuser")
+        .expect("kmsuser listed")
+        .clone()
+}
+
+#[test]
+fn cli_each_wrong_password_is_refused_and_the_sixth_locks_the_user() {
+    let sim = server();
+    let (_, c) = cluster_with_store(&sim, "cli-locking");
+    for i in 1..=6 {
+        let (exit_ok, doc) = kmsuser_login(&sim, &c.id, "WrongPassw0rd");
+        assert!(!exit_ok, "wrong password {i} accepted");
+        let want = if i == 6 {
+            "Wrong password for user kmsuser; the user is now locked"
+        } else {
+            "Wrong password for user kmsuser"
+        };
+        assert_eq!(error(&doc), want, "wrong password {i}");
+    }
+}
+
+#[test]
+fn cli_a_locked_user_cannot_log_in_even_with_the_right_password() {
+    let sim = server();
+    let (_, c) = cluster_with_store(&sim, "cli-locked");
+    lock_kmsuser_out(&sim, &c.id);
+    for password in ["anything1", c.kmsuser_password.as_str()] {
+        let (exit_ok, doc) = kmsuser_login(&sim, &c.id, password);
+        assert!(!exit_ok);
+        assert_eq!(
+            error(&doc),
+            "user is locked: an admin must reset the password of kmsuser",
+            "password {password}"
+        );
+    }
+}
+
+#[test]
+fn cli_user_list_shows_a_locked_user_as_locked() {
+    let sim = server();
+    let (_, c) = cluster_with_store(&sim, "cli-listed-locked");
+    assert_eq!(kmsuser_listed(&sim, &c)["locked"], "false");
+    lock_kmsuser_out(&sim, &c.id);
+    assert_eq!(kmsuser_listed(&sim, &c)["locked"], "true");
+}
+
+#[test]
+fn a_store_whose_kmsuser_the_cli_locked_out_fails_with_user_locked_out() {
+    let sim = server();
+    let (store, c) = cluster_with_store(&sim, "cli-store-locked");
+    lock_kmsuser_out(&sim, &c.id);
+    block_on(async {
+        let kms = sim.kms();
+        kms.connect_custom_key_store()
+            .custom_key_store_id(&store)
+            .send()
+            .await
+            .unwrap();
+        let e = wait_state(&kms, &store, "FAILED").await;
+        assert_eq!(
+            e.connection_error_code().unwrap().as_str(),
+            "USER_LOCKED_OUT"
+        );
+    });
+}
+
+#[test]
+fn cli_an_admins_password_reset_unlocks_kmsuser_and_the_store_connects() {
+    let sim = server();
+    let (store, c) = cluster_with_store(&sim, "cli-unlocked");
+    lock_kmsuser_out(&sim, &c.id);
+    // The admin resets kmsuser's password in single command mode (typed at the prompts).
+    let (exit_ok, doc) = single(
+        &sim,
+        "admin",
+        &format!("admin:{}", c.admin_password),
+        &[
+            "user",
+            "change-password",
+            "--username",
+            "kmsuser",
+            "--role",
+            "crypto-user",
+            "--cluster-id",
+            &c.id,
+        ],
+        "Unlocked123\nUnlocked123\n",
+    );
+    assert!(exit_ok);
+    assert_eq!(
+        ok(&doc),
+        &json!({"username": "kmsuser", "role": "crypto-user"})
+    );
+    block_on(async {
+        let kms = sim.kms();
+        kms.update_custom_key_store()
+            .custom_key_store_id(&store)
+            .key_store_password("Unlocked123")
+            .send()
+            .await
+            .unwrap();
+        kms.connect_custom_key_store()
+            .custom_key_store_id(&store)
+            .send()
+            .await
+            .unwrap();
+        wait_state(&kms, &store, "CONNECTED").await;
+    });
 }

@@ -1,8 +1,11 @@
 //! The CloudHSM side through the control door and cloudhsmv2: user rules, the token PIN
-//! following kmsuser's password (D3), and persistence across restarts.
+//! following kmsuser's password (D3), and persistence across restarts. The user rules are
+//! one behaviour per test on one shared server (at the end of the file).
 
 use crate::common::*;
+use cks_sim::client::ClientError;
 use serde_json::json;
+use std::sync::{Arc, Mutex, Weak};
 
 fn opens(sim: &Sim, cluster: &str, pin: &str) -> bool {
     std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
@@ -14,101 +17,6 @@ fn opens(sim: &Sim, cluster: &str, pin: &str) -> bool {
         .expect("inspect-token")
         .status
         .success()
-}
-
-#[test]
-fn lockout_after_the_sixth_bad_password_and_admin_reset_unlocks() {
-    let sim = Sim::start();
-    block_on(async {
-        let c = sim.control();
-        let cluster = default_cluster(&sim).await;
-        let users = format!("/_sim/clusters/{cluster}/users");
-        c.call(
-            "POST",
-            &users,
-            Some(json!({"username": "App_User", "role": "crypto-user", "password": "appPassw0rd"})),
-        )
-        .await
-        .unwrap();
-        let list = c.call("GET", &users, None).await.unwrap();
-        assert!(
-            list["users"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|u| u["username"] == "app_user" && u["role"] == "crypto-user"),
-            "{list}"
-        );
-        for i in 1..=6 {
-            let r = c
-                .call(
-                    "POST",
-                    &format!("{users}/app_user/login"),
-                    Some(json!({"password": "wrong-password"})),
-                )
-                .await;
-            assert!(r.is_err(), "bad password {i} accepted");
-            let list = c.call("GET", &users, None).await.unwrap();
-            let u = list["users"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|u| u["username"] == "app_user")
-                .unwrap()
-                .clone();
-            assert_eq!(u["locked"], i == 6, "after {i} bad passwords: {u}");
-        }
-        // Locked: even the right password is refused.
-        let r = c
-            .call(
-                "POST",
-                &format!("{users}/app_user/login"),
-                Some(json!({"password": "appPassw0rd"})),
-            )
-            .await;
-        assert!(
-            matches!(r, Err(cks_sim::client::ClientError::Api { ref type_name, .. }) if type_name == "CloudHsmAccessDeniedException"),
-            "{r:?}"
-        );
-        // A crypto user cannot reset another's password; an admin can, and that unlocks.
-        c.call(
-            "POST",
-            &users,
-            Some(json!({"username": "other", "role": "crypto-user", "password": "otherPassw0rd"})),
-        )
-        .await
-        .unwrap();
-        let r = c
-            .call("POST", &format!("{users}/app_user/password"), Some(json!({"new_password": "newPassw0rd", "auth_user": "other", "auth_password": "otherPassw0rd"})))
-            .await;
-        assert!(r.is_err());
-        c.call(
-            "POST",
-            &format!("{users}/app_user/password"),
-            Some(json!({"new_password": "newPassw0rd", "auth_user": "admin", "auth_password": sim.admin_password()})),
-        )
-        .await
-        .unwrap();
-        c.call(
-            "POST",
-            &format!("{users}/app_user/login"),
-            Some(json!({"password": "newPassw0rd"})),
-        )
-        .await
-        .unwrap();
-        c.call("POST", &format!("{users}/app_user/logout"), None)
-            .await
-            .unwrap();
-        // Bad input names the field.
-        let r = c
-            .call(
-                "POST",
-                &users,
-                Some(json!({"username": "x", "role": "wizard", "password": "whatever1"})),
-            )
-            .await;
-        assert!(format!("{r:?}").contains("role"), "{r:?}");
-    });
 }
 
 #[test]
@@ -371,4 +279,227 @@ async fn seeded_key_works(kms: &aws_sdk_kms::Client) {
         .await
         .unwrap();
     assert!(enc.ciphertext_blob().is_some());
+}
+
+// ---- Users: one behaviour per test, on one shared server ----
+//
+// The tests below share one server (kept while any of them runs) and its default cluster,
+// each with users of its own.
+
+static SHARED: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
+
+/// The shared server: the running one, or a new one if none is running.
+fn server() -> Arc<Sim> {
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(sim) = shared.upgrade() {
+        return sim;
+    }
+    let sim = Arc::new(Sim::start());
+    *shared = Arc::downgrade(&sim);
+    sim
+}
+
+/// The control door's refusal: (status, exception, message).
+fn api_refusal(r: Result<serde_json::Value, ClientError>) -> (u16, String, String) {
+    match r {
+        Err(ClientError::Api {
+            status,
+            type_name,
+            message,
+        }) => (status, type_name, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn refused(status: u16, exception: &str, message: &str) -> (u16, String, String) {
+    (status, exception.to_string(), message.to_string())
+}
+
+/// The default cluster's users route.
+async fn users_path(sim: &Sim) -> String {
+    format!("/_sim/clusters/{}/users", default_cluster(sim).await)
+}
+
+/// A crypto user `name` with `password` on the default cluster.
+async fn crypto_user(sim: &Sim, name: &str, password: &str) {
+    sim.control()
+        .call(
+            "POST",
+            &users_path(sim).await,
+            Some(json!({"username": name, "role": "crypto-user", "password": password})),
+        )
+        .await
+        .expect("create a crypto user");
+}
+
+/// `name` logs in on the default cluster with `password`.
+async fn login(sim: &Sim, name: &str, password: &str) -> Result<serde_json::Value, ClientError> {
+    sim.control()
+        .call(
+            "POST",
+            &format!("{}/{name}/login", users_path(sim).await),
+            Some(json!({"password": password})),
+        )
+        .await
+}
+
+/// `name`'s entry in the default cluster's user list.
+async fn listed(sim: &Sim, name: &str) -> serde_json::Value {
+    let list = sim
+        .control()
+        .call("GET", &users_path(sim).await, None)
+        .await
+        .unwrap();
+    list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed: {list}"))
+        .clone()
+}
+
+/// Six logins of `name` with a wrong password: the sixth locks it.
+async fn lock_out(sim: &Sim, name: &str) {
+    for _ in 0..6 {
+        login(sim, name, "wrong-password").await.unwrap_err();
+    }
+}
+
+/// `auth_user` (password `auth_password`) sets `name`'s password to `new_password`.
+async fn change_password(
+    sim: &Sim,
+    name: &str,
+    new_password: &str,
+    auth_user: &str,
+    auth_password: &str,
+) -> Result<serde_json::Value, ClientError> {
+    sim.control()
+        .call(
+            "POST",
+            &format!("{}/{name}/password", users_path(sim).await),
+            Some(json!({"new_password": new_password, "auth_user": auth_user, "auth_password": auth_password})),
+        )
+        .await
+}
+
+#[test]
+fn a_new_users_name_is_lowercased_and_listed_with_its_role() {
+    let sim = server();
+    block_on(async {
+        crypto_user(&sim, "App_User", "appPassw0rd").await;
+        assert_eq!(listed(&sim, "app_user").await["role"], "crypto-user");
+    });
+}
+
+#[test]
+fn the_sixth_bad_password_in_a_row_locks_the_user() {
+    let sim = server();
+    block_on(async {
+        crypto_user(&sim, "locking", "appPassw0rd").await;
+        for i in 1..=6 {
+            let r = login(&sim, "locking", "wrong-password").await;
+            let want = if i == 6 {
+                "Wrong password for user locking; the user is now locked"
+            } else {
+                "Wrong password for user locking"
+            };
+            assert_eq!(
+                api_refusal(r),
+                refused(400, "CloudHsmAccessDeniedException", want),
+                "bad password {i}"
+            );
+            let u = listed(&sim, "locking").await;
+            assert_eq!(u["locked"], i == 6, "after {i} bad passwords: {u}");
+        }
+    });
+}
+
+#[test]
+fn a_locked_user_is_refused_even_with_the_right_password() {
+    let sim = server();
+    block_on(async {
+        crypto_user(&sim, "locked", "appPassw0rd").await;
+        lock_out(&sim, "locked").await;
+        assert_eq!(
+            api_refusal(login(&sim, "locked", "appPassw0rd").await),
+            refused(
+                400,
+                "CloudHsmAccessDeniedException",
+                "user is locked: an admin must reset the password of locked"
+            )
+        );
+    });
+}
+
+#[test]
+fn a_crypto_user_cannot_reset_another_users_password() {
+    let sim = server();
+    block_on(async {
+        crypto_user(&sim, "target", "appPassw0rd").await;
+        crypto_user(&sim, "other", "otherPassw0rd").await;
+        let r = change_password(&sim, "target", "newPassw0rd", "other", "otherPassw0rd").await;
+        assert_eq!(
+            api_refusal(r),
+            refused(
+                400,
+                "CloudHsmAccessDeniedException",
+                "The user other is not an admin and cannot change the password of target"
+            )
+        );
+        login(&sim, "target", "appPassw0rd")
+            .await
+            .expect("the old password still opens");
+    });
+}
+
+#[test]
+fn an_admins_password_reset_unlocks_a_locked_user() {
+    let sim = server();
+    block_on(async {
+        crypto_user(&sim, "unlocked", "appPassw0rd").await;
+        lock_out(&sim, "unlocked").await;
+        change_password(
+            &sim,
+            "unlocked",
+            "newPassw0rd",
+            "admin",
+            &sim.admin_password(),
+        )
+        .await
+        .expect("the admin resets the password");
+        assert_eq!(listed(&sim, "unlocked").await["locked"], false);
+        login(&sim, "unlocked", "newPassw0rd").await.unwrap();
+        sim.control()
+            .call(
+                "POST",
+                &format!("{}/unlocked/logout", users_path(&sim).await),
+                None,
+            )
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_new_user_with_an_unknown_role_is_refused_naming_the_role() {
+    let sim = server();
+    block_on(async {
+        let r = sim
+            .control()
+            .call(
+                "POST",
+                &users_path(&sim).await,
+                Some(json!({"username": "x", "role": "wizard", "password": "whatever1"})),
+            )
+            .await;
+        assert_eq!(
+            api_refusal(r),
+            refused(
+                400,
+                "InvalidRequest",
+                "role \"wizard\": use \"admin\" or \"crypto-user\""
+            )
+        );
+    });
 }

@@ -1,118 +1,137 @@
 //! The foundation: health, awsJson1_1 framing and errors, shutdown.
+//!
+//! Each framing error is its own test, on one shared server, checked for its status,
+//! exception and exact message.
 
 use crate::common::{Sim, block_on, module_path};
 use serde_json::json;
+use std::sync::{Arc, Mutex, Weak};
+
+// ---- One behaviour per test, on one shared server ----
+
+static SHARED: Mutex<Weak<Sim>> = Mutex::new(Weak::new());
+
+/// The file's shared server (kept while any test that uses it runs); the tests that stop or
+/// restart a server start their own.
+fn server() -> Arc<Sim> {
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(sim) = shared.upgrade() {
+        return sim;
+    }
+    let sim = Arc::new(Sim::start());
+    *shared = Arc::downgrade(&sim);
+    sim
+}
+
+/// POST `body` to `/` with these headers: the status and the JSON answer.
+fn post(sim: &Sim, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, serde_json::Value) {
+    block_on(sim.control().raw("POST", "/", headers, body)).expect("an answer")
+}
+
+/// POST `body` as ListKeys.
+fn list_keys(sim: &Sim, body: &[u8]) -> (u16, serde_json::Value) {
+    post(
+        sim,
+        &[("x-amz-target", "TrentService.ListKeys")],
+        body.to_vec(),
+    )
+}
+
+fn health(sim: &Sim) -> serde_json::Value {
+    block_on(sim.control().call("GET", "/_sim/health", None)).expect("health")
+}
 
 #[test]
-fn health_unknown_target_malformed_json_and_oversized_body() {
-    let sim = Sim::start();
-    block_on(async {
-        let c = sim.control();
-        let h = c.call("GET", "/_sim/health", None).await.expect("health");
-        assert_eq!(h["status"], "ok");
-        assert_eq!(
-            h["module"].as_str().unwrap(),
-            module_path().display().to_string(),
-            "{h}"
-        );
+fn health_is_ok_and_names_the_module_served() {
+    let sim = server();
+    let h = health(&sim);
+    assert_eq!(h["status"], "ok");
+    assert_eq!(
+        h["module"].as_str().unwrap(),
+        module_path().display().to_string(),
+        "{h}"
+    );
+}
 
-        let (st, v) = c
-            .raw(
-                "POST",
-                "/",
-                &[("x-amz-target", "TrentService.NoSuchThing")],
-                b"{}".to_vec(),
-            )
-            .await
-            .unwrap();
-        assert_answer(
-            (st, v),
-            400,
-            "UnknownOperationException",
-            "cks-sim does not serve the operation \"TrentService.NoSuchThing\".",
-        );
+#[test]
+fn an_unknown_operation_is_unknown_operation_exception() {
+    let sim = server();
+    assert_answer(
+        post(
+            &sim,
+            &[("x-amz-target", "TrentService.NoSuchThing")],
+            b"{}".to_vec(),
+        ),
+        400,
+        "UnknownOperationException",
+        "cks-sim does not serve the operation \"TrentService.NoSuchThing\".",
+    );
+}
 
-        let (st, v) = c
-            .raw(
-                "POST",
-                "/",
-                &[("x-amz-target", "TrentService.ListKeys")],
-                b"{not json".to_vec(),
-            )
-            .await
-            .unwrap();
-        assert_answer(
-            (st, v),
-            400,
-            "SerializationException",
-            "the request body is not valid JSON: key must be a string at line 1 column 2",
-        );
+#[test]
+fn a_request_without_x_amz_target_is_unknown_operation_exception() {
+    let sim = server();
+    assert_answer(
+        post(&sim, &[], b"{}".to_vec()),
+        400,
+        "UnknownOperationException",
+        "Missing or malformed X-Amz-Target header \"\": \
+         expected TrentService.<Operation> or BaldrApiService.<Operation>.",
+    );
+}
 
-        let (st, v) = c
-            .raw(
-                "POST",
-                "/",
-                &[("x-amz-target", "TrentService.ListKeys")],
-                br#"{"Limit":"ten"}"#.to_vec(),
-            )
-            .await
-            .unwrap();
-        assert_answer(
-            (st, v),
-            400,
-            "SerializationException",
-            "Cannot deserialize member 'Limit': it must be an integer.",
-        );
+#[test]
+fn a_body_that_is_not_json_is_a_serialization_exception() {
+    let sim = server();
+    assert_answer(
+        list_keys(&sim, b"{not json"),
+        400,
+        "SerializationException",
+        "the request body is not valid JSON: key must be a string at line 1 column 2",
+    );
+}
 
-        let (st, v) = c
-            .raw(
-                "POST",
-                "/",
-                &[("x-amz-target", "TrentService.ListKeys")],
-                br#"{"Limit":0}"#.to_vec(),
-            )
-            .await
-            .unwrap();
-        assert_answer(
-            (st, v),
-            400,
-            "ValidationException",
-            "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: \
-             Member must have value greater than or equal to 1",
-        );
+#[test]
+fn a_member_of_the_wrong_type_is_a_serialization_exception() {
+    let sim = server();
+    assert_answer(
+        list_keys(&sim, br#"{"Limit":"ten"}"#),
+        400,
+        "SerializationException",
+        "Cannot deserialize member 'Limit': it must be an integer.",
+    );
+}
 
-        let big = vec![b' '; 2 << 20];
-        let (st, v) = c
-            .raw(
-                "POST",
-                "/",
-                &[("x-amz-target", "TrentService.ListKeys")],
-                big,
-            )
-            .await
-            .unwrap();
-        assert_answer(
-            (st, v),
-            413,
-            "ValidationException",
-            "The request body is larger than 1048576 bytes.",
-        );
+#[test]
+fn a_member_out_of_its_range_is_a_validation_exception() {
+    let sim = server();
+    assert_answer(
+        list_keys(&sim, br#"{"Limit":0}"#),
+        400,
+        "ValidationException",
+        "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: \
+         Member must have value greater than or equal to 1",
+    );
+}
 
-        // Still up afterwards.
-        let h = c
-            .call("GET", "/_sim/health", None)
-            .await
-            .expect("health after bad input");
-        assert_eq!(h["status"], "ok");
-        let (st, v) = c.raw("POST", "/", &[], b"{}".to_vec()).await.unwrap();
-        assert_answer(
-            (st, v),
-            400,
-            "UnknownOperationException",
-            "Missing or malformed X-Amz-Target header \"\": \
-             expected TrentService.<Operation> or BaldrApiService.<Operation>.",
-        );
-    });
+#[test]
+fn a_body_over_one_mebibyte_is_refused_with_413() {
+    let sim = server();
+    assert_answer(
+        list_keys(&sim, &vec![b' '; 2 << 20]),
+        413,
+        "ValidationException",
+        "The request body is larger than 1048576 bytes.",
+    );
+}
+
+#[test]
+fn the_server_stays_up_after_malformed_and_oversized_requests() {
+    let sim = server();
+    assert_eq!(list_keys(&sim, b"{not json").0, 400);
+    assert_eq!(list_keys(&sim, &vec![b' '; 2 << 20]).0, 413);
+    let h = health(&sim);
+    assert_eq!(h["status"], "ok", "health after bad input: {h}");
 }
 
 #[test]
