@@ -660,8 +660,23 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!("stopped");
+        exit_if_stuck(SHUTDOWN_GRACE);
         Ok(())
     })
+}
+
+/// How long the process may take, once it stops serving, to close its tokens and tasks.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Exit after `grace` if closing down is still not done by then (a task or a PKCS#11 thread
+/// that does not end): every answered change is already on disk, so nothing is lost, and a
+/// stop request must stop the process.
+fn exit_if_stuck(grace: std::time::Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(grace);
+        eprintln!("cks-sim: closing down took over {grace:?}; exiting");
+        std::process::exit(0);
+    });
 }
 
 async fn shutdown_signal() {
