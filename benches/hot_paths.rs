@@ -85,12 +85,25 @@ fn request(c: &mut Criterion) {
         .to_string()
         .into_bytes();
         g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_with_input(BenchmarkId::new("encrypt", n), &body, |bch, body| {
+        // Before the typed layer: the two members Encrypt read first, through `Input`.
+        g.bench_with_input(
+            BenchmarkId::new("encrypt_members", n),
+            &body,
+            |bch, body| {
+                bch.iter(|| {
+                    let i = Input::parse_json(black_box(body)).expect("parse");
+                    let pt = i.opt_blob("Plaintext", 1, 4096).expect("blob");
+                    black_box((i.opt_str("KeyId").ok().flatten().map(str::len), pt))
+                })
+            },
+        );
+        // The typed layer: the whole `EncryptRequest`, every constraint of the model checked.
+        g.bench_with_input(BenchmarkId::new("encrypt_typed", n), &body, |bch, body| {
             bch.iter(|| {
                 let i = Input::parse_json(black_box(body)).expect("parse");
-                // What Encrypt reads first: the key and the plaintext, decoded and checked.
-                let pt = i.opt_blob("Plaintext", 1, 4096).expect("blob");
-                black_box((i.opt_str("KeyId").ok().flatten().map(str::len), pt))
+                let v = Value::Object(i.0);
+                let r = cks_sim::protocol::decode::kms::decode_request("Encrypt", &v);
+                black_box(r.expect("an operation").expect("valid"))
             })
         });
     }

@@ -305,7 +305,7 @@ class Service:
         out.append(f"use crate::api::{self.module}::*;\n")
         out.append("use crate::protocol::input::InputError;\n")
         out.append("use regex::Regex;\n")
-        out.append("use serde_json::{Map, Value};\n")
+        out.append("use serde_json::Value;\n")
         out.append("use std::sync::LazyLock;\n\n")
         rules = []
         for n in sorted(reach):
@@ -392,11 +392,10 @@ class Service:
 
     def request_decode(self):
         lines = ["/// Decode the request of operation `op`; `None` if the service has no such operation.\n"]
-        lines.append("pub fn decode_request(op: &str, body: &Map<String, Value>) -> Option<Result<Request, InputError>> {\n")
-        lines.append("    let v = Value::Object(body.clone());\n")
+        lines.append("pub fn decode_request(op: &str, v: &Value) -> Option<Result<Request, InputError>> {\n")
         lines.append("    Some(match op {\n")
         for op in self.op_list():
-            lines.append(f"        \"{op}\" => super::top_level(&v).map(Request::{op}),\n")
+            lines.append(f"        \"{op}\" => super::top_level(v).map(Request::{op}),\n")
         lines.append("        _ => return None,\n    })\n}\n")
         return "".join(lines)
 

@@ -15,7 +15,8 @@ pub async fn kms(
     op: &str,
     input: Input,
 ) -> Result<Option<kms::Response>, KmsError> {
-    let req = match super::decode::kms::decode_request(op, &input.0) {
+    let body = serde_json::Value::Object(input.0);
+    let req = match super::decode::kms::decode_request(op, &body) {
         None => return Ok(None),
         Some(req) => req.map_err(crate::kms::input_err)?,
     };
@@ -29,7 +30,8 @@ pub async fn cloudhsm(
     op: &str,
     input: Input,
 ) -> Result<Option<cloudhsmv2::Response>, CloudHsmError> {
-    let req = match super::decode::cloudhsmv2::decode_request(op, &input.0) {
+    let body = serde_json::Value::Object(input.0);
+    let req = match super::decode::cloudhsmv2::decode_request(op, &body) {
         None => return Ok(None),
         Some(req) => req?,
     };

@@ -5,7 +5,7 @@ use super::{Cx, Decode, Rule};
 use crate::api::cloudhsmv2::*;
 use crate::protocol::input::InputError;
 use regex::Regex;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::LazyLock;
 
 static P_BACKUP_ARN: LazyLock<Regex> = LazyLock::new(|| {
@@ -638,27 +638,26 @@ impl Decode for UntagResourceRequest {
 }
 
 /// Decode the request of operation `op`; `None` if the service has no such operation.
-pub fn decode_request(op: &str, body: &Map<String, Value>) -> Option<Result<Request, InputError>> {
-    let v = Value::Object(body.clone());
+pub fn decode_request(op: &str, v: &Value) -> Option<Result<Request, InputError>> {
     Some(match op {
-        "CopyBackupToRegion" => super::top_level(&v).map(Request::CopyBackupToRegion),
-        "CreateCluster" => super::top_level(&v).map(Request::CreateCluster),
-        "CreateHsm" => super::top_level(&v).map(Request::CreateHsm),
-        "DeleteBackup" => super::top_level(&v).map(Request::DeleteBackup),
-        "DeleteCluster" => super::top_level(&v).map(Request::DeleteCluster),
-        "DeleteHsm" => super::top_level(&v).map(Request::DeleteHsm),
-        "DeleteResourcePolicy" => super::top_level(&v).map(Request::DeleteResourcePolicy),
-        "DescribeBackups" => super::top_level(&v).map(Request::DescribeBackups),
-        "DescribeClusters" => super::top_level(&v).map(Request::DescribeClusters),
-        "GetResourcePolicy" => super::top_level(&v).map(Request::GetResourcePolicy),
-        "InitializeCluster" => super::top_level(&v).map(Request::InitializeCluster),
-        "ListTags" => super::top_level(&v).map(Request::ListTags),
-        "ModifyBackupAttributes" => super::top_level(&v).map(Request::ModifyBackupAttributes),
-        "ModifyCluster" => super::top_level(&v).map(Request::ModifyCluster),
-        "PutResourcePolicy" => super::top_level(&v).map(Request::PutResourcePolicy),
-        "RestoreBackup" => super::top_level(&v).map(Request::RestoreBackup),
-        "TagResource" => super::top_level(&v).map(Request::TagResource),
-        "UntagResource" => super::top_level(&v).map(Request::UntagResource),
+        "CopyBackupToRegion" => super::top_level(v).map(Request::CopyBackupToRegion),
+        "CreateCluster" => super::top_level(v).map(Request::CreateCluster),
+        "CreateHsm" => super::top_level(v).map(Request::CreateHsm),
+        "DeleteBackup" => super::top_level(v).map(Request::DeleteBackup),
+        "DeleteCluster" => super::top_level(v).map(Request::DeleteCluster),
+        "DeleteHsm" => super::top_level(v).map(Request::DeleteHsm),
+        "DeleteResourcePolicy" => super::top_level(v).map(Request::DeleteResourcePolicy),
+        "DescribeBackups" => super::top_level(v).map(Request::DescribeBackups),
+        "DescribeClusters" => super::top_level(v).map(Request::DescribeClusters),
+        "GetResourcePolicy" => super::top_level(v).map(Request::GetResourcePolicy),
+        "InitializeCluster" => super::top_level(v).map(Request::InitializeCluster),
+        "ListTags" => super::top_level(v).map(Request::ListTags),
+        "ModifyBackupAttributes" => super::top_level(v).map(Request::ModifyBackupAttributes),
+        "ModifyCluster" => super::top_level(v).map(Request::ModifyCluster),
+        "PutResourcePolicy" => super::top_level(v).map(Request::PutResourcePolicy),
+        "RestoreBackup" => super::top_level(v).map(Request::RestoreBackup),
+        "TagResource" => super::top_level(v).map(Request::TagResource),
+        "UntagResource" => super::top_level(v).map(Request::UntagResource),
         _ => return None,
     })
 }

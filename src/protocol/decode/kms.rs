@@ -5,7 +5,7 @@ use super::{Cx, Decode, Rule};
 use crate::api::kms::*;
 use crate::protocol::input::InputError;
 use regex::Regex;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::LazyLock;
 
 static P_ACCOUNT_ID_TYPE: LazyLock<Regex> =
@@ -2219,69 +2219,68 @@ impl Decode for XksProxyConnectivityType {
 }
 
 /// Decode the request of operation `op`; `None` if the service has no such operation.
-pub fn decode_request(op: &str, body: &Map<String, Value>) -> Option<Result<Request, InputError>> {
-    let v = Value::Object(body.clone());
+pub fn decode_request(op: &str, v: &Value) -> Option<Result<Request, InputError>> {
     Some(match op {
-        "CancelKeyDeletion" => super::top_level(&v).map(Request::CancelKeyDeletion),
-        "ConnectCustomKeyStore" => super::top_level(&v).map(Request::ConnectCustomKeyStore),
-        "CreateAlias" => super::top_level(&v).map(Request::CreateAlias),
-        "CreateCustomKeyStore" => super::top_level(&v).map(Request::CreateCustomKeyStore),
-        "CreateGrant" => super::top_level(&v).map(Request::CreateGrant),
-        "CreateKey" => super::top_level(&v).map(Request::CreateKey),
-        "Decapsulate" => super::top_level(&v).map(Request::Decapsulate),
-        "Decrypt" => super::top_level(&v).map(Request::Decrypt),
-        "DeleteAlias" => super::top_level(&v).map(Request::DeleteAlias),
-        "DeleteCustomKeyStore" => super::top_level(&v).map(Request::DeleteCustomKeyStore),
-        "DeleteImportedKeyMaterial" => super::top_level(&v).map(Request::DeleteImportedKeyMaterial),
-        "DeriveSharedSecret" => super::top_level(&v).map(Request::DeriveSharedSecret),
-        "DescribeCustomKeyStores" => super::top_level(&v).map(Request::DescribeCustomKeyStores),
-        "DescribeKey" => super::top_level(&v).map(Request::DescribeKey),
-        "DisableKey" => super::top_level(&v).map(Request::DisableKey),
-        "DisableKeyRotation" => super::top_level(&v).map(Request::DisableKeyRotation),
-        "DisconnectCustomKeyStore" => super::top_level(&v).map(Request::DisconnectCustomKeyStore),
-        "EnableKey" => super::top_level(&v).map(Request::EnableKey),
-        "EnableKeyRotation" => super::top_level(&v).map(Request::EnableKeyRotation),
-        "Encapsulate" => super::top_level(&v).map(Request::Encapsulate),
-        "Encrypt" => super::top_level(&v).map(Request::Encrypt),
-        "GenerateDataKey" => super::top_level(&v).map(Request::GenerateDataKey),
-        "GenerateDataKeyPair" => super::top_level(&v).map(Request::GenerateDataKeyPair),
+        "CancelKeyDeletion" => super::top_level(v).map(Request::CancelKeyDeletion),
+        "ConnectCustomKeyStore" => super::top_level(v).map(Request::ConnectCustomKeyStore),
+        "CreateAlias" => super::top_level(v).map(Request::CreateAlias),
+        "CreateCustomKeyStore" => super::top_level(v).map(Request::CreateCustomKeyStore),
+        "CreateGrant" => super::top_level(v).map(Request::CreateGrant),
+        "CreateKey" => super::top_level(v).map(Request::CreateKey),
+        "Decapsulate" => super::top_level(v).map(Request::Decapsulate),
+        "Decrypt" => super::top_level(v).map(Request::Decrypt),
+        "DeleteAlias" => super::top_level(v).map(Request::DeleteAlias),
+        "DeleteCustomKeyStore" => super::top_level(v).map(Request::DeleteCustomKeyStore),
+        "DeleteImportedKeyMaterial" => super::top_level(v).map(Request::DeleteImportedKeyMaterial),
+        "DeriveSharedSecret" => super::top_level(v).map(Request::DeriveSharedSecret),
+        "DescribeCustomKeyStores" => super::top_level(v).map(Request::DescribeCustomKeyStores),
+        "DescribeKey" => super::top_level(v).map(Request::DescribeKey),
+        "DisableKey" => super::top_level(v).map(Request::DisableKey),
+        "DisableKeyRotation" => super::top_level(v).map(Request::DisableKeyRotation),
+        "DisconnectCustomKeyStore" => super::top_level(v).map(Request::DisconnectCustomKeyStore),
+        "EnableKey" => super::top_level(v).map(Request::EnableKey),
+        "EnableKeyRotation" => super::top_level(v).map(Request::EnableKeyRotation),
+        "Encapsulate" => super::top_level(v).map(Request::Encapsulate),
+        "Encrypt" => super::top_level(v).map(Request::Encrypt),
+        "GenerateDataKey" => super::top_level(v).map(Request::GenerateDataKey),
+        "GenerateDataKeyPair" => super::top_level(v).map(Request::GenerateDataKeyPair),
         "GenerateDataKeyPairWithoutPlaintext" => {
-            super::top_level(&v).map(Request::GenerateDataKeyPairWithoutPlaintext)
+            super::top_level(v).map(Request::GenerateDataKeyPairWithoutPlaintext)
         }
         "GenerateDataKeyWithoutPlaintext" => {
-            super::top_level(&v).map(Request::GenerateDataKeyWithoutPlaintext)
+            super::top_level(v).map(Request::GenerateDataKeyWithoutPlaintext)
         }
-        "GenerateMac" => super::top_level(&v).map(Request::GenerateMac),
-        "GenerateRandom" => super::top_level(&v).map(Request::GenerateRandom),
-        "GetKeyLastUsage" => super::top_level(&v).map(Request::GetKeyLastUsage),
-        "GetKeyPolicy" => super::top_level(&v).map(Request::GetKeyPolicy),
-        "GetKeyRotationStatus" => super::top_level(&v).map(Request::GetKeyRotationStatus),
-        "GetParametersForImport" => super::top_level(&v).map(Request::GetParametersForImport),
-        "GetPublicKey" => super::top_level(&v).map(Request::GetPublicKey),
-        "ImportKeyMaterial" => super::top_level(&v).map(Request::ImportKeyMaterial),
-        "ListAliases" => super::top_level(&v).map(Request::ListAliases),
-        "ListGrants" => super::top_level(&v).map(Request::ListGrants),
-        "ListKeyPolicies" => super::top_level(&v).map(Request::ListKeyPolicies),
-        "ListKeyRotations" => super::top_level(&v).map(Request::ListKeyRotations),
-        "ListKeys" => super::top_level(&v).map(Request::ListKeys),
-        "ListResourceTags" => super::top_level(&v).map(Request::ListResourceTags),
-        "ListRetirableGrants" => super::top_level(&v).map(Request::ListRetirableGrants),
-        "PutKeyPolicy" => super::top_level(&v).map(Request::PutKeyPolicy),
-        "ReEncrypt" => super::top_level(&v).map(Request::ReEncrypt),
-        "ReplicateKey" => super::top_level(&v).map(Request::ReplicateKey),
-        "RetireGrant" => super::top_level(&v).map(Request::RetireGrant),
-        "RevokeGrant" => super::top_level(&v).map(Request::RevokeGrant),
-        "RotateKeyOnDemand" => super::top_level(&v).map(Request::RotateKeyOnDemand),
-        "ScheduleKeyDeletion" => super::top_level(&v).map(Request::ScheduleKeyDeletion),
-        "Sign" => super::top_level(&v).map(Request::Sign),
-        "TagResource" => super::top_level(&v).map(Request::TagResource),
-        "UntagResource" => super::top_level(&v).map(Request::UntagResource),
-        "UpdateAlias" => super::top_level(&v).map(Request::UpdateAlias),
-        "UpdateCustomKeyStore" => super::top_level(&v).map(Request::UpdateCustomKeyStore),
-        "UpdateKeyDescription" => super::top_level(&v).map(Request::UpdateKeyDescription),
-        "UpdatePrimaryRegion" => super::top_level(&v).map(Request::UpdatePrimaryRegion),
-        "Verify" => super::top_level(&v).map(Request::Verify),
-        "VerifyMac" => super::top_level(&v).map(Request::VerifyMac),
+        "GenerateMac" => super::top_level(v).map(Request::GenerateMac),
+        "GenerateRandom" => super::top_level(v).map(Request::GenerateRandom),
+        "GetKeyLastUsage" => super::top_level(v).map(Request::GetKeyLastUsage),
+        "GetKeyPolicy" => super::top_level(v).map(Request::GetKeyPolicy),
+        "GetKeyRotationStatus" => super::top_level(v).map(Request::GetKeyRotationStatus),
+        "GetParametersForImport" => super::top_level(v).map(Request::GetParametersForImport),
+        "GetPublicKey" => super::top_level(v).map(Request::GetPublicKey),
+        "ImportKeyMaterial" => super::top_level(v).map(Request::ImportKeyMaterial),
+        "ListAliases" => super::top_level(v).map(Request::ListAliases),
+        "ListGrants" => super::top_level(v).map(Request::ListGrants),
+        "ListKeyPolicies" => super::top_level(v).map(Request::ListKeyPolicies),
+        "ListKeyRotations" => super::top_level(v).map(Request::ListKeyRotations),
+        "ListKeys" => super::top_level(v).map(Request::ListKeys),
+        "ListResourceTags" => super::top_level(v).map(Request::ListResourceTags),
+        "ListRetirableGrants" => super::top_level(v).map(Request::ListRetirableGrants),
+        "PutKeyPolicy" => super::top_level(v).map(Request::PutKeyPolicy),
+        "ReEncrypt" => super::top_level(v).map(Request::ReEncrypt),
+        "ReplicateKey" => super::top_level(v).map(Request::ReplicateKey),
+        "RetireGrant" => super::top_level(v).map(Request::RetireGrant),
+        "RevokeGrant" => super::top_level(v).map(Request::RevokeGrant),
+        "RotateKeyOnDemand" => super::top_level(v).map(Request::RotateKeyOnDemand),
+        "ScheduleKeyDeletion" => super::top_level(v).map(Request::ScheduleKeyDeletion),
+        "Sign" => super::top_level(v).map(Request::Sign),
+        "TagResource" => super::top_level(v).map(Request::TagResource),
+        "UntagResource" => super::top_level(v).map(Request::UntagResource),
+        "UpdateAlias" => super::top_level(v).map(Request::UpdateAlias),
+        "UpdateCustomKeyStore" => super::top_level(v).map(Request::UpdateCustomKeyStore),
+        "UpdateKeyDescription" => super::top_level(v).map(Request::UpdateKeyDescription),
+        "UpdatePrimaryRegion" => super::top_level(v).map(Request::UpdatePrimaryRegion),
+        "Verify" => super::top_level(v).map(Request::Verify),
+        "VerifyMac" => super::top_level(v).map(Request::VerifyMac),
         _ => return None,
     })
 }
