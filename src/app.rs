@@ -63,13 +63,14 @@ pub struct World {
 }
 
 fn material_entry(k: &Key) -> Option<(i64, String)> {
-    crate::kms::material::next_event(k).map(|t| ((t * 1000.0).floor() as i64, k.storage_id()))
+    crate::kms::material::next_event(k)
+        .map(|t| ((t.seconds() * 1000.0).floor() as i64, k.storage_id()))
 }
 
 fn pending_entry(k: &Key) -> Option<(i64, String)> {
     match (k.state, k.deletion_date) {
         (crate::kms::model::StoredKeyState::PendingDeletion, Some(d)) => {
-            Some(((d * 1000.0).floor() as i64, k.storage_id()))
+            Some(((d.seconds() * 1000.0).floor() as i64, k.storage_id()))
         }
         _ => None,
     }
@@ -456,14 +457,13 @@ impl App {
         Ok(())
     }
 
-    /// Now, in seconds since the epoch, on the simulated clock (wall clock + offset, D10).
-    pub fn now(&self) -> f64 {
+    /// Now, on the simulated clock (wall clock + offset), to the millisecond as KMS reports.
+    pub fn now(&self) -> crate::api::Timestamp {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        // Millisecond precision, as KMS reports.
-        ((wall + self.world().clock_offset) * 1000.0).round() / 1000.0
+        crate::api::Timestamp(((wall + self.world().clock_offset) * 1000.0).round() / 1000.0)
     }
 
     /// Requests in flight now (each holds a permit until its work ends).
@@ -689,7 +689,7 @@ mod tests {
         Key {
             id: id.into(),
             arn: format!("arn:aws:kms:us-east-1:111122223333:key/{id}").into(),
-            creation_date: 0.0,
+            creation_date: crate::api::Timestamp(0.0),
             description: description.into(),
             origin: Origin::AwsKms,
             store_id: None,

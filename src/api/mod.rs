@@ -82,11 +82,52 @@ impl Timestamp {
     pub fn seconds(self) -> f64 {
         self.0
     }
+
+    /// The earlier of two points.
+    pub fn min(self, other: Timestamp) -> Timestamp {
+        Timestamp(self.0.min(other.0))
+    }
+
+    /// The later of two points.
+    pub fn max(self, other: Timestamp) -> Timestamp {
+        Timestamp(self.0.max(other.0))
+    }
 }
 
 impl From<f64> for Timestamp {
     fn from(v: f64) -> Self {
         Timestamp(v)
+    }
+}
+
+/// A point `secs` seconds later (earlier when negative).
+impl std::ops::Add<f64> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, secs: f64) -> Timestamp {
+        Timestamp(self.0 + secs)
+    }
+}
+
+/// A point `secs` seconds earlier.
+impl std::ops::Sub<f64> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, secs: f64) -> Timestamp {
+        Timestamp(self.0 - secs)
+    }
+}
+
+/// The seconds from `earlier` to `self`.
+impl std::ops::Sub for Timestamp {
+    type Output = f64;
+    fn sub(self, earlier: Timestamp) -> f64 {
+        self.0 - earlier.0
+    }
+}
+
+/// Stored records hold a timestamp as its seconds.
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        f64::deserialize(d).map(Timestamp)
     }
 }
 

@@ -185,7 +185,7 @@ async fn fresh_cluster(
     req: &NewCluster,
     shape: &ClusterShape<'_>,
     id: String,
-    now: f64,
+    now: crate::api::Timestamp,
 ) -> Result<Cluster, CloudHsmError> {
     let (subnet_mapping, account, region, tags) = new_cluster_parts(app, req);
     let csr = certs::new_cluster_csr(&id).map_err(CloudHsmError::internal)?;
@@ -230,7 +230,7 @@ async fn restored_cluster(
     req: &NewCluster,
     shape: &ClusterShape<'_>,
     id: String,
-    now: f64,
+    now: crate::api::Timestamp,
     backup: Backup,
 ) -> Result<Cluster, CloudHsmError> {
     let (subnet_mapping, account, region, tags) = new_cluster_parts(app, req);
@@ -795,7 +795,7 @@ pub(crate) async fn shown_token_labels(app: &App) -> String {
         .map_or_else(|| "(cannot list them)".into(), |l| format!("{l:?}"))
 }
 
-fn new_backup(app: &App, now: f64, c: &Cluster, users: &[User]) -> Backup {
+fn new_backup(app: &App, now: crate::api::Timestamp, c: &Cluster, users: &[User]) -> Backup {
     let id = {
         let w = app.world();
         loop {
@@ -827,7 +827,7 @@ fn hsm_ip(az_index: usize, n: u32) -> String {
 }
 
 pub(super) fn backup_sort_key(b: &Backup) -> String {
-    let millis = (b.create_timestamp.max(0.0) * 1000.0).round() as u64;
+    let millis = (b.create_timestamp.seconds().max(0.0) * 1000.0).round() as u64;
     format!("{millis:020}|{}", b.id)
 }
 
@@ -1182,13 +1182,13 @@ mod tests {
             id: "backup-bbbbbbbbbbb".into(),
             cluster_id: "cluster-abcdefghijk".into(),
             state: BACKUP_READY.into(),
-            create_timestamp: 100.5,
+            create_timestamp: crate::api::Timestamp(100.5),
             snapshot: test_cluster(),
             users: vec![],
             tags: BTreeMap::new(),
         };
         let k1 = backup_sort_key(&b);
-        b.create_timestamp = 99.0;
+        b.create_timestamp = crate::api::Timestamp(99.0);
         b.id = "backup-zzzzzzzzzzz".into();
         assert!(backup_sort_key(&b) < k1);
     }
@@ -1204,7 +1204,7 @@ mod tests {
             security_group: "sg-0123abcd".into(),
             vpc_id: "vpc-0123abcd".into(),
             network_type: "IPV4".into(),
-            create_timestamp: 1.5,
+            create_timestamp: crate::api::Timestamp(1.5),
             source_backup_id: None,
             private_key_pem: String::new(),
             csr_pem: "CSR".into(),

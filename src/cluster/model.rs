@@ -1,6 +1,7 @@
 //! The simulated CloudHSM world: clusters, HSMs, users and backups (plain data, persisted as
 //! documents by `store`).
 
+use crate::api::Timestamp;
 use crate::names::{ClusterId, HsmId, UserName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -107,7 +108,7 @@ pub struct Cluster {
     /// `IPV4` or `DUALSTACK`.
     pub network_type: String,
     /// Seconds since the epoch.
-    pub create_timestamp: f64,
+    pub create_timestamp: Timestamp,
     /// The backup this cluster was restored from.
     pub source_backup_id: Option<String>,
     /// The cluster's private key (PKCS#8 PEM) for its CSR.
@@ -280,7 +281,7 @@ pub struct Backup {
     /// `READY`, `DELETED`, …
     pub state: String,
     /// Seconds since the epoch.
-    pub create_timestamp: f64,
+    pub create_timestamp: Timestamp,
     /// The source cluster at backup time (certificate, trust anchor, lineage, HSM type, mode).
     pub snapshot: Cluster,
     /// Users at backup time.

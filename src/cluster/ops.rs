@@ -12,7 +12,6 @@ use super::api::{
 };
 use super::error::{CloudHsmError, CloudHsmErrorKind};
 use super::model::{Backup, Cluster, Hsm};
-use crate::api::Timestamp;
 use crate::api::cloudhsmv2 as shapes;
 use crate::api::cloudhsmv2::{Request, Response};
 use crate::app::{App, Change, World};
@@ -371,7 +370,7 @@ pub fn cluster_shape(world: &World, c: &Cluster) -> shapes::Cluster {
         vpc_id: Some(c.vpc_id.clone()),
         network_type: shapes::NetworkType::parse(&c.network_type),
         mode: shapes::ClusterMode::parse(&c.mode),
-        create_timestamp: Some(Timestamp(c.create_timestamp)),
+        create_timestamp: Some(c.create_timestamp),
         source_backup_id: c.source_backup_id.clone(),
         certificates: Some(shapes::Certificates {
             cluster_csr: uninitialized.then(|| c.csr_pem.clone()),
@@ -411,7 +410,7 @@ pub fn backup_shape(region: &str, account: &str, b: &Backup) -> shapes::Backup {
         backup_arn: Some(backup_arn(region, account, &b.id)),
         backup_state: shapes::BackupState::parse(&b.state),
         cluster_id: Some(b.cluster_id.to_string()),
-        create_timestamp: Some(Timestamp(b.create_timestamp)),
+        create_timestamp: Some(b.create_timestamp),
         hsm_type: Some(b.snapshot.hsm_type.clone()),
         mode: shapes::ClusterMode::parse(&b.snapshot.mode),
         never_expires: Some(false),

@@ -43,8 +43,8 @@ fn store_keys(app: &App, id: &str) -> Vec<KeyRow> {
             id: k.id.to_string(),
             aliases: aliases.remove(k.id.as_str()).unwrap_or_default(),
             state: crate::kms::visible_state(&w, k).as_str(),
-            deletion_date: k.deletion_date,
-            created: k.creation_date,
+            deletion_date: k.deletion_date.map(crate::api::Timestamp::seconds),
+            created: k.creation_date.seconds(),
         })
         .collect();
     rows.sort_by(|a, b| a.created.total_cmp(&b.created).then(a.id.cmp(&b.id)));

@@ -159,7 +159,7 @@ async fn key_specs(State(app): State<Arc<App>>) -> Response {
 
 fn clock_json(app: &App) -> Value {
     let now = app.now();
-    json!({"now": now, "offset_seconds": app.world().clock_offset, "iso": iso8601(now)})
+    json!({"now": now, "offset_seconds": app.world().clock_offset, "iso": iso8601(now.seconds())})
 }
 
 /// Format epoch seconds as an ISO-8601 UTC timestamp.
@@ -573,7 +573,7 @@ async fn orphans(State(app): State<Arc<App>>) -> Response {
                 "cluster_id": o.cluster_id,
                 "object_id": o.object_id,
                 "time": o.time,
-                "iso": iso8601(o.time),
+                "iso": iso8601(o.time.seconds()),
                 "reason": o.reason,
             })
         })

@@ -76,7 +76,7 @@ pub fn material_metadata(k: &Key, m: &mut KeyMetadata) {
         .as_ref()
         .and_then(|c| c.imported.as_ref())
         .and_then(|i| ExpirationModelType::parse(i.expiration_model()));
-    m.valid_to = material::earliest_valid_to(k).map(Timestamp);
+    m.valid_to = material::earliest_valid_to(k);
 }
 
 /// The copies of a multi-Region key share one material here, imported through the primary.
@@ -171,7 +171,7 @@ pub async fn get_parameters(
         key_id: Some(k.arn.into()),
         import_token: Some(Blob(import_token)),
         public_key: Some(Blob(super::der::rsa_spki(&modulus, &exponent))),
-        parameters_valid_to: Some(Timestamp(valid_to)),
+        parameters_valid_to: Some(valid_to),
     })
 }
 
@@ -180,14 +180,17 @@ struct ImportRequest {
     import_token: Vec<u8>,
     wrapped: Vec<u8>,
     expires: bool,
-    valid_to: Option<f64>,
+    valid_to: Option<Timestamp>,
     new_material: Option<bool>,
     description: Option<String>,
     material_id: Option<String>,
 }
 
-fn import_request(req: ImportKeyMaterialRequest, now: f64) -> Result<ImportRequest, KmsError> {
-    let valid_to = req.valid_to.map(Timestamp::seconds);
+fn import_request(
+    req: ImportKeyMaterialRequest,
+    now: crate::api::Timestamp,
+) -> Result<ImportRequest, KmsError> {
+    let valid_to = req.valid_to;
     let expires = expires(req.expiration_model, valid_to, now)?;
     Ok(ImportRequest {
         import_token: req.import_token.0,
@@ -204,8 +207,8 @@ fn import_request(req: ImportKeyMaterialRequest, now: f64) -> Result<ImportReque
 /// `ValidTo` alone means it expires), and `ValidTo` must lie within 365 days from `now`.
 fn expires(
     model: Option<ExpirationModelType>,
-    valid_to: Option<f64>,
-    now: f64,
+    valid_to: Option<Timestamp>,
+    now: crate::api::Timestamp,
 ) -> Result<bool, KmsError> {
     let expires = match (model, valid_to) {
         (Some(ExpirationModelType::KeyMaterialExpires) | None, Some(_)) => true,
@@ -232,7 +235,11 @@ fn expires(
 }
 
 /// Check the import token against the key's parameters in force; returns them.
-fn check_token(k: &Key, token: &[u8], now: f64) -> Result<ImportParams, KmsError> {
+fn check_token(
+    k: &Key,
+    token: &[u8],
+    now: crate::api::Timestamp,
+) -> Result<ImportParams, KmsError> {
     let invalid = || {
         // cks-sim's wording: AWS's message was not found.
         kms_err!(
@@ -371,7 +378,7 @@ fn record_import(
     target: Target,
     object: ObjectId,
     fingerprint: String,
-    now: f64,
+    now: crate::api::Timestamp,
 ) -> Result<(), KmsError> {
     let imported = Imported {
         present: true,

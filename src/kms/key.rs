@@ -4,7 +4,6 @@
 use super::error::KmsError;
 use super::model::{Alias, Key, KeyKind, Origin, StoredKeyState};
 use super::{KeyRef, alias_arn, key_arn, paginate, resolve_key, visible_state};
-use crate::api::Timestamp;
 use crate::api::kms::{
     AliasListEntry, CancelKeyDeletionRequest, CancelKeyDeletionResponse, CreateAliasRequest,
     CreateKeyRequest, CreateKeyResponse, CustomerMasterKeySpec, DeleteAliasRequest,
@@ -93,7 +92,7 @@ pub fn metadata(w: &World, k: &Key) -> KeyMetadata {
         aws_account_id: Some(super::arn_region_account(&k.arn).1.to_string()),
         key_id: k.id.to_string(),
         arn: Some(k.arn.to_string()),
-        creation_date: Some(Timestamp(k.creation_date)),
+        creation_date: Some(k.creation_date),
         enabled: Some(state == KeyState::Enabled),
         description: Some(k.description.clone()),
         key_usage: KeyUsageType::parse(k.kind.usage.as_str()),
@@ -105,7 +104,7 @@ pub fn metadata(w: &World, k: &Key) -> KeyMetadata {
         ..Default::default()
     };
     if k.state == StoredKeyState::PendingDeletion {
-        m.deletion_date = k.deletion_date.map(Timestamp);
+        m.deletion_date = k.deletion_date;
     }
     if let Some(s) = &k.store_id {
         m.custom_key_store_id = Some(s.to_string());
@@ -565,7 +564,7 @@ pub async fn schedule_deletion(
         key_id: Some(k.arn.into()),
         key_state: Some(state),
         pending_window_in_days: Some(i64::from(days)),
-        deletion_date: k.deletion_date.map(Timestamp),
+        deletion_date: k.deletion_date,
     })
 }
 
@@ -798,8 +797,8 @@ pub fn list_aliases(
                     alias_name: Some(a.name.clone()),
                     alias_arn: Some(alias_arn(app, &a.name)),
                     target_key_id: Some(a.target_key_id.clone()),
-                    creation_date: Some(Timestamp(a.creation_date)),
-                    last_updated_date: Some(Timestamp(a.last_updated_date)),
+                    creation_date: Some(a.creation_date),
+                    last_updated_date: Some(a.last_updated_date),
                 };
                 (n, entry)
             }),

@@ -4,7 +4,6 @@
 use super::error::KmsError;
 use super::model::{ConnectionErrorCode, ConnectionState, KeyStore};
 use super::paginate;
-use crate::api::Timestamp;
 use crate::api::kms::{
     ConnectCustomKeyStoreRequest, ConnectCustomKeyStoreResponse, ConnectionErrorCodeType,
     ConnectionStateType, CreateCustomKeyStoreRequest, CreateCustomKeyStoreResponse,
@@ -659,7 +658,7 @@ fn entry(s: &KeyStore) -> CustomKeyStoresListEntry {
         trust_anchor_certificate: Some(s.trust_anchor.clone()),
         connection_state: ConnectionStateType::parse(s.state.as_str()),
         connection_error_code: error_code.and_then(|c| ConnectionErrorCodeType::parse(c.as_str())),
-        creation_date: Some(Timestamp(s.creation_date)),
+        creation_date: Some(s.creation_date),
         xks_proxy_configuration: None,
     }
 }

@@ -11,6 +11,7 @@
 //! ARN as before. The list is written out at the key's first rotation.
 
 use super::model::{Key, Origin};
+use crate::api::Timestamp;
 use crate::hsm::ObjectId;
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +64,7 @@ pub struct Imported {
     /// Whether it expires (`KEY_MATERIAL_EXPIRES`).
     pub expires: bool,
     /// When it expires.
-    pub valid_to: Option<f64>,
+    pub valid_to: Option<Timestamp>,
     /// `KeyMaterialDescription`.
     #[serde(default)]
     pub description: Option<String>,
@@ -91,10 +92,10 @@ pub struct Material {
     /// The token object's `CKA_ID`, hex.
     pub object_id: String,
     /// When it was made or first imported.
-    pub created: f64,
+    pub created: Timestamp,
     /// When it became current by a rotation (None for the key's first material).
     #[serde(default)]
-    pub rotation_date: Option<f64>,
+    pub rotation_date: Option<Timestamp>,
     /// How that rotation happened.
     #[serde(default)]
     pub rotation_type: Option<RotationType>,
@@ -125,7 +126,7 @@ pub struct Rotation {
     /// `RotationPeriodInDays`.
     pub period_days: u32,
     /// When the next automatic rotation falls due (while enabled).
-    pub next: Option<f64>,
+    pub next: Option<Timestamp>,
 }
 
 /// The parameters of the last `GetParametersForImport` (one set is valid at a time).
@@ -138,7 +139,7 @@ pub struct ImportParams {
     /// `WrappingKeySpec`.
     pub spec: String,
     /// `ParametersValidTo`.
-    pub valid_to: f64,
+    pub valid_to: Timestamp,
     /// The random part of the import token, hex.
     pub nonce: String,
 }
@@ -245,19 +246,19 @@ pub fn pending_import(k: &Key) -> bool {
 }
 
 /// The earliest `ValidTo` of the key's imported materials that are present.
-pub fn earliest_valid_to(k: &Key) -> Option<f64> {
+pub fn earliest_valid_to(k: &Key) -> Option<crate::api::Timestamp> {
     k.material
         .list
         .iter()
         .filter(|m| m.present())
         .filter_map(|m| m.imported.as_ref().and_then(|i| i.valid_to))
-        .reduce(f64::min)
+        .reduce(crate::api::Timestamp::min)
 }
 
 /// When something next happens to `k`'s materials by the clock alone: an imported material
 /// expires, or an automatic rotation falls due. Indexed by the world (see
 /// [`crate::app::World::material_events`]).
-pub fn next_event(k: &Key) -> Option<f64> {
+pub fn next_event(k: &Key) -> Option<crate::api::Timestamp> {
     // A replica's materials change with its primary's (`multi_region::with_shared_material`).
     if k.multi_region == Some(super::model::MultiRegionRole::Replica) {
         return None;

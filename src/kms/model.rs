@@ -1,6 +1,7 @@
 //! KMS records: custom key stores, keys, aliases and the orphan log (plain data).
 
 use super::spec::{KeySpec, KeyUsage};
+use crate::api::Timestamp;
 use crate::names::{ClusterId, CustomKeyStoreId, KeyArn, KeyId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -81,7 +82,7 @@ pub struct KeyStore {
     /// The `kmsuser` password KMS knows (write-only on the wire; rotated on each connect).
     pub password: String,
     /// Seconds since the epoch.
-    pub creation_date: f64,
+    pub creation_date: Timestamp,
     /// Connection state.
     pub state: ConnectionState,
     /// Set only while `FAILED`.
@@ -167,7 +168,7 @@ pub struct Key {
     /// Key ARN.
     pub arn: KeyArn,
     /// Seconds since the epoch.
-    pub creation_date: f64,
+    pub creation_date: Timestamp,
     /// Description.
     pub description: String,
     /// Origin.
@@ -179,7 +180,7 @@ pub struct Key {
     /// Underlying state.
     pub state: StoredKeyState,
     /// When the deletion completes (PendingDeletion only).
-    pub deletion_date: Option<f64>,
+    pub deletion_date: Option<Timestamp>,
     /// The waiting period asked for.
     pub pending_window_days: Option<u32>,
     /// Tags.
@@ -242,9 +243,9 @@ pub struct Alias {
     /// The target key ID.
     pub target_key_id: String,
     /// Seconds since the epoch.
-    pub creation_date: f64,
+    pub creation_date: Timestamp,
     /// Seconds since the epoch.
-    pub last_updated_date: f64,
+    pub last_updated_date: Timestamp,
     /// Its namespace's account; empty for the default one (see [`crate::namespace`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub account: String,
@@ -277,7 +278,7 @@ pub struct Orphan {
     /// The object's `CKA_ID`, hex.
     pub object_id: String,
     /// When the KMS key was deleted.
-    pub time: f64,
+    pub time: Timestamp,
     /// Why the material was not destroyed.
     pub reason: String,
 }

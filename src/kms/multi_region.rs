@@ -166,7 +166,7 @@ pub fn describe(w: &World, k: &Key, m: &mut KeyMetadata) {
 /// The changes a completed deletion of copy `k` (at `at`) brings to the other copies: when
 /// the last replica of a primary in `PendingReplicaDeletion` goes, the primary moves to
 /// `PendingDeletion` and its waiting period starts then.
-pub fn after_copy_deleted(w: &World, k: &Key, at: f64) -> Vec<Change> {
+pub fn after_copy_deleted(w: &World, k: &Key, at: crate::api::Timestamp) -> Vec<Change> {
     if k.multi_region != Some(MultiRegionRole::Replica) {
         return vec![];
     }

@@ -15,7 +15,6 @@ use super::material::{
 use super::model::{Key, MultiRegionRole, Origin, StoredKeyState};
 use super::spec::KeySpec;
 use super::{KeyRef, paginate, resolve_key, visible_state};
-use crate::api::Timestamp;
 use crate::api::kms::KeyState;
 use crate::api::kms::{
     self as api, DisableKeyRotationRequest, EnableKeyRotationRequest, ExpirationModelType,
@@ -167,7 +166,7 @@ pub fn get_status(
         key_id: Some(k.arn.to_string()),
         key_rotation_enabled: Some(enabled.is_some()),
         rotation_period_in_days: enabled.map(|r| i64::from(r.period_days)),
-        next_rotation_date: enabled.and_then(|r| r.next).map(Timestamp),
+        next_rotation_date: enabled.and_then(|r| r.next),
         ..Default::default()
     })
 }
@@ -177,7 +176,7 @@ async fn add_generated(
     app: &Arc<App>,
     k: &mut Key,
     how: RotationType,
-    at: f64,
+    at: crate::api::Timestamp,
 ) -> Result<crate::hsm::ObjectId, KmsError> {
     let token = app.internal_token().await.map_err(KmsError::internal)?;
     let object = new_object_id();
@@ -267,7 +266,7 @@ pub async fn rotate_on_demand(
 }
 
 /// Make an imported key's `PENDING_ROTATION` material current.
-fn promote_pending(k: &mut Key, now: f64) -> Result<(), KmsError> {
+fn promote_pending(k: &mut Key, now: crate::api::Timestamp) -> Result<(), KmsError> {
     let Some(i) = k
         .material
         .list
@@ -328,7 +327,7 @@ fn rotation_entry(k: &Key, m: &Material) -> RotationsListEntry {
         key_id: Some(k.id.to_string()),
         key_material_id: Some(m.id.clone()),
         key_material_state: Some(material_state(m.state)),
-        rotation_date: m.rotation_date.map(Timestamp),
+        rotation_date: m.rotation_date,
         rotation_type: m.rotation_type.map(rotation_type),
         import_state: imported.map(|i| {
             if i.present {
@@ -338,10 +337,7 @@ fn rotation_entry(k: &Key, m: &Material) -> RotationsListEntry {
             }
         }),
         expiration_model: imported.map(|i| expiration_model(i.expires)),
-        valid_to: imported
-            .filter(|i| i.expires)
-            .and_then(|i| i.valid_to)
-            .map(Timestamp),
+        valid_to: imported.filter(|i| i.expires).and_then(|i| i.valid_to),
         key_material_description: imported.and_then(|i| i.description.clone()),
     }
 }
@@ -377,8 +373,8 @@ fn expiration_model(expires: bool) -> ExpirationModelType {
 /// whose next automatic rotation date passed rotate — once per period missed, each dated when
 /// it fell due. Cheap when nothing is due.
 pub async fn apply_due_events(app: &Arc<App>) {
-    let due = |app: &App, now: f64| -> Vec<String> {
-        let now_ms = (now * 1000.0).floor() as i64;
+    let due = |app: &App, now: crate::api::Timestamp| -> Vec<String> {
+        let now_ms = (now.seconds() * 1000.0).floor() as i64;
         app.world()
             .material_events
             .iter()
@@ -405,7 +401,7 @@ async fn apply_key_events(
     app: &Arc<App>,
     writer: &crate::app::Writer<'_>,
     mut k: Key,
-    now: f64,
+    now: crate::api::Timestamp,
 ) -> Result<(), KmsError> {
     expire_materials(app, &mut k, now).await?;
     let mut made = Vec::new();
@@ -428,7 +424,11 @@ async fn apply_key_events(
 }
 
 /// Destroy the imported materials of `k` whose `ValidTo` passed (not committed).
-async fn expire_materials(app: &Arc<App>, k: &mut Key, now: f64) -> Result<(), KmsError> {
+async fn expire_materials(
+    app: &Arc<App>,
+    k: &mut Key,
+    now: crate::api::Timestamp,
+) -> Result<(), KmsError> {
     let token = app.internal_token().await.map_err(KmsError::internal)?;
     for m in k.material.list.iter_mut() {
         let Some(i) = m.imported.as_mut() else {

@@ -65,7 +65,12 @@ pub fn pending_window(days: Option<i64>) -> Result<u32, KmsError> {
 /// `PendingDeletion`, with its deletion date and waiting period; or, for a multi-Region
 /// primary whose `replicas_remain`, `PendingReplicaDeletion` without a date: its waiting
 /// period starts when the last replica is deleted.
-pub fn schedule_deletion(k: &mut Key, now: f64, days: u32, replicas_remain: bool) {
+pub fn schedule_deletion(
+    k: &mut Key,
+    now: crate::api::Timestamp,
+    days: u32,
+    replicas_remain: bool,
+) {
     if replicas_remain {
         k.state = StoredKeyState::PendingReplicaDeletion;
         k.deletion_date = None;
@@ -97,7 +102,7 @@ pub fn cancel_deletion(k: &mut Key) -> Result<(), KmsError> {
 
 /// Whether the deletion of `k` is due at `now` (simulated clock): it is pending deletion and
 /// its deletion date has come.
-pub fn deletion_due(k: &Key, now: f64) -> bool {
+pub fn deletion_due(k: &Key, now: crate::api::Timestamp) -> bool {
     k.state == StoredKeyState::PendingDeletion && k.deletion_date.is_some_and(|d| d <= now)
 }
 

@@ -15,7 +15,7 @@ fn key(state: StoredKeyState, store: Option<&str>) -> Key {
     Key {
         id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
         arn: ARN.into(),
-        creation_date: 1_700_000_000.0,
+        creation_date: crate::api::Timestamp(1_700_000_000.0),
         description: String::new(),
         origin: if store.is_some() {
             Origin::AwsCloudhsm
@@ -185,18 +185,21 @@ fn the_waiting_period_is_7_to_30_days_and_30_by_default() {
 #[test]
 fn scheduling_sets_pending_deletion_the_window_and_a_date_that_many_days_later() {
     let mut k = key(StoredKeyState::Disabled, Some(STORE));
-    schedule_deletion(&mut k, 1_000.0, 7, false);
+    schedule_deletion(&mut k, crate::api::Timestamp(1_000.0), 7, false);
     assert_eq!(k.state, StoredKeyState::PendingDeletion);
-    assert_eq!(k.deletion_date, Some(1_000.0 + 7.0 * 86_400.0));
+    assert_eq!(
+        k.deletion_date,
+        Some(crate::api::Timestamp(1_000.0 + 7.0 * 86_400.0))
+    );
     assert_eq!(k.pending_window_days, Some(7));
 }
 
 #[test]
 fn a_deletion_is_due_when_the_simulated_clock_reaches_its_date_not_before() {
     let mut k = key(StoredKeyState::Enabled, Some(STORE));
-    schedule_deletion(&mut k, 1_000.0, 7, false);
-    let date = 1_000.0 + 7.0 * 86_400.0;
-    assert!(!deletion_due(&k, 1_000.0));
+    schedule_deletion(&mut k, crate::api::Timestamp(1_000.0), 7, false);
+    let date = crate::api::Timestamp(1_000.0 + 7.0 * 86_400.0);
+    assert!(!deletion_due(&k, crate::api::Timestamp(1_000.0)));
     assert!(!deletion_due(&k, date - 0.001));
     assert!(deletion_due(&k, date));
     assert!(deletion_due(&k, date + 86_400.0));
@@ -206,18 +209,21 @@ fn a_deletion_is_due_when_the_simulated_clock_reaches_its_date_not_before() {
 fn a_key_not_pending_deletion_is_never_due() {
     for state in [StoredKeyState::Enabled, StoredKeyState::Disabled] {
         let mut k = key(state, Some(STORE));
-        k.deletion_date = Some(0.0);
-        assert!(!deletion_due(&k, 1_000.0), "{state:?}");
+        k.deletion_date = Some(crate::api::Timestamp(0.0));
+        assert!(
+            !deletion_due(&k, crate::api::Timestamp(1_000.0)),
+            "{state:?}"
+        );
     }
     let mut k = key(StoredKeyState::PendingDeletion, Some(STORE));
     k.deletion_date = None;
-    assert!(!deletion_due(&k, 1_000.0));
+    assert!(!deletion_due(&k, crate::api::Timestamp(1_000.0)));
 }
 
 #[test]
 fn cancelling_leaves_the_key_disabled_without_date_or_window() {
     let mut k = key(StoredKeyState::Enabled, Some(STORE));
-    schedule_deletion(&mut k, 0.0, 30, false);
+    schedule_deletion(&mut k, crate::api::Timestamp(0.0), 30, false);
     cancel_deletion(&mut k).unwrap();
     assert_eq!(k.state, StoredKeyState::Disabled);
     assert_eq!(k.deletion_date, None);
@@ -391,10 +397,10 @@ fn an_update_that_changes_nothing_is_allowed_in_every_state() {
 #[test]
 fn a_primary_with_replicas_waits_for_them_without_a_deletion_date_and_can_be_cancelled() {
     let mut k = key(StoredKeyState::Enabled, None);
-    schedule_deletion(&mut k, 1_000.0, 7, true);
+    schedule_deletion(&mut k, crate::api::Timestamp(1_000.0), 7, true);
     assert_eq!(k.state, StoredKeyState::PendingReplicaDeletion);
     assert_eq!((k.deletion_date, k.pending_window_days), (None, Some(7)));
-    assert!(!deletion_due(&k, f64::MAX));
+    assert!(!deletion_due(&k, crate::api::Timestamp(f64::MAX)));
     let arn = k.arn.clone();
     let e = manageable(k.state, &arn).unwrap_err();
     assert_eq!(e.message, format!("{arn} is pending replica deletion."));

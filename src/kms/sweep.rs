@@ -10,9 +10,9 @@ use super::model::{ConnectionState, Key, Origin, Orphan};
 use crate::app::{App, Change};
 use std::sync::Arc;
 
-fn due(app: &App, now: f64) -> Vec<Arc<Key>> {
+fn due(app: &App, now: crate::api::Timestamp) -> Vec<Arc<Key>> {
     let w = app.world();
-    let now_ms = (now * 1000.0).floor() as i64;
+    let now_ms = (now.seconds() * 1000.0).floor() as i64;
     w.pending
         .iter()
         .take_while(|(d, _)| *d <= now_ms)
@@ -39,7 +39,12 @@ pub async fn sweep_if_due(app: &Arc<App>) {
     }
 }
 
-async fn complete_deletion(app: &Arc<App>, writer: &crate::app::Writer<'_>, k: &Key, now: f64) {
+async fn complete_deletion(
+    app: &Arc<App>,
+    writer: &crate::app::Writer<'_>,
+    k: &Key,
+    now: crate::api::Timestamp,
+) {
     let id: [u8; 16] = super::multi_region::object_id(&k.id).unwrap_or([0; 16]);
     let mut changes = vec![Change::DelKey(k.storage_id())];
     let (aliases, store, next_seq, shared) = {

@@ -18,7 +18,6 @@ pub mod token;
 use super::crypto::dry_run_ok;
 use super::error::KmsError;
 use super::{KeyRef, paginate, resolve_key, visible_state};
-use crate::api::Timestamp;
 use crate::api::kms::KeyState;
 use crate::api::kms::{
     CreateGrantRequest, CreateGrantResponse, GrantConstraints, GrantListEntry, GrantOperation,
@@ -222,7 +221,7 @@ fn list_entry(g: &Grant) -> GrantListEntry {
         grantee_service_principal: g.grantee_service.clone(),
         retiring_principal: g.retiring.clone(),
         retiring_service_principal: g.retiring_service.clone(),
-        creation_date: Some(Timestamp(g.creation_date)),
+        creation_date: Some(g.creation_date),
         issuing_account: Some(g.issuing_account.clone()),
         // The stored operations are the wire words of `GrantOperation`s.
         operations: Some(
@@ -406,7 +405,7 @@ mod tests {
             key_id: key_id.into(),
             key_arn: format!("arn:aws:kms:us-east-1:111122223333:key/{key_id}"),
             name: None,
-            creation_date: 0.0,
+            creation_date: crate::api::Timestamp(0.0),
             grantee: Some("arn:aws:iam::111122223333:role/app".into()),
             grantee_service: None,
             retiring: None,

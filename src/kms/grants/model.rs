@@ -1,5 +1,6 @@
 //! The grant record (plain data), as the store keeps it.
 
+use crate::api::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -32,7 +33,7 @@ pub struct Grant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Seconds since the epoch.
-    pub creation_date: f64,
+    pub creation_date: Timestamp,
     /// `GranteePrincipal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grantee: Option<String>,
