@@ -150,11 +150,14 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 
 /// The key specs and usages the internal token serves.
 async fn key_specs(State(app): State<Arc<App>>) -> Response {
-    respond(
-        crate::kms::asymmetric::offered_key_specs(&app)
-            .await
-            .map_err(ControlError::from),
-    )
+    let offered = crate::kms::asymmetric::offered_key_specs(&app).await;
+    respond(offered.map_err(ControlError::from).map(|(token, kinds)| {
+        let kinds: Vec<Value> = kinds
+            .into_iter()
+            .map(|(s, u)| json!({"KeySpec": s, "KeyUsage": u}))
+            .collect();
+        json!({ "token": token, "key_specs": kinds })
+    }))
 }
 
 fn clock_json(app: &App) -> Value {

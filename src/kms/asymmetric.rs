@@ -29,7 +29,6 @@ use crate::hsm::asymmetric::{Hash, PairKind, PairUse, PrivateParts, PublicParts,
 use crate::hsm::{HsmError, HsmOp, ObjectId, Token};
 use crate::kms_err;
 use base64::Engine;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -49,7 +48,9 @@ pub fn checked_kind(spec: &str, usage: Option<&str>, cloudhsm: bool) -> Result<K
             "cks-sim does not simulate {spec} keys (SM2 keys exist in China Regions only; ML-DSA and Ed25519 keys are not simulated)."
         ));
     };
-    if usage.is_none() && !key_spec.usages().contains(&KeyUsage::EncryptDecrypt) {
+    // AWS's CreateKey documentation: KeyUsage "is optional when you are creating a symmetric
+    // encryption KMS key; otherwise, it is required."
+    if usage.is_none() && key_spec != KeySpec::SymmetricDefault {
         return Err(KmsError::key_usage_required());
     }
     let key_usage = KeyUsage::parse(usage_name).unwrap_or_default();
@@ -537,19 +538,23 @@ pub async fn require_offered(token: &Arc<Token>, kind: &KeyKind) -> Result<(), K
     ))
 }
 
-/// What the internal token offers: every key spec and usage it serves (`GET /_sim/key-specs`).
-pub async fn offered_key_specs(app: &Arc<App>) -> Result<Value, KmsError> {
+/// What the internal token offers (`GET /_sim/key-specs`): its label, and every key spec and
+/// usage it serves.
+pub async fn offered_key_specs(app: &Arc<App>) -> Result<(String, Vec<KeyKindName>), KmsError> {
     let token = app.internal_token().await.map_err(KmsError::internal)?;
     let offers = token
         .offers(all_curves())
         .await
         .map_err(KmsError::internal)?;
-    let kinds: Vec<Value> = offered_kinds(&offers)
+    let kinds = offered_kinds(&offers)
         .into_iter()
-        .map(|(s, u)| json!({"KeySpec": s.as_str(), "KeyUsage": u.as_str()}))
+        .map(|(s, u)| (s.as_str(), u.as_str()))
         .collect();
-    Ok(json!({ "token": token.label(), "key_specs": kinds }))
+    Ok((token.label().to_string(), kinds))
 }
+
+/// A key spec and a usage, by their wire names.
+pub type KeyKindName = (&'static str, &'static str);
 
 fn modulus_len(k: &Key) -> usize {
     k.kind.spec.rsa_bits().unwrap_or(0) as usize / 8
@@ -605,7 +610,10 @@ mod tests {
     #[test]
     fn create_key_combinations_follow_the_spec_table() {
         assert!(checked_kind("RSA_2048", Some("SIGN_VERIFY"), false).is_ok());
-        assert!(checked_kind("RSA_2048", None, false).is_ok());
+        assert_eq!(
+            checked_kind("RSA_2048", None, false).unwrap_err(),
+            KmsError::key_usage_required()
+        );
         assert!(checked_kind("ECC_NIST_P384", Some("KEY_AGREEMENT"), false).is_ok());
         assert!(checked_kind("HMAC_256", Some("GENERATE_VERIFY_MAC"), false).is_ok());
         for (spec, usage) in [

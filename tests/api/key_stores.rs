@@ -491,13 +491,7 @@ fn connecting_rotates_kmsusers_password_so_the_customers_no_longer_opens_the_tok
             c.kmsuser_password,
             "the connect rotated the token's PIN"
         );
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
-            .arg("inspect-token")
-            .arg("--data-dir")
-            .arg(sim.data_dir())
-            .args(["--label", &c.id, "--pin", &c.kmsuser_password])
-            .output()
-            .unwrap();
+        let out = sim.inspect_token_output(&c.id, &c.kmsuser_password);
         // Refused for its PIN, not for any other reason.
         assert!(
             !out.status.success(),

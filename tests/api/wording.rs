@@ -565,6 +565,19 @@ fn a_digest_of_the_wrong_length_is_refused_naming_the_algorithm() {
 }
 
 #[test]
+fn an_rsa_key_without_key_usage_says_key_usage_is_required() {
+    let sim = Sim::start();
+    let (_, v) = kms_raw(&sim, "CreateKey", json!({"KeySpec": "RSA_2048"}));
+    assert_eq!(
+        v,
+        refusal(
+            "ValidationException",
+            "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys."
+        )
+    );
+}
+
+#[test]
 fn an_hmac_key_without_key_usage_says_key_usage_is_required() {
     let sim = Sim::start();
     let (_, v) = kms_raw(&sim, "CreateKey", json!({"KeySpec": "HMAC_256"}));

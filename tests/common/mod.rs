@@ -420,16 +420,37 @@ impl Sim {
     /// An independent view of a token: `cks-sim inspect-token` in its own process (its own
     /// PKCS#11 module instance), not the server's bookkeeping.
     pub fn inspect_token(&self, label: &str, pin: &str) -> Vec<serde_json::Value> {
-        let out = run_ok(
-            std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
+        let out = self.inspect_token_output(label, pin);
+        assert!(
+            out.status.success(),
+            "inspect-token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect-token JSON");
+        v["objects"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `cks-sim inspect-token` with `pin`, in its own process, whatever it answers. Loading
+    /// the module in a new process while a server creates a token can fail (kryoptic's
+    /// `C_Initialize` answers `CKR_USER_PIN_NOT_INITIALIZED` then): that says nothing of the
+    /// token asked about, so it is tried again until a deadline.
+    pub fn inspect_token_output(&self, label: &str, pin: &str) -> std::process::Output {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
                 .arg("inspect-token")
                 .arg("--data-dir")
                 .arg(self.data_dir())
-                .args(["--label", label, "--pin", pin]),
-            "inspect-token",
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out).expect("inspect-token JSON");
-        v["objects"].as_array().cloned().unwrap_or_default()
+                .args(["--label", label, "--pin", pin])
+                .output()
+                .expect("run inspect-token");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let module_busy = stderr.starts_with("cks-sim: cannot load PKCS#11 module");
+            if !module_busy || std::time::Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }
 
