@@ -77,25 +77,7 @@ async fn complete_deletion(
             Ok(t) => destroy_materials(&t, k).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         },
-        Origin::AwsCloudhsm => match &store {
-            Some(s) if session_open(&app.world(), s) && app.has_kms_login(&s.id) => {
-                let reachable = super::key::reachable(&app.world(), &s.cluster_id).is_ok();
-                if reachable {
-                    match app.token(&s.cluster_id).await {
-                        Ok(t) => already_gone_is_destroyed(t.destroy(id).await)
-                            .map_err(|e| format!("destroying the backing key failed: {e}")),
-                        Err(e) => Err(format!("the cluster token is unavailable: {e}")),
-                    }
-                } else {
-                    Err("KMS could not reach the cluster".into())
-                }
-            }
-            Some(s) if s.state == ConnectionState::Connected => {
-                Err("the kmsuser password was changed behind KMS's back".into())
-            }
-            Some(s) => Err(format!("the custom key store was {}", s.state.as_str())),
-            None => Err("the custom key store no longer exists".into()),
-        },
+        Origin::AwsCloudhsm => destroy_in_cluster(app, store.as_ref(), id).await,
     };
     if destroyed_or_reason.is_ok() && !shared {
         app.failpoints.hit("deletion.material_destroyed");
@@ -118,6 +100,32 @@ async fn complete_deletion(
     }
     if let Err(e) = app.commit(writer, changes).await {
         tracing::error!(error = %e, key = %k.arn, "cannot record a completed deletion");
+    }
+}
+
+/// Destroy a CloudHSM key's backing key on its cluster's token, if KMS's session there is
+/// still the one it opened; else why the material stays.
+async fn destroy_in_cluster(
+    app: &Arc<App>,
+    store: Option<&super::model::KeyStore>,
+    id: [u8; 16],
+) -> Result<(), String> {
+    match store {
+        Some(s) if session_open(&app.world(), s) && app.has_kms_login(&s.id) => {
+            if super::key::reachable(&app.world(), &s.cluster_id).is_err() {
+                return Err("KMS could not reach the cluster".into());
+            }
+            match app.token(&s.cluster_id).await {
+                Ok(t) => already_gone_is_destroyed(t.destroy(id).await)
+                    .map_err(|e| format!("destroying the backing key failed: {e}")),
+                Err(e) => Err(format!("the cluster token is unavailable: {e}")),
+            }
+        }
+        Some(s) if s.state == ConnectionState::Connected => {
+            Err("the kmsuser password was changed behind KMS's back".into())
+        }
+        Some(s) => Err(format!("the custom key store was {}", s.state.as_str())),
+        None => Err("the custom key store no longer exists".into()),
     }
 }
 
