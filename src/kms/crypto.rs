@@ -176,7 +176,7 @@ pub(super) async fn usable(app: &Arc<App>, k: &Key) -> Result<Arc<Token>, KmsErr
         if state == KeyState::PendingImport {
             return Err(pending_import(k));
         }
-        super::rules::crypto_allowed(state.as_str(), &k.arn)?;
+        super::rules::crypto_allowed(state, &k.arn)?;
         if k.origin == Origin::AwsCloudhsm {
             let store = k.store_id.as_ref().and_then(|s| w.stores.get(s));
             let cluster = store.map(|s| s.cluster_id.clone()).unwrap_or_default();

@@ -6,6 +6,7 @@
 
 use super::error::KmsError;
 use super::model::{ConnectionState, Key, StoredKeyState};
+use crate::api::kms::KeyState;
 use crate::kms_err;
 
 /// Seconds in a day of the simulated clock.
@@ -18,16 +19,16 @@ pub const MAX_PENDING_WINDOW: i64 = 30;
 /// Whether a key in visible state `state` (see [`super::visible_state`]) may be used for
 /// cryptography: `Enabled` only. `Disabled` answers `DisabledException`, `PendingDeletion`
 /// and `Unavailable` answer `KMSInvalidStateException`.
-pub fn crypto_allowed(state: &str, arn: &str) -> Result<(), KmsError> {
+pub fn crypto_allowed(state: KeyState, arn: &str) -> Result<(), KmsError> {
     match state {
-        "Disabled" => Err(kms_err!(Disabled, "{arn} is disabled.")),
-        "PendingDeletion" => Err(kms_err!(KmsInvalidState, "{arn} is pending deletion.")),
+        KeyState::Disabled => Err(kms_err!(Disabled, "{arn} is disabled.")),
+        KeyState::PendingDeletion => Err(kms_err!(KmsInvalidState, "{arn} is pending deletion.")),
         // cks-sim's wording, after the one above: no AWS message for this state was found.
-        "PendingReplicaDeletion" => Err(kms_err!(
+        KeyState::PendingReplicaDeletion => Err(kms_err!(
             KmsInvalidState,
             "{arn} is pending replica deletion."
         )),
-        "Unavailable" => Err(kms_err!(KmsInvalidState, "{arn} is unavailable.")),
+        KeyState::Unavailable => Err(kms_err!(KmsInvalidState, "{arn} is unavailable.")),
         _ => Ok(()),
     }
 }

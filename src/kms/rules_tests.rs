@@ -129,20 +129,23 @@ fn an_aws_kms_key_is_never_unavailable() {
 
 #[test]
 fn only_an_enabled_key_may_be_used_for_cryptography() {
-    assert!(crypto_allowed("Enabled", ARN).is_ok());
+    assert!(crypto_allowed(crate::api::kms::KeyState::Enabled, ARN).is_ok());
     assert_eq!(
-        refusal(crypto_allowed("Disabled", ARN)),
+        refusal(crypto_allowed(crate::api::kms::KeyState::Disabled, ARN)),
         (KmsErrorKind::Disabled, format!("{ARN} is disabled."))
     );
     assert_eq!(
-        refusal(crypto_allowed("PendingDeletion", ARN)),
+        refusal(crypto_allowed(
+            crate::api::kms::KeyState::PendingDeletion,
+            ARN
+        )),
         (
             KmsErrorKind::KmsInvalidState,
             format!("{ARN} is pending deletion.")
         )
     );
     assert_eq!(
-        refusal(crypto_allowed("Unavailable", ARN)),
+        refusal(crypto_allowed(crate::api::kms::KeyState::Unavailable, ARN)),
         (
             KmsErrorKind::KmsInvalidState,
             format!("{ARN} is unavailable.")
