@@ -74,12 +74,10 @@ pub trait Decode: Sized {
 
 /// The decoding context: where we are (for messages) and what is broken so far.
 pub struct Cx {
-    /// The member path in AWS's form (`tags.1.member.tagKey`).
-    path: Vec<String>,
-    /// The member path as the request spells it (`Tags.1.TagKey`), for type errors.
-    wire_path: Vec<String>,
-    /// Whether a member on the path is sensitive.
-    sensitive: Vec<bool>,
+    /// Where we are: each step and whether it holds a secret. Rendered only for an error:
+    /// in AWS's form for a violation (`tags.1.member.tagKey`), as the request spells it for a
+    /// type error (`Tags.1.TagKey`).
+    path: Vec<(Step, bool)>,
     /// The rule of the items of the list or map being decoded.
     item: &'static Rule,
     /// Decoding a plain list item: its enum leaves the report to the list.
@@ -91,8 +89,6 @@ impl Default for Cx {
     fn default() -> Self {
         Cx {
             path: Vec::new(),
-            wire_path: Vec::new(),
-            sensitive: Vec::new(),
             item: &Rule::NONE,
             quiet: false,
             violations: Vec::new(),
@@ -121,20 +117,56 @@ fn camel(member: &str) -> String {
     }
 }
 
+/// One step of a path into a request.
+enum Step {
+    /// A structure's member (the model's name).
+    Member(&'static str),
+    /// A list's item, counted from 1.
+    Index(usize),
+    /// A map's entry.
+    Key(String),
+}
+
 impl Cx {
     fn at(&self) -> String {
-        self.path.join(".")
+        let steps: Vec<String> = self
+            .path
+            .iter()
+            .map(|(s, _)| match s {
+                Step::Member(m) => camel(m),
+                Step::Index(i) => format!("{i}.member"),
+                Step::Key(k) => format!("{k}.member"),
+            })
+            .collect();
+        steps.join(".")
     }
 
     fn type_error(&self, expected: &'static str) -> InputError {
+        let steps: Vec<String> = self
+            .path
+            .iter()
+            .map(|(s, _)| match s {
+                Step::Member(m) => (*m).to_string(),
+                Step::Index(i) => i.to_string(),
+                Step::Key(k) => k.clone(),
+            })
+            .collect();
         InputError::Type {
-            member: self.wire_path.join("."),
+            member: steps.join("."),
             expected,
         }
     }
 
     fn hidden(&self) -> bool {
-        self.sensitive.iter().any(|s| *s)
+        self.path.iter().any(|(_, sensitive)| *sensitive)
+    }
+
+    /// Run `f` one step further in: at `step`, secret if `sensitive`.
+    fn at_step<R>(&mut self, step: Step, sensitive: bool, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.path.push((step, sensitive));
+        let r = f(self);
+        self.path.pop();
+        r
     }
 
     fn violate(&mut self, value: Option<String>, rule: String) {
@@ -155,13 +187,15 @@ impl Cx {
     pub fn optional<T: Decode>(
         &mut self,
         o: &Map<String, Value>,
-        member: &str,
+        member: &'static str,
         rule: &Rule,
         item: &'static Rule,
     ) -> Result<Option<T>, InputError> {
         match o.get(member) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => self.within(member, rule, |cx| cx.checked(v, rule, item)),
+            Some(v) => self.at_step(Step::Member(member), rule.sensitive, |cx| {
+                cx.checked(v, rule, item)
+            }),
         }
     }
 
@@ -169,12 +203,12 @@ impl Cx {
     pub fn required<T: Decode>(
         &mut self,
         o: &Map<String, Value>,
-        member: &str,
+        member: &'static str,
         rule: &Rule,
         item: &'static Rule,
     ) -> Result<Option<T>, InputError> {
         if matches!(o.get(member), None | Some(Value::Null)) {
-            self.within(member, rule, |cx| {
+            self.at_step(Step::Member(member), rule.sensitive, |cx| {
                 cx.violations.push(Violation {
                     path: cx.at(),
                     value: Some("null".into()),
@@ -185,17 +219,6 @@ impl Cx {
         } else {
             self.optional(o, member, rule, item)
         }
-    }
-
-    fn within<R>(&mut self, member: &str, rule: &Rule, f: impl FnOnce(&mut Self) -> R) -> R {
-        self.path.push(camel(member));
-        self.wire_path.push(member.to_string());
-        self.sensitive.push(rule.sensitive);
-        let r = f(self);
-        self.path.pop();
-        self.wire_path.pop();
-        self.sensitive.pop();
-        r
     }
 
     /// Decode `v` (with its items checked against `item`), then check it against `rule`.
@@ -243,31 +266,17 @@ impl Cx {
     }
 
     /// Decode a plain item (a string, a number) without its rule, which the list checks.
-    fn plain_item<T: Decode>(
-        &mut self,
-        v: &Value,
-        segment: String,
-    ) -> Result<Option<T>, InputError> {
-        self.wire_path.push(segment);
+    fn plain_item<T: Decode>(&mut self, v: &Value, step: Step) -> Result<Option<T>, InputError> {
         self.quiet = true;
-        let t = T::decode(v, self);
+        let t = self.at_step(step, false, |cx| T::decode(v, cx));
         self.quiet = false;
-        self.wire_path.pop();
         t
     }
 
-    /// Decode each item of a list or map at `segment`, checked against the items' rule.
-    fn item<T: Decode>(&mut self, v: &Value, segment: String) -> Result<Option<T>, InputError> {
+    /// Decode each item of a list or map at `step`, checked against the items' rule.
+    fn item<T: Decode>(&mut self, v: &Value, step: Step) -> Result<Option<T>, InputError> {
         let rule = self.item;
-        self.path.push(segment.clone());
-        self.path.push("member".into());
-        self.wire_path.push(segment);
-        self.sensitive.push(rule.sensitive);
-        let t = self.checked(v, rule, &Rule::NONE);
-        self.path.truncate(self.path.len() - 2);
-        self.wire_path.pop();
-        self.sensitive.pop();
-        t
+        self.at_step(step, rule.sensitive, |cx| cx.checked(v, rule, &Rule::NONE))
     }
 }
 
@@ -423,11 +432,10 @@ impl<T: Decode + std::fmt::Debug> Decode for Vec<T> {
         let mut whole = true;
         let mut plain_broken = false;
         for (i, item) in items.iter().enumerate() {
-            let segment = (i + 1).to_string();
             let t = if rule.is_none() {
-                cx.item::<T>(item, segment)?
+                cx.item::<T>(item, Step::Index(i + 1))?
             } else {
-                cx.plain_item::<T>(item, segment)?
+                cx.plain_item::<T>(item, Step::Index(i + 1))?
             };
             match t {
                 Some(t) => {
@@ -461,7 +469,7 @@ impl<T: Decode> Decode for BTreeMap<String, T> {
         let mut out = BTreeMap::new();
         let mut whole = true;
         for (k, item) in o {
-            match cx.item::<T>(item, k.clone()) {
+            match cx.item::<T>(item, Step::Key(k.clone())) {
                 Ok(Some(t)) => {
                     out.insert(k.clone(), t);
                 }
