@@ -107,7 +107,9 @@ pub enum Change {
 }
 
 /// The writer lock, held: proof that no other mutation runs (see [`App::lock_writer`]).
-pub struct Writer<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, ()>);
+pub struct Writer<'a> {
+    _held: tokio::sync::MutexGuard<'a, ()>,
+}
 
 #[derive(Serialize, Deserialize)]
 struct ClockDoc {
@@ -429,7 +431,9 @@ impl App {
 
     /// Take the writer lock: mutations run one at a time, and only its holder can commit.
     pub async fn lock_writer(&self) -> Writer<'_> {
-        Writer(self.writer.lock().await)
+        Writer {
+            _held: self.writer.lock().await,
+        }
     }
 
     /// Commit `changes`: one SQLite transaction, then memory. Only the holder of the writer
