@@ -282,3 +282,38 @@ pub struct Orphan {
     /// Why the material was not destroyed.
     pub reason: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key store record as a version before `session_epoch` wrote it.
+    fn older_record(session_valid: bool) -> KeyStore {
+        serde_json::from_value(serde_json::json!({
+            "id": "cks-0123456789abcdef0", "name": "old", "cluster_id": "cluster-abcdefghijk",
+            "trust_anchor": "-----BEGIN CERTIFICATE-----", "password": "kmsuser-pw",
+            "creation_date": 1_700_000_000.5, "state": "CONNECTED", "error_code": null,
+            "session_valid": session_valid
+        }))
+        .expect("an older record loads")
+    }
+
+    #[test]
+    fn an_older_records_good_session_reads_as_the_first_epoch_and_a_lost_one_as_none() {
+        assert_eq!(older_record(true).session_epoch(), Some(0));
+        assert_eq!(older_record(false).session_epoch(), None);
+        assert_eq!(older_record(true).creation_date, Timestamp(1_700_000_000.5));
+    }
+
+    #[test]
+    fn a_session_set_or_ended_replaces_what_an_older_record_said() {
+        let mut s = older_record(true);
+        s.set_session(None);
+        assert_eq!(s.session_epoch(), None);
+        s.set_session(Some(3));
+        assert_eq!(s.session_epoch(), Some(3));
+        let saved = serde_json::to_value(&s).unwrap();
+        assert!(saved.get("session_valid").is_none(), "{saved}");
+        assert_eq!(saved["session_epoch"], 3);
+    }
+}
