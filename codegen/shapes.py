@@ -402,10 +402,15 @@ class Service:
 
 def rustfmt(text):
     """The text as `cargo fmt` leaves it, so the check compares like with like."""
-    done = subprocess.run(
-        ["rustfmt", "--edition", "2024", "--emit", "stdout"],
-        input=text, capture_output=True, text=True, check=True,
-    )
+    try:
+        done = subprocess.run(
+            ["rustfmt", "--edition", "2024", "--emit", "stdout"],
+            input=text, capture_output=True, text=True, check=True,
+        )
+    except FileNotFoundError:
+        sys.exit("codegen/shapes.py needs rustfmt on the PATH (rustup component add rustfmt)")
+    except subprocess.CalledProcessError as e:
+        sys.exit(f"rustfmt refused the generated code:\n{e.stderr}")
     return done.stdout
 
 
