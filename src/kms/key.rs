@@ -60,6 +60,11 @@ pub(super) fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
         Some(P::ReservedPrefix(_)) => Err(KmsError::reserved_tag_prefix()),
         Some(P::DuplicateKey(_)) => Err(KmsError::duplicate_tag_keys()),
         // The decoder checks a request's lengths; only a seed file's tags get here.
+        Some(P::KeyLength("")) => Err(KmsError::validation(
+            "TagKey",
+            "",
+            "Member must have length greater than or equal to 1",
+        )),
         Some(P::KeyLength(k)) => Err(KmsError::validation(
             "TagKey",
             k,
