@@ -433,6 +433,7 @@ pub async fn apply_seed(
 ) -> Result<(), CloudHsmError> {
     let salt = seed_salt(&app.config.data_dir).await?;
     validate(seed, &salt)?;
+    check_token_sharing(app, seed, &salt)?;
     for (i, sc) in seed.cluster.iter().enumerate() {
         let id = sc
             .id
@@ -444,6 +445,66 @@ pub async fn apply_seed(
         }
         warn_if_binding_differs(app, &id, sc.token.as_ref());
         seed_missing_users(app, sc, &id).await?;
+    }
+    Ok(())
+}
+
+/// One token's use: the cluster (or the internal token) it backs, and whether cks-sim
+/// changes its PIN.
+struct TokenUse {
+    label: String,
+    user: String,
+    rotates: bool,
+}
+
+/// A token whose PIN cks-sim changes (a token it made, or `rotate_password = true`) backs one
+/// cluster and nothing else: a change would pull the PIN from under the internal token or the
+/// other cluster, whose next login (at the latest, at the next start-up) would fail. A seed
+/// cluster that would share such a token is refused, before anything is applied; clusters
+/// that exist keep their binding.
+fn check_token_sharing(app: &App, seed: &SeedFile, salt: &str) -> Result<(), CloudHsmError> {
+    let w = app.world();
+    let mut uses: Vec<TokenUse> = w
+        .clusters
+        .values()
+        .filter(|c| c.has_token && c.state != ClusterState::Deleted)
+        .map(|c| TokenUse {
+            label: c
+                .bound_token
+                .as_ref()
+                .map_or_else(|| c.id.to_string(), |b| b.label.clone()),
+            user: format!("cluster {}", c.id),
+            rotates: c.rotates_pin(),
+        })
+        .collect();
+    uses.push(TokenUse {
+        label: app.config.internal_token_label.clone(),
+        user: "the internal token ([hsm] internal_token_label)".into(),
+        rotates: false,
+    });
+    for (i, sc) in seed.cluster.iter().enumerate() {
+        let id = sc.id.clone().unwrap_or_else(|| derived_cluster_id(salt, i));
+        let Some(t) = sc.token.as_ref().filter(|_| !w.clusters.contains_key(&id)) else {
+            continue;
+        };
+        if let Some(other) = uses
+            .iter()
+            .find(|u| u.label == t.label && (u.rotates || t.rotate_password))
+        {
+            return Err(CloudHsmError::invalid(format!(
+                "seed cluster #{} ({id}): the token {:?} is also {}, and a token whose PIN \
+                 cks-sim changes cannot be shared: set rotate_password = false on every \
+                 cluster bound to it",
+                i + 1,
+                t.label,
+                other.user
+            )));
+        }
+        uses.push(TokenUse {
+            label: t.label.clone(),
+            user: format!("cluster {id}"),
+            rotates: t.rotate_password,
+        });
     }
     Ok(())
 }

@@ -756,4 +756,58 @@ mod tests {
         assert_eq!(j["cluster_coverage"], "partial");
         assert_eq!(j["logged_in"], true);
     }
+
+    /// A PIN change interrupted after the token changed, found while somebody else holds the
+    /// token's login (a token two users of the module share): the settle logs the token out
+    /// of every login first, since `C_Login` cannot check a PIN while the process is logged
+    /// in, then restores kmsuser's recorded password as the token's PIN.
+    #[cfg(feature = "testing")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_pin_change_is_undone_on_a_token_logged_out_of_every_login() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = crate::testing::started_app(dir.path(), "").await;
+        let c = app
+            .world()
+            .clusters
+            .values()
+            .next()
+            .cloned()
+            .expect("the default cluster");
+        let (previous, pending) = (c.token_user_pin.clone(), "Pending12345".to_string());
+        let token = app.token(&c.id).await.expect("the cluster's token");
+        token
+            .set_user_pin(&app.pin(KMSUSER, &previous), &app.pin(KMSUSER, &pending))
+            .await
+            .expect("the token changes its PIN");
+        let mut intent = c.clone();
+        intent.pending_user_pin = Some(pending.clone());
+        let writer = app.lock_writer().await;
+        app.commit(&writer, vec![Change::Cluster(intent)])
+            .await
+            .expect("commit");
+        token
+            .login(&app.pin(KMSUSER, &pending))
+            .await
+            .expect("another login");
+
+        settle_pin_change(&app, &writer, &c.id)
+            .await
+            .expect("settled");
+
+        assert!(!token.is_logged_in(), "the other login is ended");
+        token
+            .check_user_pin(&app.pin(KMSUSER, &previous))
+            .await
+            .expect("the recorded password is the token's PIN again");
+        assert!(
+            token
+                .check_user_pin(&app.pin(KMSUSER, &pending))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            get_cluster(&app, &c.id).expect("cluster").pending_user_pin,
+            None
+        );
+    }
 }

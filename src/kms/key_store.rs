@@ -384,11 +384,12 @@ pub async fn connect_store(app: &Arc<App>, id: String) -> Result<(), KmsError> {
     Ok(())
 }
 
-/// Start the background half of a connection attempt.
+/// Start the background half of a connection attempt, after the connect delay in force now
+/// (`[simulation] connect_delay_ms`, or its `/_sim/settings` value when the connect was asked).
 pub fn spawn_connect(app: &Arc<App>, id: String, generation: u64, rotate: bool) {
     let app = Arc::clone(app);
+    let delay = app.settings().connect_delay_ms;
     tokio::spawn(async move {
-        let delay = app.settings().connect_delay_ms;
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
@@ -579,11 +580,11 @@ pub async fn disconnect(
     Ok(DisconnectCustomKeyStoreResponse {})
 }
 
-/// Start the background half of a disconnect.
+/// Start the background half of a disconnect, after the disconnect delay in force now.
 pub fn spawn_disconnect(app: &Arc<App>, id: String, generation: u64) {
     let app = Arc::clone(app);
+    let delay = app.settings().disconnect_delay_ms;
     tokio::spawn(async move {
-        let delay = app.settings().disconnect_delay_ms;
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }

@@ -256,16 +256,31 @@ async fn open(
     config: Config,
 ) -> Result<(Arc<App>, tokio::net::TcpListener, SocketAddr), StartError> {
     let listen = config.listen;
-    let app = tokio::task::spawn_blocking(move || App::open(config))
-        .await
-        .map_err(StartError::new)?
-        .map_err(StartError::new)?;
-    crate::start(&app).await.map_err(StartError::new)?;
+    let app = open_app(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(StartError::new)?;
     let addr = listener.local_addr().map_err(StartError::new)?;
     Ok((app, listener, addr))
+}
+
+/// Open the app and bring it to life (tokens, seeds, key stores), without a server.
+async fn open_app(config: Config) -> Result<Arc<App>, StartError> {
+    let app = tokio::task::spawn_blocking(move || App::open(config))
+        .await
+        .map_err(StartError::new)?
+        .map_err(StartError::new)?;
+    crate::start(&app).await.map_err(StartError::new)?;
+    Ok(app)
+}
+
+/// For this crate's unit tests of rules that need real tokens and a real SQLite file: an app
+/// started on `toml` with its data directory in `dir`, served by nobody.
+#[cfg(test)]
+pub(crate) async fn started_app(dir: &Path, toml: &str) -> Arc<App> {
+    let config = config(dir, toml).expect("a valid configuration");
+    ensure_soft_token_conf(&config).expect("the soft token's configuration");
+    open_app(config).await.expect("the app starts")
 }
 
 /// Wait until a `cks-sim serve --port-file PATH` child has written its address to `path`

@@ -1,9 +1,9 @@
 //! Rules of CloudHSM key stores that the lifecycle tests of `key_stores` do not single out, one
 //! behaviour per test: finding a store by name, the limits of the idempotent create retry (same
 //! name, cluster, trust anchor and password), renaming a store to its own name, which
-//! reconnection after a restart rotates kmsuser's password, and a disconnect under way at a
-//! restart. Each was found by mutation testing (`scripts/mutants src/kms/key_store.rs`, see
-//! docs/testing.md).
+//! reconnection after a restart rotates kmsuser's password, a disconnect under way at a
+//! restart, and the connect delay. Each was found by mutation testing (`scripts/mutants
+//! src/kms/key_store.rs`, see docs/testing.md).
 //!
 //! One server for the tests that do not restart it (kept while any of them runs); a test that
 //! restarts the server starts its own.
@@ -222,4 +222,53 @@ fn a_store_disconnecting_at_a_restart_ends_disconnected() {
     });
     sim.restart();
     block_on(wait_state(&sim.kms(), &store, "DISCONNECTED"));
+}
+
+/// Connect `store`; the answer comes before the connection is made.
+async fn ask_connect(sim: &Sim, store: &str) {
+    sim.kms()
+        .connect_custom_key_store()
+        .custom_key_store_id(store)
+        .send()
+        .await
+        .expect("connect");
+}
+
+async fn set_connect_delay(sim: &Sim, ms: u64) {
+    sim.control()
+        .call(
+            "POST",
+            "/_sim/settings",
+            Some(json!({"connect_delay_ms": ms})),
+        )
+        .await
+        .expect("set the connect delay");
+}
+
+/// The connect delay keeps a store `CONNECTING`: a store connected with an hour's delay is
+/// still `CONNECTING` after a store connected later without delay has connected (each connect
+/// takes the delay in force when it is asked).
+#[test]
+fn a_connect_delay_keeps_the_store_connecting_while_an_undelayed_connect_completes() {
+    let sim = Sim::start();
+    block_on(async {
+        let a = new_cluster(&sim, 2).await;
+        let b = new_cluster(&sim, 2).await;
+        let slow = create_store_with(&sim, "slow", &a.id, &a.anchor, &a.kmsuser_password).await;
+        let quick = create_store_with(&sim, "quick", &b.id, &b.anchor, &b.kmsuser_password).await;
+        set_connect_delay(&sim, 3_600_000).await;
+        ask_connect(&sim, &slow).await;
+        set_connect_delay(&sim, 0).await;
+        ask_connect(&sim, &quick).await;
+        wait_state(&sim.kms(), &quick, "CONNECTED").await;
+        let described = sim
+            .kms()
+            .describe_custom_key_stores()
+            .custom_key_store_id(&slow)
+            .send()
+            .await
+            .expect("describe");
+        let state = described.custom_key_stores()[0].connection_state().cloned();
+        assert_eq!(state.as_ref().map(|s| s.as_str()), Some("CONNECTING"));
+    });
 }

@@ -62,3 +62,65 @@ fn with_rotation_off_kmsuser_takes_the_pin_the_token_already_accepts() {
         assert_eq!(token_pin(&sim, CLUSTER).await, TOKEN_PIN);
     });
 }
+
+/// `cks-sim serve` with `toml` as its configuration, in a fresh data directory, to its end.
+fn serve_to_the_end(toml: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, toml).expect("write config.toml");
+    std::process::Command::new(env!("CARGO_BIN_EXE_cks-sim"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run serve")
+}
+
+/// A token whose PIN cks-sim changes cannot also be the internal token: the first rotation
+/// would leave the internal token's PIN wrong, and the next start-up would fail.
+#[test]
+fn a_cluster_rotating_the_internal_tokens_pin_is_refused_at_start_up() {
+    let label = fresh_token("shared", TOKEN_PIN);
+    let toml = format!(
+        "[hsm]\nmodule = {:?}\nprovisioner = \"none\"\ninternal_token_label = {label:?}\n\
+         internal_token_pin = {TOKEN_PIN:?}\ninternal_token_user = \"kmsuser\"\n\n\
+         [simulation]\ndefault_seed = false\n\n[[cluster]]\nid = {CLUSTER:?}\n\
+         [cluster.token]\nlabel = {label:?}\nrotate_password = true\n",
+        module_path().display().to_string()
+    );
+    let out = serve_to_the_end(&toml);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "seed cluster #1 ({CLUSTER}): the token {label:?} is also the internal token ([hsm] \
+         internal_token_label), and a token whose PIN cks-sim changes cannot be shared: set \
+         rotate_password = false on every cluster bound to it"
+    );
+    assert!(err.contains(&expected), "{err}");
+}
+
+/// Two clusters may share a token only if neither rotates its PIN.
+#[test]
+fn two_clusters_sharing_a_token_one_rotating_its_pin_are_refused_at_start_up() {
+    let label = fresh_token("shared2", TOKEN_PIN);
+    let second = "cluster-owntokenclustr2";
+    let internal_pin = "internal-pin-2468";
+    let internal = fresh_token("shared2-internal", internal_pin);
+    let toml = format!(
+        "[hsm]\nmodule = {:?}\nprovisioner = \"none\"\ninternal_token_label = {internal:?}\n\
+         internal_token_pin = {internal_pin:?}\n\n[simulation]\ndefault_seed = false\n\n\
+         [[cluster]]\nid = {CLUSTER:?}\n[cluster.token]\nlabel = {label:?}\n\n\
+         [[cluster]]\nid = {second:?}\n[cluster.token]\nlabel = {label:?}\nrotate_password = true\n",
+        module_path().display().to_string()
+    );
+    let out = serve_to_the_end(&toml);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "seed cluster #2 ({second}): the token {label:?} is also cluster {CLUSTER}, and a token \
+         whose PIN cks-sim changes cannot be shared"
+    );
+    assert!(err.contains(&expected), "{err}");
+}
