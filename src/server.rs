@@ -118,8 +118,8 @@ async fn detached(
     }
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves; connections still open a second
-/// later are dropped.
+/// Serve `app` on `listener` until `shutdown` resolves; connections still open 800 ms later
+/// are dropped (and that is logged).
 pub async fn run(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
@@ -140,7 +140,10 @@ pub async fn run(
     };
     tokio::select! {
         r = serve => r,
-        () = deadline => Ok(()),
+        () = deadline => {
+            tracing::warn!("connections still open 800 ms after the stop request were dropped");
+            Ok(())
+        }
     }
 }
 
