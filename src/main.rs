@@ -660,17 +660,18 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!("stopped");
-        exit_if_stuck(SHUTDOWN_GRACE);
         Ok(())
     })
 }
 
-/// How long the process may take, once it stops serving, to close its tokens and tasks.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long the process may take, from the stop request, to stop serving (at most 800 ms)
+/// and close its tokens and tasks.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Exit after `grace` if closing down is still not done by then (a task or a PKCS#11 thread
-/// that does not end): every answered change is already on disk, so nothing is lost, and a
-/// stop request must stop the process.
+/// that does not end, or a runtime too busy to end the server): every answered change is
+/// already on disk, so nothing is lost, and a stop request must stop the process. A thread
+/// of its own, so that it runs whatever the runtime's threads are doing.
 fn exit_if_stuck(grace: std::time::Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(grace);
@@ -689,6 +690,7 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    exit_if_stuck(SHUTDOWN_GRACE);
 }
 
 fn init_tracing() {
