@@ -50,15 +50,6 @@ fn token_objects(sim: &Sim, cluster: &str) -> Vec<Value> {
     sim.inspect_token(cluster, &block_on(token_pin(sim, cluster)))
 }
 
-async fn connect(sim: &Sim, store: &str) {
-    sim.kms()
-        .connect_custom_key_store()
-        .custom_key_store_id(store)
-        .send()
-        .await
-        .expect("connect");
-}
-
 #[test]
 fn a_crash_at_each_step_of_a_connects_password_rotation_leaves_a_store_that_connects() {
     let mut sim = Sim::start();
@@ -72,7 +63,7 @@ fn a_crash_at_each_step_of_a_connects_password_rotation_leaves_a_store_that_conn
     ] {
         block_on(disconnect(&sim, &store));
         arm(&sim, step);
-        block_on(connect(&sim, &store));
+        block_on(ask_connect(&sim, &store));
         assert!(
             !sim.wait_exit(60).success(),
             "{step}: the process stopped there"
@@ -118,7 +109,7 @@ fn a_crash_in_an_admins_reset_of_kmsusers_password_is_undone_at_start_up() {
         assert!(!sim.wait_exit(60).success(), "{step}");
         sim.respawn();
         // Never acknowledged, so undone: the store's password is still kmsuser's.
-        block_on(connect(&sim, &store));
+        block_on(ask_connect(&sim, &store));
         block_on(wait_state(&sim.kms(), &store, "CONNECTED"));
         assert_eq!(block_on(decrypt(&sim, blob.clone())), b"reset", "{step}");
         token_objects(&sim, &cluster);
@@ -163,7 +154,7 @@ fn a_crash_while_deleting_kmsuser_is_undone_at_start_up() {
     ))
     .expect("users");
     assert!(users.to_string().contains("\"kmsuser\""), "{users}");
-    block_on(connect(&sim, &store));
+    block_on(ask_connect(&sim, &store));
     block_on(wait_state(&sim.kms(), &store, "CONNECTED"));
 }
 

@@ -123,12 +123,7 @@ async fn connected_cluster_store(sim: &Sim, name: &str) -> (String, String) {
 }
 
 async fn connect(sim: &Sim, store: &str) {
-    sim.kms()
-        .connect_custom_key_store()
-        .custom_key_store_id(store)
-        .send()
-        .await
-        .expect("connect");
+    ask_connect(sim, store).await;
     wait_state(&sim.kms(), store, "CONNECTED").await;
 }
 

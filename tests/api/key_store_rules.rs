@@ -224,16 +224,6 @@ fn a_store_disconnecting_at_a_restart_ends_disconnected() {
     block_on(wait_state(&sim.kms(), &store, "DISCONNECTED"));
 }
 
-/// Connect `store`; the answer comes before the connection is made.
-async fn ask_connect(sim: &Sim, store: &str) {
-    sim.kms()
-        .connect_custom_key_store()
-        .custom_key_store_id(store)
-        .send()
-        .await
-        .expect("connect");
-}
-
 async fn set_connect_delay(sim: &Sim, ms: u64) {
     sim.control()
         .call(

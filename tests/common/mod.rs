@@ -565,14 +565,19 @@ pub async fn create_store_with(
 pub async fn connected_store(sim: &Sim, name: &str) -> (String, String) {
     let cluster = default_cluster(sim).await;
     let id = create_store(sim, name, &cluster, &sim.kmsuser_password()).await;
+    ask_connect(sim, &id).await;
+    wait_state(&sim.kms(), &id, "CONNECTED").await;
+    (id, cluster)
+}
+
+/// Ask to connect `store` (the answer comes before the connection is made).
+pub async fn ask_connect(sim: &Sim, store: &str) {
     sim.kms()
         .connect_custom_key_store()
-        .custom_key_store_id(&id)
+        .custom_key_store_id(store)
         .send()
         .await
         .expect("connect");
-    wait_state(&sim.kms(), &id, "CONNECTED").await;
-    (id, cluster)
 }
 
 /// Disconnect and wait for DISCONNECTED.
