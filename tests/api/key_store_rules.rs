@@ -140,21 +140,9 @@ fn restarted_with_store(state: &str) -> (Sim, String, String) {
         let store =
             create_store_with(&sim, "restarted", &c.id, &c.anchor, &c.kmsuser_password).await;
         if state == "CONNECTING" {
-            sim.control()
-                .call(
-                    "POST",
-                    "/_sim/settings",
-                    Some(json!({"hold_connections": true})),
-                )
-                .await
-                .expect("hold connections");
+            set(&sim, json!({"hold_connections": true})).await;
         }
-        sim.kms()
-            .connect_custom_key_store()
-            .custom_key_store_id(&store)
-            .send()
-            .await
-            .expect("connect");
+        ask_connect(&sim, &store).await;
         wait_state(&sim.kms(), &store, state).await;
         (store, token_pin(&sim, &c.id).await)
     });
@@ -224,15 +212,16 @@ fn a_store_disconnecting_at_a_restart_ends_disconnected() {
     block_on(wait_state(&sim.kms(), &store, "DISCONNECTED"));
 }
 
-async fn set_connect_delay(sim: &Sim, ms: u64) {
+/// Change the simulator's `/_sim/settings` (connect delay, holding connections).
+async fn set(sim: &Sim, settings: serde_json::Value) {
     sim.control()
-        .call(
-            "POST",
-            "/_sim/settings",
-            Some(json!({"connect_delay_ms": ms})),
-        )
+        .call("POST", "/_sim/settings", Some(settings))
         .await
-        .expect("set the connect delay");
+        .expect("settings");
+}
+
+async fn set_connect_delay(sim: &Sim, ms: u64) {
+    set(sim, json!({"connect_delay_ms": ms})).await;
 }
 
 /// The connect delay keeps a store `CONNECTING`: a store connected with an hour's delay is
@@ -255,6 +244,40 @@ fn a_connect_delay_keeps_the_store_connecting_while_an_undelayed_connect_complet
             .kms()
             .describe_custom_key_stores()
             .custom_key_store_id(&slow)
+            .send()
+            .await
+            .expect("describe");
+        let state = described.custom_key_stores()[0].connection_state().cloned();
+        assert_eq!(state.as_ref().map(|s| s.as_str()), Some("CONNECTING"));
+    });
+}
+
+/// A connection attempt cancelled by a disconnect stays cancelled: released while the next
+/// attempt on the store is under way (delayed an hour), it does not connect the store, which
+/// is still `CONNECTING` once a later connect of another store has completed.
+#[test]
+fn a_connect_cancelled_by_a_disconnect_does_not_connect_the_store_during_the_next_attempt() {
+    let sim = Sim::start();
+    block_on(async {
+        let (a, b) = (new_cluster(&sim, 2).await, new_cluster(&sim, 2).await);
+        let store = create_store_with(&sim, "once", &a.id, &a.anchor, &a.kmsuser_password).await;
+        let other = create_store_with(&sim, "other", &b.id, &b.anchor, &b.kmsuser_password).await;
+        set(&sim, json!({"hold_connections": true})).await;
+        ask_connect(&sim, &store).await;
+        disconnect(&sim, &store).await;
+        set_connect_delay(&sim, 3_600_000).await;
+        ask_connect(&sim, &store).await;
+        set(
+            &sim,
+            json!({"hold_connections": false, "connect_delay_ms": 0}),
+        )
+        .await;
+        ask_connect(&sim, &other).await;
+        wait_state(&sim.kms(), &other, "CONNECTED").await;
+        let described = sim
+            .kms()
+            .describe_custom_key_stores()
+            .custom_key_store_id(&store)
             .send()
             .await
             .expect("describe");
