@@ -264,7 +264,7 @@ struct DataKeyPairOrder {
 /// A data key pair made on the token, its private key sealed under the KMS key.
 struct DataKeyPair {
     key_arn: String,
-    material: String,
+    material: Option<String>,
     private_ciphertext: Vec<u8>,
     private_der: Vec<u8>,
     public_der: Vec<u8>,
@@ -359,7 +359,7 @@ pub async fn generate_data_key_pair(
     let pair = data_key_pair(app, order, "GenerateDataKeyPair").await?;
     Ok(GenerateDataKeyPairResponse {
         key_id: Some(pair.key_arn),
-        key_material_id: Some(pair.material),
+        key_material_id: pair.material,
         key_pair_spec: Some(req.key_pair_spec),
         private_key_ciphertext_blob: Some(pair.private_ciphertext.into()),
         private_key_plaintext: Some(pair.private_der.into()),
@@ -383,7 +383,7 @@ pub async fn generate_data_key_pair_without_plaintext(
     let pair = data_key_pair(app, order, "GenerateDataKeyPairWithoutPlaintext").await?;
     Ok(GenerateDataKeyPairWithoutPlaintextResponse {
         key_id: Some(pair.key_arn),
-        key_material_id: Some(pair.material),
+        key_material_id: pair.material,
         key_pair_spec: Some(req.key_pair_spec),
         private_key_ciphertext_blob: Some(pair.private_ciphertext.into()),
         public_key: Some(pair.public_der.into()),

@@ -240,13 +240,14 @@ pub(super) async fn seal(
     Ok(seal_material(app, k, ctx, pt).await?.0)
 }
 
-/// Seal with the key's current material: the blob and that material's `KeyMaterialId`.
+/// Seal with the key's current material: the blob and that material's `KeyMaterialId`, if
+/// answers show the key's material IDs ([`super::material::shown_id`]).
 pub(super) async fn seal_material(
     app: &Arc<App>,
     k: &Key,
     ctx: &BTreeMap<String, String>,
     pt: Vec<u8>,
-) -> Result<(Vec<u8>, String), KmsError> {
+) -> Result<(Vec<u8>, Option<String>), KmsError> {
     let id = key_uuid(k)?;
     let token = usable(app, k).await?;
     let m = super::material::current(k)
@@ -271,7 +272,7 @@ pub(super) async fn seal_material(
             .map_err(|_| KmsError::internal("short GCM output"))?,
         ciphertext: ct.to_vec(),
     };
-    Ok((blob.encode(), m.id))
+    Ok((blob.encode(), super::material::shown_id(k, &m)))
 }
 
 /// `KMSInvalidStateException` for a key waiting for imported material.
@@ -295,7 +296,7 @@ async fn open(
     ctx: &BTreeMap<String, String>,
     expected: Option<&str>,
     dry: bool,
-) -> Result<(Arc<Key>, Vec<u8>, String), KmsError> {
+) -> Result<(Arc<Key>, Vec<u8>, Option<String>), KmsError> {
     let b = Blob::decode(blob).ok_or_else(invalid_ciphertext)?;
     let k = {
         let w = app.world();
@@ -329,7 +330,8 @@ async fn open(
             HsmError::CiphertextRejected { .. } => invalid_ciphertext(),
             other => hsm_err(&k, other),
         })?;
-    Ok((k, pt, m.id))
+    let shown = super::material::shown_id(&k, &m);
+    Ok((k, pt, shown))
 }
 
 /// `Encrypt`.
@@ -400,7 +402,7 @@ pub async fn decrypt(app: &Arc<App>, req: DecryptRequest) -> Result<DecryptRespo
     Ok(DecryptResponse {
         encryption_algorithm: Some(EncryptionAlgorithmSpec::SymmetricDefault),
         key_id: Some(k.arn.to_string()),
-        key_material_id: Some(material),
+        key_material_id: material,
         plaintext: Some(pt.into()),
         ..Default::default()
     })
@@ -421,7 +423,7 @@ struct DataKey {
     key_arn: String,
     plaintext: Vec<u8>,
     ciphertext: Vec<u8>,
-    material: String,
+    material: Option<String>,
 }
 
 /// The length of a data key: `NumberOfBytes` or `KeySpec`, exactly one of them.
@@ -481,7 +483,7 @@ pub async fn generate_data_key(
     Ok(GenerateDataKeyResponse {
         ciphertext_blob: Some(dk.ciphertext.into()),
         key_id: Some(dk.key_arn),
-        key_material_id: Some(dk.material),
+        key_material_id: dk.material,
         plaintext: Some(dk.plaintext.into()),
         ..Default::default()
     })
@@ -504,7 +506,7 @@ pub async fn generate_data_key_without_plaintext(
     Ok(GenerateDataKeyWithoutPlaintextResponse {
         ciphertext_blob: Some(dk.ciphertext.into()),
         key_id: Some(dk.key_arn),
-        key_material_id: Some(dk.material),
+        key_material_id: dk.material,
     })
 }
 
@@ -560,7 +562,7 @@ async fn re_encrypt_open(
         key_arn: sk.arn.to_string(),
         plaintext,
         algorithm: EncryptionAlgorithmSpec::SymmetricDefault,
-        material: Some(m),
+        material: m,
     })
 }
 
@@ -593,7 +595,7 @@ async fn re_encrypt_seal(
     Ok(Sealed {
         ciphertext,
         algorithm: EncryptionAlgorithmSpec::SymmetricDefault,
-        material: Some(m),
+        material: m,
     })
 }
 

@@ -68,7 +68,7 @@ pub(super) fn importable_kind(kind: &KeyKind) -> Result<(), KmsError> {
 /// `CurrentKeyMaterialId`, and for `EXTERNAL` keys `ExpirationModel` and `ValidTo`.
 pub fn material_metadata(k: &Key, m: &mut KeyMetadata) {
     let current = material::current(k);
-    m.current_key_material_id = current.as_ref().map(|c| c.id.clone());
+    m.current_key_material_id = current.as_ref().and_then(|c| material::shown_id(k, c));
     if k.origin != Origin::External {
         return;
     }

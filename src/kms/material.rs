@@ -11,6 +11,7 @@
 //! ARN as before. The list is written out at the key's first rotation.
 
 use super::model::{Key, Origin};
+use super::spec::KeySpec;
 use crate::api::Timestamp;
 use crate::hsm::ObjectId;
 use serde::{Deserialize, Serialize};
@@ -213,6 +214,21 @@ fn find(k: &Key, wanted: impl Fn(&Material) -> bool) -> Option<Material> {
         return Some(first_material(k)).filter(|m| wanted(m));
     }
     k.material.list.iter().find(|m| wanted(m)).cloned()
+}
+
+/// The `KeyMaterialId` responses give for material `m` of key `k`, if they give one. AWS
+/// documents material IDs (`CurrentKeyMaterialId` in `KeyMetadata`, `KeyMaterialId` in the
+/// cryptographic answers) for the keys whose material can rotate: symmetric encryption keys
+/// of `AWS_KMS` origin, and single-Region ones of `EXTERNAL` origin. A key in a CloudHSM key
+/// store, an asymmetric or an HMAC key shows none.
+pub fn shown_id(k: &Key, m: &Material) -> Option<String> {
+    let rotates = k.kind.spec == KeySpec::SymmetricDefault
+        && match k.origin {
+            Origin::AwsKms => true,
+            Origin::External => k.multi_region.is_none(),
+            Origin::AwsCloudhsm => false,
+        };
+    rotates.then(|| m.id.clone())
 }
 
 /// The current material, if any.

@@ -427,3 +427,102 @@ fn delete_alias_removes_the_alias() {
         );
     });
 }
+
+/// The simulator's clock, in seconds since the epoch.
+async fn clock_now(sim: &Sim) -> f64 {
+    let clock = sim
+        .control()
+        .call("GET", "/_sim/clock", None)
+        .await
+        .expect("clock");
+    clock["now"].as_f64().expect("a number of seconds")
+}
+
+/// DescribeKey of a key in a CloudHSM key store answers every member AWS sends for one, and
+/// no other: among them the account, the creation date (by the simulator's clock), the key
+/// manager and both spec members.
+#[test]
+fn describe_key_of_a_cloudhsm_key_answers_every_member_aws_sends() {
+    let sim = shared();
+    block_on(async {
+        let c = new_cluster(&sim, 2).await;
+        let store =
+            create_store_with(&sim, "described", &c.id, &c.anchor, &c.kmsuser_password).await;
+        ask_connect(&sim, &store).await;
+        wait_state(&sim.kms(), &store, "CONNECTED").await;
+        let before = clock_now(&sim).await;
+        let id = cloudhsm_key(&sim, &store).await;
+        let after = clock_now(&sim).await;
+        let described = sim
+            .control()
+            .aws("TrentService.DescribeKey", json!({"KeyId": id}))
+            .await
+            .expect("describe");
+        let m = &described["KeyMetadata"];
+        let created = m["CreationDate"].as_f64().expect("a number");
+        assert!(
+            before <= created && created <= after,
+            "{before} {created} {after}"
+        );
+        let expected = json!({
+            "AWSAccountId": "111122223333",
+            "KeyId": id,
+            "Arn": format!("arn:aws:kms:us-east-1:111122223333:key/{id}"),
+            "CreationDate": created,
+            "Enabled": true,
+            "Description": "",
+            "KeyUsage": "ENCRYPT_DECRYPT",
+            "KeyState": "Enabled",
+            "Origin": "AWS_CLOUDHSM",
+            "CustomKeyStoreId": store,
+            "CloudHsmClusterId": c.id,
+            "KeyManager": "CUSTOMER",
+            "CustomerMasterKeySpec": "SYMMETRIC_DEFAULT",
+            "KeySpec": "SYMMETRIC_DEFAULT",
+            "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+            "MultiRegion": false,
+        });
+        assert_eq!(*m, expected);
+    });
+}
+
+/// A key in a CloudHSM key store has no key material ID (AWS gives them for the keys whose
+/// material can rotate): Encrypt, Decrypt and GenerateDataKey answer without `KeyMaterialId`.
+#[test]
+fn cryptographic_answers_of_a_cloudhsm_key_name_no_key_material() {
+    let sim = shared();
+    block_on(async {
+        let c = new_cluster(&sim, 2).await;
+        let store = create_store_with(
+            &sim,
+            "no-material-id",
+            &c.id,
+            &c.anchor,
+            &c.kmsuser_password,
+        )
+        .await;
+        ask_connect(&sim, &store).await;
+        wait_state(&sim.kms(), &store, "CONNECTED").await;
+        let id = cloudhsm_key(&sim, &store).await;
+        let kms = |op: &str, body| {
+            let control = sim.control();
+            let target = format!("TrentService.{op}");
+            async move { control.aws(&target, body).await.expect("answered") }
+        };
+        let sealed = kms("Encrypt", json!({"KeyId": id, "Plaintext": "aGVsbG8="})).await;
+        let opened = kms(
+            "Decrypt",
+            json!({"CiphertextBlob": sealed["CiphertextBlob"]}),
+        )
+        .await;
+        let data_key = kms(
+            "GenerateDataKey",
+            json!({"KeyId": id, "KeySpec": "AES_256"}),
+        )
+        .await;
+        assert_eq!(opened["Plaintext"], "aGVsbG8=");
+        for answer in [&sealed, &opened, &data_key] {
+            assert!(answer.get("KeyMaterialId").is_none(), "{answer}");
+        }
+    });
+}
