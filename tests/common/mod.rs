@@ -139,6 +139,15 @@ pub fn fresh_token(prefix: &str, user_pin: &str) -> String {
     label
 }
 
+/// How long an SDK call of a test may take, retries included: longer than the server's own
+/// request timeout (60 s, then `KMSInternalException`), so that a server that hangs fails the
+/// test that called it instead of holding the run up.
+fn operation_deadline() -> aws_sdk_kms::config::timeout::TimeoutConfig {
+    aws_sdk_kms::config::timeout::TimeoutConfig::builder()
+        .operation_timeout(std::time::Duration::from_secs(90))
+        .build()
+}
+
 /// A real `cks-sim serve` child process on `127.0.0.1:0` with its own data dir.
 pub struct Sim {
     pub dir: tempfile::TempDir,
@@ -406,7 +415,8 @@ impl Sim {
                 "tests",
             ))
             .endpoint_url(&self.endpoint)
-            .http_client(aws_smithy_http_client::Builder::new().build_http());
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .timeout_config(operation_deadline());
         if let Some(r) = retry {
             conf = conf.retry_config(r);
         }
