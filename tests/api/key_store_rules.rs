@@ -212,6 +212,23 @@ fn a_store_disconnecting_at_a_restart_ends_disconnected() {
     block_on(wait_state(&sim.kms(), &store, "DISCONNECTED"));
 }
 
+/// The connection state DescribeCustomKeyStores answers for `store` now.
+async fn state_now(sim: &Sim, store: &str) -> String {
+    let described = sim
+        .kms()
+        .describe_custom_key_stores()
+        .custom_key_store_id(store)
+        .send()
+        .await
+        .expect("describe");
+    let entry = &described.custom_key_stores()[0];
+    entry
+        .connection_state()
+        .expect("a state")
+        .as_str()
+        .to_string()
+}
+
 /// Change the simulator's `/_sim/settings` (connect delay, holding connections).
 async fn set(sim: &Sim, settings: serde_json::Value) {
     sim.control()
@@ -240,15 +257,7 @@ fn a_connect_delay_keeps_the_store_connecting_while_an_undelayed_connect_complet
         set_connect_delay(&sim, 0).await;
         ask_connect(&sim, &quick).await;
         wait_state(&sim.kms(), &quick, "CONNECTED").await;
-        let described = sim
-            .kms()
-            .describe_custom_key_stores()
-            .custom_key_store_id(&slow)
-            .send()
-            .await
-            .expect("describe");
-        let state = described.custom_key_stores()[0].connection_state().cloned();
-        assert_eq!(state.as_ref().map(|s| s.as_str()), Some("CONNECTING"));
+        assert_eq!(state_now(&sim, &slow).await, "CONNECTING");
     });
 }
 
@@ -274,14 +283,6 @@ fn a_connect_cancelled_by_a_disconnect_does_not_connect_the_store_during_the_nex
         .await;
         ask_connect(&sim, &other).await;
         wait_state(&sim.kms(), &other, "CONNECTED").await;
-        let described = sim
-            .kms()
-            .describe_custom_key_stores()
-            .custom_key_store_id(&store)
-            .send()
-            .await
-            .expect("describe");
-        let state = described.custom_key_stores()[0].connection_state().cloned();
-        assert_eq!(state.as_ref().map(|s| s.as_str()), Some("CONNECTING"));
+        assert_eq!(state_now(&sim, &store).await, "CONNECTING");
     });
 }
