@@ -673,6 +673,18 @@ mod tests {
     }
 
     #[test]
+    fn epoch_after_reads_the_named_clusters_record_only() {
+        let mut other = cluster_in("ACTIVE");
+        other.id = "cluster-otherclusterx".into();
+        other.kmsuser_epoch = 7;
+        let mut named = cluster_in("ACTIVE");
+        named.kmsuser_epoch = 3;
+        let changes = vec![Change::Cluster(other), Change::Cluster(named)];
+        assert_eq!(epoch_after(&changes, "cluster-abcdefghijk"), Some(3));
+        assert_eq!(epoch_after(&changes[..1], "cluster-abcdefghijk"), None);
+    }
+
+    #[test]
     fn users_are_managed_in_an_active_or_degraded_cluster_only() {
         assert!(require_active(&cluster_in("ACTIVE")).is_ok());
         assert!(require_active(&cluster_in("DEGRADED")).is_ok());
