@@ -373,3 +373,52 @@ fn list_keys_paginates_through_the_sdk_paginator() {
         );
     });
 }
+
+/// The orphans after a key of `store` (CONNECTED, on `cluster`) is scheduled for deletion,
+/// `kmsuser` is deleted behind KMS's back (by the cluster's admin, `admin_password`), and the
+/// deletion falls due.
+pub async fn orphans_after_kmsuser_is_deleted(
+    sim: &Sim,
+    cluster: &str,
+    store: &str,
+) -> Vec<serde_json::Value> {
+    let kms = sim.kms();
+    let k = cloudhsm_key(sim, store).await;
+    kms.schedule_key_deletion()
+        .key_id(&k)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .expect("schedule");
+    sim.control()
+        .call(
+            "DELETE",
+            &format!("/_sim/clusters/{cluster}/users/kmsuser"),
+            None,
+        )
+        .await
+        .expect("delete kmsuser");
+    advance_days(sim, 8).await;
+    assert_eq!(
+        code(kms.describe_key().key_id(&k).send().await),
+        "NotFoundException"
+    );
+    let orphans = sim
+        .control()
+        .call("GET", "/_sim/orphans", None)
+        .await
+        .expect("orphans");
+    orphans["orphans"].as_array().cloned().unwrap_or_default()
+}
+
+/// Deleting `kmsuser` ends KMS's session on the cluster: a key deletion that falls due after
+/// it cannot destroy the material, which is left as an orphan.
+#[test]
+fn a_deletion_after_kmsuser_was_deleted_behind_kms_leaves_an_orphan() {
+    let sim = Sim::start();
+    block_on(async {
+        let (store, cluster) = connected_store(&sim, "kmsuser-gone").await;
+        let orphans = orphans_after_kmsuser_is_deleted(&sim, &cluster, &store).await;
+        assert_eq!(orphans.len(), 1, "{orphans:?}");
+    });
+}

@@ -124,3 +124,24 @@ fn two_clusters_sharing_a_token_one_rotating_its_pin_are_refused_at_start_up() {
     );
     assert!(err.contains(&expected), "{err}");
 }
+
+/// On a token whose PIN cks-sim does not change, deleting `kmsuser` still ends KMS's session:
+/// a key deletion that falls due after it leaves the material as an orphan.
+#[test]
+fn with_rotation_off_a_deletion_after_kmsuser_was_deleted_leaves_an_orphan() {
+    let (sim, _) = bound_sim();
+    block_on(async {
+        let anchor = std::fs::read_to_string(
+            sim.data_dir()
+                .join("clusters")
+                .join(CLUSTER)
+                .join("customerCA.crt"),
+        )
+        .expect("the cluster's trust anchor");
+        let store = create_store_with(&sim, "bound", CLUSTER, &anchor, TOKEN_PIN).await;
+        ask_connect(&sim, &store).await;
+        wait_state(&sim.kms(), &store, "CONNECTED").await;
+        let orphans = crate::keys::orphans_after_kmsuser_is_deleted(&sim, CLUSTER, &store).await;
+        assert_eq!(orphans.len(), 1, "{orphans:?}");
+    });
+}
