@@ -133,10 +133,17 @@ pub fn fresh_token(prefix: &str, user_pin: &str) -> String {
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     );
     let _creating = token_creation_lock();
-    Provisioner::SoftToken
-        .ensure_token(module(), &label, "so-pin-1234", user_pin)
-        .expect("provision token");
-    label
+    // An in-process simulator (`cks_sim::testing`) of another test may take the module's one
+    // free slot at the same moment; the module then shows a new one: try again.
+    let mut attempts = 0;
+    loop {
+        match Provisioner::SoftToken.ensure_token(module(), &label, "so-pin-1234", user_pin) {
+            Ok(()) => return label,
+            Err(cks_sim::hsm::HsmError::NoFreeSlot { .. }) if attempts < 50 => attempts += 1,
+            Err(e) => panic!("provision token {label}: {e:?}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// How long an SDK call of a test may take, retries included: longer than the server's own
