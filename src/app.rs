@@ -553,8 +553,7 @@ impl App {
         self.world()
             .clusters
             .get(label)
-            .and_then(|c| c.bound_token.as_ref())
-            .map_or_else(|| label.to_string(), |b| b.label.clone())
+            .map_or_else(|| label.to_string(), |c| c.token_label().to_string())
     }
 
     /// The token with `label` (a cluster ID names the cluster's token, see

@@ -178,6 +178,14 @@ impl Cluster {
     pub fn rotates_pin(&self) -> bool {
         self.bound_token.as_ref().is_none_or(|b| b.rotate_password)
     }
+
+    /// The label of the cluster's token: its bound token's, else the cluster ID (a token the
+    /// simulator made).
+    pub fn token_label(&self) -> &str {
+        self.bound_token
+            .as_ref()
+            .map_or(self.id.as_str(), |b| b.label.as_str())
+    }
 }
 
 /// An HSM of a cluster: metadata over the cluster's one token (D2).

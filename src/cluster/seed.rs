@@ -469,10 +469,7 @@ fn check_token_sharing(app: &App, seed: &SeedFile, salt: &str) -> Result<(), Clo
         .values()
         .filter(|c| c.has_token && c.state != ClusterState::Deleted)
         .map(|c| TokenUse {
-            label: c
-                .bound_token
-                .as_ref()
-                .map_or_else(|| c.id.to_string(), |b| b.label.clone()),
+            label: c.token_label().to_string(),
             user: format!("cluster {}", c.id),
             rotates: c.rotates_pin(),
         })

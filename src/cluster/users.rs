@@ -189,10 +189,7 @@ async fn adopt_token_pin(
     c: &Cluster,
     new_password: &str,
 ) -> Result<(), CloudHsmError> {
-    let label = c
-        .bound_token
-        .as_ref()
-        .map_or_else(|| c.id.to_string(), |b| b.label.clone());
+    let label = c.token_label();
     if !c.token_user_pin.is_empty() && c.token_user_pin == new_password {
         return Ok(());
     }

@@ -283,7 +283,7 @@ fn cluster_json(app: &App, id: &str) -> CResult {
         "subnets": c.subnet_mapping,
         "hsms": hsms,
         "has_token": c.has_token,
-        "token_label": c.bound_token.as_ref().map_or(c.id.as_str(), |b| b.label.as_str()),
+        "token_label": c.token_label(),
         "rotate_password": c.rotates_pin(),
         "faults": c.faults,
         "custom_key_stores": stores,
